@@ -1,0 +1,63 @@
+/* db: PostgreSQL connections, a small pool, prepared statements, transactions, reconnects. */
+#ifndef DOZEN_DB_H
+#define DOZEN_DB_H
+
+#include <stddef.h>
+#include <libpq-fe.h>
+
+/* A statement prepared on every pooled connection, (re)prepared after every reconnect. */
+typedef struct db_stmt {
+    const char *name;
+    const char *sql;  /* with $1..$n parameters; never built from input */
+    int nparams;
+} db_stmt_t;
+
+typedef struct db_pool db_pool_t;
+
+/* Opens one connection (blocking, connect_timeout 5 s unless conninfo says otherwise) and
+ * prepares stmts on it (may be NULL/0). Returns a new connection the caller frees with
+ * PQfinish, or NULL with errstr. */
+PGconn *db_connect(const char *conninfo, const db_stmt_t *stmts, size_t nstmts,
+                   char *errstr, size_t errstr_size);
+
+/* Creates a pool of at most `size` connections. Connections are opened lazily by
+ * db_acquire. stmts (borrowed; must outlive the pool) are prepared on each connection.
+ * Returns NULL with errstr if conninfo cannot be parsed. */
+db_pool_t *db_pool_new(const char *conninfo, int size, const db_stmt_t *stmts, size_t nstmts,
+                       char *errstr, size_t errstr_size);
+
+/* Closes every connection and frees the pool. Accepts NULL. No connection may be out. */
+void db_pool_free(db_pool_t *pool);
+
+/* Takes a connection, waiting up to timeout_ms for one to be free. A connection found broken
+ * (the server restarted or closed it) is reset and its statements prepared again. Returns
+ * the connection, or NULL with errstr (timeout, or the server cannot be reached). */
+PGconn *db_acquire(db_pool_t *pool, int timeout_ms, char *errstr, size_t errstr_size);
+
+/* Gives a connection back. A connection left inside a transaction is rolled back; a broken
+ * one is closed and reopened by the next db_acquire. Accepts NULL. */
+void db_release(db_pool_t *pool, PGconn *conn);
+
+/* Runs a prepared statement with text parameters (NULL entries are SQL NULL). Returns the
+ * result (the caller PQclear()s it) when the status is PGRES_COMMAND_OK or PGRES_TUPLES_OK;
+ * otherwise NULL with errstr "<SQLSTATE> <message>" and, if sqlstate is not NULL, the
+ * five-character SQLSTATE copied into sqlstate[6] ("" when the connection itself failed). */
+PGresult *db_exec(PGconn *conn, const char *stmt_name, int nparams,
+                  const char *const *params, char sqlstate[6],
+                  char *errstr, size_t errstr_size);
+
+/* The same for an unprepared, parameterised statement (PQexecParams). */
+PGresult *db_query(PGconn *conn, const char *sql, int nparams,
+                   const char *const *params, char sqlstate[6],
+                   char *errstr, size_t errstr_size);
+
+/* BEGIN / COMMIT / ROLLBACK. Return 0 or -1 with errstr. db_rollback is harmless outside a
+ * transaction. */
+int db_begin(PGconn *conn, char *errstr, size_t errstr_size);
+int db_commit(PGconn *conn, char *errstr, size_t errstr_size);
+int db_rollback(PGconn *conn);
+
+/* A quick "SELECT 1" through the pool, for /healthz. Returns 0 or -1 with errstr. */
+int db_ping(db_pool_t *pool, int timeout_ms, char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,150 @@
+/* event: CloudEvents 1.0 in the Kafka binary binding (ce_* headers, JSON value). */
+#include "event.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Copies a non-empty src into dst (dst_size bytes with the NUL); -1 if empty or too long. */
+static int copy_field(char *dst, size_t dst_size, const char *src)
+{
+    size_t len;
+
+    if (src == NULL)
+        return -1;
+    len = strlen(src);
+    if (len == 0 || len >= dst_size)
+        return -1;
+    memcpy(dst, src, len + 1);
+    return 0;
+}
+
+int event_meta_new(event_meta_t *m, const char *type, const char *source,
+                   char *errstr, size_t errstr_size)
+{
+    if (m == NULL) {
+        util_errf(errstr, errstr_size, "event_meta_new: no event");
+        return -1;
+    }
+    memset(m, 0, sizeof(*m));
+    if (copy_field(m->type, sizeof(m->type), type) != 0) {
+        util_errf(errstr, errstr_size, "ce_type: empty or longer than %zu bytes",
+                sizeof(m->type) - 1);
+        return -1;
+    }
+    if (copy_field(m->source, sizeof(m->source), source) != 0) {
+        util_errf(errstr, errstr_size, "ce_source: empty or longer than %zu bytes",
+                sizeof(m->source) - 1);
+        return -1;
+    }
+    if (util_uuid_v4(m->id) != 0) {
+        util_errf(errstr, errstr_size, "ce_id: no randomness for a UUID");
+        return -1;
+    }
+    if (util_rfc3339(util_now_ms(), m->time, sizeof(m->time)) != 0) {
+        util_errf(errstr, errstr_size, "ce_time: cannot format the current time");
+        return -1;
+    }
+    return 0;
+}
+
+rd_kafka_headers_t *event_headers_new(const event_meta_t *m)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    rd_kafka_headers_t *ret = NULL;
+
+    if (m == NULL)
+        goto done;
+    hdrs = rd_kafka_headers_new(6);
+    if (hdrs == NULL)
+        goto done;
+    /* Values are written without their NUL, as every other Kafka client expects. */
+    if (rd_kafka_header_add(hdrs, "ce_specversion", -1, EVENT_SPECVERSION, -1) != 0 ||
+        rd_kafka_header_add(hdrs, "ce_id", -1, m->id, -1) != 0 ||
+        rd_kafka_header_add(hdrs, "ce_source", -1, m->source, -1) != 0 ||
+        rd_kafka_header_add(hdrs, "ce_type", -1, m->type, -1) != 0 ||
+        rd_kafka_header_add(hdrs, "ce_time", -1, m->time, -1) != 0 ||
+        rd_kafka_header_add(hdrs, "content-type", -1, EVENT_CONTENT_TYPE, -1) != 0)
+        goto done;
+
+    ret = hdrs;
+    hdrs = NULL; /* the caller owns them now */
+done:
+    if (hdrs != NULL)
+        rd_kafka_headers_destroy(hdrs);
+    return ret;
+}
+
+/* Copies the last header called name into dst as a C string. The value must be present,
+ * non-empty, shorter than dst_size and free of NUL bytes (header values carry a length,
+ * not a terminator, so a NUL inside would silently cut the value). */
+static int read_header(const rd_kafka_headers_t *hdrs, const char *name, char *dst,
+                       size_t dst_size, char *errstr, size_t errstr_size)
+{
+    const void *val = NULL;
+    size_t size = 0;
+
+    if (hdrs == NULL ||
+        rd_kafka_header_get_last(hdrs, name, &val, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        util_errf(errstr, errstr_size, "%s: header missing", name);
+        return -1;
+    }
+    if (val == NULL || size == 0) {
+        util_errf(errstr, errstr_size, "%s: header empty", name);
+        return -1;
+    }
+    if (size >= dst_size) {
+        util_errf(errstr, errstr_size, "%s: header longer than %zu bytes", name, dst_size - 1);
+        return -1;
+    }
+    if (memchr(val, '\0', size) != NULL) {
+        util_errf(errstr, errstr_size, "%s: header contains a NUL byte", name);
+        return -1;
+    }
+    memcpy(dst, val, size);
+    dst[size] = '\0';
+    return 0;
+}
+
+int event_meta_read(const rd_kafka_message_t *msg, event_meta_t *m,
+                    char *errstr, size_t errstr_size)
+{
+    rd_kafka_headers_t *hdrs = NULL; /* borrowed from msg */
+    char specversion[8];
+
+    if (msg == NULL || m == NULL) {
+        util_errf(errstr, errstr_size, "event_meta_read: no record");
+        return -1;
+    }
+    memset(m, 0, sizeof(*m));
+    /* A record without any header reads as "ce_specversion: header missing" below. */
+    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        hdrs = NULL;
+
+    if (read_header(hdrs, "ce_specversion", specversion, sizeof(specversion),
+                    errstr, errstr_size) != 0)
+        goto fail;
+    if (strcmp(specversion, EVENT_SPECVERSION) != 0) {
+        util_errf(errstr, errstr_size, "ce_specversion: '%s' is not " EVENT_SPECVERSION,
+                specversion);
+        goto fail;
+    }
+    if (read_header(hdrs, "ce_id", m->id, sizeof(m->id), errstr, errstr_size) != 0)
+        goto fail;
+    if (!util_is_uuid(m->id)) {
+        util_errf(errstr, errstr_size, "ce_id: '%s' is not a UUID", m->id);
+        goto fail;
+    }
+    if (read_header(hdrs, "ce_source", m->source, sizeof(m->source), errstr,
+                    errstr_size) != 0 ||
+        read_header(hdrs, "ce_type", m->type, sizeof(m->type), errstr, errstr_size) != 0 ||
+        read_header(hdrs, "ce_time", m->time, sizeof(m->time), errstr, errstr_size) != 0)
+        goto fail;
+    return 0;
+
+fail:
+    memset(m, 0, sizeof(*m)); /* never half a result */
+    return -1;
+}

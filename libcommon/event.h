@@ -1,0 +1,33 @@
+/* event: CloudEvents 1.0 in the Kafka binary binding (ce_* headers, JSON value). */
+#ifndef DOZEN_EVENT_H
+#define DOZEN_EVENT_H
+
+#include <stddef.h>
+#include <librdkafka/rdkafka.h>
+
+#define EVENT_SPECVERSION "1.0"
+#define EVENT_CONTENT_TYPE "application/json"
+
+typedef struct event_meta {
+    char id[37];       /* ce_id: a UUID, the deduplication key of every consumer */
+    char type[64];     /* ce_type: "order.completed" */
+    char source[128];  /* ce_source: "/dozen/sales" */
+    char time[40];     /* ce_time: RFC 3339 UTC */
+} event_meta_t;
+
+/* Fills m with a fresh UUID, the current time, type and source. Returns 0, or -1 with errstr
+ * (type or source too long, no randomness). */
+int event_meta_new(event_meta_t *m, const char *type, const char *source,
+                   char *errstr, size_t errstr_size);
+
+/* Returns new headers (the caller owns them until kafka_produce takes them): ce_specversion,
+ * ce_id, ce_source, ce_type, ce_time and content-type. NULL only if out of memory. */
+rd_kafka_headers_t *event_headers_new(const event_meta_t *m);
+
+/* Reads and validates the CloudEvents headers of a record: every ce_* header present,
+ * ce_specversion "1.0", ce_id a UUID, values within the struct's sizes. Returns 0, or -1 with
+ * errstr naming the missing or bad header. */
+int event_meta_read(const rd_kafka_message_t *msg, event_meta_t *m,
+                    char *errstr, size_t errstr_size);
+
+#endif

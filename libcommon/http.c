@@ -1,0 +1,792 @@
+/* http: JSON-over-HTTP server on libmicrohttpd: routing, bounded bodies, errors, /healthz. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define HTTP_CONNECTION_TIMEOUT_S 30
+#define HTTP_CONNECTION_LIMIT     1024
+#define HTTP_MAX_SEGMENTS         16   /* longer paths match no route */
+#define HTTP_LOG_PATH_MAX         200  /* characters of the path shown in log lines */
+#define HTTP_ERROR_MAX            512  /* characters of an error message */
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    const http_route_t *routes;   /* borrowed */
+    size_t nroutes;
+    http_health_fn health;
+    void *ctx;                    /* borrowed, passed to handlers and health */
+    pthread_mutex_t err_lock;     /* guards last_error: MHD logs from any thread */
+    char last_error[512];         /* last message from MHD, for start-up errors */
+};
+
+/*
+ * One request. MHD unescapes the path it hands to the access handler, so "%2F" becomes a
+ * '/' that can no longer be told from a separator, and "%00" silently cuts the path short
+ * ("/orders/a%00b" would reach /orders/{id} with id "a"). The context is therefore created
+ * in the URI log callback, which sees the request target as sent, and the router splits
+ * that raw path on '/' and percent-decodes each segment itself, refusing escapes that
+ * decode to '/' or NUL. Query arguments are still decoded by MHD as usual.
+ * Created by on_uri (owned by MHD's con_cls slot), freed by on_completed.
+ */
+struct request_ctx {
+    char *raw_path;     /* request path as sent, without the query string; owned */
+    int started;        /* the first access-handler call has been seen */
+    int too_large;      /* the body exceeded HTTP_MAX_BODY and is being discarded */
+    char *body;         /* HTTP_MAX_BODY + 1 bytes once data arrives, NUL-terminated */
+    size_t body_len;
+};
+
+/* Copies s into out (out_size > 0) for a log line: at most HTTP_LOG_PATH_MAX characters,
+ * with quotes, backslashes and control characters replaced by '?', so a client cannot
+ * break the key=value format. */
+static void log_safe(const char *s, char *out, size_t out_size)
+{
+    size_t i = 0;
+
+    if (s == NULL)
+        s = "-";
+    for (; s[i] != '\0' && i + 1 < out_size && i < HTTP_LOG_PATH_MAX; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[i] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
+    }
+    out[i] = '\0';
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Responses */
+
+/* Returns a new JSON string for msg, or NULL when out of memory. Bytes that are not valid
+ * UTF-8 (for example a JSON parser message quoting the client's bytes, or a message cut
+ * inside a character) are replaced by '?', since jansson accepts only UTF-8. */
+static json_t *safe_string(const char *msg)
+{
+    char copy[HTTP_ERROR_MAX];
+    json_t *str;
+    size_t i;
+
+    str = json_string(msg);
+    if (str != NULL)
+        return str;
+    if (snprintf(copy, sizeof(copy), "%s", msg) < 0) /* a cut message is still useful */
+        copy[0] = '\0';
+    for (i = 0; copy[i] != '\0'; i++) {
+        if ((unsigned char)copy[i] >= 0x80)
+            copy[i] = '?';
+    }
+    return json_string(copy);
+}
+
+/* Returns a new {"error": msg} object, or NULL when out of memory. */
+static json_t *error_body(const char *msg)
+{
+    json_t *obj = json_object();
+
+    /* json_object_set_new consumes the value even when it fails */
+    if (obj == NULL || json_object_set_new(obj, "error", safe_string(msg)) != 0) {
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+void http_json(http_response_t *res, int status, json_t *body)
+{
+    json_t *old = res->body;
+
+    res->status = status;
+    res->body = body; /* reference stolen */
+    json_decref(old);
+}
+
+void http_error(http_response_t *res, int status, const char *fmt, ...)
+{
+    char msg[HTTP_ERROR_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0) /* a cut message is still useful */
+        snprintf(msg, sizeof(msg), "error");
+    va_end(ap);
+    /* NULL when out of memory: the server then answers 500. */
+    http_json(res, status, error_body(msg));
+}
+
+/* Returns 1 when s may be sent as a header value: no control characters, so a handler
+ * cannot split the response with a CR or LF. */
+static int header_value_ok(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+/* Serialises res (or a 500 when it has no body, a bad status or a bad header) and queues
+ * it with Content-Type, Location, WWW-Authenticate and, when allow is not NULL, Allow.
+ * Releases res->body. Returns MHD's verdict: MHD_NO closes the connection. */
+static enum MHD_Result send_response(struct MHD_Connection *conn, const char *method,
+                                     const char *log_path, http_response_t *res,
+                                     const char *allow)
+{
+    static const char fallback[] = "{\"error\":\"internal error\"}";
+    struct MHD_Response *mres = NULL;
+    char *text = NULL;
+    const char *data;
+    size_t len;
+    int status = res->status;
+    enum MHD_Result ret = MHD_NO;
+
+    if (res->body == NULL) {
+        log_error("http_no_response method=%s path=\"%s\"", method, log_path);
+    } else if (status < 200 || status > 599 || !header_value_ok(res->location) ||
+               !header_value_ok(res->www_authenticate)) {
+        log_error("http_bad_response method=%s path=\"%s\" status=%d", method, log_path,
+                  status);
+    } else {
+        text = json_dumps(res->body, JSON_COMPACT); /* malloc'ed, freed below */
+        if (text == NULL)
+            log_error("http_json_dump_failed method=%s path=\"%s\"", method, log_path);
+    }
+    if (text == NULL) {
+        res->location[0] = '\0';
+        res->www_authenticate[0] = '\0';
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        data = fallback;
+        len = sizeof(fallback) - 1;
+    } else {
+        data = text;
+        len = strlen(text);
+    }
+    if (status == MHD_HTTP_NO_CONTENT || status == MHD_HTTP_NOT_MODIFIED)
+        len = 0; /* these must not carry a body */
+
+    mres = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (mres == NULL) {
+        log_error("http_response_alloc_failed method=%s path=\"%s\"", method, log_path);
+        goto done;
+    }
+    if (len > 0 &&
+        MHD_add_response_header(mres, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "application/json") != MHD_YES)
+        goto done;
+    if (res->location[0] != '\0' &&
+        MHD_add_response_header(mres, MHD_HTTP_HEADER_LOCATION, res->location) != MHD_YES)
+        goto done;
+    if (res->www_authenticate[0] != '\0' &&
+        MHD_add_response_header(mres, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                res->www_authenticate) != MHD_YES)
+        goto done;
+    if (allow != NULL && MHD_add_response_header(mres, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES)
+        goto done;
+
+    ret = MHD_queue_response(conn, (unsigned int)status, mres);
+    if (status >= 500)
+        log_warn("http_request_failed method=%s path=\"%s\" status=%d", method, log_path, status);
+    else
+        log_debug("http_request method=%s path=\"%s\" status=%d", method, log_path, status);
+
+done:
+    if (ret != MHD_YES)
+        log_error("http_queue_failed method=%s path=\"%s\" status=%d", method, log_path, status);
+    if (mres != NULL)
+        MHD_destroy_response(mres); /* a queued response keeps its own reference */
+    free(text);
+    json_decref(res->body);
+    res->body = NULL;
+    return ret;
+}
+
+/* Queues {"error": msg} with the given status. */
+static enum MHD_Result send_error(struct MHD_Connection *conn, const char *method,
+                                  const char *log_path, int status, const char *msg,
+                                  const char *allow)
+{
+    http_response_t res;
+
+    memset(&res, 0, sizeof(res));
+    http_json(&res, status, error_body(msg));
+    return send_response(conn, method, log_path, &res, allow);
+}
+
+static enum MHD_Result send_too_large(struct MHD_Connection *conn, const char *method,
+                                      const char *log_path)
+{
+    char msg[64];
+
+    snprintf(msg, sizeof(msg), "request body is larger than %d bytes", HTTP_MAX_BODY);
+    return send_error(conn, method, log_path, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Routing */
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+enum split_result { SPLIT_OK, SPLIT_TOO_MANY, SPLIT_BAD };
+
+/* Splits raw (which starts with '/') into percent-decoded segments written into buf
+ * (strlen(raw) + 1 bytes; segments point into it). "/" is one empty segment, and a
+ * trailing slash gives a trailing empty segment, so "/orders/" does not match "/orders".
+ * SPLIT_BAD: a malformed escape, one that decodes to '/' or NUL, or a raw space or
+ * control character (MHD lets those through). */
+static enum split_result split_path(const char *raw, char *buf, char **seg, size_t *nseg)
+{
+    const char *p = raw + 1;
+    char *o = buf;
+    size_t n = 0;
+
+    seg[n++] = o;
+    for (; *p != '\0'; p++) {
+        if (*p == '/') {
+            *o++ = '\0';
+            if (n == HTTP_MAX_SEGMENTS)
+                return SPLIT_TOO_MANY;
+            seg[n++] = o;
+        } else if (*p == '%') {
+            int hi = hex_value(p[1]), lo = hi < 0 ? -1 : hex_value(p[2]);
+            int c = hi * 16 + lo;
+
+            if (hi < 0 || lo < 0 || c == '/' || c == 0)
+                return SPLIT_BAD;
+            *o++ = (char)c;
+            p += 2;
+        } else if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+            return SPLIT_BAD; /* not allowed unescaped in a request target */
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    *nseg = n;
+    return SPLIT_OK;
+}
+
+/* Returns 1 when the segments match pattern, filling params/nparams, else 0. A "{..}"
+ * pattern segment matches one non-empty segment; others must be equal. */
+static int match_pattern(const char *pattern, char *const *seg, size_t nseg,
+                         const char **params, int *nparams)
+{
+    const char *p = pattern;
+    size_t i = 0;
+    int np = 0;
+
+    if (p == NULL || *p != '/')
+        return 0;
+    p++;
+    for (;;) {
+        const char *end = strchr(p, '/');
+        size_t len;
+
+        if (end == NULL)
+            end = p + strlen(p);
+        len = (size_t)(end - p);
+        if (i >= nseg)
+            return 0;
+        if (len >= 2 && p[0] == '{' && p[len - 1] == '}') {
+            if (seg[i][0] == '\0' || np >= HTTP_MAX_PARAMS)
+                return 0;
+            params[np++] = seg[i];
+        } else if (strlen(seg[i]) != len || memcmp(seg[i], p, len) != 0) {
+            return 0;
+        }
+        i++;
+        if (*end == '\0')
+            break;
+        p = end + 1;
+    }
+    if (i != nseg)
+        return 0;
+    *nparams = np;
+    return 1;
+}
+
+/* Appends method to the comma-separated list in allow unless it is there already. */
+static void allow_add(char *allow, size_t allow_size, const char *method)
+{
+    const char *p = allow;
+    size_t mlen = strlen(method), used = strlen(allow);
+
+    while (*p != '\0') {
+        const char *end = strstr(p, ", ");
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+
+        if (len == mlen && memcmp(p, method, len) == 0)
+            return;
+        if (end == NULL)
+            break;
+        p = end + 2;
+    }
+    /* The list is built from the server's own route table; a cut list would only
+     * understate it, but refuse rather than send half a method name. */
+    if (used + (used > 0 ? 2 : 0) + mlen + 1 > allow_size)
+        return;
+    if (used > 0) {
+        memcpy(allow + used, ", ", 2);
+        used += 2;
+    }
+    memcpy(allow + used, method, mlen + 1);
+}
+
+static enum MHD_Result serve_health(struct http_server *srv, struct MHD_Connection *conn,
+                                    const char *method, const char *log_path)
+{
+    http_response_t res;
+    char err[256] = "";
+    json_t *body;
+
+    memset(&res, 0, sizeof(res));
+    if (srv->health == NULL || srv->health(srv->ctx, err, sizeof(err)) == 0) {
+        body = json_pack("{s:s}", "status", "ok");
+        http_json(&res, MHD_HTTP_OK, body);
+    } else {
+        body = json_object();
+        /* json_object_set_new consumes the value even when it fails */
+        if (body != NULL &&
+            (json_object_set_new(body, "status", json_string("unavailable")) != 0 ||
+             json_object_set_new(body, "error",
+                                 safe_string(err[0] != '\0' ? err : "unhealthy")) != 0)) {
+            json_decref(body);
+            body = NULL;
+        }
+        http_json(&res, MHD_HTTP_SERVICE_UNAVAILABLE, body);
+    }
+    return send_response(conn, method, log_path, &res, NULL);
+}
+
+/* Routes a complete request and queues the answer. */
+static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *conn,
+                                const char *method, struct request_ctx *rctx,
+                                const char *log_method, const char *log_path)
+{
+    char *seg[HTTP_MAX_SEGMENTS];
+    char allow[128] = "";
+    char *buf = NULL;
+    size_t nseg = 0, i;
+    http_request_t req;
+    http_response_t res;
+    const http_route_t *route = NULL;
+    enum split_result split;
+    enum MHD_Result ret = MHD_NO;
+
+    memset(&req, 0, sizeof(req));
+    memset(&res, 0, sizeof(res));
+
+    if (rctx->raw_path[0] != '/') {
+        ret = send_error(conn, log_method, log_path, MHD_HTTP_NOT_FOUND, "not found", NULL);
+        goto done;
+    }
+    buf = malloc(strlen(rctx->raw_path) + 1);
+    if (buf == NULL) {
+        ret = send_error(conn, log_method, log_path, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                         "internal error", NULL);
+        goto done;
+    }
+    split = split_path(rctx->raw_path, buf, seg, &nseg);
+    if (split == SPLIT_BAD) {
+        ret = send_error(conn, log_method, log_path, MHD_HTTP_BAD_REQUEST,
+                         "malformed path: bad percent-encoding, an encoded '/' or NUL, "
+                         "or a raw space or control character",
+                         NULL);
+        goto done;
+    }
+    if (split == SPLIT_TOO_MANY) {
+        ret = send_error(conn, log_method, log_path, MHD_HTTP_NOT_FOUND, "not found", NULL);
+        goto done;
+    }
+
+    if (match_pattern("/healthz", seg, nseg, req.params, &req.nparams)) {
+        if (strcmp(method, "GET") == 0)
+            ret = serve_health(srv, conn, log_method, log_path);
+        else
+            ret = send_error(conn, log_method, log_path, MHD_HTTP_METHOD_NOT_ALLOWED,
+                             "method not allowed", "GET");
+        goto done;
+    }
+
+    for (i = 0; i < srv->nroutes; i++) {
+        const char *params[HTTP_MAX_PARAMS];
+        int nparams = 0;
+
+        if (!match_pattern(srv->routes[i].pattern, seg, nseg, params, &nparams))
+            continue;
+        if (strcmp(srv->routes[i].method, method) == 0) {
+            route = &srv->routes[i];
+            memcpy(req.params, params, sizeof(params));
+            req.nparams = nparams;
+            break;
+        }
+        allow_add(allow, sizeof(allow), srv->routes[i].method);
+    }
+
+    if (route == NULL) {
+        if (allow[0] != '\0')
+            ret = send_error(conn, log_method, log_path, MHD_HTTP_METHOD_NOT_ALLOWED,
+                             "method not allowed", allow);
+        else
+            ret = send_error(conn, log_method, log_path, MHD_HTTP_NOT_FOUND, "not found",
+                             NULL);
+        goto done;
+    }
+
+    req.method = method;
+    req.path = rctx->raw_path;
+    req.body = rctx->body != NULL ? rctx->body : "";
+    req.body_len = rctx->body_len;
+    req.conn = conn;
+    route->fn(&req, &res, srv->ctx);
+    /* the handler may have filled the fixed buffers to the brim */
+    res.location[sizeof(res.location) - 1] = '\0';
+    res.www_authenticate[sizeof(res.www_authenticate) - 1] = '\0';
+    ret = send_response(conn, log_method, log_path, &res, NULL);
+
+done:
+    free(buf);
+    return ret;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* MHD callbacks */
+
+/* Returns 1 when a Content-Length header announces more than HTTP_MAX_BODY bytes. MHD has
+ * already rejected a malformed Content-Length, so a value that does not parse here is
+ * left to MHD. */
+static int content_length_too_large(struct MHD_Connection *conn)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    unsigned long long n;
+    char *end = NULL;
+
+    if (cl == NULL || cl[0] < '0' || cl[0] > '9')
+        return 0;
+    errno = 0;
+    n = strtoull(cl, &end, 10);
+    if (errno == ERANGE)
+        return 1;
+    return end != cl && n > HTTP_MAX_BODY;
+}
+
+/* The MHD access handler: called once when the headers are in (check Content-Length),
+ * then once per piece of body (collect it), then once more with no data (answer). */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct http_server *srv = cls;
+    struct request_ctx *rctx = *con_cls;
+    char safe_method[32], safe_path[HTTP_LOG_PATH_MAX + 1];
+
+    (void)url;     /* already unescaped by MHD: see struct request_ctx */
+    (void)version;
+
+    if (rctx == NULL) {
+        /* on_uri failed to allocate: nothing sensible can be sent; close. */
+        log_error("http_request_ctx_missing");
+        return MHD_NO;
+    }
+    log_safe(method, safe_method, sizeof(safe_method));
+    log_safe(rctx->raw_path, safe_path, sizeof(safe_path));
+
+    if (!rctx->started) {
+        rctx->started = 1;
+        /* Answer before the body is read (and without "100 Continue"): MHD closes the
+         * connection afterwards rather than reading what it does not need. */
+        if (content_length_too_large(conn))
+            return send_too_large(conn, safe_method, safe_path);
+        return MHD_YES;
+    }
+
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+
+        *upload_data_size = 0; /* everything is consumed, kept or not */
+        if (rctx->too_large)
+            return MHD_YES;
+        if (n > HTTP_MAX_BODY - rctx->body_len) {
+            /* Chunked bodies have no Content-Length: keep reading so the connection
+             * stays usable, and answer 413 at the end. */
+            rctx->too_large = 1;
+            return MHD_YES;
+        }
+        if (rctx->body == NULL) {
+            rctx->body = malloc(HTTP_MAX_BODY + 1);
+            if (rctx->body == NULL) {
+                log_error("http_body_alloc_failed method=%s path=\"%s\"", safe_method,
+                          safe_path);
+                return MHD_NO;
+            }
+        }
+        memcpy(rctx->body + rctx->body_len, upload_data, n);
+        rctx->body_len += n;
+        rctx->body[rctx->body_len] = '\0';
+        return MHD_YES;
+    }
+
+    if (rctx->too_large)
+        return send_too_large(conn, safe_method, safe_path);
+    return dispatch(srv, conn, method, rctx, safe_method, safe_path);
+}
+
+/* MHD's URI log callback, called once per request with the request target as the client
+ * sent it (before unescaping). Returns the new request context, which MHD stores in the
+ * request's con_cls slot; on_completed frees it. NULL when out of memory. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct request_ctx *rctx;
+    size_t len;
+
+    (void)cls;
+    (void)conn;
+    if (uri == NULL)
+        uri = "";
+    rctx = calloc(1, sizeof(*rctx));
+    if (rctx == NULL)
+        return NULL;
+    len = strcspn(uri, "?#");
+    rctx->raw_path = strndup(uri, len);
+    if (rctx->raw_path == NULL) {
+        free(rctx);
+        return NULL;
+    }
+    return rctx;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct request_ctx *rctx = *con_cls;
+
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    if (rctx == NULL)
+        return;
+    free(rctx->body);
+    free(rctx->raw_path);
+    free(rctx);
+    *con_cls = NULL;
+}
+
+/* MHD's error log, routed to our log at warn; the last message is kept for start-up
+ * errors. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct http_server *srv = cls;
+    char msg[sizeof(srv->last_error)];
+    size_t len;
+
+    if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0) /* cut is fine */
+        snprintf(msg, sizeof(msg), "(unformattable MHD message)");
+    len = strlen(msg);
+    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
+        msg[--len] = '\0';
+    log_warn("http_server_error msg=\"%s\"", msg);
+    pthread_mutex_lock(&srv->err_lock);
+    memcpy(srv->last_error, msg, len + 1);
+    pthread_mutex_unlock(&srv->err_lock);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Server */
+
+http_server_t *http_server_start(const char *bind_addr, int port,
+                                 const http_route_t *routes, size_t nroutes,
+                                 http_health_fn health, void *ctx,
+                                 char *errstr, size_t errstr_size)
+{
+    struct http_server *srv = NULL;
+    struct sockaddr_in sa;
+    unsigned int flags;
+    size_t i;
+    int lock_ready = 0;
+    http_server_t *ret = NULL;
+
+    if (bind_addr == NULL) {
+        util_errf(errstr, errstr_size, "HTTP bind address is missing");
+        goto done;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    if (inet_pton(AF_INET, bind_addr, &sa.sin_addr) != 1) {
+        util_errf(errstr, errstr_size, "HTTP bind address '%s' is not an IPv4 address",
+                bind_addr);
+        goto done;
+    }
+    if (port < 0 || port > 65535) {
+        util_errf(errstr, errstr_size, "HTTP port %d is out of range 0..65535", port);
+        goto done;
+    }
+    sa.sin_port = htons((uint16_t)port);
+    for (i = 0; i < nroutes; i++) {
+        if (routes[i].method == NULL || routes[i].pattern == NULL ||
+            routes[i].pattern[0] != '/' || routes[i].fn == NULL) {
+            util_errf(errstr, errstr_size, "HTTP route %zu is incomplete", i);
+            goto done;
+        }
+    }
+
+    srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        util_errf(errstr, errstr_size, "out of memory");
+        goto done;
+    }
+    if (pthread_mutex_init(&srv->err_lock, NULL) != 0) {
+        util_errf(errstr, errstr_size, "cannot create a mutex");
+        goto done;
+    }
+    lock_ready = 1;
+    srv->routes = routes;
+    srv->nroutes = nroutes;
+    srv->health = health;
+    srv->ctx = ctx;
+
+    flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+            MHD_USE_ERROR_LOG;
+    /* poll() rather than select(): a service with many descriptors (Kafka, PostgreSQL,
+     * up to 1024 connections) may go past FD_SETSIZE. */
+    if (MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES)
+        flags |= MHD_USE_POLL;
+
+    /* The logger comes first so that errors in the other options reach it. */
+    srv->daemon = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, &on_request, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, &on_mhd_log, srv,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_CONNECTION_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONNECTION_LIMIT,
+        MHD_OPTION_URI_LOG_CALLBACK, &on_uri, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, &on_completed, srv,
+        MHD_OPTION_END);
+    if (srv->daemon == NULL) {
+        /* No daemon threads exist now, so last_error can be read without the lock. */
+        util_errf(errstr, errstr_size, "cannot start the HTTP server on %s:%d: %s",
+                bind_addr, port, srv->last_error[0] != '\0' ? srv->last_error
+                                                             : "unknown error");
+        goto done;
+    }
+    ret = srv;
+    srv = NULL; /* ownership passed to the caller */
+
+done:
+    if (srv != NULL) {
+        if (lock_ready)
+            pthread_mutex_destroy(&srv->err_lock);
+        free(srv);
+    }
+    return ret;
+}
+
+int http_server_port(const http_server_t *srv)
+{
+    const union MHD_DaemonInfo *info;
+
+    if (srv == NULL || srv->daemon == NULL)
+        return -1;
+    info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    if (info == NULL || info->port == 0)
+        return -1;
+    return info->port;
+}
+
+void http_server_stop(http_server_t *srv)
+{
+    if (srv == NULL)
+        return;
+    /* Joins the listening thread and every connection thread, so running handlers end
+     * before this returns. */
+    MHD_stop_daemon(srv->daemon);
+    pthread_mutex_destroy(&srv->err_lock);
+    free(srv);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Helpers for handlers */
+
+const char *http_header(const http_request_t *req, const char *name)
+{
+    if (req == NULL || req->conn == NULL || name == NULL)
+        return NULL;
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+json_t *http_body_object(const http_request_t *req, http_response_t *res)
+{
+    json_error_t err;
+    json_t *obj;
+
+    if (req->body == NULL || req->body_len == 0) {
+        http_error(res, MHD_HTTP_BAD_REQUEST, "request body is empty");
+        return NULL;
+    }
+    /* JSON_DECODE_ANY so that a bare string or number gets the "must be an object"
+     * message rather than a parser error. */
+    obj = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    if (obj == NULL) {
+        http_error(res, MHD_HTTP_BAD_REQUEST, "malformed JSON: %s at line %d column %d",
+                   err.text, err.line, err.column);
+        return NULL;
+    }
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        http_error(res, MHD_HTTP_BAD_REQUEST, "request body must be a JSON object");
+        return NULL;
+    }
+    return obj; /* new reference, owned by the caller */
+}
+
+/* Compares a and b in time that depends only on the length of a (the client's token),
+ * never on where the first difference is. Returns 1 when equal. */
+static int equal_const_time(const char *a, const char *b)
+{
+    size_t alen = strlen(a), blen = strlen(b), i;
+    volatile unsigned char diff = (unsigned char)(alen != blen);
+
+    for (i = 0; i < alen; i++)
+        diff |= (unsigned char)(a[i] ^ (blen > 0 ? b[i % blen] : 0));
+    return diff == 0;
+}
+
+int http_check_bearer(const http_request_t *req, http_response_t *res, const char *token)
+{
+    const char *h = http_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *given;
+
+    /* An empty configured token would let an empty "Bearer " in: fail closed. */
+    if (h != NULL && token != NULL && token[0] != '\0' &&
+        strncasecmp(h, "Bearer ", 7) == 0) {
+        given = h + 7;
+        while (*given == ' ')
+            given++;
+        if (given[0] != '\0' && equal_const_time(given, token))
+            return 1;
+    }
+    http_error(res, MHD_HTTP_UNAUTHORIZED, "missing or invalid admin token");
+    snprintf(res->www_authenticate, sizeof(res->www_authenticate), "Bearer");
+    return 0;
+}

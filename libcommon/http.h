@@ -1,0 +1,81 @@
+/* http: an HTTP/JSON server on libmicrohttpd: routes by method and path, JSON bodies up to
+ * 16 KiB, JSON errors, and GET /healthz. */
+#ifndef DOZEN_HTTP_H
+#define DOZEN_HTTP_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+#define HTTP_MAX_BODY (16 * 1024)
+#define HTTP_MAX_PARAMS 4
+
+struct MHD_Connection;
+
+typedef struct http_request {
+    const char *method;                    /* "GET", "POST", ... */
+    const char *path;                      /* without the query string */
+    const char *params[HTTP_MAX_PARAMS];   /* values of the {..} segments, in order */
+    int nparams;
+    const char *body;                      /* NUL-terminated; "" when there is none */
+    size_t body_len;
+    struct MHD_Connection *conn;           /* for http_header() */
+} http_request_t;
+
+typedef struct http_response {
+    int status;
+    json_t *body;          /* owned by the response; the server sends and frees it */
+    char location[256];    /* optional Location header; "" for none */
+    char www_authenticate[64]; /* optional WWW-Authenticate header; "" for none
+                                * (set by http_check_bearer) */
+} http_response_t;
+
+/* A route handler fills res (see http_json / http_error). Everything in req is borrowed
+ * for the duration of the call. It runs on one of the server's threads and may block. */
+typedef void (*http_handler_fn)(const http_request_t *req, http_response_t *res, void *ctx);
+
+/* Health callback for GET /healthz: returns 0 when healthy, else -1 with errstr. */
+typedef int (*http_health_fn)(void *ctx, char *errstr, size_t errstr_size);
+
+typedef struct http_route {
+    const char *method;   /* "GET", "POST", "PUT", "DELETE" */
+    const char *pattern;  /* "/orders", "/orders/{id}": a {..} segment matches one segment */
+    http_handler_fn fn;
+} http_route_t;
+
+typedef struct http_server http_server_t;
+
+/* Starts a server on bind_addr:port (an IPv4 address such as "127.0.0.1" or "0.0.0.0"),
+ * one thread per connection. Unknown path: 404; known path, wrong method: 405 with Allow;
+ * body over HTTP_MAX_BODY: 413; GET /healthz calls health (which may be NULL). routes and
+ * ctx are borrowed and must outlive the server. Returns NULL with errstr on failure. */
+http_server_t *http_server_start(const char *bind_addr, int port,
+                                 const http_route_t *routes, size_t nroutes,
+                                 http_health_fn health, void *ctx,
+                                 char *errstr, size_t errstr_size);
+
+/* Returns the TCP port the server listens on (useful after starting on port 0), or -1. */
+int http_server_port(const http_server_t *srv);
+
+/* Stops accepting, waits for running handlers to finish, frees the server. Accepts NULL. */
+void http_server_stop(http_server_t *srv);
+
+/* Returns the value of a request header (case-insensitive name), or NULL. Borrowed. */
+const char *http_header(const http_request_t *req, const char *name);
+
+/* Sets the response: status and body. Steals the reference to body. */
+void http_json(http_response_t *res, int status, json_t *body);
+
+/* Sets an error response {"error": "<formatted text>"}. */
+void http_error(http_response_t *res, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Parses the request body as a JSON object. Returns a new reference, or NULL after setting a
+ * 400 response that says what is wrong (empty body, not JSON with line/column, not an
+ * object). */
+json_t *http_body_object(const http_request_t *req, http_response_t *res);
+
+/* Compares a "Authorization: Bearer <token>" header against token in constant time.
+ * Returns 1 when it matches, else 0 (and sets a 401 response). */
+int http_check_bearer(const http_request_t *req, http_response_t *res, const char *token);
+
+#endif

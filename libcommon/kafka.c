@@ -1,0 +1,635 @@
+/* kafka: librdkafka set-up written once: configuration, the idempotent producer and the
+ * consumer loop that commits an offset only after the record's effect is committed. */
+#include "kafka.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define ENV_PREFIX "KAFKA_"
+#define ENV_PREFIX_LEN (sizeof(ENV_PREFIX) - 1)
+
+#define PRODUCE_BLOCK_MS 10000  /* kafka_produce waits this long for room in the queue */
+#define CONSUMER_POLL_MS 200    /* how often the consumer loop looks at *stop */
+#define SEEK_TIMEOUT_MS 5000    /* a seek is local and normally immediate */
+#define RETRY_INITIAL_MS 200
+#define RETRY_MAX_MS 10000
+
+/* What the producer's delivery report callback needs; owned by the producer handle (its
+ * opaque) and freed by kafka_producer_close(). */
+struct producer_ctx {
+    kafka_dr_fn dr;
+    void *ctx;
+};
+
+/* What the rebalance callback needs; lives on kafka_consumer_run()'s stack. */
+struct consumer_state {
+    const char *group;
+};
+
+/* Copies in to out for a quoted log value: double quotes become single quotes and control
+ * characters spaces, so a value can never break the key=value line. Cuts to fit. */
+static void log_quote(const char *in, char *out, size_t out_size)
+{
+    size_t i;
+
+    if (out_size == 0)
+        return;
+    for (i = 0; in != NULL && in[i] != '\0' && i + 1 < out_size; i++) {
+        unsigned char c = (unsigned char)in[i];
+        out[i] = c == '"' ? '\'' : (iscntrl(c) ? ' ' : (char)c);
+    }
+    out[i] = '\0';
+}
+
+/* librdkafka's own log lines, routed into our log module (called from its threads). */
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    char msg[1024];
+    enum log_level lvl;
+
+    log_quote(buf, msg, sizeof(msg));
+    if (level <= 3)
+        lvl = LOG_LEVEL_ERROR;
+    else if (level == 4)
+        lvl = LOG_LEVEL_WARN;
+    else if (level <= 6)
+        lvl = LOG_LEVEL_INFO;
+    else
+        lvl = LOG_LEVEL_DEBUG;
+    log_msg(lvl, "rdkafka client=%s fac=%s msg=\"%s\"", rd_kafka_name(rk),
+            fac != NULL ? fac : "-", msg);
+}
+
+/* Writes the environment variable that sets prop into out: "linger.ms" -> "KAFKA_LINGER_MS".
+ * Returns 0, or -1 if out is too small. */
+static int env_name_for(const char *prop, char *out, size_t out_size)
+{
+    size_t plen = strlen(prop), i;
+
+    if (ENV_PREFIX_LEN + plen + 1 > out_size)
+        return -1;
+    memcpy(out, ENV_PREFIX, ENV_PREFIX_LEN);
+    for (i = 0; i < plen; i++) {
+        unsigned char c = (unsigned char)prop[i];
+        out[ENV_PREFIX_LEN + i] = c == '.' ? '_' : (char)toupper(c);
+    }
+    out[ENV_PREFIX_LEN + plen] = '\0';
+    return 0;
+}
+
+/* Sets one property; -1 with errstr naming the property if librdkafka refuses it. */
+static int conf_set(rd_kafka_conf_t *conf, const char *prop, const char *value,
+                    char *errstr, size_t errstr_size)
+{
+    char rderr[512];
+
+    if (rd_kafka_conf_set(conf, prop, value, rderr, sizeof(rderr)) != RD_KAFKA_CONF_OK) {
+        util_errf(errstr, errstr_size, "%s: %s", prop, rderr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Sets a default of ours unless the operator chose a value through KAFKA_<PROP>. */
+static int conf_set_default(rd_kafka_conf_t *conf, const char *prop, const char *value,
+                            char *errstr, size_t errstr_size)
+{
+    char var[256];
+
+    if (env_name_for(prop, var, sizeof(var)) == 0 && getenv(var) != NULL)
+        return 0;
+    return conf_set(conf, prop, value, errstr, errstr_size);
+}
+
+/* Sets a property the guarantees of this module depend on, whatever the environment says
+ * (an operator cannot turn off idempotence or offset-after-effect by accident). */
+static int conf_set_forced(rd_kafka_conf_t *conf, const char *prop, const char *value,
+                           char *errstr, size_t errstr_size)
+{
+    char var[256];
+    const char *env = NULL;
+
+    if (env_name_for(prop, var, sizeof(var)) == 0)
+        env = getenv(var);
+    if (env != NULL && strcmp(env, value) != 0)
+        log_warn("kafka_conf_overridden var=%s property=%s value=%s reason=\"required by "
+                 "dozen\"", var, prop, value);
+    return conf_set(conf, prop, value, errstr, errstr_size);
+}
+
+/* Applies every KAFKA_<NAME> variable but KAFKA_BOOTSTRAP as the property <name>. Values
+ * are never logged: they may be passwords. */
+static int conf_apply_env(rd_kafka_conf_t *conf, char *errstr, size_t errstr_size)
+{
+    char **ep;
+
+    for (ep = environ; ep != NULL && *ep != NULL; ep++) {
+        const char *var = *ep;
+        const char *eq = strchr(var, '=');
+        char name[256], prop[256], rderr[512];
+        size_t nlen, plen, i;
+        rd_kafka_conf_res_t res;
+
+        if (eq == NULL || strncmp(var, ENV_PREFIX, ENV_PREFIX_LEN) != 0)
+            continue;
+        nlen = (size_t)(eq - var);
+        if (nlen >= sizeof(name)) {
+            log_warn("kafka_conf_env_skipped var=%.64s... reason=\"name too long\"", var);
+            continue;
+        }
+        memcpy(name, var, nlen);
+        name[nlen] = '\0';
+        if (strcmp(name, "KAFKA_BOOTSTRAP") == 0)
+            continue;
+        plen = nlen - ENV_PREFIX_LEN;
+        if (plen == 0) {
+            log_warn("kafka_conf_env_skipped var=%s reason=\"no property name\"", name);
+            continue;
+        }
+        for (i = 0; i < plen; i++) {
+            unsigned char c = (unsigned char)name[ENV_PREFIX_LEN + i];
+            prop[i] = c == '_' ? '.' : (char)tolower(c);
+        }
+        prop[plen] = '\0';
+
+        res = rd_kafka_conf_set(conf, prop, eq + 1, rderr, sizeof(rderr));
+        if (res == RD_KAFKA_CONF_UNKNOWN) {
+            /* Kafka's own tooling reads KAFKA_HEAP_OPTS and the like from the same
+             * environment: not ours, not an error. */
+            log_warn("kafka_conf_env_skipped var=%s property=%s reason=\"not a librdkafka "
+                     "property\"", name, prop);
+            continue;
+        }
+        if (res != RD_KAFKA_CONF_OK) {
+            util_errf(errstr, errstr_size, "%s: %s", name, rderr);
+            return -1;
+        }
+        log_debug("kafka_conf_env var=%s property=%s", name, prop);
+    }
+    return 0;
+}
+
+rd_kafka_conf_t *kafka_conf_new(const char *bootstrap, const char *client_id,
+                                char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = NULL;
+    rd_kafka_conf_t *ret = NULL;
+
+    if (bootstrap == NULL || bootstrap[0] == '\0') {
+        util_errf(errstr, errstr_size, "kafka: no bootstrap servers given");
+        goto done;
+    }
+    if (client_id == NULL || client_id[0] == '\0')
+        client_id = "dozen";
+
+    conf = rd_kafka_conf_new();
+    if (conf_set(conf, "bootstrap.servers", bootstrap, errstr, errstr_size) != 0 ||
+        conf_set(conf, "client.id", client_id, errstr, errstr_size) != 0)
+        goto done;
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    if (conf_apply_env(conf, errstr, errstr_size) != 0)
+        goto done;
+
+    ret = conf;
+    conf = NULL; /* the caller owns it now */
+done:
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    return ret;
+}
+
+/* Delivery report: hands the caller's per-message opaque back with the outcome. Runs in
+ * rd_kafka_poll()/rd_kafka_flush() on the caller's thread. */
+static void producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    const struct producer_ctx *pc = opaque;
+
+    (void)rk;
+    if (pc == NULL || pc->dr == NULL)
+        return;
+    pc->dr(pc->ctx, msg->_private, msg->err, msg->partition, msg->offset);
+}
+
+rd_kafka_t *kafka_producer_new(const char *bootstrap, const char *client_id,
+                               kafka_dr_fn dr, void *ctx, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = NULL;
+    struct producer_ctx *pc = NULL;
+    rd_kafka_t *rk = NULL;
+    char rderr[512];
+
+    conf = kafka_conf_new(bootstrap, client_id, errstr, errstr_size);
+    if (conf == NULL)
+        goto done;
+    /* Small batches for latency; a bounded delivery time so a broker that is down turns
+     * into a delivery report the caller can act on. Both can be tuned through KAFKA_*. */
+    if (conf_set_default(conf, "linger.ms", "5", errstr, errstr_size) != 0 ||
+        conf_set_default(conf, "message.timeout.ms", "30000", errstr, errstr_size) != 0)
+        goto done;
+    /* No duplicates and no reordering on retries, and acknowledged by all in-sync
+     * replicas: the outbox marks a row sent only on such an acknowledgement. */
+    if (conf_set_forced(conf, "enable.idempotence", "true", errstr, errstr_size) != 0 ||
+        conf_set_forced(conf, "acks", "all", errstr, errstr_size) != 0)
+        goto done;
+
+    pc = calloc(1, sizeof(*pc));
+    if (pc == NULL) {
+        util_errf(errstr, errstr_size, "kafka: out of memory");
+        goto done;
+    }
+    pc->dr = dr;
+    pc->ctx = ctx;
+    rd_kafka_conf_set_dr_msg_cb(conf, producer_dr_cb);
+    rd_kafka_conf_set_opaque(conf, pc);
+
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
+    if (rk == NULL) {
+        util_errf(errstr, errstr_size, "kafka producer: %s", rderr);
+        goto done;
+    }
+    conf = NULL; /* rd_kafka_new() took it */
+    pc = NULL;   /* freed by kafka_producer_close() through the handle's opaque */
+done:
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    free(pc);
+    return rk;
+}
+
+int kafka_produce(rd_kafka_t *rk, const char *topic, const char *key,
+                  const char *value, size_t value_len, rd_kafka_headers_t *hdrs,
+                  void *msg_opaque, char *errstr, size_t errstr_size)
+{
+    rd_kafka_resp_err_t err;
+    int64_t deadline;
+    size_t key_len = key != NULL ? strlen(key) : 0;
+
+    if (rk == NULL || topic == NULL || topic[0] == '\0' || (value == NULL && value_len > 0)) {
+        util_errf(errstr, errstr_size, "kafka_produce: bad arguments");
+        return -1;
+    }
+
+    deadline = util_mono_ms() + PRODUCE_BLOCK_MS;
+    for (;;) {
+        /* On failure librdkafka leaves hdrs to us (the caller keeps them). */
+        err = rd_kafka_producev(rk,
+                                RD_KAFKA_V_TOPIC(topic),
+                                RD_KAFKA_V_KEY(key, key_len),
+                                RD_KAFKA_V_VALUE((void *)value, value_len),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_HEADERS(hdrs),
+                                RD_KAFKA_V_OPAQUE(msg_opaque),
+                                RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || util_mono_ms() >= deadline)
+            break;
+        /* Serving delivery reports is what frees room in the queue. */
+        rd_kafka_poll(rk, 100);
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        util_errf(errstr, errstr_size, "kafka_produce %s: %s", topic, rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+void kafka_producer_close(rd_kafka_t *rk, int timeout_ms)
+{
+    struct producer_ctx *pc;
+    rd_kafka_resp_err_t err;
+
+    if (rk == NULL)
+        return;
+    pc = rd_kafka_opaque(rk);
+    err = rd_kafka_flush(rk, timeout_ms);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        log_warn("kafka_producer_flush_incomplete client=%s undelivered=%d err=%s",
+                 rd_kafka_name(rk), rd_kafka_outq_len(rk), rd_kafka_err2name(err));
+    rd_kafka_destroy(rk);
+    free(pc);
+}
+
+/* Writes "topic[p],topic[p],..." into out for the logs, cut with "..." if too long. */
+static void format_partitions(const rd_kafka_topic_partition_list_t *parts, char *out,
+                              size_t out_size)
+{
+    size_t used = 0;
+    int i, n;
+
+    out[0] = '\0';
+    for (i = 0; parts != NULL && i < parts->cnt; i++) {
+        n = snprintf(out + used, out_size - used, "%s%s[%d]", i > 0 ? "," : "",
+                     parts->elems[i].topic, (int)parts->elems[i].partition);
+        if (n < 0 || (size_t)n >= out_size - used) {
+            if (out_size >= 4)
+                memcpy(out + out_size - 4, "...", 4);
+            return;
+        }
+        used += (size_t)n;
+    }
+}
+
+/* Synchronously commits the stored offsets of the current assignment. Nothing stored since
+ * the last commit (_NO_OFFSET) is not an error. */
+static void commit_stored(rd_kafka_t *rk, const char *group, const char *why)
+{
+    rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
+
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        log_warn("kafka_commit_failed group=%s reason=%s err=%s", group, why,
+                 rd_kafka_err2name(err));
+}
+
+/* Applies the group's decision. For the eager protocol the whole assignment is replaced;
+ * for the cooperative one only the partitions in parts are added or removed. Before
+ * partitions go, what has been processed is committed so that their next owner starts
+ * right after it (unless they were lost: another member may own them already). */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    const struct consumer_state *st = opaque;
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    int cooperative = proto != NULL && strcmp(proto, "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    char list[512];
+
+    format_partitions(parts, list, sizeof(list));
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+        log_info("kafka_partitions_assigned group=%s protocol=%s partitions=%s", st->group,
+                 proto != NULL ? proto : "-", list[0] != '\0' ? list : "-");
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            aerr = rd_kafka_assign(rk, parts);
+        break;
+
+    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS: {
+        int lost = rd_kafka_assignment_lost(rk);
+
+        log_info("kafka_partitions_revoked group=%s protocol=%s lost=%d partitions=%s",
+                 st->group, proto != NULL ? proto : "-", lost, list[0] != '\0' ? list : "-");
+        if (!lost)
+            commit_stored(rk, st->group, "revoke");
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, parts);
+        else
+            aerr = rd_kafka_assign(rk, NULL);
+        break;
+    }
+
+    default:
+        log_error("kafka_rebalance_error group=%s err=%s", st->group, rd_kafka_err2name(err));
+        aerr = rd_kafka_assign(rk, NULL); /* resynchronise, as librdkafka asks */
+        break;
+    }
+
+    if (error != NULL) {
+        log_error("kafka_assign_failed group=%s err=\"%s\"", st->group,
+                  rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (aerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        log_error("kafka_assign_failed group=%s err=%s", st->group, rd_kafka_err2name(aerr));
+    }
+}
+
+/* Marks msg processed: its offset + 1 is what the next auto-commit (or the commit on
+ * revoke/shutdown) writes. It fails only if the partition was taken away meanwhile; its new
+ * owner then handles the record again, which consumers dedupe by ce_id. */
+static void store_offset(rd_kafka_t *rk, const char *group, const rd_kafka_message_t *msg)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_t *tp;
+    rd_kafka_resp_err_t err;
+
+    tp = rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(msg->rkt),
+                                           msg->partition);
+    tp->offset = msg->offset + 1;
+    err = rd_kafka_offsets_store(rk, list);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        err = tp->err;
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        log_warn("kafka_offset_store_failed group=%s topic=%s partition=%d offset=%lld err=%s",
+                 group, rd_kafka_topic_name(msg->rkt), (int)msg->partition,
+                 (long long)msg->offset, rd_kafka_err2name(err));
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* Rewinds msg's partition to msg, so the next poll returns msg again and nothing after it
+ * (prefetched messages of the partition are dropped by the seek). A seek that times out is
+ * tried again after backoff_ms: going on without it could store a later offset and skip
+ * msg. A partition that is no longer assigned needs no seek: its next owner starts from
+ * the committed offset, which is at or before msg. */
+static void seek_back(rd_kafka_t *rk, const char *group, const rd_kafka_message_t *msg,
+                      int64_t backoff_ms, const volatile int *stop)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_t *tp;
+
+    tp = rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(msg->rkt),
+                                           msg->partition);
+    for (;;) {
+        rd_kafka_error_t *error;
+        rd_kafka_resp_err_t err;
+
+        tp->offset = msg->offset;
+        tp->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        error = rd_kafka_seek_partitions(rk, list, SEEK_TIMEOUT_MS);
+        if (error != NULL) {
+            err = rd_kafka_error_code(error);
+            rd_kafka_error_destroy(error);
+        } else {
+            err = tp->err;
+        }
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__STATE ||
+            err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)
+            break;
+        log_error("kafka_seek_failed group=%s topic=%s partition=%d offset=%lld err=%s",
+                  group, tp->topic, (int)tp->partition, (long long)msg->offset,
+                  rd_kafka_err2name(err));
+        if (*stop)
+            break;
+        util_sleep_ms(backoff_ms, stop);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* Logs an error the consumer reported instead of a record. Reaching the end of a
+ * partition is not one. */
+static void log_consume_error(const char *group, const rd_kafka_message_t *msg)
+{
+    char detail[512];
+
+    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        return;
+    log_quote(rd_kafka_message_errstr(msg), detail, sizeof(detail));
+    log_error("kafka_consume_error group=%s topic=%s partition=%d err=%s detail=\"%s\"",
+              group, msg->rkt != NULL ? rd_kafka_topic_name(msg->rkt) : "-",
+              (int)msg->partition, rd_kafka_err2name(msg->err), detail);
+}
+
+int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *stop,
+                       char *errstr, size_t errstr_size)
+{
+    int ret = -1;
+    rd_kafka_conf_t *conf = NULL;
+    rd_kafka_t *rk = NULL;
+    rd_kafka_topic_partition_list_t *subs = NULL;
+    struct consumer_state st;
+    int64_t initial_ms, max_ms, backoff_ms;
+    rd_kafka_resp_err_t err;
+    char rderr[512];
+    size_t i;
+
+    if (opts == NULL || stop == NULL || opts->group == NULL || opts->group[0] == '\0' ||
+        opts->topics == NULL || opts->ntopics == 0 || opts->ntopics > INT_MAX ||
+        opts->handler == NULL ||
+        opts->retry_initial_ms < 0 || opts->retry_max_ms < 0) {
+        util_errf(errstr, errstr_size, "kafka consumer: bad options");
+        goto done;
+    }
+    for (i = 0; i < opts->ntopics; i++) {
+        if (opts->topics[i] == NULL || opts->topics[i][0] == '\0') {
+            util_errf(errstr, errstr_size, "kafka consumer: empty topic name");
+            goto done;
+        }
+    }
+    initial_ms = opts->retry_initial_ms > 0 ? opts->retry_initial_ms : RETRY_INITIAL_MS;
+    max_ms = opts->retry_max_ms > 0 ? opts->retry_max_ms : RETRY_MAX_MS;
+    if (max_ms < initial_ms)
+        max_ms = initial_ms;
+    backoff_ms = initial_ms;
+    st.group = opts->group;
+
+    conf = kafka_conf_new(opts->bootstrap, opts->client_id != NULL ? opts->client_id
+                                                                   : opts->group,
+                          errstr, errstr_size);
+    if (conf == NULL)
+        goto done;
+    /* A new group reads what was written before it existed. */
+    if (conf_set_default(conf, "auto.offset.reset", "earliest", errstr, errstr_size) != 0)
+        goto done;
+    /* Offsets are stored by us after the handler's effect is committed, and librdkafka
+     * commits only stored offsets: at-least-once, never at-most-once. */
+    if (conf_set_forced(conf, "group.id", opts->group, errstr, errstr_size) != 0 ||
+        conf_set_forced(conf, "enable.auto.commit", "true", errstr, errstr_size) != 0 ||
+        conf_set_forced(conf, "enable.auto.offset.store", "false", errstr, errstr_size) != 0)
+        goto done;
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, &st);
+
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
+    if (rk == NULL) {
+        util_errf(errstr, errstr_size, "kafka consumer: %s", rderr);
+        goto done;
+    }
+    conf = NULL; /* rd_kafka_new() took it */
+    /* Rebalances and errors are then served by rd_kafka_consumer_poll(). */
+    rd_kafka_poll_set_consumer(rk);
+
+    subs = rd_kafka_topic_partition_list_new((int)opts->ntopics);
+    for (i = 0; i < opts->ntopics; i++)
+        rd_kafka_topic_partition_list_add(subs, opts->topics[i], RD_KAFKA_PARTITION_UA);
+    err = rd_kafka_subscribe(rk, subs);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        util_errf(errstr, errstr_size, "kafka consumer subscribe: %s", rd_kafka_err2str(err));
+        goto done;
+    }
+    log_info("kafka_consumer_started group=%s topics=%zu", opts->group, opts->ntopics);
+
+    while (!*stop) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, CONSUMER_POLL_MS);
+        kafka_verdict_t verdict;
+        char herr[512], quoted[512];
+
+        if (msg == NULL)
+            continue;
+        if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            log_consume_error(opts->group, msg);
+            if (msg->err == RD_KAFKA_RESP_ERR__FATAL)
+                util_sleep_ms(1000, stop); /* every poll would say the same */
+            rd_kafka_message_destroy(msg);
+            continue;
+        }
+
+        herr[0] = '\0';
+        verdict = opts->handler(msg, opts->ctx, herr, sizeof(herr));
+        herr[sizeof(herr) - 1] = '\0';
+        log_quote(herr, quoted, sizeof(quoted));
+        switch (verdict) {
+        case KAFKA_DONE:
+            store_offset(rk, opts->group, msg);
+            backoff_ms = initial_ms;
+            break;
+        case KAFKA_FAIL:
+            log_error("record_failed group=%s topic=%s partition=%d offset=%lld error=\"%s\"",
+                      opts->group, rd_kafka_topic_name(msg->rkt), (int)msg->partition,
+                      (long long)msg->offset, quoted);
+            store_offset(rk, opts->group, msg);
+            break;
+        case KAFKA_RETRY:
+        default: /* an unknown verdict must not skip the record */
+            log_warn("record_retry group=%s topic=%s partition=%d offset=%lld backoff_ms=%lld "
+                     "error=\"%s\"", opts->group, rd_kafka_topic_name(msg->rkt),
+                     (int)msg->partition, (long long)msg->offset, (long long)backoff_ms,
+                     quoted);
+            seek_back(rk, opts->group, msg, backoff_ms, stop);
+            util_sleep_ms(backoff_ms, stop);
+            backoff_ms = backoff_ms > max_ms / 2 ? max_ms : backoff_ms * 2;
+            break;
+        }
+        rd_kafka_message_destroy(msg);
+    }
+    ret = 0;
+
+done:
+    if (rk != NULL) {
+        if (ret == 0)
+            commit_stored(rk, opts->group, "shutdown");
+        /* Revokes the assignment (the rebalance callback commits again) and leaves the
+         * group, so the partitions move to another member at once. */
+        err = rd_kafka_consumer_close(rk);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            log_warn("kafka_consumer_close_failed group=%s err=%s", opts->group,
+                     rd_kafka_err2name(err));
+        rd_kafka_destroy(rk);
+        if (ret == 0)
+            log_info("kafka_consumer_stopped group=%s", opts->group);
+    }
+    if (subs != NULL)
+        rd_kafka_topic_partition_list_destroy(subs);
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    return ret;
+}
+
+char *kafka_header_dup(const rd_kafka_message_t *msg, const char *name)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *val = NULL;
+    size_t size = 0;
+    char *out;
+
+    if (msg == NULL || name == NULL)
+        return NULL;
+    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return NULL;
+    if (rd_kafka_header_get_last(hdrs, name, &val, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return NULL;
+    if (val == NULL) /* a header with a null value carries nothing: treated as absent */
+        return NULL;
+    out = malloc(size + 1);
+    if (out == NULL)
+        return NULL;
+    memcpy(out, val, size);
+    out[size] = '\0'; /* Kafka header values are not NUL-terminated */
+    return out;
+}

@@ -1,0 +1,56 @@
+/* outbox: the transactional outbox and its relay to Kafka.
+ *
+ * A service writes its event with outbox_add() in the same PostgreSQL transaction as the
+ * change the event describes. The relay (one thread per service) publishes unsent rows with
+ * an idempotent producer and marks them sent only after the broker acknowledged them.
+ * LISTEN/NOTIFY wakes it; a slow poll covers missed notifications. See docs/decisions.md for
+ * how a crash between "acknowledged" and "marked sent" is kept from publishing twice. */
+#ifndef DOZEN_OUTBOX_H
+#define DOZEN_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <libpq-fe.h>
+#include "db.h"
+
+/* The prepared statement outbox_add() runs: every service that calls outbox_add() on a
+ * pooled connection lists OUTBOX_DB_STMT among its pool's statements. */
+#define OUTBOX_STMT_NAME "dozen_outbox_insert"
+#define OUTBOX_DB_STMT                                                                   \
+    { OUTBOX_STMT_NAME,                                                                  \
+      "INSERT INTO outbox (producer, topic, msg_key, ce_id, ce_type, ce_source, ce_time, " \
+      "payload) VALUES ($1, $2, $3, $4::uuid, $5, $6, $7::timestamptz, $8)", 8 }
+
+/* Adds one event to the outbox on conn, which must be inside the caller's transaction and
+ * have OUTBOX_DB_STMT prepared. payload_json is the event's data (the Kafka value). A fresh
+ * ce_id is generated and, if ce_id_out is not NULL, copied there (37 bytes). Returns 0, or -1
+ * with errstr. */
+int outbox_add(PGconn *conn, const char *producer, const char *topic, const char *key,
+               const char *ce_type, const char *ce_source, const char *payload_json,
+               char *ce_id_out, char *errstr, size_t errstr_size);
+
+typedef struct outbox_relay_opts {
+    const char *conninfo;   /* copied */
+    const char *bootstrap;  /* copied */
+    const char *producer;   /* which rows are ours: outbox.producer; copied */
+    int64_t poll_ms;        /* backstop poll interval (default 5000 if 0) */
+    int batch;              /* rows per round (default 500 if 0) */
+} outbox_relay_opts_t;
+
+typedef struct outbox_relay outbox_relay_t;
+
+/* Starts the relay thread. It connects (and reconnects) by itself, so a database or broker
+ * that is down at start is not an error. Returns NULL with errstr only for bad options or
+ * when the thread cannot start. */
+outbox_relay_t *outbox_relay_start(const outbox_relay_opts_t *opts,
+                                   char *errstr, size_t errstr_size);
+
+/* Stops the relay: finishes the round in progress (waiting for outstanding delivery reports
+ * up to 10 s), closes its connections and frees it. Accepts NULL. */
+void outbox_relay_stop(outbox_relay_t *relay);
+
+/* Returns 0 when the relay's last round succeeded, else -1 with errstr describing the last
+ * failure (for /healthz and logs). */
+int outbox_relay_status(outbox_relay_t *relay, char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,36 @@
+/* util: UUIDs, clocks and timestamps shared by every service. */
+#ifndef DOZEN_UTIL_H
+#define DOZEN_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define UTIL_UUID_LEN 36 /* without the terminating NUL */
+
+/* Writes a random (version 4) UUID, lower case, into out (at least 37 bytes).
+ * Returns 0, or -1 if the kernel's random source failed. */
+int util_uuid_v4(char *out);
+
+/* Returns 1 if s is a UUID in canonical 8-4-4-4-12 hex form (either case), else 0. */
+int util_is_uuid(const char *s);
+
+/* Wall clock, milliseconds since the Unix epoch. */
+int64_t util_now_ms(void);
+
+/* Monotonic clock, milliseconds. */
+int64_t util_mono_ms(void);
+
+/* Formats ms-since-epoch as RFC 3339 UTC with milliseconds ("2026-11-22T01:40:31.123Z")
+ * into out (at least 25 bytes). Returns 0, or -1 if the buffer is too small. */
+int util_rfc3339(int64_t epoch_ms, char *out, size_t out_size);
+
+/* Sleeps ms milliseconds, or less if *stop becomes non-zero (checked every 50 ms).
+ * stop may be NULL. */
+void util_sleep_ms(int64_t ms, const volatile int *stop);
+
+/* Formats an error message into errstr (errstr may be NULL or errstr_size 0: then nothing
+ * is written). A message longer than the buffer is cut; errstr is always NUL-terminated. */
+void util_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,51 @@
+/* stock: the inventory service. Private header; prototypes grouped by source file. */
+#ifndef DOZEN_STOCK_H
+#define DOZEN_STOCK_H
+
+#include <stddef.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "db.h"
+#include "http.h"
+
+#define STOCK_SERVICE "stock"
+#define STOCK_QUANTITY_MAX 1000000000LL
+
+struct config {
+    const char *database_url;
+    const char *http_bind;
+    const char *admin_token;
+    int port;
+    int db_pool_size;
+    long long db_wait_ms;
+};
+
+struct stock {
+    struct config cfg;
+    db_pool_t *db;
+};
+
+/* store.c: SQL */
+
+extern const db_stmt_t store_stmts[];
+extern const size_t store_nstmts;
+
+/* All inventory rows as a new JSON array of {"sku", "quantity"}, or NULL with errstr. */
+json_t *store_list(PGconn *conn, char *errstr, size_t errstr_size);
+
+/* One row: returns 1 with a new reference in *item, 0 when the sku is unknown, -1 on error. */
+int store_get(PGconn *conn, const char *sku, json_t **item, char *errstr, size_t errstr_size);
+
+/* Sets the level of sku, creating the product if it is new. Returns 1 when it was created,
+ * 0 when it existed, -1 with errstr. */
+int store_set(PGconn *conn, const char *sku, long long quantity,
+              char *errstr, size_t errstr_size);
+
+/* api.c: HTTP routes */
+
+extern const http_route_t api_routes[];
+extern const size_t api_nroutes;
+int api_health(void *ctx, char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,407 @@
+#!/usr/bin/env bash
+# bench.sh: the body of `make bench`: orders per second and latency of sales' POST /orders
+# under wrk, next to pgbench running the same SQL transaction on the same database.
+#
+# It starts a private stack (tools/stack.sh up with its own RUN_DIR and free ports: its own
+# PostgreSQL with the server's default durability settings, dev broker, sales, stock),
+# seeds 100 SKUs bench-000..bench-099 and one hot SKU bench-hot, and runs
+#   wrk -t2 against POST /orders, one of the 100 SKUs at random, with 16 and 64 connections;
+#   the same on bench-hot alone;
+#   pgbench -c DB_POOL_SIZE -j2 -M prepared -n with tests/bench/order.sql (the 100 SKUs)
+#   and order_hot.sql (bench-hot);
+# each for BENCH_DURATION seconds after a BENCH_WARMUP-second warm-up. It prints a table
+# (orders/s, p50, p99, non-2xx, wrk/pgbench ratio, CPU per process, sales' peak RSS) and
+# appends it to docs/bench.md. The stack is stopped and RUN_DIR removed however it ends.
+#
+# Settings (environment):
+#   DB_POOL_SIZE        sales' PostgreSQL pool and pgbench's client count (16)
+#   BENCH_DURATION      seconds per measured run (15)
+#   BENCH_WARMUP        seconds of warm-up before each run (3)
+#   BENCH_DOC           where the results are appended (docs/bench.md); "none" skips it
+#   BENCH_KAFKA_BOOTSTRAP  a Kafka broker to use instead of a private dev broker
+#   DOZEN_BIN           the programs (bin/)
+# Exit status: 0 when every run completed without errors (a missed target is reported, not
+# a failure), 1 when a run had non-2xx answers, socket errors or failed transactions, 2 when
+# the bench could not run.
+set -eEuo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE=$ROOT/tests/bench
+BIN=${DOZEN_BIN:-$ROOT/bin}
+POOL=${DB_POOL_SIZE:-16}
+DURATION=${BENCH_DURATION:-15}
+WARMUP=${BENCH_WARMUP:-3}
+DOC=${BENCH_DOC:-$ROOT/docs/bench.md}
+THREADS=2
+CONNS=(16 64)
+NSKUS=100
+STOCK_LEVEL=100000000
+TARGET_PCT=60
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 2; }
+
+# is_int VALUE MIN MAX: true when VALUE is a decimal integer in MIN..MAX.
+is_int() { [[ "$1" =~ ^[0-9]{1,6}$ ]] && [ "$((10#$1))" -ge "$2" ] && [ "$((10#$1))" -le "$3" ]; }
+
+is_int "$POOL" 1 256 || die "DB_POOL_SIZE: must be an integer in 1..256, not '$POOL'"
+is_int "$DURATION" 1 120 || die "BENCH_DURATION: must be seconds in 1..120, not '$DURATION'"
+is_int "$WARMUP" 0 60 || die "BENCH_WARMUP: must be seconds in 0..60, not '$WARMUP'"
+POOL=$((10#$POOL)); DURATION=$((10#$DURATION)); WARMUP=$((10#$WARMUP))
+for tool in wrk pgbench psql curl /usr/bin/python3; do
+    command -v "$tool" >/dev/null || die "$tool is not installed (make bench-deps installs it)"
+done
+for prog in sales stock devbroker dozen-migrate; do
+    [ -x "$BIN/$prog" ] || die "$BIN/$prog is missing: run make"
+done
+
+# ---------------------------------------------------------------------------------------
+# The private stack, and its removal however the script ends
+
+RUN=
+LOADGEN_PID=
+SALES_URL=
+DATABASE_URL=
+STACK_ENV=()
+
+stack() { env -i "${STACK_ENV[@]}" "$ROOT/tools/stack.sh" "$@"; }
+
+cleanup() {
+    local rc=$?
+    trap - EXIT ERR INT TERM
+    if [ -n "$LOADGEN_PID" ]; then
+        kill -TERM "$LOADGEN_PID" 2>/dev/null || true
+        wait "$LOADGEN_PID" 2>/dev/null || true
+    fi
+    # STACK_ENV names RUN as RUN_DIR: without it stack.sh would act on the default .run/.
+    if [ -n "$RUN" ] && [ -d "$RUN" ] && [ "${#STACK_ENV[@]}" -gt 0 ]; then
+        if [ "$rc" = 2 ] && [ -f "$RUN/logs/sales.log" ]; then
+            say "--- last lines of the sales log but its order_answered lines:"
+            grep -v ' order_answered ' "$RUN/logs/sales.log" | tail -n 20 || true
+        fi
+        stack down >/dev/null 2>&1 || say "bench: stack.sh down failed; processes of $RUN may be left"
+        rm -rf "$RUN"
+    elif [ -n "$RUN" ]; then
+        rm -rf "$RUN"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 2' ERR
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# bounded SECONDS OUT CMD...: runs CMD with its output in OUT and kills it after SECONDS. It
+# runs in the background so that a signal to this script ends the wait at once; cleanup()
+# then stops it (timeout passes the signal on to CMD).
+bounded() {
+    local secs=$1 out=$2 rc=0
+    shift 2
+    timeout -k 5 "$secs" "$@" >"$out" 2>&1 </dev/null &
+    LOADGEN_PID=$!
+    wait "$LOADGEN_PID" || rc=$?
+    LOADGEN_PID=
+    return "$rc"
+}
+
+# Three distinct free loopback ports: PostgreSQL, sales, stock.
+read -r PGPORT SALES_PORT STOCK_PORT < <(/usr/bin/python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+for s in socks:
+    s.close()')
+
+RUN=$(mktemp -d -t dozen-bench.XXXXXX)
+# The services get a clean environment: every setting at its default but the pool size.
+STACK_ENV=(PATH="$PATH" HOME="${HOME:-/root}" LANG=C.UTF-8 RUN_DIR="$RUN" DOZEN_BIN="$BIN"
+           PGPORT="$PGPORT" SALES_PORT="$SALES_PORT" STOCK_PORT="$STOCK_PORT"
+           DB_POOL_SIZE="$POOL" LOG_LEVEL=info UP_TIMEOUT=60)
+[ -z "${BENCH_KAFKA_BOOTSTRAP:-}" ] || STACK_ENV+=(KAFKA_BOOTSTRAP="$BENCH_KAFKA_BOOTSTRAP")
+
+say "== starting a private stack in $RUN (PostgreSQL :$PGPORT, sales :$SALES_PORT, stock :$STOCK_PORT)"
+stack up >"$RUN/stack-up.log" 2>&1 || { cat "$RUN/stack-up.log" >&2; die "stack.sh up failed"; }
+DATABASE_URL=$(. "$RUN/env" && printf '%s' "$DATABASE_URL")
+SALES_URL=$(. "$RUN/env" && printf '%s' "$SALES_URL")
+BROKER=$(. "$RUN/env" && printf '%s' "$KAFKA_BOOTSTRAP")
+export PGCONNECT_TIMEOUT=10
+
+# stack.sh does not list DB_POOL_SIZE among the variables it sets, but the services inherit
+# its environment (stock too, which then keeps that many idle connections): check that sales
+# took the value from its start line, which it logs just after it starts listening.
+SALES_PID=$(cat "$RUN/pids/sales.pid")
+for ((i = 0; i < 50; i++)); do
+    grep -q "db_pool=[0-9]" "$RUN/logs/sales.log" && break
+    sleep 0.1
+done
+grep -q "db_pool=$POOL\b" "$RUN/logs/sales.log" ||
+    die "sales did not log db_pool=$POOL at start: DB_POOL_SIZE did not reach it"
+
+psql_q() { psql "$DATABASE_URL" -X -qAt -v ON_ERROR_STOP=1 "$@"; }
+
+say "== seeding $NSKUS SKUs bench-000..bench-$(printf '%03d' $((NSKUS - 1))) and bench-hot with $STOCK_LEVEL each"
+psql_q -v nskus="$NSKUS" -v level="$STOCK_LEVEL" <<'SQL'
+INSERT INTO inventory (sku, quantity)
+SELECT 'bench-' || lpad(i::text, 3, '0'), :level FROM generate_series(0, :nskus - 1) AS i
+UNION ALL SELECT 'bench-hot', :level
+ON CONFLICT (sku) DO UPDATE SET quantity = EXCLUDED.quantity;
+ANALYZE inventory;
+SQL
+n=$(psql_q -c "SELECT count(*) FROM inventory WHERE sku LIKE 'bench-%'")
+[ "$n" = $((NSKUS + 1)) ] || die "seeding left $n bench SKUs instead of $((NSKUS + 1))"
+PG_SETTINGS=$(psql_q -F ' ' -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name)
+    FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'wal_sync_method',
+    'shared_buffers', 'max_connections', 'full_page_writes')")
+PG_VERSION=$(psql_q -c "SHOW server_version")
+
+# ---------------------------------------------------------------------------------------
+# CPU accounting, from /proc: ticks of sales, of PostgreSQL (the postmaster, its live
+# children and the children it reaped), of the dev broker, of this script's reaped children
+# (wrk or pgbench: the load generator) and of the whole machine.
+
+NCPU=$(nproc)
+PGDATA=$RUN/pg/data
+
+# proc_ticks PID [all]: utime+stime of PID (plus its reaped children's with "all"), 0 if gone.
+proc_ticks() {
+    local stat f
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    read -r -a f <<<"${stat##*) }" # f[0] is field 3 (state): utime is f[11]
+    if [ "${2:-}" = all ]; then echo $((f[11] + f[12] + f[13] + f[14])); else echo $((f[11] + f[12])); fi
+}
+
+pg_ticks() {
+    local pm total child
+    pm=$(head -n 1 "$PGDATA/postmaster.pid" 2>/dev/null) || { echo 0; return; }
+    total=$(proc_ticks "$pm" all)
+    for child in $(ps -o pid= --ppid "$pm"); do
+        total=$((total + $(proc_ticks "$child")))
+    done
+    echo "$total"
+}
+
+# children_ticks: CPU of the children this script has reaped (wrk and pgbench are reaped by
+# timeout, and timeout by this shell, so theirs is included once they have exited).
+children_ticks() {
+    local stat f
+    stat=$(cat "/proc/$$/stat")
+    read -r -a f <<<"${stat##*) }"
+    echo $((f[13] + f[14]))
+}
+
+# cpu_sample: "total idle sales postgres broker loadgen" in ticks (total and idle over all
+# CPUs; idle includes iowait).
+cpu_sample() {
+    local cpu user nice system idle iowait irq softirq steal rest broker_pid
+    read -r cpu user nice system idle iowait irq softirq steal rest </proc/stat
+    broker_pid=$(cat "$RUN/pids/devbroker.pid" 2>/dev/null || echo 0)
+    echo "$((user + nice + system + idle + iowait + irq + softirq + steal)) $((idle + iowait))" \
+         "$(proc_ticks "$SALES_PID") $(pg_ticks) $(proc_ticks "$broker_pid") $(children_ticks)"
+}
+
+# cpu_report BEFORE AFTER: "sales postgres broker loadgen other idle" in percent of one CPU;
+# other is the rest of the machine (other users' processes, the kernel's own threads).
+cpu_report() {
+    local -a a b
+    read -r -a a <<<"$1"
+    read -r -a b <<<"$2"
+    local per_cpu=$(( (b[0] - a[0]) / NCPU ))
+    [ "$per_cpu" -gt 0 ] || per_cpu=1
+    local sales=$((b[2] - a[2])) pg=$((b[3] - a[3])) broker=$((b[4] - a[4]))
+    local loadgen=$((b[5] - a[5])) idle=$((b[1] - a[1]))
+    local other=$((b[0] - a[0] - idle - sales - pg - broker - loadgen))
+    [ "$other" -ge 0 ] || other=0
+    local x
+    for x in "$sales" "$pg" "$broker" "$loadgen" "$other" "$idle"; do
+        printf '%d ' $((x * 100 / per_cpu))
+    done
+}
+
+# ---------------------------------------------------------------------------------------
+# The runs. Results are kept per scenario key in these arrays.
+
+declare -A RPS P50 P99 BAD CPU BACKLOG
+PROBLEMS=()
+
+# field LINE NAME: the value of NAME=value in LINE.
+field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; }
+
+unsent() { psql_q -c "SELECT count(*) FROM outbox WHERE producer = 'sales' AND sent_at IS NULL"; }
+
+# run_wrk KEY MODE CONNECTIONS
+run_wrk() {
+    local key=$1 mode=$2 conns=$3 out=$RUN/wrk-$1.txt line before after
+    local args=(-t"$THREADS" -c"$conns" --timeout 10s -s "$HERE/orders.lua" "$SALES_URL/orders"
+                -- "$mode" "$NSKUS")
+    say "== wrk $mode, $conns connections: ${WARMUP}s warm-up, ${DURATION}s measured"
+    if [ "$WARMUP" -gt 0 ]; then
+        bounded $((WARMUP + 30)) "$RUN/wrk-$key-warmup.txt" wrk -d"${WARMUP}s" "${args[@]}" ||
+            die "wrk warm-up failed: $(tail -n 3 "$RUN/wrk-$key-warmup.txt")"
+    fi
+    before=$(cpu_sample)
+    bounded $((DURATION + 30)) "$out" wrk -d"${DURATION}s" --latency "${args[@]}" ||
+        die "wrk failed: $(tail -n 3 "$out")"
+    after=$(cpu_sample)
+    line=$(grep '^BENCH ' "$out") || die "wrk printed no BENCH line: $(tail -n 3 "$out")"
+    RPS[$key]=$(field "$line" rps)
+    P50[$key]=$(field "$line" p50_ms)
+    P99[$key]=$(field "$line" p99_ms)
+    BAD[$key]=$(field "$line" non2xx)
+    CPU[$key]=$(cpu_report "$before" "$after")
+    BACKLOG[$key]=$(unsent)
+    local sockerr=$(( $(field "$line" connect) + $(field "$line" read) + $(field "$line" write) +
+                      $(field "$line" timeout) ))
+    [ "${BAD[$key]}" = 0 ] || PROBLEMS+=("wrk $mode c$conns: ${BAD[$key]} answers were not 2xx")
+    [ "$sockerr" = 0 ] || PROBLEMS+=("wrk $mode c$conns: $sockerr socket errors or timeouts ($line)")
+    say "   $line"
+}
+
+# run_pgbench KEY SCRIPT: -c POOL -j 2, per-transaction log for the percentiles.
+run_pgbench() {
+    local key=$1 script=$2 out=$RUN/pgbench-$1.txt before after processed failed
+    local args=(-n -M prepared -c "$POOL" -j 2 -f "$HERE/$script")
+    say "== pgbench $script, $POOL clients: ${WARMUP}s warm-up, ${DURATION}s measured"
+    if [ "$WARMUP" -gt 0 ]; then
+        bounded $((WARMUP + 30)) "$RUN/pgbench-$key-warmup.txt" \
+            pgbench "${args[@]}" -T "$WARMUP" "$DATABASE_URL" ||
+            die "pgbench warm-up failed: $(tail -n 3 "$RUN/pgbench-$key-warmup.txt")"
+    fi
+    mkdir -p "$RUN/pglog-$key"
+    before=$(cpu_sample)
+    bounded $((DURATION + 30)) "$out" pgbench "${args[@]}" -T "$DURATION" -r -l \
+        --log-prefix="$RUN/pglog-$key/tx" "$DATABASE_URL" ||
+        PROBLEMS+=("pgbench $script exited with an error: $(grep -m 1 error "$out" || tail -n 1 "$out")")
+    after=$(cpu_sample)
+    RPS[$key]=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$out")
+    [ -n "${RPS[$key]}" ] || die "pgbench printed no tps: $(tail -n 3 "$out")"
+    processed=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
+    BAD[$key]=${failed:-0}
+    [ "${BAD[$key]}" = 0 ] || PROBLEMS+=("pgbench $script: ${BAD[$key]} failed transactions")
+    # The log's third column is the transaction's latency in microseconds.
+    read -r P50[$key] P99[$key] < <(cat "$RUN/pglog-$key"/tx.* | awk '{ print $3 }' | sort -n |
+        awk '{ v[NR] = $1 } END {
+            if (NR == 0) { print "- -"; exit }
+            i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++
+            i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++
+            printf "%.3f %.3f\n", v[i50] / 1000, v[i99] / 1000 }')
+    CPU[$key]=$(cpu_report "$before" "$after")
+    BACKLOG[$key]=$(unsent)
+    say "   tps=${RPS[$key]} processed=${processed:-?} failed=${BAD[$key]} p50_ms=${P50[$key]} p99_ms=${P99[$key]}"
+    sed -n '/^statement latencies/,$p' "$out" | sed 's/^/   /'
+}
+
+for c in "${CONNS[@]}"; do run_wrk "rand-$c" random "$c"; done
+for c in "${CONNS[@]}"; do run_wrk "hot-$c" hot "$c"; done
+run_pgbench pg-rand order.sql
+run_pgbench pg-hot order_hot.sql
+
+HWM_KB=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$SALES_PID/status" 2>/dev/null || true)
+[ -n "$HWM_KB" ] || die "sales (pid $SALES_PID) is gone: no VmHWM to read"
+SALES_THREADS=$(sed -n 's/^Threads:[[:space:]]*//p' "/proc/$SALES_PID/status")
+
+# ---------------------------------------------------------------------------------------
+# Report
+
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f", 100 * a / b; else print "-" }'; }
+fmt() { awk -v a="$1" -v d="$2" 'BEGIN { if (a == "-" || a == "") print "-"; else printf("%." d "f", a) }'; }
+
+REPORT=$RUN/report.md
+{
+    say "| scenario | connections | orders/s | p50 ms | p99 ms | non-2xx | vs pgbench |"
+    say "|---|--:|--:|--:|--:|--:|--:|"
+    for c in "${CONNS[@]}"; do
+        say "| wrk → sales, 100 SKUs | $c | $(fmt "${RPS[rand-$c]}" 0) | $(fmt "${P50[rand-$c]}" 2) |" \
+            "$(fmt "${P99[rand-$c]}" 2) | ${BAD[rand-$c]} | $(pct "${RPS[rand-$c]}" "${RPS[pg-rand]}")% |"
+    done
+    for c in "${CONNS[@]}"; do
+        say "| wrk → sales, hot SKU | $c | $(fmt "${RPS[hot-$c]}" 0) | $(fmt "${P50[hot-$c]}" 2) |" \
+            "$(fmt "${P99[hot-$c]}" 2) | ${BAD[hot-$c]} | $(pct "${RPS[hot-$c]}" "${RPS[pg-hot]}")% |"
+    done
+    say "| pgbench, 100 SKUs | $POOL | $(fmt "${RPS[pg-rand]}" 0) | $(fmt "${P50[pg-rand]}" 2) |" \
+        "$(fmt "${P99[pg-rand]}" 2) | ${BAD[pg-rand]} failed | 100% |"
+    say "| pgbench, hot SKU | $POOL | $(fmt "${RPS[pg-hot]}" 0) | $(fmt "${P50[pg-hot]}" 2) |" \
+        "$(fmt "${P99[pg-hot]}" 2) | ${BAD[pg-hot]} failed | 100% |"
+    say ""
+    say "CPU during each measured run, in % of one CPU ($NCPU CPUs: $((NCPU * 100))% in all;" \
+        "sales includes its outbox relay; other: the rest of the machine, such as other" \
+        "users' processes); backlog: sales' outbox rows not yet published when the run ended."
+    say ""
+    say "| run | sales | PostgreSQL | broker | wrk/pgbench | other | idle | backlog |"
+    say "|---|--:|--:|--:|--:|--:|--:|--:|"
+    for key in rand-16 rand-64 hot-16 hot-64 pg-rand pg-hot; do
+        read -r s p b l o i <<<"${CPU[$key]}"
+        case $key in
+        rand-*) name="wrk 100 SKUs c${key#rand-}" ;;
+        hot-*) name="wrk hot SKU c${key#hot-}" ;;
+        pg-rand) name="pgbench 100 SKUs c$POOL" ;;
+        pg-hot) name="pgbench hot SKU c$POOL" ;;
+        esac
+        say "| $name | $s | $p | $b | $l | $o | $i | ${BACKLOG[$key]} |"
+    done
+    say ""
+    busiest=0; busiest_run=
+    for key in rand-16 rand-64 hot-16 hot-64 pg-rand pg-hot; do
+        read -r s p b l o i <<<"${CPU[$key]}"
+        if [ "$o" -gt "$busiest" ]; then busiest=$o; busiest_run=$key; fi
+    done
+    if [ "$busiest" -gt 25 ]; then
+        say "NOTE: the machine was not quiet: other processes took up to $busiest% of a CPU" \
+            "(run $busiest_run), so these figures understate what the system can do."
+        say ""
+    fi
+    say "- sales peak RSS (VmHWM): $((HWM_KB / 1024)) MiB ($HWM_KB kB), $SALES_THREADS threads after the runs"
+    verdict="- Target: wrk on 100 SKUs at least $TARGET_PCT% of pgbench ($(fmt "${RPS[pg-rand]}" 0) tps):"
+    for c in "${CONNS[@]}"; do
+        r=$(pct "${RPS[rand-$c]}" "${RPS[pg-rand]}")
+        if [ "$r" != "-" ] && [ "$r" -ge "$TARGET_PCT" ]; then ok=met; else ok=MISSED; fi
+        verdict+=" c$c $r% $ok;"
+    done
+    say "${verdict%;}"
+} >"$REPORT"
+
+WHEN=$(date -u '+%Y-%m-%d %H:%M UTC')
+MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+MACHINE="$NCPU × ${MODEL:-unknown CPU}, $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r)"
+SETUP="PostgreSQL $PG_VERSION ($PG_SETTINGS: the server's defaults, durable commits);"
+if [ -n "${BENCH_KAFKA_BOOTSTRAP:-}" ]; then BROKER_TEXT="Kafka at $BROKER"; else BROKER_TEXT="dev broker (in-memory)"; fi
+SETUP+=" sales DB_POOL_SIZE=$POOL, LOG_LEVEL=info, broker: $BROKER_TEXT;"
+SETUP+=" wrk $THREADS threads, pgbench -c $POOL -j 2 -M prepared -n; ${DURATION}s per run after ${WARMUP}s of warm-up;"
+SETUP+=" everything on this one machine"
+
+say ""
+say "== results ($WHEN; $MACHINE)"
+say "$SETUP"
+say ""
+cat "$REPORT"
+if [ "${#PROBLEMS[@]}" -gt 0 ]; then
+    say ""
+    say "PROBLEMS:"
+    printf '  - %s\n' "${PROBLEMS[@]}"
+fi
+
+if [ "$DOC" != none ]; then
+    if [ ! -s "$DOC" ]; then
+        printf '# Benchmark: POST /orders\n\n## Runs\n\n`make bench` (tests/bench/bench.sh) appends one section per run below.\n' >"$DOC"
+    fi
+    {
+        say ""
+        say "### Run of $WHEN"
+        say ""
+        say "Machine: $MACHINE. $SETUP."
+        say ""
+        cat "$REPORT"
+        if [ "${#PROBLEMS[@]}" -gt 0 ]; then
+            say ""
+            say "Problems in this run:"
+            say ""
+            printf -- '- %s\n' "${PROBLEMS[@]}"
+        fi
+    } >>"$DOC"
+    say ""
+    say "appended to $DOC"
+fi
+
+[ "${#PROBLEMS[@]}" -eq 0 ] || exit 1

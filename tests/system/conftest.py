@@ -1,0 +1,368 @@
+"""System-test harness: a real PostgreSQL server, a real Kafka-protocol broker and the real
+service binaries, all started here on 127.0.0.1 and stopped when the tests end.
+
+Which broker: DOZEN_TEST_BROKER=dev (default) starts bin/devbroker (librdkafka's mock
+cluster); DOZEN_TEST_BROKER=external uses KAFKA_BOOTSTRAP (an Apache Kafka broker that
+`make test` started). DOZEN_BIN points at the binaries (bin/ or bin-asan/).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+import psycopg2
+import pytest
+import requests
+from confluent_kafka import Consumer, TopicPartition
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("DOZEN_BIN", os.path.join(ROOT, "bin"))
+PGBIN = sorted(
+    (os.path.join("/usr/lib/postgresql", v, "bin") for v in os.listdir("/usr/lib/postgresql")),
+    key=lambda p: int(p.split("/")[-2]))[-1]
+ADMIN_TOKEN = "test-admin-token-0123456789"
+TOPICS = ["orders", "stock.depleted", "stock.replenished", "retry", "dead-letter"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout, what, interval=0.05):
+    """Polls cond() until it returns a true value, which is returned; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def as_postgres(cmd, **kw):
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+class Postgres:
+    """A throw-away PostgreSQL cluster in a temporary directory."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="dozen-pg-")
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+        self.port = free_port()
+        self.data = os.path.join(self.dir, "data")
+        self.superuser_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/dozen"
+        try:
+            as_postgres([os.path.join(PGBIN, "initdb"), "-D", self.data, "-A", "trust",
+                         "-U", "postgres", "--no-instructions"])
+            self.start()
+            self.admin("CREATE DATABASE dozen")
+        except BaseException:
+            self.destroy()  # no server left behind when set-up fails half way
+            raise
+
+    def admin(self, sql):
+        """Runs a statement outside a transaction (CREATE DATABASE and the like)."""
+        c = psycopg2.connect(self.superuser_url)
+        try:
+            c.autocommit = True
+            c.cursor().execute(sql)
+        finally:
+            c.close()
+
+    def start(self):
+        as_postgres([os.path.join(PGBIN, "pg_ctl"), "-D", self.data, "-w", "-t", "60",
+                     "-l", os.path.join(self.dir, "log"),
+                     "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                           "-c fsync=off -c max_connections=200",
+                     "start"])
+
+    def stop(self, mode="fast"):
+        as_postgres([os.path.join(PGBIN, "pg_ctl"), "-D", self.data, "-m", mode, "-w", "stop"])
+
+    def destroy(self):
+        try:
+            self.stop("immediate")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def query(self, sql, params=()):
+        with psycopg2.connect(self.url) as c:
+            with c.cursor() as cur:
+                cur.execute(sql, params)
+                rows = cur.fetchall() if cur.description else None
+        c.close()
+        return rows
+
+    def execute(self, sql, params=()):
+        self.query(sql, params)
+
+
+class Proc:
+    """A service or tool started from DOZEN_BIN, its output kept in a log file."""
+
+    def __init__(self, name, env, args=(), workdir=None):
+        self.name = name
+        self.env = env
+        self.args = list(args)
+        self.workdir = workdir or tempfile.gettempdir()
+        self.log_path = os.path.join(self.workdir, f"{name}-{uuid.uuid4().hex[:8]}.log")
+        self.p = None
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        self.p = subprocess.Popen([os.path.join(BIN, self.name)] + self.args, env=self.env,
+                                  stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL)
+        log.close()
+        return self
+
+    def alive(self):
+        return self.p is not None and self.p.poll() is None
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.alive():
+            self.p.send_signal(sig)
+            self.p.wait(timeout=30)
+
+    def stop(self, timeout=20):
+        """SIGTERM, then SIGKILL if it does not exit; returns the exit code."""
+        if self.p is None:
+            return None
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        return self.p.returncode
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
+class Service(Proc):
+    def __init__(self, name, env, port, workdir=None):
+        super().__init__(name, env, workdir=workdir)
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self, timeout=30):
+        super().start()
+        wait_for(self.healthy, timeout, f"{self.name} /healthz")
+        return self
+
+    def healthy(self):
+        if not self.alive():
+            raise AssertionError(f"{self.name} exited with {self.p.returncode}:\n{self.log()}")
+        try:
+            return requests.get(self.url + "/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    d = tempfile.mkdtemp(prefix="dozen-test-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg():
+    server = Postgres()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def broker(workdir):
+    """The bootstrap address of the broker the system tests run against."""
+    kind = os.environ.get("DOZEN_TEST_BROKER", "dev")
+    if kind == "external":
+        bootstrap = os.environ["KAFKA_BOOTSTRAP"]
+        print(f"\nsystem tests on the external Kafka broker at {bootstrap}")
+        yield bootstrap
+        return
+    addr_file = os.path.join(workdir, "devbroker.addr")
+    proc = Proc("devbroker", dict(os.environ), ["--addr-file", addr_file], workdir).start()
+    try:
+        wait_for(lambda: os.path.exists(addr_file) and open(addr_file).read().strip(), 10,
+                 "the dev broker's address")
+        bootstrap = open(addr_file).read().strip()
+        print(f"\nsystem tests on the dev broker (librdkafka mock cluster) at {bootstrap}")
+        yield bootstrap
+    finally:
+        code = proc.stop()
+        assert code == 0, f"devbroker exited with {code} on SIGTERM:\n{proc.log()}"
+
+
+@pytest.fixture(scope="session")
+def migrated(pg):
+    out = subprocess.run([os.path.join(BIN, "dozen-migrate"), "--dir",
+                          os.path.join(ROOT, "migrations")],
+                         env=dict(os.environ, DATABASE_URL=pg.url), capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return pg
+
+
+def service_env(pg, broker, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+    env.update(DATABASE_URL=pg.url, KAFKA_BOOTSTRAP=broker, ADMIN_TOKEN=ADMIN_TOKEN,
+               HTTP_BIND="127.0.0.1", LOG_LEVEL="info", OUTBOX_POLL_INTERVAL="1s")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class Stack:
+    """The services of one test, each on its own port; stopped by the fixture."""
+
+    def __init__(self, pg, broker, workdir):
+        self.pg, self.broker, self.workdir = pg, broker, workdir
+        self.procs = []
+
+    def service(self, name, port_var, **extra):
+        port = free_port()
+        env = service_env(self.pg, self.broker, **{port_var: port}, **extra)
+        svc = Service(name, env, port, self.workdir)
+        self.procs.append(svc)
+        return svc
+
+    def sales(self, **extra):
+        return self.service("sales", "SALES_PORT", **extra)
+
+    def stock(self, **extra):
+        return self.service("stock", "STOCK_PORT", **extra)
+
+    def stop_all(self):
+        failures = []
+        for p in self.procs:
+            was_alive = p.alive()
+            code = p.stop()
+            if was_alive and code != 0:
+                failures.append(f"{p.name} exited with {code} on SIGTERM:\n{p.log()[-4000:]}")
+        return failures
+
+
+@pytest.fixture
+def stack(migrated, broker, workdir, request):
+    s = Stack(migrated, broker, workdir)
+    yield s
+    failures = s.stop_all()
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        for p in s.procs:
+            print(f"----- {p.name} log -----\n{p.log()[-6000:]}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture
+def sales(stack):
+    return stack.sales().start()
+
+
+@pytest.fixture
+def stock(stack):
+    return stack.stock().start()
+
+
+def new_sku(prefix="t"):
+    """A SKU no other test uses, so that events on shared topics can be told apart."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def make_sku(migrated):
+    def make(quantity, prefix="t", batch=50):
+        sku = new_sku(prefix)
+        migrated.execute("INSERT INTO inventory (sku, quantity, restock_batch) VALUES (%s, %s, %s)",
+                         (sku, quantity, batch))
+        return sku
+    return make
+
+
+def read_topic(bootstrap, topic, until=None, timeout=20.0, settle=0.0):
+    """Reads every record of a topic from the beginning. Stops when until(records) is true
+    (then keeps reading for `settle` seconds, to catch duplicates), or at the end of every
+    partition when until is None. Returns dicts with partition, offset, key, headers, value."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-" + uuid.uuid4().hex,
+                  "enable.auto.commit": False, "enable.partition.eof": True,
+                  "auto.offset.reset": "earliest"})
+    try:
+        md = c.list_topics(topic, timeout=10)
+        parts = list(md.topics[topic].partitions)
+        assert parts, f"topic {topic} has no partitions"
+        c.assign([TopicPartition(topic, p, 0) for p in parts])
+        records, eof = [], set()
+        deadline = time.monotonic() + timeout
+        settle_until = None
+        while time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is not None:
+                if m.error():
+                    if m.error().code() == -191:  # _PARTITION_EOF
+                        eof.add(m.partition())
+                    else:
+                        raise AssertionError(f"consume error: {m.error()}")
+                else:
+                    eof.discard(m.partition())
+                    headers = {}
+                    for k, v in m.headers() or []:
+                        headers[k] = v.decode() if v is not None else None
+                    records.append({
+                        "partition": m.partition(), "offset": m.offset(),
+                        "key": m.key().decode() if m.key() is not None else None,
+                        "headers": headers,
+                        "value": json.loads(m.value()) if m.value() else None,
+                    })
+            if until is None:
+                if len(eof) == len(parts):
+                    return records
+            elif settle_until is None and until(records):
+                settle_until = time.monotonic() + settle
+            if settle_until is not None and time.monotonic() >= settle_until and \
+                    len(eof) == len(parts):
+                return records
+        if until is not None and settle_until is None:
+            raise AssertionError(f"timed out reading {topic}: condition not met with "
+                                 f"{len(records)} records")
+        return records
+    finally:
+        c.close()
+
+
+def events_for(records, field, values):
+    values = set(values)
+    return [r for r in records if r["value"] and r["value"].get(field) in values]
+
+
+def unsent_outbox(pg):
+    return pg.query("SELECT count(*) FROM outbox WHERE sent_at IS NULL")[0][0]

@@ -1,0 +1,390 @@
+#!/usr/bin/env bash
+# kafka.sh: runs a real single-node Apache Kafka broker (KRaft, broker+controller) on 127.0.0.1
+# for tests and local runs; the jars come from Maven Central through tools/kafka/pom.xml.
+#
+#   tools/kafka/kafka.sh up            fetch the jars if needed, format the storage if new,
+#                                      start the broker, wait until it answers metadata
+#                                      requests; the last stdout line is the bootstrap address
+#   tools/kafka/kafka.sh down          SIGTERM, wait for the exit (then SIGKILL); data is kept
+#   tools/kafka/kafka.sh stop-broker   the same as down
+#   tools/kafka/kafka.sh start-broker  the same as up (same data)
+#   tools/kafka/kafka.sh status        exit 0 and print the address if running and answering
+#   tools/kafka/kafka.sh address       print the bootstrap address (whether running or not)
+#   tools/kafka/kafka.sh fetch         only fetch the jars; print the libs directory
+#   tools/kafka/kafka.sh topics ARGS   org.apache.kafka.tools.TopicCommand against this broker,
+#                                      e.g. topics --create --topic t --partitions 3
+#   tools/kafka/kafka.sh tool CLASS ARGS   any main class of the Kafka jars
+#
+# Settings (environment):
+#   KAFKA_PORT (19092)             PLAINTEXT listener on 127.0.0.1
+#   KAFKA_CONTROLLER_PORT (19093)  KRaft controller listener on 127.0.0.1
+#   KAFKA_DATA_DIR (<repo>/.run/kafka)  server.properties, kafka.pid, logs/ (the log.dirs)
+#   KAFKA_LOG_DIR (= KAFKA_DATA_DIR)    where kafka.log goes
+#   DOZEN_CACHE (~/.cache/dozen)   the jars go to $DOZEN_CACHE/kafka-<version>/libs
+#   KAFKA_HEAP_OPTS (-Xms256m -Xmx512m), KAFKA_JVM_OPTS (-XX:+UseSerialGC and a few more)
+#   KAFKA_UP_TIMEOUT (90 s), KAFKA_DOWN_TIMEOUT (60 s), KAFKA_FETCH_TIMEOUT (900 s),
+#   KAFKA_TOOL_TIMEOUT (120 s: topics, tool)
+set -euo pipefail
+set +m
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+POM=$HERE/pom.xml
+TEMPLATE=$HERE/server.properties.in
+LOG4J=$HERE/log4j.properties
+
+PORT=${KAFKA_PORT:-19092}
+CPORT=${KAFKA_CONTROLLER_PORT:-19093}
+DATA=${KAFKA_DATA_DIR:-$ROOT/.run/kafka}
+LOGDIR=${KAFKA_LOG_DIR:-$DATA}
+CACHE=${DOZEN_CACHE:-${HOME:?HOME is not set}/.cache/dozen}
+UP_TIMEOUT=${KAFKA_UP_TIMEOUT:-90}
+DOWN_TIMEOUT=${KAFKA_DOWN_TIMEOUT:-60}
+FETCH_TIMEOUT=${KAFKA_FETCH_TIMEOUT:-900}
+TOOL_TIMEOUT=${KAFKA_TOOL_TIMEOUT:-120}
+HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
+JVM_OPTS=${KAFKA_JVM_OPTS:--XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -XX:-UsePerfData -Djava.awt.headless=true}
+# Short-lived tools (storage format, topic admin).
+TOOL_OPTS="-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData -Djava.awt.headless=true"
+JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
+LOG_ROTATE_BYTES=$((64 * 1024 * 1024))
+
+ADDR=127.0.0.1:$PORT
+
+say() { printf 'kafka: %s\n' "$*" >&2; }
+die() { printf 'kafka: %s\n' "$*" >&2; exit 1; }
+
+# Monotonic-enough clock in whole seconds (bash builtin, no fork).
+now() { printf '%(%s)T' -1; }
+
+check_uint() {
+    local name=$1 value=$2 min=$3 max=$4
+    if ! [[ "$value" =~ ^[0-9]{1,6}$ ]] || ((10#$value < min || 10#$value > max)); then
+        die "$name must be an integer from $min to $max (got '$value')"
+    fi
+}
+
+check_settings() {
+    check_uint KAFKA_PORT "$PORT" 1 65535
+    check_uint KAFKA_CONTROLLER_PORT "$CPORT" 1 65535
+    [ "$((10#$PORT))" != "$((10#$CPORT))" ] || die "KAFKA_PORT and KAFKA_CONTROLLER_PORT must differ"
+    PORT=$((10#$PORT)); CPORT=$((10#$CPORT)); ADDR=127.0.0.1:$PORT
+    check_uint KAFKA_UP_TIMEOUT "$UP_TIMEOUT" 1 3600
+    check_uint KAFKA_DOWN_TIMEOUT "$DOWN_TIMEOUT" 1 3600
+    check_uint KAFKA_FETCH_TIMEOUT "$FETCH_TIMEOUT" 1 86400
+    check_uint KAFKA_TOOL_TIMEOUT "$TOOL_TIMEOUT" 1 86400
+    local name value
+    for name in DATA LOGDIR CACHE; do
+        value=${!name}
+        [ -n "$value" ] || die "$name is empty"
+        # Commas split log.dirs, backslashes are escapes in .properties files, colons split
+        # the Java class path.
+        case $value in
+            *,* | *\\* | *:* | *$'\n'*) die "unsupported character (',', '\\', ':' or newline) in path '$value'" ;;
+        esac
+    done
+}
+
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found: $2"; }
+
+# Absolute, existing directories for DATA and LOGDIR.
+prepare_dirs() {
+    mkdir -p "$DATA" "$LOGDIR" || die "cannot create $DATA or $LOGDIR"
+    DATA=$(cd "$DATA" && pwd)
+    LOGDIR=$(cd "$LOGDIR" && pwd)
+    PIDFILE=$DATA/kafka.pid
+    PROPS=$DATA/server.properties
+    LOGFILE=$LOGDIR/kafka.log
+    KLOGDIRS=$DATA/logs
+}
+
+# Serialises up and down on one data directory (fd 8), bounded.
+lock_data() {
+    exec 8>"$DATA/.kafka.sh.lock" || die "cannot open $DATA/.kafka.sh.lock"
+    flock -w "$((UP_TIMEOUT + DOWN_TIMEOUT))" 8 ||
+        die "another kafka.sh holds $DATA/.kafka.sh.lock for too long"
+}
+
+kafka_version() {
+    local v
+    v=$(sed -n 's:.*<kafka\.version>\([^<]*\)</kafka\.version>.*:\1:p' "$POM" | head -n 1)
+    [[ "$v" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "cannot read kafka.version from $POM"
+    printf '%s\n' "$v"
+}
+
+# fetch_libs: sets LIBS to a complete jar directory, downloading it when absent or made from
+# another pom. The jars go into a temporary directory that is renamed when complete; the
+# stamp file inside it (the pom's sha256) marks it as complete.
+fetch_libs() {
+    local version base stamp tmp old
+    version=$(kafka_version)
+    base=$CACHE/kafka-$version
+    LIBS=$base/libs
+    KAFKA_VERSION=$version
+    stamp=$(sha256sum "$POM" | cut -d' ' -f1)
+    if [ "$(cat "$LIBS/.pom.sha256" 2>/dev/null)" = "$stamp" ]; then
+        return 0
+    fi
+    need mvn "install Maven (apt-get install maven)"
+    mkdir -p "$base" || die "cannot create $base"
+    exec 9>"$base/.lock" || die "cannot open $base/.lock"
+    flock -w "$FETCH_TIMEOUT" 9 || die "another download into $base takes too long"
+    if [ "$(cat "$LIBS/.pom.sha256" 2>/dev/null)" = "$stamp" ]; then
+        exec 9>&-
+        return 0
+    fi
+    # Leftovers of interrupted downloads (nobody else holds the lock now).
+    rm -rf "$base"/libs.tmp.* "$base"/libs.old.*
+    tmp=$(mktemp -d "$base/libs.tmp.XXXXXX") || die "cannot create a directory in $base"
+    chmod 755 "$tmp"
+    say "fetching Apache Kafka $version jars with Maven into $LIBS"
+    if ! timeout "$FETCH_TIMEOUT" mvn -q -B -Dstyle.color=never -f "$POM" \
+            dependency:copy-dependencies -DincludeScope=runtime \
+            -DoutputDirectory="$tmp" >"$tmp.log" 2>&1; then
+        tail -n 30 "$tmp.log" >&2 || true
+        rm -rf "$tmp" "$tmp.log"
+        die "Maven could not fetch the Kafka jars (see above)"
+    fi
+    rm -f "$tmp.log"
+    if [ ! -f "$tmp/kafka_2.13-$version.jar" ] || [ ! -f "$tmp/kafka-tools-$version.jar" ]; then
+        rm -rf "$tmp"
+        die "Maven ran but kafka_2.13-$version.jar or kafka-tools-$version.jar is missing"
+    fi
+    printf '%s\n' "$stamp" >"$tmp/.pom.sha256"
+    if [ -e "$LIBS" ]; then
+        old=$base/libs.old.$$
+        mv "$LIBS" "$old" && rm -rf "$old"
+    fi
+    mv "$tmp" "$LIBS" || die "cannot rename $tmp to $LIBS"
+    exec 9>&-
+    say "jars ready in $LIBS"
+}
+
+# pid_ours: true when the pid file names a live JVM running kafka.Kafka on our properties.
+# Sets PID.
+pid_ours() {
+    PID=
+    [ -f "$PIDFILE" ] || return 1
+    PID=$(head -c 32 "$PIDFILE" 2>/dev/null | tr -d '[:space:]')
+    [[ "$PID" =~ ^[0-9]{1,10}$ ]] || { PID=; return 1; }
+    local cmd
+    cmd=$(tr '\0' ' ' <"/proc/$PID/cmdline" 2>/dev/null) || return 1
+    [[ "$cmd" == *" kafka.Kafka $PROPS"* ]]
+}
+
+# answering: true when the broker returns metadata naming itself (broker 1 at our address).
+answering() {
+    local out
+    out=$(timeout 10 kcat -b "$ADDR" -L -t __dozen_probe -m 2 2>/dev/null) || return 1
+    [[ "$out" == *"broker 1 at $ADDR"* ]]
+}
+
+port_in_use() {
+    timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
+log_tail() {
+    if [ -f "$LOGFILE" ]; then
+        printf -- '--- last lines of %s ---\n' "$LOGFILE" >&2
+        tail -n "${1:-40}" "$LOGFILE" >&2 || true
+        printf -- '---\n' >&2
+    fi
+}
+
+render_props() {
+    local text tmp
+    text=$(<"$TEMPLATE") || die "cannot read $TEMPLATE"
+    # Quoted replacements: bash 5.2 would otherwise expand '&' in them.
+    text=${text//@KAFKA_PORT@/"$PORT"}
+    text=${text//@KAFKA_CONTROLLER_PORT@/"$CPORT"}
+    text=${text//@LOG_DIRS@/"$KLOGDIRS"}
+    tmp=$PROPS.tmp.$$
+    printf '%s\n' "$text" >"$tmp" || die "cannot write $tmp"
+    mv "$tmp" "$PROPS" || die "cannot rename $tmp to $PROPS"
+}
+
+# A random Kafka cluster id: 16 random bytes in URL-safe base64 without padding.
+cluster_id() {
+    head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+}
+
+format_storage() {
+    if [ -f "$KLOGDIRS/meta.properties" ]; then
+        return 0
+    fi
+    mkdir -p "$KLOGDIRS" || die "cannot create $KLOGDIRS"
+    local id out
+    id=$(cluster_id)
+    say "formatting KRaft storage in $KLOGDIRS (cluster id $id)"
+    # shellcheck disable=SC2086
+    if ! out=$(timeout 120 "$JAVA" $TOOL_OPTS -Dlog4j.configuration="file:$LOG4J" \
+            -Ddozen.kafka.log.level=WARN -Ddozen.kafka.log.target=System.err \
+            -cp "$LIBS/*" kafka.tools.StorageTool format -t "$id" -c "$PROPS" 2>&1); then
+        printf '%s\n' "$out" >&2
+        die "formatting the storage in $KLOGDIRS failed"
+    fi
+    [ -f "$KLOGDIRS/meta.properties" ] || {
+        printf '%s\n' "$out" >&2
+        die "format ran but $KLOGDIRS/meta.properties is missing"
+    }
+}
+
+rotate_log() {
+    local size
+    size=$(stat -c %s "$LOGFILE" 2>/dev/null) || return 0
+    if ((size > LOG_ROTATE_BYTES)); then
+        mv -f "$LOGFILE" "$LOGFILE.1" || true
+    fi
+}
+
+# stop_broker: SIGTERM, up to DOWN_TIMEOUT for a clean exit, then SIGKILL.
+stop_broker() {
+    local deadline
+    if pid_ours; then
+        say "stopping the broker (pid $PID)"
+        kill -TERM "$PID" 2>/dev/null || true
+        deadline=$(($(now) + DOWN_TIMEOUT))
+        while kill -0 "$PID" 2>/dev/null && (($(now) < deadline)); do sleep 0.2; done
+        if kill -0 "$PID" 2>/dev/null; then
+            say "no exit after ${DOWN_TIMEOUT}s, sending SIGKILL"
+            kill -KILL "$PID" 2>/dev/null || true
+            deadline=$(($(now) + 10))
+            while kill -0 "$PID" 2>/dev/null && (($(now) < deadline)); do sleep 0.1; done
+            ! kill -0 "$PID" 2>/dev/null || die "pid $PID survives SIGKILL"
+        fi
+    fi
+    rm -f "$PIDFILE"
+}
+
+# wait_answering DEADLINE: until the broker answers; fails when it exits or time runs out.
+wait_answering() {
+    local deadline=$1
+    while :; do
+        if ! kill -0 "$PID" 2>/dev/null; then
+            log_tail 60
+            rm -f "$PIDFILE"
+            die "the broker exited during start-up (log: $LOGFILE)"
+        fi
+        # A refused connection is cheap to see; kcat would wait its whole -m timeout.
+        if port_in_use "$PORT" && answering; then
+            return 0
+        fi
+        if (($(now) >= deadline)); then
+            log_tail 60
+            stop_broker
+            die "the broker did not answer on $ADDR within ${UP_TIMEOUT}s; stopped it (log: $LOGFILE)"
+        fi
+        sleep 0.2
+    done
+}
+
+cmd_up() {
+    local start deadline elapsed
+    need kcat "install kcat (apt-get install kcat)"
+    need "$JAVA" "install a Java runtime, 11 or later (apt-get install openjdk-17-jre-headless)"
+    prepare_dirs
+    lock_data
+    deadline=$(($(now) + UP_TIMEOUT))
+    if pid_ours; then
+        wait_answering "$deadline"
+        say "already running (pid $PID)"
+        printf '%s\n' "$ADDR"
+        return 0
+    fi
+    rm -f "$PIDFILE"
+    fetch_libs
+    for p in "$PORT" "$CPORT"; do
+        if port_in_use "$p"; then
+            die "127.0.0.1:$p is already in use by another process (not this data dir's broker); set KAFKA_PORT / KAFKA_CONTROLLER_PORT or stop it"
+        fi
+    done
+    render_props
+    format_storage
+    rotate_log
+    printf '\n[kafka.sh %(%F %T)T] starting Apache Kafka %s on %s\n' -1 "$KAFKA_VERSION" "$ADDR" >>"$LOGFILE"
+    start=$(date +%s%N)
+    # A session of its own: the broker outlives this script and its terminal. It must not
+    # inherit the lock descriptors (8, 9), or it would hold the locks for its whole life.
+    # shellcheck disable=SC2086
+    setsid "$JAVA" $HEAP_OPTS $JVM_OPTS \
+        -Dlog4j.configuration="file:$LOG4J" \
+        -Ddozen.kafka.log.level=INFO -Ddozen.kafka.log.target=System.out \
+        -cp "$LIBS/*" kafka.Kafka "$PROPS" >>"$LOGFILE" 2>&1 </dev/null 8>&- 9>&- &
+    PID=$!
+    printf '%s\n' "$PID" >"$PIDFILE"
+    deadline=$(($(now) + UP_TIMEOUT))
+    wait_answering "$deadline"
+    elapsed=$((($(date +%s%N) - start) / 1000000))
+    say "broker up on $ADDR in $((elapsed / 1000)).$(printf '%03d' $((elapsed % 1000)))s (pid $PID, data $DATA, log $LOGFILE)"
+    printf '%s\n' "$ADDR"
+}
+
+cmd_down() {
+    prepare_dirs
+    lock_data
+    if pid_ours; then
+        stop_broker
+        say "stopped"
+    else
+        rm -f "$PIDFILE"
+        say "not running"
+    fi
+}
+
+cmd_status() {
+    prepare_dirs
+    if ! pid_ours; then
+        say "not running"
+        return 1
+    fi
+    if ! answering; then
+        say "running (pid $PID) but not answering on $ADDR"
+        return 1
+    fi
+    printf '%s\n' "$ADDR"
+}
+
+# run_tool CLASS ARGS: a Kafka main class with the cached jars, killed after TOOL_TIMEOUT
+# (exit 124); its stdout is the tool's.
+run_tool() {
+    need "$JAVA" "install a Java runtime, 11 or later"
+    fetch_libs
+    local class=$1 rc=0
+    shift
+    # shellcheck disable=SC2086
+    timeout "$TOOL_TIMEOUT" "$JAVA" $TOOL_OPTS -Dlog4j.configuration="file:$LOG4J" \
+        -Ddozen.kafka.log.level=WARN -Ddozen.kafka.log.target=System.err \
+        -cp "$LIBS/*" "$class" "$@" || rc=$?
+    if [ "$rc" = 124 ]; then
+        die "$class did not finish within ${TOOL_TIMEOUT}s (is the broker up on $ADDR?)"
+    fi
+    return "$rc"
+}
+
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+main() {
+    [ $# -ge 1 ] || usage
+    local cmd=$1
+    shift
+    check_settings
+    case $cmd in
+        up | start-broker) cmd_up ;;
+        down | stop-broker) cmd_down ;;
+        status) cmd_status ;;
+        address) printf '%s\n' "$ADDR" ;;
+        fetch) fetch_libs; printf '%s\n' "$LIBS" ;;
+        topics) run_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$ADDR" "$@" ;;
+        tool)
+            [ $# -ge 1 ] || die "usage: kafka.sh tool CLASS [ARGS]"
+            run_tool "$@"
+            ;;
+        -h | --help | help) usage ;;
+        *) printf 'kafka: unknown command %s\n' "$cmd" >&2; usage ;;
+    esac
+}
+
+main "$@"

@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# stack.sh: starts and stops the local dozen system; the body of `make up`, `make down` and
+# `make logs`. Everything lives under RUN_DIR (default .run/): PostgreSQL's data, logs, pid
+# files and the env file that other tools read.
+#
+#   tools/stack.sh up      start what is not running, return when every service is healthy
+#   tools/stack.sh down    stop everything `up` started; PostgreSQL's data stays
+#   tools/stack.sh logs    follow every log
+#
+# Settings (environment): RUN_DIR, DOZEN_BIN, PGPORT (55432), SALES_PORT (8080),
+# STOCK_PORT (8081), KAFKA_BOOTSTRAP (use this broker instead of the dev broker),
+# ADMIN_TOKEN (default: generated once and kept in RUN_DIR/admin_token), UP_TIMEOUT (60 s).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUN=${RUN_DIR:-$ROOT/.run}
+BIN=${DOZEN_BIN:-$ROOT/bin}
+PGPORT=${PGPORT:-55432}
+SALES_PORT=${SALES_PORT:-8080}
+STOCK_PORT=${STOCK_PORT:-8081}
+UP_TIMEOUT=${UP_TIMEOUT:-60}
+SERVICES=(sales stock)
+
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+LOGS=$RUN/logs
+PIDS=$RUN/pids
+PGDIR=$RUN/pg
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
+
+# Runs a command as the PostgreSQL owner: the postgres user when we are root (PostgreSQL
+# refuses to run as root), ourselves otherwise.
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+pg_owner() { if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi; }
+
+# pid_alive NAME: true when RUN/pids/NAME.pid names a live process running BIN/NAME.
+pid_alive() {
+    local f=$PIDS/$1.pid pid exe
+    [ -f "$f" ] || return 1
+    pid=$(cat "$f")
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+    exe=${exe% (deleted)}
+    [ "$exe" = "$(readlink -f "$BIN/$1")" ]
+}
+
+# stop_pid NAME: SIGTERM, up to 15 s for a clean exit, then SIGKILL.
+stop_pid() {
+    local name=$1 pid i
+    if pid_alive "$name"; then
+        pid=$(cat "$PIDS/$name.pid")
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 150; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            say "$name did not stop within 15 s; killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        say "stopped $name"
+    fi
+    rm -f "$PIDS/$name.pid"
+}
+
+# start_bg NAME ARG...: starts BIN/NAME ARG... in its own session, with the variables in
+# the array START_ENV added to its environment and its output appended to its log.
+START_ENV=()
+start_bg() {
+    local name=$1; shift
+    env "${START_ENV[@]}" setsid "$BIN/$name" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+    echo $! >"$PIDS/$name.pid"
+}
+
+pg_up() {
+    [ -n "$PGBIN" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql (run make deps)"
+    mkdir -p "$PGDIR"
+    chown "$(pg_owner)" "$PGDIR"
+    chmod 700 "$PGDIR"
+    as_pg test -w "$PGDIR" ||
+        die "user $(pg_owner) cannot write $PGDIR: put the checkout where $(pg_owner) can reach it, or set RUN_DIR"
+    if [ ! -f "$PGDIR/data/PG_VERSION" ]; then
+        say "initialising PostgreSQL in $PGDIR/data"
+        as_pg "$PGBIN/initdb" -D "$PGDIR/data" -U "$(pg_owner)" --auth-local=peer \
+            --auth-host=scram-sha-256 --no-instructions >"$LOGS/initdb.log" 2>&1 ||
+            die "initdb failed: see $LOGS/initdb.log"
+    fi
+    if ! as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" status >/dev/null 2>&1; then
+        touch "$LOGS/postgres.log"; chown "$(pg_owner)" "$LOGS/postgres.log"
+        as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$LOGS/postgres.log" -w -t 30 \
+            -o "-p $PGPORT -k $PGDIR -c listen_addresses=127.0.0.1" start >/dev/null ||
+            die "PostgreSQL did not start: see $LOGS/postgres.log"
+        say "started PostgreSQL on 127.0.0.1:$PGPORT"
+    fi
+    # The application's role and database, created once. The password only guards the
+    # loopback listener of a development server.
+    as_pg "$PGBIN/psql" -h "$PGDIR" -p "$PGPORT" -d postgres -qAt -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+SELECT 'CREATE ROLE dozen LOGIN PASSWORD ''dozen''' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dozen')\gexec
+SELECT 'CREATE DATABASE dozen OWNER dozen' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'dozen')\gexec
+SQL
+}
+
+broker_up() {
+    if [ -n "${KAFKA_BOOTSTRAP:-}" ]; then
+        stop_pid devbroker
+        BOOTSTRAP=$KAFKA_BOOTSTRAP
+        say "using Kafka at $BOOTSTRAP"
+        return
+    fi
+    if ! pid_alive devbroker; then
+        rm -f "$RUN/devbroker.addr"
+        START_ENV=()
+        start_bg devbroker --addr-file "$RUN/devbroker.addr"
+    fi
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [ -s "$RUN/devbroker.addr" ] && break
+        pid_alive devbroker || die "the dev broker exited: see $LOGS/devbroker.log"
+        sleep 0.1
+    done
+    [ -s "$RUN/devbroker.addr" ] || die "the dev broker printed no address: see $LOGS/devbroker.log"
+    BOOTSTRAP=$(cat "$RUN/devbroker.addr")
+    say "dev broker (in-memory) at $BOOTSTRAP"
+}
+
+admin_token() {
+    if [ -n "${ADMIN_TOKEN:-}" ]; then
+        echo "$ADMIN_TOKEN"
+    else
+        if [ ! -s "$RUN/admin_token" ]; then
+            (umask 077; od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$RUN/admin_token")
+        fi
+        cat "$RUN/admin_token"
+    fi
+}
+
+wait_healthy() {
+    local name=$1 url=$2 deadline=$((SECONDS + UP_TIMEOUT))
+    until curl -fsS -m 2 "$url/healthz" >/dev/null 2>&1; do
+        pid_alive "$name" || die "$name exited: see $LOGS/$name.log"
+        [ $SECONDS -lt $deadline ] || die "$name not healthy after ${UP_TIMEOUT}s: see $LOGS/$name.log"
+        sleep 0.2
+    done
+}
+
+cmd_up() {
+    mkdir -p "$RUN" "$LOGS" "$PIDS"
+    chmod 755 "$RUN"
+    [ -x "$BIN/sales" ] || die "$BIN/sales is missing: run make"
+    pg_up
+    broker_up
+
+    local token database_url env_new
+    token=$(admin_token)
+    database_url="postgresql://dozen:dozen@127.0.0.1:$PGPORT/dozen"
+    DATABASE_URL=$database_url "$BIN/dozen-migrate" --dir "$ROOT/migrations" \
+        --seed "$ROOT/migrations/seed.sql" >>"$LOGS/migrate.log" 2>&1 ||
+        die "migrations failed: see $LOGS/migrate.log"
+
+    env_new=$(cat <<EOF
+export DATABASE_URL=$database_url
+export KAFKA_BOOTSTRAP=$BOOTSTRAP
+export ADMIN_TOKEN=$token
+export SALES_URL=http://127.0.0.1:$SALES_PORT
+export STOCK_URL=http://127.0.0.1:$STOCK_PORT
+EOF
+)
+    # Services started with other settings (a new broker address, another port) or from an
+    # older binary are restarted; the others are left running.
+    local restart=0
+    [ "$env_new" = "$(cat "$RUN/env" 2>/dev/null)" ] || restart=1
+    printf '%s\n' "$env_new" >"$RUN/env"
+
+    START_ENV=(DATABASE_URL="$database_url" KAFKA_BOOTSTRAP="$BOOTSTRAP"
+               ADMIN_TOKEN="$token" LOG_LEVEL="${LOG_LEVEL:-info}"
+               SALES_PORT="$SALES_PORT" STOCK_PORT="$STOCK_PORT")
+    local svc
+    for svc in "${SERVICES[@]}"; do
+        if pid_alive "$svc" && { [ $restart = 1 ] || [ "$BIN/$svc" -nt "$PIDS/$svc.pid" ]; }; then
+            stop_pid "$svc"
+        fi
+        if ! pid_alive "$svc"; then
+            start_bg "$svc"
+            say "started $svc (pid $(cat "$PIDS/$svc.pid"))"
+        fi
+    done
+    wait_healthy sales "http://127.0.0.1:$SALES_PORT"
+    wait_healthy stock "http://127.0.0.1:$STOCK_PORT"
+
+    cat <<EOF
+
+dozen is up.
+  sales     http://127.0.0.1:$SALES_PORT   (POST /orders, GET /orders/{id})
+  stock     http://127.0.0.1:$STOCK_PORT   (GET /inventory, GET|PUT /inventory/{sku})
+  kafka     $BOOTSTRAP
+  postgres  $database_url
+  logs      $LOGS/        settings: . $RUN/env
+EOF
+}
+
+cmd_down() {
+    local svc
+    for svc in "${SERVICES[@]}"; do stop_pid "$svc"; done
+    stop_pid devbroker
+    if [ -n "$PGBIN" ] && [ -f "$PGDIR/data/PG_VERSION" ] &&
+       as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" status >/dev/null 2>&1; then
+        as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -m fast -w stop >/dev/null
+        say "stopped PostgreSQL (data kept in $PGDIR/data)"
+    fi
+}
+
+cmd_logs() {
+    [ -d "$LOGS" ] || die "no logs yet under $LOGS: run make up"
+    exec tail -n 50 -F "$LOGS"/*.log
+}
+
+case "${1:-}" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    logs) cmd_logs ;;
+    *) die "usage: stack.sh up|down|logs" ;;
+esac
