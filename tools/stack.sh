@@ -71,8 +71,17 @@ stop_pid() {
 START_ENV=()
 start_bg() {
     local name=$1; shift
+    local pid i
     env "${START_ENV[@]}" setsid "$BIN/$name" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
-    echo $! >"$PIDS/$name.pid"
+    pid=$!
+    echo "$pid" >"$PIDS/$name.pid"
+    # $! is env's pid until env and setsid have exec'd the program: wait for that, so that
+    # pid_alive, which checks what the pid runs, is not fooled by the moment in between.
+    for ((i = 0; i < 50; i++)); do
+        pid_alive "$name" && return 0
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
 }
 
 pg_up() {
