@@ -30,7 +30,8 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 DEB_PKGS := build-essential pkg-config librdkafka-dev libmicrohttpd-dev libjansson-dev \
             libpq-dev libcurl4-openssl-dev libcmocka-dev postgresql postgresql-client \
             kcat curl procps util-linux python3 python3-pytest python3-requests \
-            python3-psycopg2 python3-confluent-kafka valgrind
+            python3-psycopg2 python3-confluent-kafka python3-yaml valgrind \
+            maven openjdk-17-jre-headless docker-compose
 BENCH_PKGS := wrk
 
 PYTHON := /usr/bin/python3
@@ -47,7 +48,7 @@ PROGRAMS := $(BIN)/sales $(BIN)/stock $(BIN)/devbroker $(BIN)/dozenctl $(BIN)/do
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all asan deps bench-deps up down logs test test-unit test-system test-asan \
+.PHONY: all asan deps bench-deps up down logs test test-unit test-system test-system-kafka test-asan \
         valgrind bench clean kafka kafka-down
 
 all: $(PROGRAMS)
@@ -137,7 +138,9 @@ logs:
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_TESTS)
 	@$(MAKE) --no-print-directory test-unit
+	@echo "== system tests on the dev broker (bin/devbroker, librdkafka's mock cluster)"
 	@$(MAKE) --no-print-directory test-system
+	@$(MAKE) --no-print-directory test-system-kafka
 
 test-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
@@ -145,6 +148,11 @@ test-unit: $(UNIT_TESTS)
 # One system test file alone: make test-system T=tests/system/test_01_orders.py
 test-system: all
 	DOZEN_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	    $(if $(T),$(T),tests/system)
+
+# The system tests on a real Apache Kafka broker started for the run (tools/kafka).
+test-system-kafka: all
+	DOZEN_BIN=$(abspath $(BIN)) PYTHON=$(PYTHON) tests/system/on-apache-kafka.sh \
 	    $(if $(T),$(T),tests/system)
 
 # The same unit and system tests on the ASan+UBSan build.

@@ -1,7 +1,13 @@
 /* topics: the one declaration of the project's Kafka topics, used by every path. */
 #include "topics.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "kafka.h"
+#include "log.h"
+#include "util.h"
 
 /* Six partitions for the keyed business topics (per-SKU ordering, room for six consumers
  * per group); three for the low-volume retry and dead-letter topics. Replication factor 1
@@ -28,4 +34,250 @@ const topic_spec_t *topics_find(const char *name)
             return &topics_all[i];
     }
     return NULL;
+}
+
+/* Returns 1 if md lists topic name without error, else 0. */
+static int metadata_has(const struct rd_kafka_metadata *md, const char *name)
+{
+    for (int i = 0; i < md->topic_cnt; i++) {
+        if (strcmp(md->topics[i].topic, name) == 0)
+            return md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                   md->topics[i].partition_cnt > 0;
+    }
+    return 0;
+}
+
+/* Fills missing[] with the declared topics among names that md lacks; returns how many. */
+static size_t find_missing(const struct rd_kafka_metadata *md, const char *const *names,
+                           const topic_spec_t **missing)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < topics_count; i++) {
+        const topic_spec_t *spec = &topics_all[i];
+        int wanted = names == NULL;
+
+        for (size_t j = 0; names != NULL && names[j] != NULL; j++)
+            wanted |= strcmp(names[j], spec->name) == 0;
+        if (wanted && !metadata_has(md, spec->name))
+            missing[n++] = spec;
+    }
+    return n;
+}
+
+/* Sends one CreateTopics request for specs and waits for its result. Topics that exist
+ * already count as success. Returns 0, or -1 with errstr naming the first failure. */
+static int create_topics(rd_kafka_t *rk, const topic_spec_t **specs, size_t n,
+                         int timeout_ms, char *errstr, size_t errstr_size)
+{
+    rd_kafka_NewTopic_t *nts[16] = { 0 };
+    rd_kafka_AdminOptions_t *opts = NULL;
+    rd_kafka_queue_t *q = NULL;
+    rd_kafka_event_t *ev = NULL;
+    const rd_kafka_CreateTopics_result_t *res;
+    const rd_kafka_topic_result_t **results;
+    char rderr[256], retention[32];
+    size_t i, nres = 0;
+    int ret = -1;
+
+    if (n > sizeof(nts) / sizeof(nts[0])) {
+        util_errf(errstr, errstr_size, "too many topics to create at once");
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        nts[i] = rd_kafka_NewTopic_new(specs[i]->name, specs[i]->partitions,
+                                       specs[i]->replication_factor, rderr, sizeof(rderr));
+        if (nts[i] == NULL) {
+            util_errf(errstr, errstr_size, "topic '%s': %s", specs[i]->name, rderr);
+            goto done;
+        }
+        if (specs[i]->retention_ms >= 0) {
+            snprintf(retention, sizeof(retention), "%lld", specs[i]->retention_ms);
+            rd_kafka_NewTopic_set_config(nts[i], "retention.ms", retention);
+        }
+        rd_kafka_NewTopic_set_config(nts[i], "cleanup.policy", specs[i]->cleanup_policy);
+    }
+    opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    if (opts == NULL ||
+        rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, rderr, sizeof(rderr)) ||
+        rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, rderr, sizeof(rderr))) {
+        util_errf(errstr, errstr_size, "admin options: %s", opts ? rderr : "out of memory");
+        goto done;
+    }
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, nts, n, opts, q);
+    ev = rd_kafka_queue_poll(q, timeout_ms + 2000);
+    if (ev == NULL) {
+        util_errf(errstr, errstr_size, "topic '%s' is missing and CreateTopics timed out",
+                  specs[0]->name);
+        goto done;
+    }
+    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        util_errf(errstr, errstr_size, "topic '%s' is missing and could not be created: %s",
+                  specs[0]->name, rd_kafka_event_error_string(ev));
+        goto done;
+    }
+    res = rd_kafka_event_CreateTopics_result(ev);
+    results = res ? rd_kafka_CreateTopics_result_topics(res, &nres) : NULL;
+    for (i = 0; i < nres; i++) {
+        rd_kafka_resp_err_t err = rd_kafka_topic_result_error(results[i]);
+        const char *msg = rd_kafka_topic_result_error_string(results[i]);
+
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            log_info("topic_created topic=%s", rd_kafka_topic_result_name(results[i]));
+        } else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            util_errf(errstr, errstr_size, "topic '%s' is missing and could not be created: %s",
+                      rd_kafka_topic_result_name(results[i]),
+                      msg ? msg : rd_kafka_err2str(err));
+            goto done;
+        }
+    }
+    ret = 0;
+done:
+    if (ev != NULL)
+        rd_kafka_event_destroy(ev);
+    if (q != NULL)
+        rd_kafka_queue_destroy(q);
+    if (opts != NULL)
+        rd_kafka_AdminOptions_destroy(opts);
+    for (i = 0; i < n; i++) {
+        if (nts[i] != NULL)
+            rd_kafka_NewTopic_destroy(nts[i]);
+    }
+    return ret;
+}
+
+int topics_ensure(const char *bootstrap, const char *const *names, int timeout_ms,
+                  char *errstr, size_t errstr_size)
+{
+    const topic_spec_t *missing[sizeof(topics_all) / sizeof(topics_all[0])];
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk = NULL;
+    rd_kafka_resp_err_t err;
+    char rderr[256];
+    int64_t deadline = util_mono_ms() + timeout_ms;
+    size_t n;
+    int created = 0, ret = -1;
+
+    conf = kafka_conf_new(bootstrap, "dozen-topics", errstr, errstr_size);
+    if (conf == NULL)
+        return -1;
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
+    if (rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        util_errf(errstr, errstr_size, "%s", rderr);
+        return -1;
+    }
+
+    for (;;) {
+        int left = (int)(deadline - util_mono_ms());
+
+        /* All topics: asking for named ones could auto-create them with broker defaults. */
+        err = rd_kafka_metadata(rk, 1, NULL, &md, left > 1000 ? left : 1000);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            util_errf(errstr, errstr_size, "Kafka at %s did not answer: %s", bootstrap,
+                      rd_kafka_err2str(err));
+            goto done;
+        }
+        n = find_missing(md, names, missing);
+        rd_kafka_metadata_destroy(md);
+        md = NULL;
+        if (n == 0)
+            break;
+        if (!created) {
+            if (create_topics(rk, missing, n, left > 1000 ? left : 1000, errstr,
+                              errstr_size) != 0)
+                goto done;
+            created = 1;
+        } else if (util_mono_ms() > deadline) {
+            util_errf(errstr, errstr_size, "topic '%s' was created but does not appear in "
+                      "the cluster's metadata", missing[0]->name);
+            goto done;
+        } else {
+            util_sleep_ms(200, NULL); /* creation reaches every broker a little later */
+        }
+    }
+    ret = 0;
+done:
+    rd_kafka_destroy(rk);
+    return ret;
+}
+
+int topics_describe(rd_kafka_t *rk, const char *const *names, size_t n, topic_config_t *out,
+                    int timeout_ms, char *errstr, size_t errstr_size)
+{
+    rd_kafka_ConfigResource_t **crs = NULL;
+    rd_kafka_AdminOptions_t *opts = NULL;
+    rd_kafka_queue_t *q = NULL;
+    rd_kafka_event_t *ev = NULL;
+    const rd_kafka_DescribeConfigs_result_t *res;
+    const rd_kafka_ConfigResource_t **rres;
+    char rderr[256];
+    size_t i, nres = 0;
+    int ret = -1;
+
+    memset(out, 0, n * sizeof(*out));
+    if (n == 0)
+        return 0;
+    crs = calloc(n, sizeof(*crs));
+    if (crs == NULL) {
+        util_errf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    for (i = 0; i < n; i++)
+        crs[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, names[i]);
+    opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    if (opts == NULL ||
+        rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, rderr, sizeof(rderr))) {
+        util_errf(errstr, errstr_size, "admin options: %s", opts ? rderr : "out of memory");
+        goto done;
+    }
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_DescribeConfigs(rk, crs, n, opts, q);
+    ev = rd_kafka_queue_poll(q, timeout_ms + 2000);
+    if (ev == NULL) {
+        util_errf(errstr, errstr_size, "DescribeConfigs timed out");
+        goto done;
+    }
+    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        util_errf(errstr, errstr_size, "DescribeConfigs: %s", rd_kafka_event_error_string(ev));
+        goto done;
+    }
+    res = rd_kafka_event_DescribeConfigs_result(ev);
+    rres = res ? rd_kafka_DescribeConfigs_result_resources(res, &nres) : NULL;
+    for (i = 0; i < nres; i++) {
+        const rd_kafka_ConfigEntry_t **entries;
+        const char *name = rd_kafka_ConfigResource_name(rres[i]);
+        size_t k, nent = 0, slot;
+
+        for (slot = 0; slot < n && strcmp(names[slot], name) != 0; slot++)
+            ;
+        if (slot == n || rd_kafka_ConfigResource_error(rres[i]) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            continue;
+        entries = rd_kafka_ConfigResource_configs(rres[i], &nent);
+        for (k = 0; k < nent; k++) {
+            const char *key = rd_kafka_ConfigEntry_name(entries[k]);
+            const char *val = rd_kafka_ConfigEntry_value(entries[k]);
+
+            if (val == NULL)
+                continue;
+            if (strcmp(key, "retention.ms") == 0)
+                snprintf(out[slot].retention_ms, sizeof(out[slot].retention_ms), "%s", val);
+            else if (strcmp(key, "cleanup.policy") == 0)
+                snprintf(out[slot].cleanup_policy, sizeof(out[slot].cleanup_policy), "%s", val);
+        }
+    }
+    ret = 0;
+done:
+    if (ev != NULL)
+        rd_kafka_event_destroy(ev);
+    if (q != NULL)
+        rd_kafka_queue_destroy(q);
+    if (opts != NULL)
+        rd_kafka_AdminOptions_destroy(opts);
+    for (i = 0; i < n; i++)
+        rd_kafka_ConfigResource_destroy(crs[i]);
+    free(crs);
+    return ret;
 }

@@ -3,6 +3,7 @@
 #define DOZEN_TOPICS_H
 
 #include <stddef.h>
+#include <librdkafka/rdkafka.h>
 
 typedef struct topic_spec {
     const char *name;
@@ -17,5 +18,27 @@ extern const size_t topics_count;
 
 /* Returns the declaration of a topic, or NULL when it is not one of ours. */
 const topic_spec_t *topics_find(const char *name);
+
+/* Makes sure the declared topics exist on the cluster at bootstrap. Topics that are missing
+ * are created through the Admin API (CreateTopics) with their declared partitions,
+ * replication factor, retention and cleanup policy; a topic that exists is left exactly as
+ * it is. names is a NULL-terminated list of declared topic names, or NULL for all of them.
+ * Waits up to timeout_ms for the cluster to answer and for new topics to appear. Returns 0,
+ * or -1 with errstr naming the first topic that is missing and could not be created (or
+ * saying that the cluster did not answer). KAFKA_* properties apply as in kafka_conf_new. */
+int topics_ensure(const char *bootstrap, const char *const *names, int timeout_ms,
+                  char *errstr, size_t errstr_size);
+
+/* A topic's live settings, as DescribeConfigs reports them. */
+typedef struct topic_config {
+    char retention_ms[32];    /* "" when unknown */
+    char cleanup_policy[32];  /* "" when unknown */
+} topic_config_t;
+
+/* Reads retention.ms and cleanup.policy of n topics with one DescribeConfigs request on an
+ * existing client rk. out has n entries. Returns 0, or -1 with errstr when the cluster cannot
+ * tell (the dev broker does not implement DescribeConfigs); entries stay "" then. */
+int topics_describe(rd_kafka_t *rk, const char *const *names, size_t n, topic_config_t *out,
+                    int timeout_ms, char *errstr, size_t errstr_size);
 
 #endif

@@ -9,6 +9,7 @@
 #
 # Settings (environment): RUN_DIR, DOZEN_BIN, PGPORT (55432), SALES_PORT (8080),
 # STOCK_PORT (8081), KAFKA_BOOTSTRAP (use this broker instead of the dev broker),
+# KAFKA=apache (start a real Apache Kafka broker with tools/kafka/kafka.sh instead),
 # ADMIN_TOKEN (default: generated once and kept in RUN_DIR/admin_token), UP_TIMEOUT (60 s).
 set -euo pipefail
 
@@ -119,6 +120,18 @@ broker_up() {
         say "using Kafka at $BOOTSTRAP"
         return
     fi
+    if [ "${KAFKA:-}" = apache ]; then
+        # A real Apache Kafka broker (tools/kafka), data under RUN_DIR/kafka; `down` stops it.
+        stop_pid devbroker
+        local out
+        out=$(KAFKA_DATA_DIR="$RUN/kafka" "$ROOT/tools/kafka/kafka.sh" up) ||
+            die "Apache Kafka did not start: see $RUN/kafka/kafka.log"
+        BOOTSTRAP=$(printf '%s\n' "$out" | tail -n 1)
+        touch "$RUN/kafka.managed"
+        say "Apache Kafka at $BOOTSTRAP"
+        return
+    fi
+    [ ! -f "$RUN/kafka.managed" ] || apache_down
     if ! pid_alive devbroker; then
         rm -f "$RUN/devbroker.addr"
         START_ENV=()
@@ -210,10 +223,18 @@ dozen is up.
 EOF
 }
 
+# Stops the Apache Kafka broker that `KAFKA=apache up` started (its data stays).
+apache_down() {
+    KAFKA_DATA_DIR="$RUN/kafka" "$ROOT/tools/kafka/kafka.sh" down >/dev/null &&
+        say "stopped Apache Kafka (data kept in $RUN/kafka)"
+    rm -f "$RUN/kafka.managed"
+}
+
 cmd_down() {
     local svc
     for svc in "${SERVICES[@]}"; do stop_pid "$svc"; done
     stop_pid devbroker
+    [ ! -f "$RUN/kafka.managed" ] || apache_down
     if [ -n "$PGBIN" ] && [ -f "$PGDIR/data/PG_VERSION" ] &&
        as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" status >/dev/null 2>&1; then
         as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -m fast -w stop >/dev/null

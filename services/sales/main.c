@@ -10,6 +10,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "svc.h"
+#include "topics.h"
 
 static void config_read(struct config *c)
 {
@@ -23,6 +24,8 @@ static void config_read(struct config *c)
         cfg_int("DB_POOL_SIZE", 16, 1, 256, &n, err, sizeof(err)) != 0 ||
         cfg_duration_ms("DB_WAIT", "5s", 1, 60000, &c->db_wait_ms, err, sizeof(err)) != 0 ||
         cfg_duration_ms("OUTBOX_POLL_INTERVAL", "5s", 10, 3600000, &c->outbox_poll_ms,
+                        err, sizeof(err)) != 0 ||
+        cfg_duration_ms("TOPICS_WAIT", "30s", 1000, 600000, &c->topics_wait_ms,
                         err, sizeof(err)) != 0)
         svc_die(SALES_SERVICE, "%s", err);
     c->db_pool_size = (int)n;
@@ -55,6 +58,11 @@ int main(void)
     if (kconf == NULL)
         svc_die(SALES_SERVICE, "%s", err);
     rd_kafka_conf_destroy(kconf);
+    /* Every declared topic, created if missing: the dev broker has them already, a real
+     * cluster gets them here. Without them the relay could publish nothing. */
+    if (topics_ensure(s.cfg.kafka_bootstrap, NULL, (int)s.cfg.topics_wait_ms, err,
+                      sizeof(err)) != 0)
+        svc_die(SALES_SERVICE, "%s", err);
 
     memset(&ro, 0, sizeof(ro));
     ro.conninfo = s.cfg.database_url;

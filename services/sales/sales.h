@@ -25,6 +25,7 @@ struct config {
     int db_pool_size;
     long long db_wait_ms;
     long long outbox_poll_ms;
+    long long topics_wait_ms;
 };
 
 struct sales {

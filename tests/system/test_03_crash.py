@@ -3,46 +3,10 @@ event and no event lacks an order."""
 
 import signal
 import threading
-import time
-from collections import Counter
 
 import requests
 
-from conftest import events_for, read_topic, wait_for, unsent_outbox
-
-
-def run_load(url, skus, stop, results, max_orders):
-    """Posts orders until stop is set or max_orders were sent; records every answer."""
-    i = 0
-    with requests.Session() as s:
-        while not stop.is_set() and i < max_orders:
-            sku = skus[i % len(skus)]
-            i += 1
-            try:
-                r = s.post(url + "/orders", json={"sku": sku, "quantity": 1}, timeout=5)
-                results.append(r.status_code)
-            except requests.RequestException:
-                results.append("error")
-                time.sleep(0.01)
-
-
-def check_exactly_once(pg, broker, skus):
-    committed = {str(r[0]) for r in pg.query(
-        "SELECT id FROM orders WHERE sku = ANY(%s)", (skus,))}
-    assert committed, "no order was committed"
-    wait_for(lambda: unsent_outbox(pg) == 0, 60, "the outbox to drain")
-    recs = read_topic(broker, "orders",
-                      until=lambda rs: {r["value"]["order_id"]
-                                        for r in events_for(rs, "sku", skus)} >= committed,
-                      settle=1.0, timeout=60)
-    mine = events_for(recs, "sku", skus)
-    per_order = Counter(r["value"]["order_id"] for r in mine)
-    dupes = {k: v for k, v in per_order.items() if v > 1}
-    assert not dupes, f"orders with more than one event: {dupes}"
-    assert set(per_order) == committed, (
-        f"events without order: {set(per_order) - committed}, "
-        f"orders without event: {committed - set(per_order)}")
-    return len(committed)
+from conftest import check_exactly_once, run_load, wait_for
 
 
 def test_sigkill_under_load_then_restart(stack, migrated, broker, make_sku):

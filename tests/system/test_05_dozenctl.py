@@ -63,5 +63,11 @@ def test_errors_are_clear(broker, tmp_path):
     assert out.returncode == 2
     out = dozenctl(["tail", "orders", "--max", "abc"], clean_env(KAFKA_BOOTSTRAP=broker))
     assert out.returncode == 2
-    out = dozenctl(["topics"], clean_env(), cwd=tmp_path)
+    # A copy of the program, so that neither ./.run/env nor <bin>/../.run/env exists
+    # (a developer's own `make up` leaves one next to bin/).
+    import shutil
+    (tmp_path / "bin").mkdir()
+    shutil.copy(os.path.join(BIN, "dozenctl"), tmp_path / "bin" / "dozenctl")
+    out = subprocess.run([str(tmp_path / "bin" / "dozenctl"), "topics"], env=clean_env(),
+                         cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert out.returncode != 0 and "KAFKA_BOOTSTRAP" in out.stderr

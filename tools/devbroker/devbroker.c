@@ -20,12 +20,13 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: devbroker [--addr-file PATH]\n"
+            "usage: devbroker [--addr-file PATH] [--skip-topic NAME]\n"
             "\n"
             "Runs an in-memory Kafka broker (librdkafka's mock cluster) on 127.0.0.1 with\n"
             "the project's topics. Prints its bootstrap address as the only line on stdout\n"
             "and, with --addr-file, also writes it to PATH (atomically; removed again on\n"
-            "exit). Stops on SIGTERM or SIGINT. Data lives in memory only.\n");
+            "exit). Stops on SIGTERM or SIGINT. Data lives in memory only.\n"
+            "--skip-topic NAME leaves one declared topic out (for tests of a missing topic).\n");
 }
 
 /* Writes "addr\n" to path atomically: a reader sees either no file or the whole line.
@@ -105,6 +106,7 @@ int main(int argc, char **argv)
 {
     int status = 1;
     const char *addr_file = NULL;
+    const char *skip_topic = NULL;
     rd_kafka_conf_t *conf = NULL;
     rd_kafka_t *rk = NULL;
     rd_kafka_mock_cluster_t *mcluster = NULL;
@@ -124,6 +126,9 @@ int main(int argc, char **argv)
             addr_file = argv[++i];
         } else if (strncmp(argv[i], "--addr-file=", 12) == 0 && argv[i][12] != '\0') {
             addr_file = argv[i] + 12;
+        } else if (strcmp(argv[i], "--skip-topic") == 0 && i + 1 < argc &&
+                   topics_find(argv[i + 1]) != NULL) {
+            skip_topic = argv[++i];
         } else {
             fprintf(stderr, "devbroker: bad argument '%s'\n", argv[i]);
             usage(stderr);
@@ -166,7 +171,11 @@ int main(int argc, char **argv)
         goto done;
     }
     for (t = 0; t < topics_count; t++) {
-        rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(
+        rd_kafka_resp_err_t err;
+
+        if (skip_topic != NULL && strcmp(skip_topic, topics_all[t].name) == 0)
+            continue;
+        err = rd_kafka_mock_topic_create(
             mcluster, topics_all[t].name, topics_all[t].partitions,
             topics_all[t].replication_factor);
 
@@ -187,7 +196,7 @@ int main(int argc, char **argv)
         log_error("devbroker_failed step=stdout error=\"%s\"", strerror(errno));
         goto done;
     }
-    log_info("devbroker_ready bootstrap=%s topics=%zu", addr, topics_count);
+    log_info("devbroker_ready bootstrap=%s topics=%zu", addr, topics_count - (skip_topic != NULL));
 
     for (;;) {
         int err = sigwait(&sigs, &sig);

@@ -19,6 +19,7 @@
 #define EXIT_USAGE 2
 #define METADATA_TIMEOUT_MS 10000
 #define WATERMARK_TIMEOUT_MS 5000
+#define CREATE_TIMEOUT_MS 60000
 #define POLL_MS 200
 #define ENV_FILE ".run/env"
 
@@ -31,9 +32,12 @@ static void usage(FILE *out)
             "usage: dozenctl [--help] COMMAND [ARGS]\n"
             "\n"
             "commands:\n"
-            "  topics      every topic with its partition count and per-partition end\n"
-            "              offsets (partition:offset); declared topics that are absent are\n"
-            "              listed as MISSING\n"
+            "  topics [--create]\n"
+            "              every topic with its partitions, replication factor, retention.ms,\n"
+            "              cleanup.policy and per-partition end offsets (partition:offset);\n"
+            "              declared topics that are absent are listed as MISSING. --create\n"
+            "              first creates the missing declared topics (existing ones are left\n"
+            "              as they are)\n"
             "  tail TOPIC [--from-beginning] [--max N] [--exit]\n"
             "              print the records of TOPIC, one line each, from the end (or the\n"
             "              beginning); stop after N records, at the end of every partition\n"
@@ -244,6 +248,7 @@ static const rd_kafka_metadata_topic_t *metadata_topic(const struct rd_kafka_met
 struct topic_row {
     const char *name;
     const rd_kafka_metadata_topic_t *mt;
+    topic_config_t config;  /* live retention and cleanup policy; "" when unknown */
 };
 
 static int topic_row_cmp(const void *a, const void *b)
@@ -275,6 +280,10 @@ static int print_topic(rd_kafka_t *rk, const struct topic_row *row)
     printf("%s partitions=%d", row->name, mt->partition_cnt);
     if (spec != NULL && spec->partitions != mt->partition_cnt)
         printf(" expected_partitions=%d", spec->partitions);
+    printf(" replication=%d retention.ms=%s cleanup.policy=%s",
+           mt->partition_cnt > 0 ? mt->partitions[0].replica_cnt : 0,
+           row->config.retention_ms[0] ? row->config.retention_ms : "?",
+           row->config.cleanup_policy[0] ? row->config.cleanup_policy : "?");
     if (mt->err != RD_KAFKA_RESP_ERR_NO_ERROR)
         printf(" error=%s", rd_kafka_err2name(mt->err));
 
@@ -311,11 +320,44 @@ static int print_topic(rd_kafka_t *rk, const struct topic_row *row)
     return ret;
 }
 
+/* Fills each existing row's live configuration with one DescribeConfigs request.
+ * Returns 0, or -1 with errstr (the dev broker does not implement DescribeConfigs). */
+static int describe_rows(rd_kafka_t *rk, struct topic_row *rows, size_t nrows,
+                         char *errstr, size_t errstr_size)
+{
+    const char **names = NULL;
+    topic_config_t *configs = NULL;
+    size_t n = 0, i;
+    int ret = -1;
+
+    names = calloc(nrows + 1, sizeof(*names));
+    configs = calloc(nrows + 1, sizeof(*configs));
+    if (names == NULL || configs == NULL) {
+        util_errf(errstr, errstr_size, "out of memory");
+        goto done;
+    }
+    for (i = 0; i < nrows; i++) {
+        if (rows[i].mt != NULL)
+            names[n++] = rows[i].name;
+    }
+    if (topics_describe(rk, names, n, configs, METADATA_TIMEOUT_MS, errstr, errstr_size) != 0)
+        goto done;
+    for (i = 0, n = 0; i < nrows; i++) {
+        if (rows[i].mt != NULL)
+            rows[i].config = configs[n++];
+    }
+    ret = 0;
+done:
+    free(names);
+    free(configs);
+    return ret;
+}
+
 /* `dozenctl topics`: the cluster's topics (internal "__" ones left out) and the declared
  * topics it lacks, sorted by name. */
 static int cmd_topics(int argc, char **argv)
 {
-    int status = 1;
+    int status = 1, create = 0;
     char *bootstrap = NULL;
     rd_kafka_t *rk = NULL;
     const struct rd_kafka_metadata *md = NULL;
@@ -328,7 +370,9 @@ static int cmd_topics(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (argc > 1) {
+    if (argc == 2 && strcmp(argv[1], "--create") == 0) {
+        create = 1;
+    } else if (argc > 1) {
         fprintf(stderr, "dozenctl topics: unexpected argument '%s'\n", argv[1]);
         usage(stderr);
         return EXIT_USAGE;
@@ -336,6 +380,11 @@ static int cmd_topics(int argc, char **argv)
 
     bootstrap = find_bootstrap(errstr, sizeof(errstr));
     if (bootstrap == NULL) {
+        fprintf(stderr, "dozenctl: %s\n", errstr);
+        goto done;
+    }
+    if (create && topics_ensure(bootstrap, NULL, CREATE_TIMEOUT_MS, errstr,
+                                sizeof(errstr)) != 0) {
         fprintf(stderr, "dozenctl: %s\n", errstr);
         goto done;
     }
@@ -370,6 +419,9 @@ static int cmd_topics(int argc, char **argv)
         }
     }
     qsort(rows, nrows, sizeof(*rows), topic_row_cmp);
+    if (describe_rows(rk, rows, nrows, errstr, sizeof(errstr)) != 0)
+        fprintf(stderr, "dozenctl: live topic configuration unavailable (shown as '?'): %s\n",
+                errstr);
 
     status = 0;
     for (t = 0; t < nrows; t++) {
