@@ -40,20 +40,22 @@ LIBCOMMON_SRC := $(wildcard libcommon/*.c)
 LIBCOMMON_OBJ := $(LIBCOMMON_SRC:%.c=$(BUILD)/%.o)
 LIBCOMMON     := $(BUILD)/libcommon.a
 
-SALES_SRC := $(wildcard services/sales/*.c)
-STOCK_SRC := $(wildcard services/stock/*.c)
+SERVICES := sales stock factory
+# tools/<dir> -> bin/<program>
+TOOLS    := devbroker:devbroker dozenctl:dozenctl migrate:dozen-migrate \
+            legacy-factory:legacy-factory
 
-PROGRAMS := $(BIN)/sales $(BIN)/stock $(BIN)/devbroker $(BIN)/dozenctl $(BIN)/dozen-migrate
+PROGRAMS := $(SERVICES:%=$(BIN)/%) $(foreach t,$(TOOLS),$(BIN)/$(lastword $(subst :, ,$(t))))
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all asan deps bench-deps up down logs test test-unit test-system test-system-kafka test-asan \
-        valgrind bench clean kafka kafka-down
+        valgrind bench clean kafka kafka-down print-programs
 
 all: $(PROGRAMS)
 
-$(BUILD)/%.o: %.c $(wildcard libcommon/*.h) $(wildcard services/*/*.h)
+$(BUILD)/%.o: %.c $(wildcard libcommon/*.h) $(wildcard services/*/*.h) $(wildcard tools/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
@@ -61,34 +63,27 @@ $(LIBCOMMON): $(LIBCOMMON_OBJ)
 	@mkdir -p $(dir $@)
 	ar rcs $@ $^
 
-$(BIN)/sales: $(SALES_SRC:%.c=$(BUILD)/%.o) $(LIBCOMMON)
+# The objects of every .c file in a folder.
+objs_of = $(addprefix $(BUILD)/,$(subst .c,.o,$(wildcard $(1)/*.c)))
+
+# One program from the .c files of one folder and libcommon.
+define program_rule
+$(BIN)/$(1): $(call objs_of,$(2)) $(LIBCOMMON)
 	@mkdir -p $(BIN)
-	$(CC) $(EXTRA_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+	$$(CC) $$(EXTRA_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(LDLIBS)
+endef
+$(foreach s,$(SERVICES),$(eval $(call program_rule,$(s),services/$(s))))
+$(foreach t,$(TOOLS),$(eval $(call program_rule,$(lastword $(subst :, ,$(t))),tools/$(firstword $(subst :, ,$(t))))))
 
-$(BIN)/stock: $(STOCK_SRC:%.c=$(BUILD)/%.o) $(LIBCOMMON)
-	@mkdir -p $(BIN)
-	$(CC) $(EXTRA_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
-
-$(BIN)/devbroker: $(BUILD)/tools/devbroker/devbroker.o $(LIBCOMMON)
-	@mkdir -p $(BIN)
-	$(CC) $(EXTRA_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
-
-$(BIN)/dozenctl: $(BUILD)/tools/dozenctl/dozenctl.o $(LIBCOMMON)
-	@mkdir -p $(BIN)
-	$(CC) $(EXTRA_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
-
-$(BIN)/dozen-migrate: $(BUILD)/tools/migrate/migrate.o $(LIBCOMMON)
-	@mkdir -p $(BIN)
-	$(CC) $(EXTRA_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
-
-# Unit tests link libcommon and, for pure service logic, the service's own objects
-# (everything but main.o).
-SALES_LOGIC_OBJ := $(filter-out %/main.o,$(SALES_SRC:%.c=$(BUILD)/%.o))
-
-$(BUILD)/tests/%: tests/unit/%.c $(SALES_LOGIC_OBJ) $(LIBCOMMON)
+# Unit tests link libcommon and, for tests/unit/test_<name>_*.c, the objects but main.o
+# (the pure logic) of services/<name> or tools/<name>.
+.SECONDEXPANSION:
+unit_dir = $(wildcard services/$(firstword $(subst _, ,$(1))) tools/$(firstword $(subst _, ,$(1))))
+logic_of = $(filter-out %/main.o,$(call objs_of,$(call unit_dir,$(1))))
+$(BUILD)/tests/test_%: tests/unit/test_%.c $$(call logic_of,$$*) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iservices/sales $(EXTRA_LDFLAGS) -o $@ $^ \
-	    $(PKG_LIBS) -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(addprefix -I,$(call unit_dir,$*)) $(EXTRA_LDFLAGS) \
+	    -o $@ $(filter-out %.a,$^) $(LIBCOMMON) $(PKG_LIBS) -lcmocka $(LDLIBS)
 
 asan:
 	$(MAKE) BUILD=build-asan BIN=bin-asan \
@@ -179,6 +174,10 @@ kafka-down:
 bench: bench-deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/bench.sh
+
+# The program names, for tests that check other files against the build.
+print-programs:
+	@echo $(notdir $(PROGRAMS))
 
 clean:
 	rm -rf build build-asan bin bin-asan

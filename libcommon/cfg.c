@@ -172,3 +172,29 @@ int cfg_duration_ms(const char *name, const char *def, long long min_ms, long lo
     *out_ms = ms;
     return 0;
 }
+
+int cfg_url(const char *name, const char *def, const char **out,
+            char *errstr, size_t errstr_size)
+{
+    const char *u, *host;
+    size_t len;
+
+    if (cfg_str(name, def, out, errstr, errstr_size) != 0)
+        return -1;
+    u = *out;
+    len = strlen(u);
+    host = strncmp(u, "http://", 7) == 0 ? u + 7 : strncmp(u, "https://", 8) == 0 ? u + 8 : NULL;
+    if (host == NULL || host[0] == '\0' || host[0] == '/' || len > 512 || u[len - 1] == '/') {
+        util_errf(errstr, errstr_size, "%s: '%.80s' must be an http:// or https:// URL of at "
+                  "most 512 characters without a trailing '/'", name, u);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)u[i] <= 0x20 || (unsigned char)u[i] >= 0x7f) {
+            util_errf(errstr, errstr_size, "%s: the URL contains a space or a control "
+                      "character", name);
+            return -1;
+        }
+    }
+    return 0;
+}

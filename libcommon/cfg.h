@@ -1,4 +1,5 @@
-/* cfg: configuration read from environment variables, with defaults and errors naming the variable. */
+/* cfg: configuration read from environment variables, with defaults and errors naming the
+ * variable. */
 #ifndef DOZEN_CFG_H
 #define DOZEN_CFG_H
 
@@ -26,5 +27,10 @@ int cfg_parse_duration_ms(const char *text, long long *out_ms,
  * must lie in [min_ms, max_ms]. */
 int cfg_duration_ms(const char *name, const char *def, long long min_ms, long long max_ms,
                     long long *out_ms, char *errstr, size_t errstr_size);
+
+/* Reads an http:// or https:// base URL of at most 512 characters, without a trailing '/'
+ * (paths are appended to it), nor spaces or control characters. *out is borrowed. */
+int cfg_url(const char *name, const char *def, const char **out,
+            char *errstr, size_t errstr_size);
 
 #endif

@@ -148,3 +148,33 @@ fail:
     memset(m, 0, sizeof(*m)); /* never half a result */
     return -1;
 }
+
+json_t *event_data_read(const rd_kafka_message_t *msg, const char *expected_type,
+                        event_meta_t *m, char *errstr, size_t errstr_size)
+{
+    json_error_t jerr;
+    json_t *data;
+
+    if (event_meta_read(msg, m, errstr, errstr_size) != 0)
+        return NULL;
+    if (strcmp(m->type, expected_type) != 0) {
+        util_errf(errstr, errstr_size, "ce_type is '%s', expected '%s'", m->type,
+                  expected_type);
+        return NULL;
+    }
+    if (msg->payload == NULL || msg->len == 0) {
+        util_errf(errstr, errstr_size, "record has no value");
+        return NULL;
+    }
+    data = json_loadb(msg->payload, msg->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (data == NULL) {
+        util_errf(errstr, errstr_size, "value is not JSON: %s", jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(data)) {
+        json_decref(data);
+        util_errf(errstr, errstr_size, "value is not a JSON object");
+        return NULL;
+    }
+    return data;
+}

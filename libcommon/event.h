@@ -3,6 +3,7 @@
 #define DOZEN_EVENT_H
 
 #include <stddef.h>
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
 #define EVENT_SPECVERSION "1.0"
@@ -29,5 +30,11 @@ rd_kafka_headers_t *event_headers_new(const event_meta_t *m);
  * errstr naming the missing or bad header. */
 int event_meta_read(const rd_kafka_message_t *msg, event_meta_t *m,
                     char *errstr, size_t errstr_size);
+
+/* Reads a record as an event of type expected_type: valid CloudEvents headers (see
+ * event_meta_read, filled into m), the right ce_type, and a value that is a JSON object.
+ * Returns the object (a new reference), or NULL with errstr saying what is wrong. */
+json_t *event_data_read(const rd_kafka_message_t *msg, const char *expected_type,
+                        event_meta_t *m, char *errstr, size_t errstr_size);
 
 #endif

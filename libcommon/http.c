@@ -459,6 +459,14 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     req.body_len = rctx->body_len;
     req.conn = conn;
     route->fn(&req, &res, srv->ctx);
+    if (res.drop) {
+        /* MHD_NO from the access handler closes the connection without a response. */
+        json_decref(res.body);
+        res.body = NULL;
+        log_debug("http_request_dropped method=%s path=\"%s\"", log_method, log_path);
+        ret = MHD_NO;
+        goto done;
+    }
     /* the handler may have filled the fixed buffers to the brim */
     res.location[sizeof(res.location) - 1] = '\0';
     res.www_authenticate[sizeof(res.www_authenticate) - 1] = '\0';
@@ -733,6 +741,13 @@ const char *http_header(const http_request_t *req, const char *name)
     if (req == NULL || req->conn == NULL || name == NULL)
         return NULL;
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(const http_request_t *req, const char *name)
+{
+    if (req == NULL || req->conn == NULL || name == NULL)
+        return NULL;
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 json_t *http_body_object(const http_request_t *req, http_response_t *res)

@@ -27,6 +27,9 @@ typedef struct http_response {
     char location[256];    /* optional Location header; "" for none */
     char www_authenticate[64]; /* optional WWW-Authenticate header; "" for none
                                 * (set by http_check_bearer) */
+    int drop;              /* non-zero: close the connection without any answer (body is
+                            * released, status ignored), so the client sees an empty reply
+                            * or a reset: for stand-ins that must "refuse" a call */
 } http_response_t;
 
 /* A route handler fills res (see http_json / http_error). Everything in req is borrowed
@@ -61,6 +64,10 @@ void http_server_stop(http_server_t *srv);
 
 /* Returns the value of a request header (case-insensitive name), or NULL. Borrowed. */
 const char *http_header(const http_request_t *req, const char *name);
+
+/* Returns the (decoded) value of query-string argument name, or NULL when it is absent or
+ * has no value ("?name"). Borrowed, valid for the duration of the handler call. */
+const char *http_query(const http_request_t *req, const char *name);
 
 /* Sets the response: status and body. Steals the reference to body. */
 void http_json(http_response_t *res, int status, json_t *body);

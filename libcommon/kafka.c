@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -632,4 +633,57 @@ char *kafka_header_dup(const rd_kafka_message_t *msg, const char *name)
     memcpy(out, val, size);
     out[size] = '\0'; /* Kafka header values are not NUL-terminated */
     return out;
+}
+
+struct kafka_consumer {
+    const kafka_consumer_opts_t *opts;
+    pthread_t thread;
+    volatile int stop;
+    volatile int failed;
+};
+
+static void *consumer_thread(void *arg)
+{
+    kafka_consumer_t *c = arg;
+    char err[512];
+
+    if (kafka_consumer_run(c->opts, &c->stop, err, sizeof(err)) != 0) {
+        log_error("kafka_consumer_failed group=%s error=\"%s\"", c->opts->group, err);
+        c->failed = 1;
+    }
+    return NULL;
+}
+
+kafka_consumer_t *kafka_consumer_start(const kafka_consumer_opts_t *opts,
+                                       char *errstr, size_t errstr_size)
+{
+    kafka_consumer_t *c = calloc(1, sizeof(*c));
+    int err;
+
+    if (c == NULL) {
+        util_errf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    c->opts = opts;
+    err = pthread_create(&c->thread, NULL, consumer_thread, c);
+    if (err != 0) {
+        util_errf(errstr, errstr_size, "pthread_create: %s", strerror(err));
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int kafka_consumer_failed(kafka_consumer_t *c)
+{
+    return c != NULL && c->failed;
+}
+
+void kafka_consumer_stop(kafka_consumer_t *c)
+{
+    if (c == NULL)
+        return;
+    c->stop = 1;
+    pthread_join(c->thread, NULL);
+    free(c);
 }

@@ -72,6 +72,23 @@ typedef struct kafka_consumer_opts {
 int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *stop,
                        char *errstr, size_t errstr_size);
 
+/* A consumer loop on its own thread, for services that also serve HTTP. */
+typedef struct kafka_consumer kafka_consumer_t;
+
+/* Starts kafka_consumer_run(opts) on a new thread. opts and everything it points to are
+ * borrowed and must outlive the consumer. Returns the consumer, or NULL with errstr if the
+ * thread cannot start. A consumer that cannot be created on its thread logs why and
+ * kafka_consumer_failed() says so. */
+kafka_consumer_t *kafka_consumer_start(const kafka_consumer_opts_t *opts,
+                                       char *errstr, size_t errstr_size);
+
+/* 1 when the loop ended by itself (it could not create its consumer), else 0. */
+int kafka_consumer_failed(kafka_consumer_t *c);
+
+/* Asks the loop to stop, waits for its clean shutdown (offsets committed, group left) and
+ * frees it. Accepts NULL. */
+void kafka_consumer_stop(kafka_consumer_t *c);
+
 /* Returns the value of the last header called name as a new NUL-terminated string the caller
  * frees, or NULL when it is absent. */
 char *kafka_header_dup(const rd_kafka_message_t *msg, const char *name);

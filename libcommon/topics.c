@@ -281,3 +281,17 @@ done:
     free(crs);
     return ret;
 }
+
+int topics_service_ready(const char *bootstrap, const char *client_id, int wait_ms,
+                         char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf;
+
+    /* Producers and consumers are built later, on their own threads: a bad setting must
+     * stop the start here, with its name, rather than fail quietly there. */
+    conf = kafka_conf_new(bootstrap, client_id, errstr, errstr_size);
+    if (conf == NULL)
+        return -1;
+    rd_kafka_conf_destroy(conf);
+    return topics_ensure(bootstrap, NULL, wait_ms, errstr, errstr_size);
+}

@@ -29,6 +29,12 @@ const topic_spec_t *topics_find(const char *name);
 int topics_ensure(const char *bootstrap, const char *const *names, int timeout_ms,
                   char *errstr, size_t errstr_size);
 
+/* The Kafka part of a service's start: checks the KAFKA_* settings (kafka_conf_new) and
+ * makes sure every declared topic exists (topics_ensure), waiting up to wait_ms for the
+ * cluster. Returns 0, or -1 with errstr naming the bad variable or the missing topic. */
+int topics_service_ready(const char *bootstrap, const char *client_id, int wait_ms,
+                         char *errstr, size_t errstr_size);
+
 /* A topic's live settings, as DescribeConfigs reports them. */
 typedef struct topic_config {
     char retention_ms[32];    /* "" when unknown */

@@ -153,3 +153,13 @@ void util_errf(char *errstr, size_t errstr_size, const char *fmt, ...)
         errstr[0] = '\0';
     va_end(ap);
 }
+
+int util_streq_ct(const char *a, const char *b)
+{
+    size_t alen = strlen(a), blen = strlen(b), i;
+    volatile unsigned char diff = (unsigned char)(alen != blen);
+
+    for (i = 0; i < alen; i++)
+        diff |= (unsigned char)(a[i] ^ (blen > 0 ? b[i % blen] : 0));
+    return diff == 0;
+}

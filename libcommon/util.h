@@ -28,6 +28,10 @@ int util_rfc3339(int64_t epoch_ms, char *out, size_t out_size);
  * stop may be NULL. */
 void util_sleep_ms(int64_t ms, const volatile int *stop);
 
+/* Compares two NUL-terminated secrets in time that depends only on the length of a (the
+ * untrusted one), never on where the first difference is. Returns 1 when equal. */
+int util_streq_ct(const char *a, const char *b);
+
 /* Formats an error message into errstr (errstr may be NULL or errstr_size 0: then nothing
  * is written). A message longer than the buffer is cut; errstr is always NUL-terminated. */
 void util_errf(char *errstr, size_t errstr_size, const char *fmt, ...)

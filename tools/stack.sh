@@ -8,7 +8,7 @@
 #   tools/stack.sh logs    follow every log
 #
 # Settings (environment): RUN_DIR, DOZEN_BIN, PGPORT (55432), SALES_PORT (8080),
-# STOCK_PORT (8081), KAFKA_BOOTSTRAP (use this broker instead of the dev broker),
+# STOCK_PORT (8081), FACTORY_PORT (8082), LEGACY_FACTORY_PORT (9101), KAFKA_BOOTSTRAP (use this broker instead of the dev broker),
 # KAFKA=apache (start a real Apache Kafka broker with tools/kafka/kafka.sh instead),
 # ADMIN_TOKEN (default: generated once and kept in RUN_DIR/admin_token), UP_TIMEOUT (60 s).
 set -euo pipefail
@@ -19,8 +19,11 @@ BIN=${DOZEN_BIN:-$ROOT/bin}
 PGPORT=${PGPORT:-55432}
 SALES_PORT=${SALES_PORT:-8080}
 STOCK_PORT=${STOCK_PORT:-8081}
+FACTORY_PORT=${FACTORY_PORT:-8082}
+LEGACY_FACTORY_PORT=${LEGACY_FACTORY_PORT:-9101}
 UP_TIMEOUT=${UP_TIMEOUT:-60}
-SERVICES=(sales stock)
+# Started in this order (the stand-ins of the outside world first), stopped in reverse.
+SERVICES=(legacy-factory sales stock factory)
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 LOGS=$RUN/logs
@@ -188,6 +191,8 @@ export KAFKA_BOOTSTRAP=$BOOTSTRAP
 export ADMIN_TOKEN=$token
 export SALES_URL=http://127.0.0.1:$SALES_PORT
 export STOCK_URL=http://127.0.0.1:$STOCK_PORT
+export FACTORY_URL=http://127.0.0.1:$FACTORY_PORT
+export LEGACY_FACTORY_URL=http://127.0.0.1:$LEGACY_FACTORY_PORT
 EOF
 )
     # Services started with other settings (a new broker address, another port) or from an
@@ -198,7 +203,10 @@ EOF
 
     START_ENV=(DATABASE_URL="$database_url" KAFKA_BOOTSTRAP="$BOOTSTRAP"
                ADMIN_TOKEN="$token" LOG_LEVEL="${LOG_LEVEL:-info}"
-               SALES_PORT="$SALES_PORT" STOCK_PORT="$STOCK_PORT")
+               SALES_PORT="$SALES_PORT" STOCK_PORT="$STOCK_PORT" FACTORY_PORT="$FACTORY_PORT"
+               LEGACY_FACTORY_PORT="$LEGACY_FACTORY_PORT"
+               LEGACY_FACTORY_URL="http://127.0.0.1:$LEGACY_FACTORY_PORT"
+               FACTORY_CALLBACK_URL="http://127.0.0.1:$FACTORY_PORT")
     local svc
     for svc in "${SERVICES[@]}"; do
         if pid_alive "$svc" && { [ $restart = 1 ] || [ "$BIN/$svc" -nt "$PIDS/$svc.pid" ]; }; then
@@ -209,14 +217,18 @@ EOF
             say "started $svc (pid $(cat "$PIDS/$svc.pid"))"
         fi
     done
+    wait_healthy legacy-factory "http://127.0.0.1:$LEGACY_FACTORY_PORT"
     wait_healthy sales "http://127.0.0.1:$SALES_PORT"
     wait_healthy stock "http://127.0.0.1:$STOCK_PORT"
+    wait_healthy factory "http://127.0.0.1:$FACTORY_PORT"
 
     cat <<EOF
 
 dozen is up.
   sales     http://127.0.0.1:$SALES_PORT   (POST /orders, GET /orders/{id})
   stock     http://127.0.0.1:$STOCK_PORT   (GET /inventory, GET|PUT /inventory/{sku})
+  factory   http://127.0.0.1:$FACTORY_PORT   (GET /production-orders, POST /deliveries)
+  legacy factory (stand-in)  http://127.0.0.1:$LEGACY_FACTORY_PORT   (POST /admin/mode)
   kafka     $BOOTSTRAP
   postgres  $database_url
   logs      $LOGS/        settings: . $RUN/env
@@ -231,8 +243,8 @@ apache_down() {
 }
 
 cmd_down() {
-    local svc
-    for svc in "${SERVICES[@]}"; do stop_pid "$svc"; done
+    local i
+    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_pid "${SERVICES[$i]}"; done
     stop_pid devbroker
     [ ! -f "$RUN/kafka.managed" ] || apache_down
     if [ -n "$PGBIN" ] && [ -f "$PGDIR/data/PG_VERSION" ] &&

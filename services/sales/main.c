@@ -7,7 +7,6 @@
 
 #include "cfg.h"
 #include "http.h"
-#include "kafka.h"
 #include "log.h"
 #include "svc.h"
 #include "topics.h"
@@ -36,7 +35,6 @@ int main(void)
     struct sales s;
     http_server_t *http = NULL;
     outbox_relay_opts_t ro;
-    rd_kafka_conf_t *kconf;
     char err[512];
     int sig;
 
@@ -52,16 +50,8 @@ int main(void)
     if (s.db == NULL)
         svc_die(SALES_SERVICE, "DATABASE_URL: %s", err);
 
-    /* The relay builds its producer later, on its own thread: check the Kafka settings
-     * (KAFKA_* passthrough) now, so that a bad one stops the start with its name. */
-    kconf = kafka_conf_new(s.cfg.kafka_bootstrap, SALES_SERVICE, err, sizeof(err));
-    if (kconf == NULL)
-        svc_die(SALES_SERVICE, "%s", err);
-    rd_kafka_conf_destroy(kconf);
-    /* Every declared topic, created if missing: the dev broker has them already, a real
-     * cluster gets them here. Without them the relay could publish nothing. */
-    if (topics_ensure(s.cfg.kafka_bootstrap, NULL, (int)s.cfg.topics_wait_ms, err,
-                      sizeof(err)) != 0)
+    if (topics_service_ready(s.cfg.kafka_bootstrap, SALES_SERVICE,
+                             (int)s.cfg.topics_wait_ms, err, sizeof(err)) != 0)
         svc_die(SALES_SERVICE, "%s", err);
 
     memset(&ro, 0, sizeof(ro));

@@ -130,5 +130,9 @@ int api_health(void *ctx, char *errstr, size_t errstr_size)
 {
     struct stock *s = ctx;
 
+    if (kafka_consumer_failed(s->consumer)) {
+        snprintf(errstr, errstr_size, "the stock.replenished consumer stopped");
+        return -1;
+    }
     return db_ping(s->db, 2000, errstr, errstr_size);
 }

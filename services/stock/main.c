@@ -8,6 +8,7 @@
 #include "cfg.h"
 #include "log.h"
 #include "svc.h"
+#include "topics.h"
 
 static void config_read(struct config *c)
 {
@@ -16,15 +17,21 @@ static void config_read(struct config *c)
 
     if (cfg_str("DATABASE_URL", NULL, &c->database_url, err, sizeof(err)) != 0 ||
         cfg_str("ADMIN_TOKEN", NULL, &c->admin_token, err, sizeof(err)) != 0 ||
+        cfg_str("KAFKA_BOOTSTRAP", NULL, &c->kafka_bootstrap, err, sizeof(err)) != 0 ||
+        cfg_str("STOCK_GROUP", "stock", &c->group, err, sizeof(err)) != 0 ||
         cfg_str("HTTP_BIND", "127.0.0.1", &c->http_bind, err, sizeof(err)) != 0 ||
         cfg_port("STOCK_PORT", 8081, &c->port, err, sizeof(err)) != 0 ||
         cfg_int("DB_POOL_SIZE", 4, 1, 256, &n, err, sizeof(err)) != 0 ||
-        cfg_duration_ms("DB_WAIT", "5s", 1, 60000, &c->db_wait_ms, err, sizeof(err)) != 0)
+        cfg_duration_ms("DB_WAIT", "5s", 1, 60000, &c->db_wait_ms, err, sizeof(err)) != 0 ||
+        cfg_duration_ms("TOPICS_WAIT", "30s", 1000, 600000, &c->topics_wait_ms,
+                        err, sizeof(err)) != 0)
         svc_die(STOCK_SERVICE, "%s", err);
     if (strlen(c->admin_token) < 16)
         svc_die(STOCK_SERVICE, "ADMIN_TOKEN: must be at least 16 characters");
     c->db_pool_size = (int)n;
 }
+
+static const char *const consumed_topics[] = { "stock.replenished" };
 
 int main(void)
 {
@@ -45,6 +52,20 @@ int main(void)
     if (s.db == NULL)
         svc_die(STOCK_SERVICE, "DATABASE_URL: %s", err);
 
+    if (topics_service_ready(s.cfg.kafka_bootstrap, STOCK_SERVICE,
+                             (int)s.cfg.topics_wait_ms, err, sizeof(err)) != 0)
+        svc_die(STOCK_SERVICE, "%s", err);
+    s.consumer_opts.bootstrap = s.cfg.kafka_bootstrap;
+    s.consumer_opts.group = s.cfg.group;
+    s.consumer_opts.client_id = STOCK_SERVICE;
+    s.consumer_opts.topics = consumed_topics;
+    s.consumer_opts.ntopics = sizeof(consumed_topics) / sizeof(consumed_topics[0]);
+    s.consumer_opts.handler = handlers_replenished;
+    s.consumer_opts.ctx = &s;
+    s.consumer = kafka_consumer_start(&s.consumer_opts, err, sizeof(err));
+    if (s.consumer == NULL)
+        svc_die(STOCK_SERVICE, "consumer: %s", err);
+
     http = http_server_start(s.cfg.http_bind, s.cfg.port, api_routes, api_nroutes,
                              api_health, &s, err, sizeof(err));
     if (http == NULL)
@@ -54,6 +75,7 @@ int main(void)
     sig = svc_wait_signal();
     log_info("stopping signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_server_stop(http);
+    kafka_consumer_stop(s.consumer);
     db_pool_free(s.db);
     log_info("stopped");
     return 0;

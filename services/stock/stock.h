@@ -8,22 +8,29 @@
 
 #include "db.h"
 #include "http.h"
+#include "kafka.h"
 
 #define STOCK_SERVICE "stock"
 #define STOCK_QUANTITY_MAX 1000000000LL
+#define STOCK_DELIVERY_MAX 1000000  /* largest quantity one replenishment may add */
 
 struct config {
     const char *database_url;
     const char *http_bind;
     const char *admin_token;
+    const char *kafka_bootstrap;
+    const char *group;
     int port;
     int db_pool_size;
     long long db_wait_ms;
+    long long topics_wait_ms;
 };
 
 struct stock {
     struct config cfg;
     db_pool_t *db;
+    kafka_consumer_opts_t consumer_opts;
+    kafka_consumer_t *consumer;
 };
 
 /* store.c: SQL */
@@ -41,6 +48,19 @@ int store_get(PGconn *conn, const char *sku, json_t **item, char *errstr, size_t
  * 0 when it existed, -1 with errstr. */
 int store_set(PGconn *conn, const char *sku, long long quantity,
               char *errstr, size_t errstr_size);
+
+/* Raises sku by quantity once for event ce_id, in one transaction with the record of the
+ * event. Returns 1 when applied (*level is the new level), 0 when the event was applied
+ * before, -2 when the sku is unknown or the level would overflow (nothing changed), -1 with
+ * errstr on a database error that may pass. */
+int store_replenish(PGconn *conn, const char *ce_id, const char *sku, long long quantity,
+                    long long *level, char *errstr, size_t errstr_size);
+
+/* handlers.c: Kafka records */
+
+/* The consumer of stock.replenished. */
+kafka_verdict_t handlers_replenished(const rd_kafka_message_t *msg, void *ctx,
+                                     char *errstr, size_t errstr_size);
 
 /* api.c: HTTP routes */
 

@@ -3,6 +3,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "inbox.h"
 
 const db_stmt_t store_stmts[] = {
     { "inv_list", "SELECT sku, quantity FROM inventory ORDER BY sku", 0 },
@@ -12,6 +15,10 @@ const db_stmt_t store_stmts[] = {
       "INSERT INTO inventory (sku, quantity) VALUES ($1, $2::int) "
       "ON CONFLICT (sku) DO UPDATE SET quantity = EXCLUDED.quantity, updated_at = now() "
       "RETURNING (xmax = 0)", 2 },
+    { "inv_raise",
+      "UPDATE inventory SET quantity = quantity + $2::int, updated_at = now() "
+      "WHERE sku = $1 RETURNING quantity", 2 },
+    INBOX_DB_STMT,
 };
 const size_t store_nstmts = sizeof(store_stmts) / sizeof(store_stmts[0]);
 
@@ -83,5 +90,45 @@ int store_set(PGconn *conn, const char *sku, long long quantity,
     else
         snprintf(errstr, errstr_size, "upsert returned %d rows", PQntuples(res));
     PQclear(res);
+    return ret;
+}
+
+int store_replenish(PGconn *conn, const char *ce_id, const char *sku, long long quantity,
+                    long long *level, char *errstr, size_t errstr_size)
+{
+    char qty[24], state[6] = "";
+    const char *params[2] = { sku, qty };
+    PGresult *res = NULL;
+    int ret = -1, first;
+
+    snprintf(qty, sizeof(qty), "%lld", quantity);
+    if (db_begin(conn, errstr, errstr_size) != 0)
+        goto done;
+    first = inbox_claim(conn, STOCK_SERVICE, ce_id, errstr, errstr_size);
+    if (first <= 0) {
+        ret = first;
+        goto done;
+    }
+    res = db_exec(conn, "inv_raise", 2, params, state, errstr, errstr_size);
+    if (res == NULL) {
+        /* Class 22 (data exception): the level would leave the column's range. Retrying
+         * cannot help; anything else (a lost connection) may pass. */
+        if (strncmp(state, "22", 2) == 0)
+            ret = -2;
+        goto done;
+    }
+    if (PQntuples(res) == 0) {
+        snprintf(errstr, errstr_size, "unknown sku '%s'", sku);
+        ret = -2;
+        goto done;
+    }
+    *level = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    if (db_commit(conn, errstr, errstr_size) != 0)
+        goto done;
+    ret = 1;
+done:
+    PQclear(res);
+    if (ret != 1)
+        db_rollback(conn); /* a duplicate commits nothing: its claim found the row there */
     return ret;
 }

@@ -258,6 +258,18 @@ def service_env(pg, broker, **extra):
     return env
 
 
+# Consumers killed in a test come back sooner when the broker gives up on the dead member
+# quickly (librdkafka's default session timeout is 45 s).
+CONSUMER_ENV = {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
+
+
+def wait_assigned(svc, seen=0, timeout=60):
+    """Waits until the service's consumer has joined its group and got partitions more than
+    `seen` times (pass the count from before a restart: the log file is appended to)."""
+    wait_for(lambda: svc.log().count("kafka_partitions_assigned") > seen, timeout,
+             f"{svc.name}'s consumer to get partitions")
+
+
 class Stack:
     """The services of one test, each on its own port; stopped by the fixture."""
 
@@ -276,7 +288,21 @@ class Stack:
         return self.service("sales", "SALES_PORT", **extra)
 
     def stock(self, **extra):
-        return self.service("stock", "STOCK_PORT", **extra)
+        return self.service("stock", "STOCK_PORT", **dict(CONSUMER_ENV, **extra))
+
+    def legacy_factory(self, **extra):
+        return self.service("legacy-factory", "LEGACY_FACTORY_PORT", **extra)
+
+    def factory(self, legacy, **extra):
+        port = free_port()
+        env = dict(CONSUMER_ENV, LEGACY_FACTORY_URL=legacy.url,
+                   FACTORY_CALLBACK_URL=f"http://127.0.0.1:{port}",
+                   FACTORY_RETRY_INITIAL="200ms", FACTORY_RETRY_MAX="2s")
+        env.update(extra)
+        svc = Service("factory", service_env(self.pg, self.broker, FACTORY_PORT=port, **env),
+                      port, self.workdir)
+        self.procs.append(svc)
+        return svc
 
     def stop_all(self):
         failures = []

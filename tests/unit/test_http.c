@@ -120,6 +120,22 @@ static void h_bad_location(const http_request_t *req, http_response_t *res, void
     http_json(res, 201, json_object());
 }
 
+static void h_query(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    (void)ctx;
+    http_json(res, 200, json_pack("{s:s?, s:s?}", "sku", http_query(req, "sku"),
+                                  "other", http_query(req, "other")));
+}
+
+static void h_drop(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    (void)req;
+    (void)ctx;
+    /* a body set before dropping must be released, not sent (valgrind checks the first) */
+    http_error(res, 503, "never sent");
+    res->drop = 1;
+}
+
 static int health(void *ctx, char *errstr, size_t errstr_size)
 {
     struct test_ctx *t = ctx;
@@ -144,6 +160,8 @@ static const http_route_t routes[] = {
     { "GET", "/", h_header },
     { "GET", "/badstatus", h_bad_status },
     { "GET", "/badlocation/{x}", h_bad_location },
+    { "GET", "/query", h_query },
+    { "POST", "/drop", h_drop },
 };
 
 /* ---------------------------------------------------------------------------------- */
@@ -808,6 +826,55 @@ static void test_start_stop_again(void **state)
     http_server_stop(srv);
 }
 
+static void test_query(void **state)
+{
+    struct reply *r = *state;
+
+    get("/query?sku=choc%20chip&x=1", NULL, r);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(json_str(r, "sku"), "choc chip"); /* decoded */
+    assert_true(json_is_null(json_object_get(r->json, "other")));
+    reply_free(r);
+
+    get("/query?other=&sku=a.b", NULL, r);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(json_str(r, "sku"), "a.b");
+    assert_string_equal(json_str(r, "other"), "");
+    reply_free(r);
+
+    get("/query", NULL, r);
+    assert_int_equal(r->status, 200);
+    assert_true(json_is_null(json_object_get(r->json, "sku")));
+    reply_free(r);
+
+    get("/query?sku", NULL, r); /* a name without a value */
+    assert_int_equal(r->status, 200);
+    assert_true(json_is_null(json_object_get(r->json, "sku")));
+    reply_free(r);
+}
+
+static void test_drop(void **state)
+{
+    struct reply *r = *state;
+    static const char body[] = "{\"a\": 1}";
+    CURLcode rc;
+
+    rc = request("POST", "/drop", BODY_LENGTH, body, sizeof(body) - 1, NULL, 0, r);
+    /* closed without a status line: curl reports an empty reply (or a reset) */
+    if (rc != CURLE_GOT_NOTHING && rc != CURLE_RECV_ERROR)
+        fail_msg("POST /drop: curl result %d (%s), status %ld", (int)rc,
+                 curl_easy_strerror(rc), r->status);
+    assert_int_equal(r->status, 0);
+    assert_int_equal(r->body_len, 0);
+    reply_free(r);
+
+    /* the server still answers afterwards */
+    get("/orders/after-drop", NULL, r);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(json_str(r, "id"), "after-drop");
+    reply_free(r);
+}
+
 /* ---------------------------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -868,6 +935,8 @@ int main(void)
         cmocka_unit_test(test_http_json_replaces_body),
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_start_stop_again),
+        cmocka_unit_test(test_query),
+        cmocka_unit_test(test_drop),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

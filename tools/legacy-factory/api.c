@@ -1,0 +1,215 @@
+/* api: the legacy factory's HTTP routes: production orders and the admin knobs. */
+#include "legacy_factory.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+static void log_mode(const char *event, const struct lf_mode *m)
+{
+    log_info("%s fail_next=%lld slow_ms=%lld down=%d deliver_twice=%d delay_ms=%lld", event,
+             m->fail_next, m->slow_ms, m->down, m->deliver_twice, m->delay_ms);
+}
+
+/* Sets a 200 response with the whole mode, or 500 when out of memory. */
+static void reply_mode(http_response_t *res, const struct lf_mode *m)
+{
+    json_t *body = lf_mode_json(m); /* new reference, stolen by http_json */
+
+    if (body == NULL)
+        http_error(res, 500, "out of memory");
+    else
+        http_json(res, 200, body);
+}
+
+/*
+ * POST /production-orders. In this order: "down" closes the connection without an answer;
+ * then slow_ms passes (a shutdown meanwhile refuses the call too); then fail_next answers
+ * 503, and so does a SKU in fail_skus; then the body is validated (400); then the order is
+ * scheduled (202), unless LF_SCHEDULED_MAX are (503). Every call is recorded with its
+ * outcome, whatever it is.
+ */
+static void post_order(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct factory *f = ctx;
+    struct lf_order_in in;
+    struct lf_mode mode;
+    struct lf_job *job = NULL;
+    json_t *body;
+    char uuid[UTIL_UUID_LEN + 1], id[LF_ID_LEN + 1], err[512];
+    uint64_t gen = 0, seq = 0;
+    int reserved = 0;
+
+    /* Parsed first so that every outcome can be recorded with the call's sku; when it
+     * fails a 400 is set already, which the steps below may replace. New reference. */
+    body = http_body_object(req, res);
+
+    state_mode_get(f->state, &mode);
+    if (mode.down) {
+        state_record_call(f->state, body, LF_CALL_REFUSED);
+        log_info("production_order_call outcome=refused reason=down");
+        res->drop = 1;
+        goto done;
+    }
+    if (state_sleep(f->state, mode.slow_ms) != 0) {
+        /* Shutting down: the server closes connections now, so nobody would hear a 202
+         * and its callback would be dropped; refuse rather than record an order. */
+        state_record_call(f->state, body, LF_CALL_REFUSED);
+        log_info("production_order_call outcome=refused reason=shutdown");
+        res->drop = 1;
+        goto done;
+    }
+    if (state_gate(f->state, &mode)) {
+        state_record_call(f->state, body, LF_CALL_UNAVAILABLE);
+        log_info("production_order_call outcome=unavailable reason=fail_next fail_next=%lld",
+                 mode.fail_next);
+        http_error(res, 503, "factory unavailable, try again later");
+        goto done;
+    }
+    if (body != NULL && json_is_string(json_object_get(body, "sku")) &&
+        lf_mode_fails_sku(&mode, json_string_value(json_object_get(body, "sku")))) {
+        state_record_call(f->state, body, LF_CALL_UNAVAILABLE);
+        log_info("production_order_call outcome=unavailable reason=fail_skus sku=%s",
+                 json_string_value(json_object_get(body, "sku")));
+        http_error(res, 503, "factory unavailable, try again later");
+        goto done;
+    }
+    if (body == NULL) {
+        state_record_call(f->state, NULL, LF_CALL_INVALID);
+        log_info("production_order_call outcome=invalid error=\"malformed body\"");
+        goto done; /* the 400 from http_body_object */
+    }
+    if (lf_order_parse(body, &in, err, sizeof(err)) != 0) {
+        state_record_call(f->state, body, LF_CALL_INVALID);
+        log_info("production_order_call outcome=invalid error=\"%s\"", err);
+        http_error(res, 400, "%s", err);
+        goto done;
+    }
+
+    if (util_uuid_v4(uuid) != 0) {
+        state_record_call(f->state, body, LF_CALL_UNAVAILABLE);
+        log_error("production_order_call outcome=unavailable reason=no_random_source");
+        http_error(res, 503, "factory unavailable, try again later");
+        goto done;
+    }
+    snprintf(id, sizeof(id), "fo-%s", uuid); /* fits: LF_ID_LEN */
+    job = deliver_job_new(id, &in, mode.delay_ms, mode.deliver_twice);
+    if (job == NULL) {
+        state_record_call(f->state, body, LF_CALL_UNAVAILABLE);
+        log_error("production_order_call outcome=unavailable reason=out_of_memory");
+        http_error(res, 503, "factory unavailable, try again later");
+        goto done;
+    }
+    if (deliver_reserve(f->deliver, &gen) != 0) {
+        state_record_call(f->state, body, LF_CALL_UNAVAILABLE);
+        log_warn("production_order_call outcome=unavailable reason=too_many_scheduled "
+                 "max=%d", LF_SCHEDULED_MAX);
+        http_error(res, 503, "more than %d production orders are scheduled, try again later",
+                   LF_SCHEDULED_MAX);
+        goto done;
+    }
+    reserved = 1;
+    /* Recorded before it is queued, so that the first attempt finds the record. */
+    if (state_order_add(f->state, &in, id, &seq) != 0) {
+        state_record_call(f->state, body, LF_CALL_UNAVAILABLE);
+        log_error("production_order_call outcome=unavailable reason=out_of_memory");
+        http_error(res, 503, "factory unavailable, try again later");
+        goto done;
+    }
+    deliver_push(f->deliver, gen, seq, job);
+    job = NULL;     /* owned by the queue */
+    reserved = 0;   /* used by deliver_push */
+    log_info("production_order_call outcome=accepted factory_order_id=%s sku=%s quantity=%lld "
+             "callback_url=\"%s\" delay_ms=%lld deliver_twice=%d", id, in.sku, in.quantity,
+             in.callback_url, mode.delay_ms, mode.deliver_twice);
+    http_json(res, 202, json_pack("{s:s, s:s, s:I}", "factory_order_id", id, "sku", in.sku,
+                                  "quantity", (json_int_t)in.quantity));
+done:
+    if (reserved)
+        deliver_release(f->deliver);
+    deliver_job_free(job);
+    json_decref(body);
+}
+
+/* GET /production-orders[?sku=S] */
+static void list_orders(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct factory *f = ctx;
+    const char *sku = http_query(req, "sku");
+    json_t *list;
+
+    if (sku != NULL && !sku_valid(sku)) {
+        http_error(res, 400, "query argument 'sku' must be " SKU_RULE);
+        return;
+    }
+    list = state_list(f->state, sku);
+    if (list == NULL)
+        http_error(res, 500, "out of memory");
+    else
+        http_json(res, 200, list);
+}
+
+/* GET /admin/mode */
+static void get_mode(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct factory *f = ctx;
+    struct lf_mode m;
+
+    (void)req;
+    state_mode_get(f->state, &m);
+    reply_mode(res, &m);
+}
+
+/* POST /admin/mode {any subset of the mode's fields} */
+static void post_mode(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct factory *f = ctx;
+    struct lf_mode m;
+    json_t *body;
+    char err[512];
+
+    if ((body = http_body_object(req, res)) == NULL)
+        return;
+    if (state_mode_patch(f->state, body, &m, err, sizeof(err)) != 0) {
+        http_error(res, 400, "%s", err);
+    } else {
+        log_mode("mode_changed", &m);
+        reply_mode(res, &m);
+    }
+    json_decref(body);
+}
+
+/* POST /admin/reset: the mode from the environment again; recorded calls and orders and
+ * the callbacks not yet made are forgotten (an attempt in flight finishes, unrecorded). */
+static void post_reset(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct factory *f = ctx;
+    struct lf_mode m;
+    size_t dropped;
+
+    (void)req;
+    dropped = deliver_cancel(f->deliver);
+    state_reset(f->state);
+    state_mode_get(f->state, &m);
+    log_info("reset callbacks_dropped=%zu", dropped);
+    log_mode("mode_changed", &m);
+    reply_mode(res, &m);
+}
+
+const http_route_t api_routes[] = {
+    { "POST", "/production-orders", post_order },
+    { "GET", "/production-orders", list_orders },
+    { "GET", "/admin/mode", get_mode },
+    { "POST", "/admin/mode", post_mode },
+    { "POST", "/admin/reset", post_reset },
+};
+const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
+
+int api_health(void *ctx, char *errstr, size_t errstr_size)
+{
+    (void)ctx;
+    (void)errstr;
+    (void)errstr_size;
+    return 0;
+}

@@ -1,0 +1,193 @@
+/* legacy-factory: a stand-in for the slow, unreliable legacy factory HTTP API. Private
+ * header; prototypes grouped by source file. */
+#ifndef DOZEN_LEGACY_FACTORY_H
+#define DOZEN_LEGACY_FACTORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "http.h"
+#include "sku.h"
+#include "util.h"
+
+#define LF_SERVICE "legacy-factory"
+
+#define LF_QUANTITY_MAX      100000
+#define LF_URL_MAX           1024
+#define LF_ID_LEN            (3 + UTIL_UUID_LEN)  /* "fo-<uuid>", without the NUL */
+#define LF_SCHEDULED_MAX     10000   /* orders whose callbacks are not finished yet */
+#define LF_RECORDS_MAX       10000   /* calls and orders kept for GET /production-orders */
+#define LF_FAIL_NEXT_MAX     1000000000LL
+#define LF_SLOW_MS_MAX       60000LL
+#define LF_DELAY_MS_MAX      600000LL
+
+#define LF_CALLBACK_ATTEMPTS           5     /* per delivery, in all */
+#define LF_CALLBACK_RETRY_MS           1000
+#define LF_CALLBACK_CONNECT_TIMEOUT_MS 2000L
+#define LF_CALLBACK_TIMEOUT_MS         10000L
+#define LF_DELIVER_THREADS             4
+
+/* The knobs: set from the environment at start, changed by POST /admin/mode. */
+struct lf_mode {
+    long long fail_next;  /* answer 503 to this many more production-order calls */
+    long long slow_ms;    /* sleep before answering each production-order call */
+    long long delay_ms;   /* from acceptance to the first callback attempt */
+    int down;             /* refuse production-order calls: close without an answer */
+    int deliver_twice;    /* send each successful callback a second time */
+    char fail_skus[1024]; /* comma-separated SKUs whose calls are always answered 503 */
+};
+
+struct config {
+    const char *http_bind;
+    int port;
+    struct lf_mode mode;  /* also what POST /admin/reset returns to */
+};
+
+/* A validated POST /production-orders body. */
+struct lf_order_in {
+    char sku[SKU_MAX + 1];
+    long long quantity;
+    char callback_url[LF_URL_MAX + 1];
+};
+
+/* What became of one POST /production-orders. */
+enum lf_outcome { LF_CALL_ACCEPTED, LF_CALL_UNAVAILABLE, LF_CALL_REFUSED, LF_CALL_INVALID };
+
+/* The result of one callback attempt. */
+enum lf_cb_result {
+    LF_CB_DELIVERED,  /* 2xx */
+    LF_CB_REJECTED,   /* 4xx: not retried */
+    LF_CB_FAILED      /* connection error, timeout, anything else: retried */
+};
+
+typedef struct lf_state lf_state_t;
+typedef struct lf_deliver lf_deliver_t;
+struct lf_job;
+
+/* Everything the HTTP handlers reach through their ctx. */
+struct factory {
+    struct config cfg;
+    lf_state_t *state;
+    lf_deliver_t *deliver;
+};
+
+/* state.c: the mode and the record of calls and orders; validation (pure functions) */
+
+/* Validates a production-order body (unknown fields are ignored, as a lenient legacy API
+ * would). Returns 0 and fills out, or -1 with a message for the client in errstr. */
+int lf_order_parse(json_t *body, struct lf_order_in *out, char *errstr, size_t errstr_size);
+
+/* Returns 1 if url is an absolute http:// or https:// URL with a host, at most LF_URL_MAX
+ * characters of printable ASCII without quotes or backslashes (so it can be logged as is). */
+int lf_callback_url_valid(const char *url);
+
+/* Applies an admin patch (any subset of the mode's fields; unknown fields and wrong types
+ * or ranges are errors) to cur, writing the result to out. All or nothing: on -1 (with a
+ * message in errstr) out is untouched. patch is borrowed. */
+int lf_mode_patch(const struct lf_mode *cur, json_t *patch, struct lf_mode *out,
+                  char *errstr, size_t errstr_size);
+
+/* The mode as a new JSON object, or NULL when out of memory. */
+json_t *lf_mode_json(const struct lf_mode *m);
+
+/* Sets m->fail_skus from a comma-separated list ("" for none). Returns 0, or -1 with errstr
+ * naming a bad SKU or saying the list is too long. */
+int lf_mode_set_fail_skus(struct lf_mode *m, const char *list, char *errstr,
+                          size_t errstr_size);
+
+/* 1 if calls for sku are always answered 503 (fail_skus), else 0. */
+int lf_mode_fails_sku(const struct lf_mode *m, const char *sku);
+
+const char *lf_outcome_name(enum lf_outcome o);
+
+/* Allocates the state with mode = defaults. Returns NULL with errstr on failure. */
+lf_state_t *state_new(const struct lf_mode *defaults, char *errstr, size_t errstr_size);
+
+/* Frees the state. Accepts NULL. */
+void state_free(lf_state_t *st);
+
+/* Wakes every state_sleep and makes later ones return at once (for shutdown). */
+void state_stop(lf_state_t *st);
+
+/* Sleeps ms milliseconds, or less once state_stop was called. Returns 0, or -1 when the
+ * state is stopping (at once, or cut short). */
+int state_sleep(lf_state_t *st, long long ms);
+
+/* Copies the current mode. */
+void state_mode_get(lf_state_t *st, struct lf_mode *out);
+
+/* For each production-order call after its slow_ms sleep: returns 1 when this call must be
+ * answered 503 (fail_next was above 0 and is decremented), else 0. Copies the mode at that
+ * moment into now. */
+int state_gate(lf_state_t *st, struct lf_mode *now);
+
+/* lf_mode_patch on the current mode, applied under the lock. */
+int state_mode_patch(lf_state_t *st, json_t *patch, struct lf_mode *out,
+                     char *errstr, size_t errstr_size);
+
+/* Mode back to the defaults; forgets every recorded call and order. */
+void state_reset(lf_state_t *st);
+
+/* Records a call that did not become an order; sku and quantity are taken from body when
+ * it has them in a valid form (body is borrowed and may be NULL). */
+void state_record_call(lf_state_t *st, json_t *body, enum lf_outcome outcome);
+
+/* Records an accepted order (status "scheduled") and its call. Returns 0 and the order's
+ * sequence number in *seq, or -1 when out of memory (nothing is recorded then). */
+int state_order_add(lf_state_t *st, const struct lf_order_in *in, const char *id,
+                    uint64_t *seq);
+
+/* A callback attempt for order seq starts: counts it; "scheduled" becomes "delivering".
+ * An order no longer recorded (reset, or pushed out by newer ones) is ignored. */
+void state_order_attempt(lf_state_t *st, uint64_t seq);
+
+/* The result of an attempt; last says no attempt follows in this delivery. A delivered
+ * callback makes the order "delivered"; a rejection or a last failure makes an order that
+ * was never delivered "callback_failed". */
+void state_order_result(lf_state_t *st, uint64_t seq, enum lf_cb_result r, int last);
+
+/* {"production_orders": [...], "calls": [...]}, oldest first, only those of sku when it is
+ * not NULL. Returns a new reference, or NULL when out of memory. */
+json_t *state_list(lf_state_t *st, const char *sku);
+
+/* deliver.c: the time-ordered callback queue and its delivery threads */
+
+/* Starts LF_DELIVER_THREADS delivery threads that report to st (borrowed, must outlive
+ * the deliverer). curl_global_init must have been called. NULL with errstr on failure. */
+lf_deliver_t *deliver_start(lf_state_t *st, char *errstr, size_t errstr_size);
+
+/* Stops the threads (an attempt in flight is aborted), drops the callbacks not yet made
+ * (logged with their number) and frees everything. Accepts NULL. */
+void deliver_stop(lf_deliver_t *d);
+
+/* A callback job for order id: POST {"factory_order_id", "sku", "quantity"} to the
+ * callback URL delay_ms from now, once or (twice) two times. Returns a new job owned by
+ * the caller (deliver_job_free or deliver_push), or NULL when out of memory. */
+struct lf_job *deliver_job_new(const char *id, const struct lf_order_in *in,
+                               long long delay_ms, int twice);
+
+void deliver_job_free(struct lf_job *job);
+
+/* Reserves room for one job: returns 0 and the current generation in *gen, or -1 when
+ * LF_SCHEDULED_MAX orders are scheduled already. A reservation ends with deliver_push or
+ * deliver_release. */
+int deliver_reserve(lf_deliver_t *d, uint64_t *gen);
+
+void deliver_release(lf_deliver_t *d);
+
+/* Queues job (ownership taken) for order seq, using a reservation made under gen. A job of
+ * a generation cancelled since is freed at once. */
+void deliver_push(lf_deliver_t *d, uint64_t gen, uint64_t seq, struct lf_job *job);
+
+/* Drops every callback not yet made and starts a new generation, so that attempts in
+ * flight are not repeated. Returns how many orders were dropped. */
+size_t deliver_cancel(lf_deliver_t *d);
+
+/* api.c: HTTP routes */
+
+extern const http_route_t api_routes[];
+extern const size_t api_nroutes;
+int api_health(void *ctx, char *errstr, size_t errstr_size);
+
+#endif

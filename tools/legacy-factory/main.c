@@ -1,0 +1,80 @@
+/* legacy-factory: a stand-in for the slow, unreliable legacy factory HTTP API, with knobs
+ * for delay, failures and refusals, and a record of what it received. */
+#include "legacy_factory.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "cfg.h"
+#include "log.h"
+#include "svc.h"
+
+static void config_read(struct config *c)
+{
+    char err[256];
+    long long down = 0, twice = 0;
+    const char *fail_skus;
+
+    if (cfg_str("HTTP_BIND", "127.0.0.1", &c->http_bind, err, sizeof(err)) != 0 ||
+        cfg_port("LEGACY_FACTORY_PORT", 9101, &c->port, err, sizeof(err)) != 0 ||
+        cfg_int("FACTORY_DELAY_MS", 5000, 0, LF_DELAY_MS_MAX, &c->mode.delay_ms,
+                err, sizeof(err)) != 0 ||
+        cfg_int("LEGACY_FACTORY_FAIL_NEXT", 0, 0, LF_FAIL_NEXT_MAX, &c->mode.fail_next,
+                err, sizeof(err)) != 0 ||
+        cfg_int("LEGACY_FACTORY_SLOW_MS", 0, 0, LF_SLOW_MS_MAX, &c->mode.slow_ms,
+                err, sizeof(err)) != 0 ||
+        cfg_int("LEGACY_FACTORY_DOWN", 0, 0, 1, &down, err, sizeof(err)) != 0 ||
+        cfg_int("LEGACY_FACTORY_DELIVER_TWICE", 0, 0, 1, &twice, err, sizeof(err)) != 0)
+        svc_die(LF_SERVICE, "%s", err);
+    if (cfg_str("LEGACY_FACTORY_FAIL_SKUS", "", &fail_skus, err, sizeof(err)) != 0 ||
+        lf_mode_set_fail_skus(&c->mode, fail_skus, err, sizeof(err)) != 0)
+        svc_die(LF_SERVICE, "LEGACY_FACTORY_FAIL_SKUS: %s", err);
+    c->mode.down = (int)down;
+    c->mode.deliver_twice = (int)twice;
+}
+
+int main(void)
+{
+    struct factory f;
+    http_server_t *http;
+    char err[512];
+    int sig;
+
+    memset(&f, 0, sizeof(f));
+    if (svc_block_signals(err, sizeof(err)) != 0)
+        svc_die(LF_SERVICE, "%s", err);
+    if (log_init(LF_SERVICE) != 0)
+        svc_die(LF_SERVICE, "LOG_LEVEL: must be debug, info, warn or error");
+    config_read(&f.cfg);
+    /* Not thread-safe: before any thread exists. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        svc_die(LF_SERVICE, "curl_global_init failed");
+
+    f.state = state_new(&f.cfg.mode, err, sizeof(err));
+    if (f.state == NULL)
+        svc_die(LF_SERVICE, "%s", err);
+    f.deliver = deliver_start(f.state, err, sizeof(err));
+    if (f.deliver == NULL)
+        svc_die(LF_SERVICE, "%s", err);
+    http = http_server_start(f.cfg.http_bind, f.cfg.port, api_routes, api_nroutes,
+                             api_health, &f, err, sizeof(err));
+    if (http == NULL)
+        svc_die(LF_SERVICE, "HTTP server on %s:%d: %s", f.cfg.http_bind, f.cfg.port, err);
+    log_info("started port=%d bind=%s", f.cfg.port, f.cfg.http_bind);
+    log_info("mode fail_next=%lld slow_ms=%lld down=%d deliver_twice=%d delay_ms=%lld",
+             f.cfg.mode.fail_next, f.cfg.mode.slow_ms, f.cfg.mode.down,
+             f.cfg.mode.deliver_twice, f.cfg.mode.delay_ms);
+
+    sig = svc_wait_signal();
+    log_info("stopping signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    state_stop(f.state);        /* cuts slow_ms sleeps short, so handlers end soon */
+    http_server_stop(http);     /* waits for running handlers */
+    deliver_stop(f.deliver);    /* logs the callbacks it drops */
+    state_free(f.state);
+    curl_global_cleanup();
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,664 @@
+/* state: the legacy factory's knobs and its memory of calls and orders, with validation. */
+#include "legacy_factory.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "log.h"
+#include "sku.h"
+
+/* One POST /production-orders as it arrived. */
+struct call_rec {
+    int64_t at_ms;               /* wall clock */
+    char sku[SKU_MAX + 1];       /* "" when the call had no valid sku */
+    long long quantity;
+    int has_quantity;            /* the call had an integer quantity */
+    enum lf_outcome outcome;
+};
+
+enum order_status {
+    ORDER_SCHEDULED,
+    ORDER_DELIVERING,
+    ORDER_DELIVERED,
+    ORDER_CALLBACK_FAILED
+};
+
+/* One accepted order and what became of its callback. */
+struct order_rec {
+    uint64_t seq;
+    char id[LF_ID_LEN + 1];
+    char sku[SKU_MAX + 1];
+    long long quantity;
+    char *callback_url;          /* owned */
+    int64_t received_ms;         /* wall clock */
+    enum order_status status;
+    int attempts;
+    int deliveries;
+};
+
+/*
+ * Both records are rings of LF_RECORDS_MAX entries, oldest at head, so the newest are
+ * kept. Orders are appended in seq order under the lock and seqs never repeat (a reset
+ * empties the ring but the counter goes on), so the ring holds consecutive seqs and an
+ * order is found from its seq without a search.
+ */
+struct lf_state {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;         /* CLOCK_MONOTONIC; broadcast by state_stop */
+    int stopping;
+    struct lf_mode defaults;
+    struct lf_mode mode;
+    struct call_rec *calls;      /* LF_RECORDS_MAX entries, owned */
+    size_t calls_head, calls_len;
+    struct order_rec *orders;    /* LF_RECORDS_MAX entries, owned */
+    size_t orders_head, orders_len;
+    uint64_t next_seq;
+};
+
+/* ---------------------------------------------------------------------------------- */
+/* Validation */
+
+static const char *const status_names[] = {
+    "scheduled", "delivering", "delivered", "callback_failed"
+};
+
+const char *lf_outcome_name(enum lf_outcome o)
+{
+    switch (o) {
+    case LF_CALL_ACCEPTED:
+        return "accepted";
+    case LF_CALL_UNAVAILABLE:
+        return "unavailable";
+    case LF_CALL_REFUSED:
+        return "refused";
+    case LF_CALL_INVALID:
+        return "invalid";
+    }
+    return "unknown";
+}
+
+int lf_callback_url_valid(const char *url)
+{
+    CURLU *u = NULL;
+    char *host = NULL;
+    const char *authority;
+    size_t i, len;
+    int ok = 0;
+
+    if (url == NULL)
+        goto done;
+    len = strlen(url);
+    if (len > LF_URL_MAX)
+        goto done;
+    if (strncasecmp(url, "http://", 7) == 0)
+        authority = url + 7;
+    else if (strncasecmp(url, "https://", 8) == 0)
+        authority = url + 8;
+    else
+        goto done;
+    /* libcurl reads "http:///h/x" as host "h"; a URL like that is a mistake, refuse it. */
+    if (authority[0] == '/')
+        goto done;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)url[i];
+
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\')
+            goto done;
+    }
+    /* libcurl's own parser decides, so that what passes here is what it will fetch. */
+    u = curl_url();
+    if (u == NULL)
+        goto done;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+        goto done;
+    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host == NULL ||
+        host[0] == '\0')
+        goto done;
+    ok = 1;
+done:
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+int lf_order_parse(json_t *body, struct lf_order_in *out, char *errstr, size_t errstr_size)
+{
+    json_t *sku, *qty, *url;   /* borrowed from body */
+    json_int_t q;
+
+    if (!json_is_object(body)) {
+        util_errf(errstr, errstr_size, "request body must be a JSON object");
+        return -1;
+    }
+    sku = json_object_get(body, "sku");
+    qty = json_object_get(body, "quantity");
+    url = json_object_get(body, "callback_url");
+    if (sku == NULL) {
+        util_errf(errstr, errstr_size, "missing field 'sku'");
+        return -1;
+    }
+    if (!json_is_string(sku) || !sku_valid(json_string_value(sku))) {
+        util_errf(errstr, errstr_size, "field 'sku' must be %s", SKU_RULE);
+        return -1;
+    }
+    if (qty == NULL) {
+        util_errf(errstr, errstr_size, "missing field 'quantity'");
+        return -1;
+    }
+    if (!json_is_integer(qty)) {
+        util_errf(errstr, errstr_size, "field 'quantity' must be an integer");
+        return -1;
+    }
+    q = json_integer_value(qty);
+    if (q < 1 || q > LF_QUANTITY_MAX) {
+        util_errf(errstr, errstr_size, "field 'quantity' must be between 1 and %d",
+                  LF_QUANTITY_MAX);
+        return -1;
+    }
+    if (url == NULL) {
+        util_errf(errstr, errstr_size, "missing field 'callback_url'");
+        return -1;
+    }
+    if (!json_is_string(url) || !lf_callback_url_valid(json_string_value(url))) {
+        util_errf(errstr, errstr_size,
+                  "field 'callback_url' must be an http:// or https:// URL with a host, "
+                  "at most %d characters, without spaces, quotes or backslashes",
+                  LF_URL_MAX);
+        return -1;
+    }
+    /* Both lengths were checked above. */
+    snprintf(out->sku, sizeof(out->sku), "%s", json_string_value(sku));
+    snprintf(out->callback_url, sizeof(out->callback_url), "%s", json_string_value(url));
+    out->quantity = (long long)q;
+    return 0;
+}
+
+/* Reads an integer field in [min, max]. Returns 0, or -1 with errstr. */
+static int patch_int(const char *key, json_t *v, long long min, long long max,
+                     long long *out, char *errstr, size_t errstr_size)
+{
+    json_int_t n;
+
+    if (!json_is_integer(v)) {
+        util_errf(errstr, errstr_size, "field '%s' must be an integer", key);
+        return -1;
+    }
+    n = json_integer_value(v);
+    if (n < min || n > max) {
+        util_errf(errstr, errstr_size, "field '%s' must be between %lld and %lld", key, min,
+                  max);
+        return -1;
+    }
+    *out = (long long)n;
+    return 0;
+}
+
+static int patch_bool(const char *key, json_t *v, int *out, char *errstr, size_t errstr_size)
+{
+    if (!json_is_boolean(v)) {
+        util_errf(errstr, errstr_size, "field '%s' must be true or false", key);
+        return -1;
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+int lf_mode_set_fail_skus(struct lf_mode *m, const char *list, char *errstr,
+                          size_t errstr_size)
+{
+    char buf[sizeof(m->fail_skus)], *save = NULL, *item;
+
+    if (strlen(list) >= sizeof(buf)) {
+        util_errf(errstr, errstr_size, "fail_skus: longer than %zu bytes", sizeof(buf) - 1);
+        return -1;
+    }
+    memcpy(buf, list, strlen(list) + 1);
+    for (item = strtok_r(buf, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
+        if (!sku_valid(item)) {
+            util_errf(errstr, errstr_size, "fail_skus: '%.64s' is not a valid sku", item);
+            return -1;
+        }
+    }
+    memcpy(m->fail_skus, list, strlen(list) + 1);
+    return 0;
+}
+
+int lf_mode_fails_sku(const struct lf_mode *m, const char *sku)
+{
+    size_t n = strlen(sku);
+    const char *p = m->fail_skus;
+
+    while (n > 0 && *p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+
+        if (len == n && strncmp(p, sku, n) == 0)
+            return 1;
+        p += len + (end != NULL);
+    }
+    return 0;
+}
+
+/* "fail_skus": an array of SKUs (empty for none). */
+static int patch_fail_skus(json_t *v, struct lf_mode *m, char *errstr, size_t errstr_size)
+{
+    char list[sizeof(m->fail_skus)] = "";
+    size_t i, used = 0;
+    json_t *item;
+
+    if (!json_is_array(v)) {
+        util_errf(errstr, errstr_size, "field 'fail_skus' must be an array of SKUs");
+        return -1;
+    }
+    json_array_foreach(v, i, item) {
+        const char *sku = json_string_value(item);
+        int n;
+
+        if (sku == NULL || !sku_valid(sku)) {
+            util_errf(errstr, errstr_size, "field 'fail_skus' must be an array of SKUs");
+            return -1;
+        }
+        n = snprintf(list + used, sizeof(list) - used, "%s%s", used > 0 ? "," : "", sku);
+        if (n < 0 || (size_t)n >= sizeof(list) - used) {
+            util_errf(errstr, errstr_size, "field 'fail_skus' is too long");
+            return -1;
+        }
+        used += (size_t)n;
+    }
+    return lf_mode_set_fail_skus(m, list, errstr, errstr_size);
+}
+
+int lf_mode_patch(const struct lf_mode *cur, json_t *patch, struct lf_mode *out,
+                  char *errstr, size_t errstr_size)
+{
+    struct lf_mode m = *cur;
+    const char *key;
+    json_t *v;   /* borrowed */
+    int rc;
+
+    if (!json_is_object(patch)) {
+        util_errf(errstr, errstr_size, "request body must be a JSON object");
+        return -1;
+    }
+    json_object_foreach(patch, key, v) {
+        if (strcmp(key, "fail_next") == 0)
+            rc = patch_int(key, v, 0, LF_FAIL_NEXT_MAX, &m.fail_next, errstr, errstr_size);
+        else if (strcmp(key, "slow_ms") == 0)
+            rc = patch_int(key, v, 0, LF_SLOW_MS_MAX, &m.slow_ms, errstr, errstr_size);
+        else if (strcmp(key, "delay_ms") == 0)
+            rc = patch_int(key, v, 0, LF_DELAY_MS_MAX, &m.delay_ms, errstr, errstr_size);
+        else if (strcmp(key, "down") == 0)
+            rc = patch_bool(key, v, &m.down, errstr, errstr_size);
+        else if (strcmp(key, "deliver_twice") == 0)
+            rc = patch_bool(key, v, &m.deliver_twice, errstr, errstr_size);
+        else if (strcmp(key, "fail_skus") == 0)
+            rc = patch_fail_skus(v, &m, errstr, errstr_size);
+        else {
+            /* the name is the client's: cut, and made UTF-8-safe by http_error */
+            util_errf(errstr, errstr_size,
+                      "unknown field '%.64s' (known: fail_next, slow_ms, down, "
+                      "deliver_twice, delay_ms, fail_skus)", key);
+            rc = -1;
+        }
+        if (rc != 0)
+            return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+json_t *lf_mode_json(const struct lf_mode *m)
+{
+    json_t *skus = json_array(), *o;
+    char buf[sizeof(m->fail_skus)], *save = NULL, *item;
+
+    memcpy(buf, m->fail_skus, sizeof(buf));
+    for (item = strtok_r(buf, ",", &save); skus != NULL && item != NULL;
+         item = strtok_r(NULL, ",", &save))
+        json_array_append_new(skus, json_string(item));
+    o = json_pack("{s:I, s:I, s:b, s:b, s:I, s:o*}",
+                  "fail_next", (json_int_t)m->fail_next,
+                  "slow_ms", (json_int_t)m->slow_ms,
+                  "down", m->down,
+                  "deliver_twice", m->deliver_twice,
+                  "delay_ms", (json_int_t)m->delay_ms,
+                  "fail_skus", skus);
+    return o;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* The state */
+
+lf_state_t *state_new(const struct lf_mode *defaults, char *errstr, size_t errstr_size)
+{
+    lf_state_t *st = NULL, *ret = NULL;
+    pthread_condattr_t attr;
+    int lock_ready = 0, cond_ready = 0, attr_ready = 0;
+
+    st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        goto oom;
+    st->calls = calloc(LF_RECORDS_MAX, sizeof(*st->calls));
+    st->orders = calloc(LF_RECORDS_MAX, sizeof(*st->orders));
+    if (st->calls == NULL || st->orders == NULL)
+        goto oom;
+    if (pthread_mutex_init(&st->lock, NULL) != 0) {
+        util_errf(errstr, errstr_size, "cannot create a mutex");
+        goto done;
+    }
+    lock_ready = 1;
+    if (pthread_condattr_init(&attr) != 0) {
+        util_errf(errstr, errstr_size, "cannot create a condition variable");
+        goto done;
+    }
+    attr_ready = 1;
+    if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&st->wake, &attr) != 0) {
+        util_errf(errstr, errstr_size, "cannot create a condition variable");
+        goto done;
+    }
+    cond_ready = 1;
+    st->defaults = *defaults;
+    st->mode = *defaults;
+    st->next_seq = 1;
+    ret = st;
+    st = NULL; /* ownership passed to the caller */
+    goto done;
+oom:
+    util_errf(errstr, errstr_size, "out of memory");
+done:
+    if (attr_ready)
+        pthread_condattr_destroy(&attr);
+    if (st != NULL) {
+        if (cond_ready)
+            pthread_cond_destroy(&st->wake);
+        if (lock_ready)
+            pthread_mutex_destroy(&st->lock);
+        free(st->calls);
+        free(st->orders);
+        free(st);
+    }
+    return ret;
+}
+
+/* Frees the URLs and empties the order ring. Lock held (or no other thread). */
+static void orders_clear(lf_state_t *st)
+{
+    size_t i;
+
+    for (i = 0; i < st->orders_len; i++) {
+        struct order_rec *o = &st->orders[(st->orders_head + i) % LF_RECORDS_MAX];
+
+        free(o->callback_url);
+        o->callback_url = NULL;
+    }
+    st->orders_head = 0;
+    st->orders_len = 0;
+}
+
+void state_free(lf_state_t *st)
+{
+    if (st == NULL)
+        return;
+    orders_clear(st);
+    pthread_cond_destroy(&st->wake);
+    pthread_mutex_destroy(&st->lock);
+    free(st->calls);
+    free(st->orders);
+    free(st);
+}
+
+void state_stop(lf_state_t *st)
+{
+    pthread_mutex_lock(&st->lock);
+    st->stopping = 1;
+    pthread_cond_broadcast(&st->wake);
+    pthread_mutex_unlock(&st->lock);
+}
+
+int state_sleep(lf_state_t *st, long long ms)
+{
+    struct timespec deadline;
+    int stopped;
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += (time_t)(ms / 1000);
+    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&st->lock);
+    while (ms > 0 && !st->stopping) {
+        if (pthread_cond_timedwait(&st->wake, &st->lock, &deadline) == ETIMEDOUT)
+            break;
+    }
+    stopped = st->stopping;
+    pthread_mutex_unlock(&st->lock);
+    return stopped ? -1 : 0;
+}
+
+void state_mode_get(lf_state_t *st, struct lf_mode *out)
+{
+    pthread_mutex_lock(&st->lock);
+    *out = st->mode;
+    pthread_mutex_unlock(&st->lock);
+}
+
+int state_gate(lf_state_t *st, struct lf_mode *now)
+{
+    int fail = 0;
+
+    pthread_mutex_lock(&st->lock);
+    if (st->mode.fail_next > 0) {
+        st->mode.fail_next--;
+        fail = 1;
+    }
+    *now = st->mode;
+    pthread_mutex_unlock(&st->lock);
+    return fail;
+}
+
+int state_mode_patch(lf_state_t *st, json_t *patch, struct lf_mode *out,
+                     char *errstr, size_t errstr_size)
+{
+    int rc;
+
+    pthread_mutex_lock(&st->lock);
+    rc = lf_mode_patch(&st->mode, patch, &st->mode, errstr, errstr_size);
+    *out = st->mode;
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+void state_reset(lf_state_t *st)
+{
+    pthread_mutex_lock(&st->lock);
+    st->mode = st->defaults;
+    orders_clear(st);
+    st->calls_head = 0;
+    st->calls_len = 0;
+    pthread_mutex_unlock(&st->lock);
+}
+
+/* Appends a call, dropping the oldest when full. Lock held. */
+static void call_append(lf_state_t *st, const char *sku, int has_quantity, long long quantity,
+                        enum lf_outcome outcome)
+{
+    struct call_rec *c;
+
+    if (st->calls_len == LF_RECORDS_MAX) {
+        st->calls_head = (st->calls_head + 1) % LF_RECORDS_MAX;
+        st->calls_len--;
+    }
+    c = &st->calls[(st->calls_head + st->calls_len) % LF_RECORDS_MAX];
+    st->calls_len++;
+    memset(c, 0, sizeof(*c));
+    c->at_ms = util_now_ms();
+    if (sku != NULL)
+        snprintf(c->sku, sizeof(c->sku), "%s", sku); /* valid, so it fits */
+    c->has_quantity = has_quantity;
+    c->quantity = quantity;
+    c->outcome = outcome;
+}
+
+void state_record_call(lf_state_t *st, json_t *body, enum lf_outcome outcome)
+{
+    json_t *sku = json_object_get(body, "sku");       /* borrowed; NULL for a NULL body */
+    json_t *qty = json_object_get(body, "quantity");
+    const char *s = json_string_value(sku);
+
+    pthread_mutex_lock(&st->lock);
+    call_append(st, s != NULL && sku_valid(s) ? s : NULL, json_is_integer(qty),
+                json_is_integer(qty) ? (long long)json_integer_value(qty) : 0, outcome);
+    pthread_mutex_unlock(&st->lock);
+}
+
+int state_order_add(lf_state_t *st, const struct lf_order_in *in, const char *id,
+                    uint64_t *seq)
+{
+    char *url = strdup(in->callback_url); /* owned by the record below */
+    struct order_rec *o;
+
+    if (url == NULL)
+        return -1;
+    pthread_mutex_lock(&st->lock);
+    if (st->orders_len == LF_RECORDS_MAX) {
+        free(st->orders[st->orders_head].callback_url);
+        st->orders[st->orders_head].callback_url = NULL;
+        st->orders_head = (st->orders_head + 1) % LF_RECORDS_MAX;
+        st->orders_len--;
+    }
+    o = &st->orders[(st->orders_head + st->orders_len) % LF_RECORDS_MAX];
+    st->orders_len++;
+    memset(o, 0, sizeof(*o));
+    o->seq = st->next_seq++;
+    snprintf(o->id, sizeof(o->id), "%s", id);
+    snprintf(o->sku, sizeof(o->sku), "%s", in->sku);
+    o->quantity = in->quantity;
+    o->callback_url = url;
+    url = NULL;
+    o->received_ms = util_now_ms();
+    o->status = ORDER_SCHEDULED;
+    *seq = o->seq;
+    call_append(st, in->sku, 1, in->quantity, LF_CALL_ACCEPTED);
+    pthread_mutex_unlock(&st->lock);
+    return 0;
+}
+
+/* The record of order seq, or NULL when it is no longer kept. Lock held. */
+static struct order_rec *order_find(lf_state_t *st, uint64_t seq)
+{
+    uint64_t oldest;
+
+    if (st->orders_len == 0)
+        return NULL;
+    oldest = st->orders[st->orders_head].seq;
+    if (seq < oldest || seq - oldest >= st->orders_len)
+        return NULL;
+    return &st->orders[(st->orders_head + (size_t)(seq - oldest)) % LF_RECORDS_MAX];
+}
+
+void state_order_attempt(lf_state_t *st, uint64_t seq)
+{
+    struct order_rec *o;
+
+    pthread_mutex_lock(&st->lock);
+    o = order_find(st, seq);
+    if (o != NULL) {
+        o->attempts++;
+        if (o->status == ORDER_SCHEDULED)
+            o->status = ORDER_DELIVERING;
+    }
+    pthread_mutex_unlock(&st->lock);
+}
+
+void state_order_result(lf_state_t *st, uint64_t seq, enum lf_cb_result r, int last)
+{
+    struct order_rec *o;
+
+    pthread_mutex_lock(&st->lock);
+    o = order_find(st, seq);
+    if (o != NULL) {
+        if (r == LF_CB_DELIVERED) {
+            o->deliveries++;
+            o->status = ORDER_DELIVERED;
+        } else if ((r == LF_CB_REJECTED || last) && o->deliveries == 0) {
+            o->status = ORDER_CALLBACK_FAILED;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+}
+
+static json_t *order_json(const struct order_rec *o)
+{
+    char at[32];
+
+    if (util_rfc3339(o->received_ms, at, sizeof(at)) != 0)
+        at[0] = '\0';
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:i, s:i}",
+                     "factory_order_id", o->id,
+                     "sku", o->sku,
+                     "quantity", (json_int_t)o->quantity,
+                     "callback_url", o->callback_url,
+                     "received_at", at,
+                     "status", status_names[o->status],
+                     "callback_attempts", o->attempts,
+                     "deliveries", o->deliveries);
+}
+
+static json_t *call_json(const struct call_rec *c)
+{
+    char at[32];
+
+    if (util_rfc3339(c->at_ms, at, sizeof(at)) != 0)
+        at[0] = '\0';
+    /* "o?" takes a new reference, or null for a NULL value */
+    return json_pack("{s:s, s:o?, s:o?, s:s}",
+                     "at", at,
+                     "sku", c->sku[0] != '\0' ? json_string(c->sku) : NULL,
+                     "quantity", c->has_quantity ? json_integer(c->quantity) : NULL,
+                     "outcome", lf_outcome_name(c->outcome));
+}
+
+json_t *state_list(lf_state_t *st, const char *sku)
+{
+    json_t *orders = json_array(), *calls = json_array(), *ret = NULL;
+    size_t i;
+    int oom = 0;
+
+    if (orders == NULL || calls == NULL)
+        goto done;
+    pthread_mutex_lock(&st->lock);
+    for (i = 0; i < st->orders_len && !oom; i++) {
+        const struct order_rec *o = &st->orders[(st->orders_head + i) % LF_RECORDS_MAX];
+
+        /* json_array_append_new consumes the item even when it fails (NULL fails too) */
+        if (sku == NULL || strcmp(o->sku, sku) == 0)
+            oom = json_array_append_new(orders, order_json(o)) != 0;
+    }
+    for (i = 0; i < st->calls_len && !oom; i++) {
+        const struct call_rec *c = &st->calls[(st->calls_head + i) % LF_RECORDS_MAX];
+
+        if (sku == NULL || strcmp(c->sku, sku) == 0)
+            oom = json_array_append_new(calls, call_json(c)) != 0;
+    }
+    pthread_mutex_unlock(&st->lock);
+    if (oom)
+        goto done;
+    /* "o" steals both arrays, also when json_pack fails */
+    ret = json_pack("{s:o, s:o}", "production_orders", orders, "calls", calls);
+    orders = NULL;
+    calls = NULL;
+done:
+    json_decref(orders);
+    json_decref(calls);
+    return ret;
+}
