@@ -775,18 +775,6 @@ json_t *http_body_object(const http_request_t *req, http_response_t *res)
     return obj; /* new reference, owned by the caller */
 }
 
-/* Compares a and b in time that depends only on the length of a (the client's token),
- * never on where the first difference is. Returns 1 when equal. */
-static int equal_const_time(const char *a, const char *b)
-{
-    size_t alen = strlen(a), blen = strlen(b), i;
-    volatile unsigned char diff = (unsigned char)(alen != blen);
-
-    for (i = 0; i < alen; i++)
-        diff |= (unsigned char)(a[i] ^ (blen > 0 ? b[i % blen] : 0));
-    return diff == 0;
-}
-
 int http_check_bearer(const http_request_t *req, http_response_t *res, const char *token)
 {
     const char *h = http_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -798,7 +786,7 @@ int http_check_bearer(const http_request_t *req, http_response_t *res, const cha
         given = h + 7;
         while (*given == ' ')
             given++;
-        if (given[0] != '\0' && equal_const_time(given, token))
+        if (given[0] != '\0' && util_streq_ct(given, token))
             return 1;
     }
     http_error(res, MHD_HTTP_UNAUTHORIZED, "missing or invalid admin token");
