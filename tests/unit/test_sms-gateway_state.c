@@ -1,0 +1,400 @@
+/* Unit tests for tools/sms-gateway/state.c: the admin mode, fail_next and the seeded
+ * fail_rate, the kept messages and their bounds, and the counts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "log.h"
+#include "sms_gateway.h"
+#include "util.h"
+
+static const struct sg_mode defaults = { .seed = 7 };
+
+static json_t *obj(const char *text)
+{
+    json_error_t e;
+    json_t *j = json_loads(text, 0, &e);
+
+    if (j == NULL)
+        fail_msg("bad test JSON '%s': %s", text, e.text);
+    return j;
+}
+
+static sg_state_t *new_state(const struct sg_mode *m)
+{
+    char err[256] = "";
+    sg_state_t *st = state_new(m, err, sizeof(err));
+
+    if (st == NULL)
+        fail_msg("state_new: %s", err);
+    return st;
+}
+
+static void patch(sg_state_t *st, const char *text)
+{
+    struct sg_mode m;
+    char err[256] = "";
+    json_t *p = obj(text);
+
+    if (state_mode_patch(st, p, &m, err, sizeof(err)) != 0)
+        fail_msg("patch %s: %s", text, err);
+    json_decref(p);
+}
+
+/* One valid send to to with body; returns state_send's result. The SIDs count up (the
+ * random ones of sg_sid_new are tested with message.c). */
+static int send_to(sg_state_t *st, const char *to, const char *body, int64_t at_ms)
+{
+    static unsigned long long n;
+    struct sg_send s = { to, "+15005550006", body, strlen(body) };
+    char sid[SG_SID_LEN + 1];
+
+    snprintf(sid, sizeof(sid), "SM%032llx", ++n);
+    return state_send(st, sid, &s, at_ms);
+}
+
+static json_int_t stat_of(sg_state_t *st, const char *key)
+{
+    json_t *s = state_stats(st);
+    json_int_t v;
+
+    assert_non_null(s);
+    assert_int_equal(json_object_size(s), SG_NOUTCOMES);
+    v = json_integer_value(json_object_get(s, key));
+    json_decref(s);
+    return v;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* The mode */
+
+static void test_mode_patch(void **state)
+{
+    struct sg_mode cur = defaults, out;
+    json_t *p, *j;
+    char err[256] = "";
+
+    (void)state;
+    p = obj("{\"fail_next\": 3, \"down\": true}");
+    assert_int_equal(sg_mode_patch(&cur, p, &out, err, sizeof(err)), 0);
+    json_decref(p);
+    assert_int_equal(out.fail_next, 3);
+    assert_int_equal(out.down, 1);
+    assert_int_equal(out.seed, 7);          /* untouched */
+    assert_int_equal(out.fail_rate, 0);
+
+    p = obj("{\"fail_rate\": 100, \"seed\": 9007199254740991, \"slow_ms\": 60000, "
+            "\"down\": false}");
+    assert_int_equal(sg_mode_patch(&out, p, &out, err, sizeof(err)), 0);
+    json_decref(p);
+    assert_int_equal(out.fail_rate, 100);
+    assert_int_equal(out.seed, 9007199254740991LL);
+    assert_int_equal(out.slow_ms, 60000);
+    assert_int_equal(out.down, 0);
+    assert_int_equal(out.fail_next, 3);
+
+    j = sg_mode_json(&out);
+    assert_non_null(j);
+    assert_int_equal(json_object_size(j), 5);
+    assert_int_equal(json_integer_value(json_object_get(j, "fail_next")), 3);
+    assert_int_equal(json_integer_value(json_object_get(j, "fail_rate")), 100);
+    assert_true(json_is_false(json_object_get(j, "down")));
+    /* what GET /admin/mode shows, POST /admin/mode takes back */
+    memset(&cur, 0, sizeof(cur));
+    assert_int_equal(sg_mode_patch(&cur, j, &cur, err, sizeof(err)), 0);
+    json_decref(j);
+    assert_int_equal(cur.seed, out.seed);
+    assert_int_equal(cur.slow_ms, out.slow_ms);
+    assert_int_equal(cur.fail_next, 3);
+}
+
+static void expect_patch_error(const char *text, const char *want)
+{
+    struct sg_mode cur = defaults, out, before;
+    json_t *p = obj(text);
+    char err[256] = "";
+
+    memset(&out, 0x5a, sizeof(out));
+    before = out;
+    if (sg_mode_patch(&cur, p, &out, err, sizeof(err)) != -1)
+        fail_msg("accepted: %s", text);
+    json_decref(p);
+    if (strstr(err, want) == NULL)
+        fail_msg("%s: error '%s' does not contain '%s'", text, err, want);
+    assert_memory_equal(&out, &before, sizeof(out)); /* all or nothing */
+}
+
+static void test_mode_patch_errors(void **state)
+{
+    (void)state;
+    expect_patch_error("{\"fail_next\": 1, \"fail_first\": 1}", "unknown field 'fail_first'");
+    expect_patch_error("{\"fail_next\": -1}", "field 'fail_next' must be between 0 and");
+    expect_patch_error("{\"fail_next\": 1000000001}", "field 'fail_next' must be between");
+    expect_patch_error("{\"fail_rate\": 101}", "field 'fail_rate' must be between 0 and 100");
+    expect_patch_error("{\"fail_rate\": -1}", "field 'fail_rate' must be between 0 and 100");
+    expect_patch_error("{\"fail_rate\": 0.5}", "field 'fail_rate' must be an integer");
+    expect_patch_error("{\"seed\": -1}", "field 'seed' must be between 0 and");
+    expect_patch_error("{\"seed\": 9007199254740992}", "field 'seed' must be between");
+    expect_patch_error("{\"slow_ms\": 60001}", "field 'slow_ms' must be between 0 and 60000");
+    expect_patch_error("{\"down\": 1}", "field 'down' must be true or false");
+    expect_patch_error("{\"down\": \"true\"}", "field 'down' must be true or false");
+    expect_patch_error("{\"fail_next\": 2, \"down\": null}", "field 'down'");
+    expect_patch_error("[]", "must be a JSON object");
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Failures */
+
+static void test_fail_next(void **state)
+{
+    struct sg_mode m = defaults;
+    sg_state_t *st;
+
+    (void)state;
+    m.fail_next = 2;
+    st = new_state(&m);
+    assert_int_equal(send_to(st, "+821012341234", "a", 1), SG_FAILED);
+    state_mode_get(st, &m);
+    assert_int_equal(m.fail_next, 1);
+    assert_int_equal(send_to(st, "+821012341234", "b", 2), SG_FAILED);
+    assert_int_equal(send_to(st, "+821012341234", "c", 3), SG_ACCEPTED);
+    assert_int_equal(send_to(st, "+821012341234", "d", 4), SG_ACCEPTED);
+    assert_int_equal(stat_of(st, "failed"), 2);
+    assert_int_equal(stat_of(st, "accepted"), 2);
+
+    /* set again by the admin API; fail_next goes before fail_rate */
+    patch(st, "{\"fail_next\": 1, \"fail_rate\": 0}");
+    assert_int_equal(send_to(st, "+821012341234", "e", 5), SG_FAILED);
+    assert_int_equal(send_to(st, "+821012341234", "f", 6), SG_ACCEPTED);
+
+    /* a reset brings back the environment's fail_next and forgets the counts */
+    state_reset(st);
+    assert_int_equal(stat_of(st, "failed"), 0);
+    assert_int_equal(send_to(st, "+821012341234", "g", 7), SG_FAILED);
+    state_free(st);
+    state_free(NULL);
+}
+
+/* Sends n messages and writes 'F' or 'A' per outcome into out (n + 1 bytes). */
+static void pattern(sg_state_t *st, size_t n, char *out)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        int o = send_to(st, "+821012341234", "x", (int64_t)i);
+
+        assert_true(o == SG_FAILED || o == SG_ACCEPTED);
+        out[i] = o == SG_FAILED ? 'F' : 'A';
+    }
+    out[n] = '\0';
+}
+
+static void test_fail_rate_seeded(void **state)
+{
+    struct sg_mode m = defaults;
+    sg_state_t *a, *b;
+    char pa[1001], pb[1001], pc[1001];
+    size_t i, fails = 0;
+    uint64_t s1 = 42, s2 = 42, s3 = 43;
+
+    (void)state;
+    /* the PRNG is a function of its seed */
+    assert_true(sg_prng_next(&s1) == sg_prng_next(&s2));
+    assert_true(sg_prng_next(&s1) == sg_prng_next(&s2));
+    assert_true(sg_prng_next(&s1) != sg_prng_next(&s3));
+
+    m.fail_rate = 30;
+    m.seed = 42;
+    a = new_state(&m);
+    b = new_state(&m);
+    pattern(a, 1000, pa);
+    pattern(b, 1000, pb);
+    assert_string_equal(pa, pb);                 /* same seed, same failures */
+    for (i = 0; i < 1000; i++)
+        fails += pa[i] == 'F';
+    if (fails < 240 || fails > 360)
+        fail_msg("fail_rate 30: %zu failures in 1000", fails);
+    assert_int_equal(stat_of(a, "failed"), (json_int_t)fails);
+    assert_int_equal(stat_of(a, "accepted"), (json_int_t)(1000 - fails));
+
+    /* setting the seed restarts the sequence; another seed gives another one */
+    patch(a, "{\"seed\": 42}");
+    pattern(a, 1000, pc);
+    assert_string_equal(pa, pc);
+    patch(a, "{\"seed\": 43}");
+    pattern(a, 1000, pc);
+    assert_string_not_equal(pa, pc);
+    /* and so does a reset, with the environment's seed */
+    state_reset(a);
+    pattern(a, 1000, pc);
+    assert_string_equal(pa, pc);
+
+    /* 0 never fails, 100 always does */
+    patch(b, "{\"fail_rate\": 0}");
+    pattern(b, 200, pc);
+    assert_null(strchr(pc, 'F'));
+    patch(b, "{\"fail_rate\": 100}");
+    pattern(b, 200, pc);
+    assert_null(strchr(pc, 'A'));
+    state_free(a);
+    state_free(b);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Messages and counts */
+
+static void test_messages_listed(void **state)
+{
+    sg_state_t *st = new_state(&defaults);
+    json_t *r, *list, *m;
+
+    (void)state;
+    assert_int_equal(send_to(st, "+821012341234", "first \xec\x95\x88", 1709307000000LL),
+                     SG_ACCEPTED);
+    assert_int_equal(send_to(st, "+821099998888", "second", 1709307000001LL), SG_ACCEPTED);
+    assert_int_equal(send_to(st, "+821012341234", "third", 1709307000002LL), SG_ACCEPTED);
+    patch(st, "{\"fail_next\": 1}");
+    assert_int_equal(send_to(st, "+821012341234", "failed one", 5), SG_FAILED);
+    state_count(st, SG_REFUSED);
+    state_count(st, SG_REJECTED);
+    state_count(st, SG_REJECTED);
+
+    r = state_messages(st, NULL);
+    assert_non_null(r);
+    list = json_object_get(r, "messages");
+    assert_int_equal(json_array_size(list), 3);     /* only the accepted ones */
+    m = json_array_get(list, 0);
+    assert_int_equal(json_object_size(m), 5);
+    assert_int_equal(strlen(json_string_value(json_object_get(m, "sid"))), SG_SID_LEN);
+    assert_string_equal(json_string_value(json_object_get(m, "to")), "+821012341234");
+    assert_string_equal(json_string_value(json_object_get(m, "from")), "+15005550006");
+    assert_string_equal(json_string_value(json_object_get(m, "body")), "first 안");
+    assert_string_equal(json_string_value(json_object_get(m, "at")),
+                        "2024-03-01T15:30:00.000Z");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 2), "body")),
+                        "third");
+    json_decref(r);
+
+    r = state_messages(st, "+821012341234");
+    list = json_object_get(r, "messages");
+    assert_int_equal(json_array_size(list), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 1), "body")),
+                        "third");
+    json_decref(r);
+    r = state_messages(st, "+10000000000");
+    assert_int_equal(json_array_size(json_object_get(r, "messages")), 0);
+    json_decref(r);
+
+    assert_int_equal(stat_of(st, "accepted"), 3);
+    assert_int_equal(stat_of(st, "failed"), 1);
+    assert_int_equal(stat_of(st, "refused"), 1);
+    assert_int_equal(stat_of(st, "rejected"), 2);
+
+    state_reset(st);
+    r = state_messages(st, NULL);
+    assert_int_equal(json_array_size(json_object_get(r, "messages")), 0);
+    json_decref(r);
+    assert_int_equal(stat_of(st, "accepted") + stat_of(st, "failed") + stat_of(st, "refused") +
+                     stat_of(st, "rejected"), 0);
+    state_free(st);
+}
+
+static void test_messages_bounded_by_count(void **state)
+{
+    sg_state_t *st = new_state(&defaults);
+    json_t *r, *list;
+    char body[32];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < SG_MESSAGES_MAX + 5; i++) {
+        snprintf(body, sizeof(body), "m%zu", i);
+        assert_int_equal(send_to(st, "+821012341234", body, (int64_t)i), SG_ACCEPTED);
+    }
+    r = state_messages(st, NULL);
+    list = json_object_get(r, "messages");
+    assert_int_equal(json_array_size(list), SG_MESSAGES_MAX);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "body")),
+                        "m5");                                   /* the oldest dropped */
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(list, SG_MESSAGES_MAX - 1), "body")),
+                        "m100004");
+    json_decref(r);
+    assert_int_equal(stat_of(st, "accepted"), SG_MESSAGES_MAX + 5); /* counts are not capped */
+    state_free(st);                                              /* frees all of them */
+}
+
+static void test_messages_bounded_by_bytes(void **state)
+{
+    sg_state_t *st = new_state(&defaults);
+    enum { BODY = 6000 };
+    /* each message holds From (12) + NUL + the body + NUL */
+    const size_t per = 12 + 1 + BODY + 1, fit = SG_TEXT_BYTES_MAX / per;
+    char *body = malloc(BODY + 1);
+    json_t *r;
+    size_t i;
+
+    (void)state;
+    assert_non_null(body);
+    memset(body, 'b', BODY);
+    body[BODY] = '\0';
+    for (i = 0; i < fit + 10; i++)
+        assert_int_equal(send_to(st, "+821012341234", body, (int64_t)i), SG_ACCEPTED);
+    r = state_messages(st, NULL);
+    assert_int_equal(json_array_size(json_object_get(r, "messages")), fit);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(r, "messages"), 0), "at")),
+                        "1970-01-01T00:00:00.010Z");             /* ten dropped */
+    json_decref(r);
+    free(body);
+    state_free(st);
+}
+
+static void test_sleep_and_stop(void **state)
+{
+    sg_state_t *st = new_state(&defaults);
+    int64_t t0;
+
+    (void)state;
+    t0 = util_mono_ms();
+    assert_int_equal(state_sleep(st, 30), 0);
+    assert_true(util_mono_ms() - t0 >= 30);
+    state_stop(st);
+    t0 = util_mono_ms();
+    assert_int_equal(state_sleep(st, 60000), -1);
+    assert_true(util_mono_ms() - t0 < 1000);
+    state_free(st);
+}
+
+static void test_outcome_names(void **state)
+{
+    (void)state;
+    assert_string_equal(sg_outcome_name(SG_ACCEPTED), "accepted");
+    assert_string_equal(sg_outcome_name(SG_FAILED), "failed");
+    assert_string_equal(sg_outcome_name(SG_REFUSED), "refused");
+    assert_string_equal(sg_outcome_name(SG_REJECTED), "rejected");
+    assert_string_equal(sg_outcome_name((enum sg_outcome)9), "unknown");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mode_patch),
+        cmocka_unit_test(test_mode_patch_errors),
+        cmocka_unit_test(test_fail_next),
+        cmocka_unit_test(test_fail_rate_seeded),
+        cmocka_unit_test(test_messages_listed),
+        cmocka_unit_test(test_messages_bounded_by_count),
+        cmocka_unit_test(test_messages_bounded_by_bytes),
+        cmocka_unit_test(test_sleep_and_stop),
+        cmocka_unit_test(test_outcome_names),
+    };
+
+    log_init("test_sms_gateway");
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

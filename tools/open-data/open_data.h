@@ -1,0 +1,165 @@
+/* open-data: a stand-in for the upstream open-data feed of daily figures. Private header;
+ * prototypes grouped by source file. */
+#ifndef DOZEN_OPEN_DATA_H
+#define DOZEN_OPEN_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <jansson.h>
+
+#include "http.h"
+
+#define OD_SERVICE "open-data"
+
+#define OD_DATE_LEN          10          /* "YYYY-MM-DD", without the NUL */
+#define OD_TZ_MAX            64          /* characters of OPEN_DATA_TZ */
+#define OD_RECORDS_MAX       10000       /* requests kept for GET /admin/requests */
+#define OD_PUBLISH_AFTER_MAX 1000000000LL
+#define OD_SLOW_MS_MAX       60000LL
+#define OD_FIGURE_MAX        1000000000000LL
+#define OD_WRONG_DATE_DAYS   10          /* "wrong_date" serves today minus this */
+#define OD_DECREASE          100         /* "decreasing" serves confirmed minus this */
+
+/* What GET /daily serves; the names are the "mode" values of the admin API. */
+enum od_kind {
+    OD_OK,             /* today's date and the configured figures */
+    OD_NOT_PUBLISHED,  /* yesterday's date: today's data is not out yet */
+    OD_WRONG_DATE,     /* a date OD_WRONG_DATE_DAYS days ago */
+    OD_ALL_ZERO,       /* today's date, all four figures 0 */
+    OD_INVALID,        /* today's date, one field missing, negative or not an integer */
+    OD_DOWN,           /* 503 */
+    OD_DECREASING      /* today's date, confirmed OD_DECREASE below the configured base */
+};
+#define OD_NKINDS 7
+
+/* The base values served by "ok" (confirmed, recovered and deaths are cumulative). */
+struct od_figures {
+    long long confirmed;
+    long long recovered;
+    long long in_treatment;
+    long long deaths;
+};
+
+/* The knobs: set from the environment at start, changed by POST /admin/mode. */
+struct od_mode {
+    enum od_kind kind;           /* "mode" */
+    long long publish_after;     /* serve "not_published" to this many more /daily calls */
+    long long slow_ms;           /* sleep before answering /daily */
+    struct od_figures figures;
+    char date[OD_DATE_LEN + 1];  /* pinned "today", or "" to follow the clock */
+};
+
+struct config {
+    const char *http_bind;
+    int port;
+    const char *tz;              /* OPEN_DATA_TZ as given */
+    char tz_effective[OD_TZ_MAX + 1]; /* what TZ was set to (see od_tz_resolve) */
+    struct od_mode mode;         /* also what POST /admin/reset returns to */
+};
+
+/* How one GET /daily is answered, decided by state_daily. */
+struct od_answer {
+    enum od_kind served;
+    int status;                  /* 200, or 503 for "down" */
+    char date[OD_DATE_LEN + 1];  /* the "date" served; "" for "down" */
+    struct od_figures figures;   /* the base values at that moment */
+    uint64_t invalid_seq;        /* for "invalid": how many were served before (0, 1, ...) */
+};
+
+typedef struct od_state od_state_t;
+
+/* Everything the HTTP handlers reach through their ctx. */
+struct feed {
+    struct config cfg;
+    od_state_t *state;
+};
+
+/* daily.c: dates, time zones and the /daily document (pure functions) */
+
+const char *od_kind_name(enum od_kind k);
+
+/* Looks up a mode name ("ok", "not_published", ...). Returns 0 and *out, or -1. */
+int od_kind_parse(const char *name, enum od_kind *out);
+
+/* Returns 1 if s is a real calendar date written YYYY-MM-DD (years 1970..9999), else 0. */
+int od_date_valid(const char *s);
+
+/* Writes the date days (may be negative) after ymd, a valid date, into out (at least
+ * OD_DATE_LEN + 1 bytes). Returns 0, or -1 for an invalid ymd or a result out of range. */
+int od_date_add_days(const char *ymd, int days, char *out, size_t out_size);
+
+/* Writes "today": pinned when it is not NULL or "", else the local date at now in the
+ * process's time zone (TZ, see od_tz_resolve). Returns 0, or -1 when the clock cannot be
+ * converted or out is too small. */
+int od_today(const char *pinned, time_t now, char *out, size_t out_size);
+
+/*
+ * Decides what TZ must be set to for the zone name: name itself when zoneinfo_dir has a
+ * file of that name (a zone such as "Asia/Seoul", without ".." or a leading '/'), or when
+ * name is a fixed-offset POSIX TZ ("KST-9", "UTC0", "<+09>-9"). Without tzdata (slim
+ * containers), "Asia/Seoul" becomes "KST-9" and "UTC"/"Etc/UTC" become "UTC0", which mean
+ * the same. Returns 0 and out, or -1 with errstr.
+ */
+int od_tz_resolve(const char *name, const char *zoneinfo_dir, char *out, size_t out_size,
+                  char *errstr, size_t errstr_size);
+
+/* The body GET /daily serves for a 200 answer (not "down"): {"date", "confirmed",
+ * "recovered", "in_treatment", "deaths"}, spoilt as the kind says. Returns a new
+ * reference, or NULL when out of memory or for OD_DOWN. */
+json_t *od_daily_json(const struct od_answer *a);
+
+/* state.c: the mode, the request record and the decision per request */
+
+/* Applies an admin patch (any subset of "mode", "publish_after", "slow_ms", "figures" (any
+ * subset of the four), "date" (YYYY-MM-DD, or null to follow the clock); unknown fields and
+ * wrong types or ranges are errors) to cur, writing the result to out. All or nothing: on
+ * -1 (with a message in errstr) out is untouched. patch is borrowed. */
+int od_mode_patch(const struct od_mode *cur, json_t *patch, struct od_mode *out,
+                  char *errstr, size_t errstr_size);
+
+/* The mode as a new JSON object, or NULL when out of memory. */
+json_t *od_mode_json(const struct od_mode *m);
+
+/* Allocates the state with mode = defaults. Returns NULL with errstr on failure. */
+od_state_t *state_new(const struct od_mode *defaults, char *errstr, size_t errstr_size);
+
+/* Frees the state. Accepts NULL. */
+void state_free(od_state_t *st);
+
+/* Wakes every state_sleep and makes later ones return at once (for shutdown). */
+void state_stop(od_state_t *st);
+
+/* Sleeps ms milliseconds, or less once state_stop was called. Returns 0, or -1 when the
+ * state is stopping (at once, or cut short). */
+int state_sleep(od_state_t *st, long long ms);
+
+/* Copies the current mode. */
+void state_mode_get(od_state_t *st, struct od_mode *out);
+
+/* od_mode_patch on the current mode, applied under the lock; out gets the mode after. */
+int state_mode_patch(od_state_t *st, json_t *patch, struct od_mode *out,
+                     char *errstr, size_t errstr_size);
+
+/* Mode back to the defaults; forgets every recorded request. */
+void state_reset(od_state_t *st);
+
+/*
+ * Decides the answer to one GET /daily at now_ms (wall clock) and records it: while
+ * publish_after is above 0 it is "not_published" (and publish_after goes down by one),
+ * else the mode's kind. The date follows from "today" (the pinned date or the clock).
+ * Returns 0, or -1 when "today" cannot be worked out (nothing is recorded then).
+ */
+int state_daily(od_state_t *st, int64_t now_ms, struct od_answer *a);
+
+/* {"requests": [{"at", "served", "status", "date"}]}, oldest first. Returns a new
+ * reference, or NULL when out of memory. */
+json_t *state_requests(od_state_t *st);
+
+/* api.c: HTTP routes */
+
+extern const http_route_t api_routes[];
+extern const size_t api_nroutes;
+int api_health(void *ctx, char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,321 @@
+/* api: the SMS gateway's HTTP routes: Twilio's Messages API, what was sent, and the admin
+ * knobs. */
+#include "sms_gateway.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "util.h"
+
+#define SG_MORE_INFO "https://www.twilio.com/docs/errors/"
+
+static void log_mode(const char *event, const struct sg_mode *m)
+{
+    log_info("%s fail_next=%lld fail_rate=%lld seed=%lld down=%d slow_ms=%lld", event,
+             m->fail_next, m->fail_rate, m->seed, m->down, m->slow_ms);
+}
+
+/* Sets a 200 response with the whole mode, or 500 when out of memory. */
+static void reply_mode(http_response_t *res, const struct sg_mode *m)
+{
+    json_t *body = sg_mode_json(m); /* new reference, stolen by http_json */
+
+    if (body == NULL)
+        http_error(res, 500, "out of memory");
+    else
+        http_json(res, 200, body);
+}
+
+/* Sets a Twilio error answer: {"code", "message", "more_info", "status"}. message is ours
+ * (ASCII), never the client's text. */
+static void twilio_error(http_response_t *res, int status, int code, const char *message)
+{
+    char more[64];
+
+    snprintf(more, sizeof(more), SG_MORE_INFO "%d", code); /* fits */
+    http_json(res, status, json_pack("{s:i, s:s, s:s, s:i}", "code", code, "message", message,
+                                     "more_info", more, "status", status));
+}
+
+/* Returns 1 when the request carries the configured account's credentials (HTTP Basic,
+ * user = account SID, password = auth token) and the path names that account. */
+static int authorized(const struct gateway *g, const http_request_t *req)
+{
+    char user[SG_ACCOUNT_SID_MAX + 1], pass[SG_AUTH_TOKEN_MAX + 1];
+    int ok;
+
+    if (sg_basic_auth_parse(http_header(req, "Authorization"), user, sizeof(user), pass,
+                            sizeof(pass)) != 0)
+        return 0;
+    /* Each compared in full, whatever the others give, in constant time. */
+    ok = util_streq_ct(user, g->cfg.account_sid);
+    ok &= util_streq_ct(pass, g->cfg.auth_token);
+    ok &= util_streq_ct(req->params[0], g->cfg.account_sid);
+    return ok;
+}
+
+/* Returns 1 when a Content-Type is absent or says application/x-www-form-urlencoded (any
+ * parameters such as charset after ';'). */
+static int form_content_type(const http_request_t *req)
+{
+    static const char form[] = "application/x-www-form-urlencoded";
+    const char *ct = http_header(req, "Content-Type");
+    size_t n = sizeof(form) - 1;
+
+    if (ct == NULL)
+        return 1;
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, form, n) != 0)
+        return 0;
+    ct += n;
+    while (*ct == ' ')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+/* Decodes and checks the form of a send into form (the caller frees it, also after a
+ * failure) and s (borrowing from form). Returns 0, or -1 with Twilio's error code and a
+ * message for the client. */
+static int read_send(const http_request_t *req, sg_form_t *form, struct sg_send *s,
+                     int *code, char *err, size_t err_size)
+{
+    if (!form_content_type(req)) {
+        *code = SG_CODE_BAD_PARAM;
+        util_errf(err, err_size, "The request body must be "
+                  "application/x-www-form-urlencoded.");
+        return -1;
+    }
+    if (sg_form_parse(req->body, req->body_len, form, err, err_size) != 0) {
+        *code = SG_CODE_BAD_PARAM;
+        return -1;
+    }
+    return sg_send_check(form, s, code, err, err_size);
+}
+
+/* The From number for a log line: masked when it is a phone number, quoted when it is a
+ * sender ID (letters, digits and spaces only: checked). */
+static void log_from(const char *from, char *out, size_t out_size)
+{
+    char masked[SG_MASK_MAX];
+
+    if (sg_e164_valid(from)) {
+        sg_phone_mask(from, masked, sizeof(masked));
+        snprintf(out, out_size, "%s", masked);
+    } else {
+        snprintf(out, out_size, "\"%s\"", from); /* at most SG_ALNUM_FROM_MAX: fits */
+    }
+}
+
+/* The 201 body: Twilio's Message resource, as it looks right after the create. */
+static json_t *message_json(const struct gateway *g, const char *sid, const struct sg_send *s,
+                            int64_t at_ms)
+{
+    char date[40], uri[256], media[256], segs[16];
+
+    if (sg_rfc2822(at_ms, date, sizeof(date)) != 0)
+        date[0] = '\0';
+    /* The account SID is at most SG_ACCOUNT_SID_MAX: these fit. */
+    snprintf(uri, sizeof(uri), "/" SG_API_VERSION "/Accounts/%s/Messages/%s.json",
+             g->cfg.account_sid, sid);
+    snprintf(media, sizeof(media), "/" SG_API_VERSION "/Accounts/%s/Messages/%s/Media.json",
+             g->cfg.account_sid, sid);
+    snprintf(segs, sizeof(segs), "%d", sg_segments(s->body, s->body_chars));
+    return json_pack("{s:s, s:s, s:s, s:s, s:n, s:s, s:s, s:n, s:n, s:s, s:n, s:s, s:s, "
+                     "s:n, s:s, s:s, s:s, s:{s:s}, s:s, s:s}",
+                     "account_sid", g->cfg.account_sid,
+                     "api_version", SG_API_VERSION,
+                     "body", s->body,
+                     "date_created", date,
+                     "date_sent",
+                     "date_updated", date,
+                     "direction", "outbound-api",
+                     "error_code",
+                     "error_message",
+                     "from", s->from,
+                     "messaging_service_sid",
+                     "num_media", "0",
+                     "num_segments", segs,
+                     "price",
+                     "price_unit", "USD",
+                     "sid", sid,
+                     "status", "queued",
+                     "subresource_uris", "media", media,
+                     "to", s->to,
+                     "uri", uri);
+}
+
+/*
+ * POST /2010-04-01/Accounts/{sid}/Messages.json. In this order: "down" closes the
+ * connection without an answer; slow_ms passes (a shutdown meanwhile refuses too); wrong
+ * credentials get 401; a bad form, To, From or Body 400; then fail_next or fail_rate 500;
+ * else 201 and the message is kept. Every outcome is counted.
+ */
+static void post_message(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct gateway *g = ctx;
+    struct sg_mode mode;
+    struct sg_send s;
+    sg_form_t form = { NULL, 0, NULL };
+    char err[256], sid[SG_SID_LEN + 1], to[SG_MASK_MAX], from[SG_MASK_MAX + 4];
+    int code = 0, outcome;
+    int64_t now;
+
+    state_mode_get(g->state, &mode);
+    if (mode.down || state_sleep(g->state, mode.slow_ms) != 0) {
+        state_count(g->state, SG_REFUSED);
+        log_info("sms_send outcome=refused reason=%s", mode.down ? "down" : "shutdown");
+        res->drop = 1;
+        goto done;
+    }
+    if (!authorized(g, req)) {
+        state_count(g->state, SG_REJECTED);
+        log_info("sms_send outcome=rejected status=401 code=%d", SG_CODE_AUTH);
+        twilio_error(res, 401, SG_CODE_AUTH, "Authenticate");
+        snprintf(res->www_authenticate, sizeof(res->www_authenticate),
+                 "Basic realm=\"Twilio API\"");
+        goto done;
+    }
+    if (read_send(req, &form, &s, &code, err, sizeof(err)) != 0) {
+        state_count(g->state, SG_REJECTED);
+        sg_phone_mask(sg_form_get(&form, "To", NULL), to, sizeof(to));
+        log_info("sms_send outcome=rejected status=400 code=%d to=%s error=\"%s\"", code,
+                 to[0] != '\0' ? to : "-", err);
+        twilio_error(res, 400, code, err);
+        goto done;
+    }
+
+    now = util_now_ms();
+    sg_phone_mask(s.to, to, sizeof(to));
+    log_from(s.from, from, sizeof(from));
+    if (sg_sid_new(sid) != 0) {
+        state_count(g->state, SG_FAILED);
+        log_error("sms_send outcome=failed reason=no_random_source to=%s", to);
+        twilio_error(res, 500, SG_CODE_INTERNAL, "Internal Server Error");
+        goto done;
+    }
+    outcome = state_send(g->state, sid, &s, now);
+    if (outcome < 0) {
+        state_count(g->state, SG_FAILED);
+        log_error("sms_send outcome=failed reason=out_of_memory to=%s", to);
+        twilio_error(res, 500, SG_CODE_INTERNAL, "Internal Server Error");
+        goto done;
+    }
+    if (outcome == SG_FAILED) {
+        log_info("sms_send outcome=failed reason=injected to=%s from=%s", to, from);
+        twilio_error(res, 500, SG_CODE_INTERNAL, "Internal Server Error");
+        goto done;
+    }
+    log_info("sms_send outcome=accepted sid=%s to=%s from=%s chars=%zu", sid, to, from,
+             s.body_chars);
+    http_json(res, 201, message_json(g, sid, &s, now));
+done:
+    sg_form_free(&form);
+}
+
+/* GET /messages[?to=+8210...]. An unescaped '+' in a query string means a space, so a
+ * leading space is read as the '+' the caller meant. */
+static void list_messages(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct gateway *g = ctx;
+    const char *q = http_query(req, "to");
+    char to[SG_PHONE_MAX + 2];
+    json_t *list;
+
+    if (q != NULL) {
+        if (strlen(q) >= sizeof(to)) {
+            http_error(res, 400, "query argument 'to' must be an E.164 number");
+            return;
+        }
+        snprintf(to, sizeof(to), "%s", q);
+        if (to[0] == ' ')
+            to[0] = '+';
+        if (!sg_e164_valid(to)) {
+            http_error(res, 400, "query argument 'to' must be an E.164 number");
+            return;
+        }
+    }
+    list = state_messages(g->state, q != NULL ? to : NULL);
+    if (list == NULL)
+        http_error(res, 500, "out of memory");
+    else
+        http_json(res, 200, list);
+}
+
+/* GET /admin/stats */
+static void get_stats(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct gateway *g = ctx;
+    json_t *stats;
+
+    (void)req;
+    stats = state_stats(g->state);
+    if (stats == NULL)
+        http_error(res, 500, "out of memory");
+    else
+        http_json(res, 200, stats);
+}
+
+/* GET /admin/mode */
+static void get_mode(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct gateway *g = ctx;
+    struct sg_mode m;
+
+    (void)req;
+    state_mode_get(g->state, &m);
+    reply_mode(res, &m);
+}
+
+/* POST /admin/mode {any subset of the mode's fields} */
+static void post_mode(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct gateway *g = ctx;
+    struct sg_mode m;
+    json_t *body;
+    char err[512];
+
+    if ((body = http_body_object(req, res)) == NULL)
+        return;
+    if (state_mode_patch(g->state, body, &m, err, sizeof(err)) != 0) {
+        http_error(res, 400, "%s", err);
+    } else {
+        log_mode("mode_changed", &m);
+        reply_mode(res, &m);
+    }
+    json_decref(body);
+}
+
+/* POST /admin/reset: the mode from the environment again; messages and counts forgotten. */
+static void post_reset(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct gateway *g = ctx;
+    struct sg_mode m;
+
+    (void)req;
+    state_reset(g->state);
+    state_mode_get(g->state, &m);
+    log_info("reset");
+    log_mode("mode_changed", &m);
+    reply_mode(res, &m);
+}
+
+const http_route_t api_routes[] = {
+    { "POST", "/" SG_API_VERSION "/Accounts/{sid}/Messages.json", post_message },
+    { "GET", "/messages", list_messages },
+    { "GET", "/admin/stats", get_stats },
+    { "GET", "/admin/mode", get_mode },
+    { "POST", "/admin/mode", post_mode },
+    { "POST", "/admin/reset", post_reset },
+};
+const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
+
+int api_health(void *ctx, char *errstr, size_t errstr_size)
+{
+    (void)ctx;
+    (void)errstr;
+    (void)errstr_size;
+    return 0;
+}

@@ -1,0 +1,101 @@
+/* sms-gateway: a stand-in for Twilio's Messages API, with knobs for failures, refusals and
+ * slowness, and a record of what it accepted. */
+#include "sms_gateway.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "log.h"
+#include "svc.h"
+
+/* Returns 1 if s is 1..max characters of letters and digits. */
+static int sid_ok(const char *s, size_t max)
+{
+    size_t n = 0;
+
+    for (; *s != '\0'; s++, n++) {
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+              (*s >= '0' && *s <= '9')))
+            return 0;
+    }
+    return n > 0 && n <= max;
+}
+
+/* Returns 1 if s is 1..max characters of printable ASCII. */
+static int token_ok(const char *s, size_t max)
+{
+    size_t n = 0;
+
+    for (; *s != '\0'; s++, n++) {
+        if (*s < 0x21 || *s > 0x7e)
+            return 0;
+    }
+    return n > 0 && n <= max;
+}
+
+static void config_read(struct config *c)
+{
+    char err[256];
+    long long down = 0;
+
+    if (cfg_str("HTTP_BIND", "127.0.0.1", &c->http_bind, err, sizeof(err)) != 0 ||
+        cfg_port("SMS_GATEWAY_PORT", 9103, &c->port, err, sizeof(err)) != 0 ||
+        cfg_str("SMS_ACCOUNT_SID", "ACtest", &c->account_sid, err, sizeof(err)) != 0 ||
+        cfg_str("SMS_AUTH_TOKEN", "test-token", &c->auth_token, err, sizeof(err)) != 0 ||
+        cfg_int("SMS_GATEWAY_FAIL_NEXT", 0, 0, SG_FAIL_NEXT_MAX, &c->mode.fail_next,
+                err, sizeof(err)) != 0 ||
+        cfg_int("SMS_GATEWAY_FAIL_RATE", 0, 0, 100, &c->mode.fail_rate,
+                err, sizeof(err)) != 0 ||
+        cfg_int("SMS_GATEWAY_SEED", 1, 0, SG_SEED_MAX, &c->mode.seed,
+                err, sizeof(err)) != 0 ||
+        cfg_int("SMS_GATEWAY_SLOW_MS", 0, 0, SG_SLOW_MS_MAX, &c->mode.slow_ms,
+                err, sizeof(err)) != 0 ||
+        cfg_int("SMS_GATEWAY_DOWN", 0, 0, 1, &down, err, sizeof(err)) != 0)
+        svc_die(SG_SERVICE, "%s", err);
+    /* The values are secrets or nearly: named, not shown. */
+    if (!sid_ok(c->account_sid, SG_ACCOUNT_SID_MAX))
+        svc_die(SG_SERVICE, "SMS_ACCOUNT_SID: must be 1 to %d letters and digits",
+                SG_ACCOUNT_SID_MAX);
+    if (!token_ok(c->auth_token, SG_AUTH_TOKEN_MAX))
+        svc_die(SG_SERVICE, "SMS_AUTH_TOKEN: must be 1 to %d printable ASCII characters "
+                "without spaces", SG_AUTH_TOKEN_MAX);
+    c->mode.down = (int)down;
+}
+
+int main(void)
+{
+    struct gateway g;
+    http_server_t *http;
+    char err[512];
+    int sig;
+
+    memset(&g, 0, sizeof(g));
+    if (svc_block_signals(err, sizeof(err)) != 0)
+        svc_die(SG_SERVICE, "%s", err);
+    if (log_init(SG_SERVICE) != 0)
+        svc_die(SG_SERVICE, "LOG_LEVEL: must be debug, info, warn or error");
+    config_read(&g.cfg);
+
+    g.state = state_new(&g.cfg.mode, err, sizeof(err));
+    if (g.state == NULL)
+        svc_die(SG_SERVICE, "%s", err);
+    http = http_server_start(g.cfg.http_bind, g.cfg.port, api_routes, api_nroutes,
+                             api_health, &g, err, sizeof(err));
+    if (http == NULL)
+        svc_die(SG_SERVICE, "HTTP server on %s:%d: %s", g.cfg.http_bind, g.cfg.port, err);
+    log_info("started port=%d bind=%s account_sid=%s", g.cfg.port, g.cfg.http_bind,
+             g.cfg.account_sid);
+    log_info("mode fail_next=%lld fail_rate=%lld seed=%lld down=%d slow_ms=%lld",
+             g.cfg.mode.fail_next, g.cfg.mode.fail_rate, g.cfg.mode.seed, g.cfg.mode.down,
+             g.cfg.mode.slow_ms);
+
+    sig = svc_wait_signal();
+    log_info("stopping signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    state_stop(g.state);        /* cuts slow_ms sleeps short, so handlers end soon */
+    http_server_stop(http);     /* waits for running handlers */
+    state_free(g.state);
+    log_info("stopped");
+    return 0;
+}

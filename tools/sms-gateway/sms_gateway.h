@@ -1,0 +1,222 @@
+/* sms-gateway: a stand-in for Twilio's Messages API. Private header; prototypes grouped by
+ * source file. */
+#ifndef DOZEN_SMS_GATEWAY_H
+#define DOZEN_SMS_GATEWAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "http.h"
+
+#define SG_SERVICE "sms-gateway"
+
+#define SG_API_VERSION      "2010-04-01"
+#define SG_SID_LEN          34          /* "SM" + 32 hex digits, without the NUL */
+#define SG_E164_MIN_DIGITS  8
+#define SG_E164_MAX_DIGITS  15
+#define SG_PHONE_MAX        (1 + SG_E164_MAX_DIGITS)  /* "+" and the digits */
+#define SG_ALNUM_FROM_MAX   11          /* alphanumeric sender IDs, as Twilio */
+#define SG_BODY_MAX_CHARS   1600        /* characters (code points), as Twilio */
+#define SG_ACCOUNT_SID_MAX  64
+#define SG_AUTH_TOKEN_MAX   128
+#define SG_MESSAGES_MAX     100000      /* messages kept for GET /messages */
+#define SG_TEXT_BYTES_MAX   (64L * 1024 * 1024) /* and at most this much From + Body text */
+#define SG_FAIL_NEXT_MAX    1000000000LL
+#define SG_SLOW_MS_MAX      60000LL
+#define SG_SEED_MAX         9007199254740991LL  /* 2^53 - 1: exact in any JSON reader */
+#define SG_MASK_MAX         40          /* bytes of a masked phone number, with the NUL */
+
+/* Twilio's error codes, as its API answers them. */
+#define SG_CODE_AUTH        20003       /* "Authenticate" (401) */
+#define SG_CODE_INTERNAL    20500       /* "Internal Server Error" */
+#define SG_CODE_BAD_PARAM   21211       /* Twilio's "Invalid 'To' Phone Number"; here also
+                                         * for a missing or repeated To, From or Body */
+#define SG_CODE_BAD_FROM    21212       /* "Invalid 'From' Number" */
+#define SG_CODE_TOO_LONG    21617       /* "The concatenated message body exceeds the 1600
+                                         * character limit" */
+
+/* The knobs: set from the environment at start, changed by POST /admin/mode. */
+struct sg_mode {
+    long long fail_next;  /* answer 500 to this many more sends */
+    long long fail_rate;  /* 0..100: percentage of sends answered 500, drawn from the PRNG */
+    long long seed;       /* the PRNG's seed; setting it restarts the sequence */
+    long long slow_ms;    /* sleep before answering each send */
+    int down;             /* close send connections without an answer */
+};
+
+struct config {
+    const char *http_bind;
+    int port;
+    const char *account_sid;
+    const char *auth_token;
+    struct sg_mode mode;  /* also what POST /admin/reset returns to */
+};
+
+/* What became of one POST .../Messages.json; the names are GET /admin/stats's keys. */
+enum sg_outcome {
+    SG_ACCEPTED,  /* 201 */
+    SG_FAILED,    /* 500: fail_next or fail_rate */
+    SG_REFUSED,   /* down: closed without an answer */
+    SG_REJECTED   /* 400 or 401 */
+};
+#define SG_NOUTCOMES 4
+
+/* A form body (application/x-www-form-urlencoded), decoded. */
+struct sg_form_pair {
+    const char *key;
+    const char *value;    /* "" for "key" or "key=" */
+};
+
+typedef struct sg_form {
+    struct sg_form_pair *pairs;  /* owned; in body order */
+    size_t n;
+    char *buf;                   /* owned; the decoded keys and values point into it */
+} sg_form_t;
+
+/* A send that passed validation; the strings are borrowed from the form. */
+struct sg_send {
+    const char *to;
+    const char *from;
+    const char *body;
+    size_t body_chars;    /* Unicode code points */
+};
+
+typedef struct sg_state sg_state_t;
+
+/* Everything the HTTP handlers reach through their ctx. */
+struct gateway {
+    struct config cfg;
+    sg_state_t *state;
+};
+
+/* form.c: application/x-www-form-urlencoded bodies (pure functions) */
+
+/*
+ * Decodes body (len bytes, need not be NUL-terminated) into out: pairs split on '&', key
+ * from value on the first '=', '+' as a space and %XX as that byte in both; empty pairs
+ * ("a=1&&b=2") are skipped. A '%' not followed by two hex digits, or an escape that
+ * decodes to NUL, is an error. Returns 0 and fills out (free it with sg_form_free), or -1
+ * with errstr (out is then empty, and safe to free).
+ */
+int sg_form_parse(const char *body, size_t len, sg_form_t *out, char *errstr,
+                  size_t errstr_size);
+
+/* Frees what sg_form_parse allocated and empties f. Accepts NULL and empty forms. */
+void sg_form_free(sg_form_t *f);
+
+/* Returns the value of the first pair named key (borrowed from f), or NULL; *count (when
+ * not NULL) gets how many pairs have that name. */
+const char *sg_form_get(const sg_form_t *f, const char *key, size_t *count);
+
+/* message.c: checks of a send and of its credentials (pure functions) */
+
+/* Returns 1 if s is an E.164 number: '+' then SG_E164_MIN_DIGITS..SG_E164_MAX_DIGITS
+ * digits and nothing else. */
+int sg_e164_valid(const char *s);
+
+/*
+ * Writes s for a log line with the subscriber's number hidden: every digit but the last
+ * four becomes '*'. For an E.164 number the country code stays too, as long as four digits
+ * remain hidden ("+821012341234" -> "+82******1234"). Anything else that is not a digit
+ * or '+' becomes '?', and long input is cut with "...", so the result is always safe to log
+ * unquoted. out_size should be SG_MASK_MAX.
+ */
+void sg_phone_mask(const char *s, char *out, size_t out_size);
+
+/* Counts the code points of s, which must be UTF-8 (no overlong forms, surrogates or
+ * values above U+10FFFF). Returns 0 and *nchars, or -1 for invalid UTF-8. */
+int sg_utf8_chars(const char *s, size_t *nchars);
+
+/* The number of SMS segments a body needs: GSM-7 when it is all printable ASCII (160 in
+ * one, 153 a part when split), else UCS-2 (70, 67 a part). An approximation: Twilio also
+ * counts a few non-ASCII GSM characters and the extension table. */
+int sg_segments(const char *body, size_t body_chars);
+
+/* Decodes an "Authorization: Basic <base64 of user:password>" header into user and pass
+ * (NUL-terminated; the user must not contain ':'). Returns 0, or -1 when the header is
+ * absent, not Basic, not valid base64, has no ':', holds a NUL or a control character,
+ * or does not fit. */
+int sg_basic_auth_parse(const char *header, char *user, size_t user_size, char *pass,
+                        size_t pass_size);
+
+/* Validates To, From and Body of a form. Returns 0 and fills out (borrowing from form), or
+ * -1 with Twilio's error *code and a message for the client in errstr. */
+int sg_send_check(const sg_form_t *form, struct sg_send *out, int *code, char *errstr,
+                  size_t errstr_size);
+
+/* Writes a new message SID, "SM" and 32 random hex digits, into out (SG_SID_LEN + 1
+ * bytes). Returns 0, or -1 if the kernel's random source failed. */
+int sg_sid_new(char *out);
+
+/* Formats ms-since-epoch as Twilio's dates are ("Tue, 07 Jan 2025 10:11:12 +0000"). Returns
+ * 0, or -1 when out (at least 32 bytes) is too small. */
+int sg_rfc2822(int64_t epoch_ms, char *out, size_t out_size);
+
+/* state.c: the mode, the failure decision, the messages and the counts */
+
+/* The next number of a SplitMix64 sequence whose state is *s. */
+uint64_t sg_prng_next(uint64_t *s);
+
+/* Applies an admin patch (any subset of fail_next, fail_rate, seed, down, slow_ms; unknown
+ * fields and wrong types or ranges are errors) to cur, writing the result to out. All or
+ * nothing: on -1 (with a message in errstr) out is untouched. patch is borrowed. */
+int sg_mode_patch(const struct sg_mode *cur, json_t *patch, struct sg_mode *out,
+                  char *errstr, size_t errstr_size);
+
+/* The mode as a new JSON object, or NULL when out of memory. */
+json_t *sg_mode_json(const struct sg_mode *m);
+
+const char *sg_outcome_name(enum sg_outcome o);
+
+/* Allocates the state with mode = defaults. Returns NULL with errstr on failure. */
+sg_state_t *state_new(const struct sg_mode *defaults, char *errstr, size_t errstr_size);
+
+/* Frees the state and every message. Accepts NULL. */
+void state_free(sg_state_t *st);
+
+/* Wakes every state_sleep and makes later ones return at once (for shutdown). */
+void state_stop(sg_state_t *st);
+
+/* Sleeps ms milliseconds, or less once state_stop was called. Returns 0, or -1 when the
+ * state is stopping (at once, or cut short). */
+int state_sleep(sg_state_t *st, long long ms);
+
+/* Copies the current mode. */
+void state_mode_get(sg_state_t *st, struct sg_mode *out);
+
+/* sg_mode_patch on the current mode, applied under the lock; a "seed" restarts the PRNG.
+ * out gets the mode after. */
+int state_mode_patch(sg_state_t *st, json_t *patch, struct sg_mode *out,
+                     char *errstr, size_t errstr_size);
+
+/* Mode back to the defaults (PRNG restarted from their seed); forgets every message and
+ * count. */
+void state_reset(sg_state_t *st);
+
+/* Counts an outcome that state_send does not see (refused, rejected). */
+void state_count(sg_state_t *st, enum sg_outcome o);
+
+/*
+ * The end of a valid send, in one short critical section: fail_next (above 0: decremented)
+ * or, failing that, a draw against fail_rate makes it SG_FAILED; else the message is kept
+ * (the oldest dropped beyond SG_MESSAGES_MAX or SG_TEXT_BYTES_MAX) and it is SG_ACCEPTED.
+ * The outcome is counted. Returns the outcome, or -1 when out of memory (nothing counted
+ * or kept). The strings are copied.
+ */
+int state_send(sg_state_t *st, const char *sid, const struct sg_send *s, int64_t at_ms);
+
+/* {"messages": [{"sid", "to", "from", "body", "at"}]}, oldest first, only those to to
+ * when it is not NULL. Returns a new reference, or NULL when out of memory. */
+json_t *state_messages(sg_state_t *st, const char *to);
+
+/* {"accepted", "failed", "refused", "rejected"}: a new reference, or NULL. */
+json_t *state_stats(sg_state_t *st);
+
+/* api.c: HTTP routes */
+
+extern const http_route_t api_routes[];
+extern const size_t api_nroutes;
+int api_health(void *ctx, char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,366 @@
+/* state: the SMS gateway's knobs, its failure decision, and its memory of messages and
+ * outcomes. */
+#include "sms_gateway.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util.h"
+
+/* One accepted message. */
+struct msg_rec {
+    char sid[SG_SID_LEN + 1];
+    char to[SG_PHONE_MAX + 1];
+    int64_t at_ms;               /* wall clock */
+    char *text;                  /* owned: From, a NUL, Body, a NUL */
+    size_t text_len;             /* bytes allocated for text */
+};
+
+/*
+ * Messages are a ring of SG_MESSAGES_MAX entries, oldest at head, so the newest are kept;
+ * text_bytes is the sum of their text_len, kept under SG_TEXT_BYTES_MAX. A send takes the
+ * lock once, for a decision and an append: no scan, no allocation.
+ */
+struct sg_state {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;         /* CLOCK_MONOTONIC; broadcast by state_stop */
+    int stopping;
+    struct sg_mode defaults;
+    struct sg_mode mode;
+    uint64_t prng;               /* SplitMix64 state, from mode.seed */
+    unsigned long long counts[SG_NOUTCOMES];
+    struct msg_rec *msgs;        /* SG_MESSAGES_MAX entries, owned */
+    size_t head, len;
+    size_t text_bytes;
+};
+
+/* ---------------------------------------------------------------------------------- */
+/* The mode */
+
+static const char *const outcome_names[SG_NOUTCOMES] = {
+    "accepted", "failed", "refused", "rejected"
+};
+
+const char *sg_outcome_name(enum sg_outcome o)
+{
+    if ((int)o < 0 || (int)o >= SG_NOUTCOMES)
+        return "unknown";
+    return outcome_names[o];
+}
+
+uint64_t sg_prng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Reads an integer field in [min, max]. Returns 0, or -1 with errstr. */
+static int patch_int(const char *key, json_t *v, long long min, long long max,
+                     long long *out, char *errstr, size_t errstr_size)
+{
+    json_int_t n;
+
+    if (!json_is_integer(v)) {
+        util_errf(errstr, errstr_size, "field '%s' must be an integer", key);
+        return -1;
+    }
+    n = json_integer_value(v);
+    if (n < min || n > max) {
+        util_errf(errstr, errstr_size, "field '%s' must be between %lld and %lld", key, min,
+                  max);
+        return -1;
+    }
+    *out = (long long)n;
+    return 0;
+}
+
+int sg_mode_patch(const struct sg_mode *cur, json_t *patch, struct sg_mode *out,
+                  char *errstr, size_t errstr_size)
+{
+    struct sg_mode m = *cur;
+    const char *key;
+    json_t *v;   /* borrowed */
+    int rc;
+
+    if (!json_is_object(patch)) {
+        util_errf(errstr, errstr_size, "request body must be a JSON object");
+        return -1;
+    }
+    json_object_foreach(patch, key, v) {
+        if (strcmp(key, "fail_next") == 0) {
+            rc = patch_int(key, v, 0, SG_FAIL_NEXT_MAX, &m.fail_next, errstr, errstr_size);
+        } else if (strcmp(key, "fail_rate") == 0) {
+            rc = patch_int(key, v, 0, 100, &m.fail_rate, errstr, errstr_size);
+        } else if (strcmp(key, "seed") == 0) {
+            rc = patch_int(key, v, 0, SG_SEED_MAX, &m.seed, errstr, errstr_size);
+        } else if (strcmp(key, "slow_ms") == 0) {
+            rc = patch_int(key, v, 0, SG_SLOW_MS_MAX, &m.slow_ms, errstr, errstr_size);
+        } else if (strcmp(key, "down") == 0) {
+            rc = json_is_boolean(v) ? 0 : -1;
+            if (rc == 0)
+                m.down = json_is_true(v);
+            else
+                util_errf(errstr, errstr_size, "field 'down' must be true or false");
+        } else {
+            /* the name is the client's: cut, and made UTF-8-safe by http_error */
+            util_errf(errstr, errstr_size, "unknown field '%.64s' (known: fail_next, "
+                      "fail_rate, seed, down, slow_ms)", key);
+            rc = -1;
+        }
+        if (rc != 0)
+            return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+json_t *sg_mode_json(const struct sg_mode *m)
+{
+    return json_pack("{s:I, s:I, s:I, s:b, s:I}",
+                     "fail_next", (json_int_t)m->fail_next,
+                     "fail_rate", (json_int_t)m->fail_rate,
+                     "seed", (json_int_t)m->seed,
+                     "down", m->down,
+                     "slow_ms", (json_int_t)m->slow_ms);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* The state */
+
+sg_state_t *state_new(const struct sg_mode *defaults, char *errstr, size_t errstr_size)
+{
+    sg_state_t *st = NULL, *ret = NULL;
+    pthread_condattr_t attr;
+    int lock_ready = 0, cond_ready = 0, attr_ready = 0;
+
+    st = calloc(1, sizeof(*st));
+    if (st == NULL || (st->msgs = calloc(SG_MESSAGES_MAX, sizeof(*st->msgs))) == NULL) {
+        util_errf(errstr, errstr_size, "out of memory");
+        goto done;
+    }
+    if (pthread_mutex_init(&st->lock, NULL) != 0) {
+        util_errf(errstr, errstr_size, "cannot create a mutex");
+        goto done;
+    }
+    lock_ready = 1;
+    if (pthread_condattr_init(&attr) != 0) {
+        util_errf(errstr, errstr_size, "cannot create a condition variable");
+        goto done;
+    }
+    attr_ready = 1;
+    if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&st->wake, &attr) != 0) {
+        util_errf(errstr, errstr_size, "cannot create a condition variable");
+        goto done;
+    }
+    cond_ready = 1;
+    st->defaults = *defaults;
+    st->mode = *defaults;
+    st->prng = (uint64_t)defaults->seed;
+    ret = st;
+    st = NULL; /* ownership passed to the caller */
+done:
+    if (attr_ready)
+        pthread_condattr_destroy(&attr);
+    if (st != NULL) {
+        if (cond_ready)
+            pthread_cond_destroy(&st->wake);
+        if (lock_ready)
+            pthread_mutex_destroy(&st->lock);
+        free(st->msgs);
+        free(st);
+    }
+    return ret;
+}
+
+/* Drops the oldest message. Lock held (or no other thread), len > 0. */
+static void drop_oldest(sg_state_t *st)
+{
+    struct msg_rec *m = &st->msgs[st->head];
+
+    st->text_bytes -= m->text_len;
+    free(m->text);
+    m->text = NULL;
+    m->text_len = 0;
+    st->head = (st->head + 1) % SG_MESSAGES_MAX;
+    st->len--;
+}
+
+static void messages_clear(sg_state_t *st)
+{
+    while (st->len > 0)
+        drop_oldest(st);
+    st->head = 0;
+}
+
+void state_free(sg_state_t *st)
+{
+    if (st == NULL)
+        return;
+    messages_clear(st);
+    pthread_cond_destroy(&st->wake);
+    pthread_mutex_destroy(&st->lock);
+    free(st->msgs);
+    free(st);
+}
+
+void state_stop(sg_state_t *st)
+{
+    pthread_mutex_lock(&st->lock);
+    st->stopping = 1;
+    pthread_cond_broadcast(&st->wake);
+    pthread_mutex_unlock(&st->lock);
+}
+
+int state_sleep(sg_state_t *st, long long ms)
+{
+    struct timespec deadline;
+    int stopped;
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += (time_t)(ms / 1000);
+    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&st->lock);
+    while (ms > 0 && !st->stopping) {
+        if (pthread_cond_timedwait(&st->wake, &st->lock, &deadline) == ETIMEDOUT)
+            break;
+    }
+    stopped = st->stopping;
+    pthread_mutex_unlock(&st->lock);
+    return stopped ? -1 : 0;
+}
+
+void state_mode_get(sg_state_t *st, struct sg_mode *out)
+{
+    pthread_mutex_lock(&st->lock);
+    *out = st->mode;
+    pthread_mutex_unlock(&st->lock);
+}
+
+int state_mode_patch(sg_state_t *st, json_t *patch, struct sg_mode *out,
+                     char *errstr, size_t errstr_size)
+{
+    int rc;
+
+    pthread_mutex_lock(&st->lock);
+    rc = sg_mode_patch(&st->mode, patch, &st->mode, errstr, errstr_size);
+    if (rc == 0 && json_object_get(patch, "seed") != NULL)
+        st->prng = (uint64_t)st->mode.seed;
+    *out = st->mode;
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+void state_reset(sg_state_t *st)
+{
+    pthread_mutex_lock(&st->lock);
+    st->mode = st->defaults;
+    st->prng = (uint64_t)st->mode.seed;
+    memset(st->counts, 0, sizeof(st->counts));
+    messages_clear(st);
+    pthread_mutex_unlock(&st->lock);
+}
+
+void state_count(sg_state_t *st, enum sg_outcome o)
+{
+    pthread_mutex_lock(&st->lock);
+    st->counts[o]++;
+    pthread_mutex_unlock(&st->lock);
+}
+
+int state_send(sg_state_t *st, const char *sid, const struct sg_send *s, int64_t at_ms)
+{
+    size_t flen = strlen(s->from), blen = strlen(s->body);
+    size_t tlen = flen + blen + 2;
+    char *text = malloc(tlen); /* owned here until the record takes it */
+    struct msg_rec *m;
+    enum sg_outcome outcome;
+
+    if (text == NULL)
+        return -1;
+    memcpy(text, s->from, flen + 1);
+    memcpy(text + flen + 1, s->body, blen + 1);
+
+    pthread_mutex_lock(&st->lock);
+    if (st->mode.fail_next > 0) {
+        st->mode.fail_next--;
+        outcome = SG_FAILED;
+    } else if (st->mode.fail_rate > 0 &&
+               sg_prng_next(&st->prng) % 100 < (uint64_t)st->mode.fail_rate) {
+        outcome = SG_FAILED;
+    } else {
+        while (st->len > 0 &&
+               (st->len == SG_MESSAGES_MAX || st->text_bytes + tlen > SG_TEXT_BYTES_MAX))
+            drop_oldest(st);
+        m = &st->msgs[(st->head + st->len) % SG_MESSAGES_MAX];
+        st->len++;
+        snprintf(m->sid, sizeof(m->sid), "%s", sid);
+        snprintf(m->to, sizeof(m->to), "%s", s->to); /* E.164: fits */
+        m->at_ms = at_ms;
+        m->text = text;
+        m->text_len = tlen;
+        text = NULL;
+        st->text_bytes += tlen;
+        outcome = SG_ACCEPTED;
+    }
+    st->counts[outcome]++;
+    pthread_mutex_unlock(&st->lock);
+    free(text);
+    return (int)outcome;
+}
+
+static json_t *msg_json(const struct msg_rec *m)
+{
+    char at[32];
+
+    if (util_rfc3339(m->at_ms, at, sizeof(at)) != 0)
+        at[0] = '\0';
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "sid", m->sid, "to", m->to,
+                     "from", m->text, "body", m->text + strlen(m->text) + 1, "at", at);
+}
+
+json_t *state_messages(sg_state_t *st, const char *to)
+{
+    json_t *list = json_array(), *ret = NULL;
+    size_t i;
+    int oom = list == NULL;
+
+    pthread_mutex_lock(&st->lock);
+    for (i = 0; i < st->len && !oom; i++) {
+        const struct msg_rec *m = &st->msgs[(st->head + i) % SG_MESSAGES_MAX];
+
+        /* json_array_append_new consumes the item even when it fails (NULL fails too) */
+        if (to == NULL || strcmp(m->to, to) == 0)
+            oom = json_array_append_new(list, msg_json(m)) != 0;
+    }
+    pthread_mutex_unlock(&st->lock);
+    if (!oom) {
+        ret = json_pack("{s:o}", "messages", list); /* "o" steals list, also on failure */
+        list = NULL;
+    }
+    json_decref(list);
+    return ret;
+}
+
+json_t *state_stats(sg_state_t *st)
+{
+    unsigned long long c[SG_NOUTCOMES];
+
+    pthread_mutex_lock(&st->lock);
+    memcpy(c, st->counts, sizeof(c));
+    pthread_mutex_unlock(&st->lock);
+    return json_pack("{s:I, s:I, s:I, s:I}",
+                     "accepted", (json_int_t)c[SG_ACCEPTED], "failed", (json_int_t)c[SG_FAILED],
+                     "refused", (json_int_t)c[SG_REFUSED], "rejected", (json_int_t)c[SG_REJECTED]);
+}
