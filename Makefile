@@ -31,7 +31,7 @@ DEB_PKGS := build-essential pkg-config librdkafka-dev libmicrohttpd-dev libjanss
             libpq-dev libcurl4-openssl-dev libcmocka-dev postgresql postgresql-client \
             kcat curl procps util-linux python3 python3-pytest python3-requests \
             python3-psycopg2 python3-confluent-kafka python3-yaml valgrind \
-            maven openjdk-17-jre-headless docker-compose
+            maven openjdk-17-jre-headless docker-compose tzdata
 BENCH_PKGS := wrk
 
 PYTHON := /usr/bin/python3
@@ -40,10 +40,10 @@ LIBCOMMON_SRC := $(wildcard libcommon/*.c)
 LIBCOMMON_OBJ := $(LIBCOMMON_SRC:%.c=$(BUILD)/%.o)
 LIBCOMMON     := $(BUILD)/libcommon.a
 
-SERVICES := sales stock factory
+SERVICES := sales stock factory retry
 # tools/<dir> -> bin/<program>
 TOOLS    := devbroker:devbroker dozenctl:dozenctl migrate:dozen-migrate \
-            legacy-factory:legacy-factory
+            legacy-factory:legacy-factory open-data:open-data sms-gateway:sms-gateway
 
 PROGRAMS := $(SERVICES:%=$(BIN)/%) $(foreach t,$(TOOLS),$(BIN)/$(lastword $(subst :, ,$(t))))
 
@@ -51,7 +51,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all asan deps bench-deps up down logs test test-unit test-system test-system-kafka test-asan \
-        valgrind bench clean kafka kafka-down print-programs
+        valgrind bench clean kafka kafka-down print-programs bench-restock
 
 all: $(PROGRAMS)
 
@@ -174,6 +174,11 @@ kafka-down:
 bench: bench-deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/bench.sh
+
+# Restock latency: from the 409 to the stock being back, minus the factory's delay.
+bench-restock: deps
+	@$(MAKE) --no-print-directory all
+	@tests/bench/restock.sh
 
 # The program names, for tests that check other files against the build.
 print-programs:

@@ -11,7 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "event.h"
 #include "log.h"
+#include "retry.h"
 #include "util.h"
 
 #define ENV_PREFIX "KAFKA_"
@@ -22,6 +24,7 @@
 #define SEEK_TIMEOUT_MS 5000    /* a seek is local and normally immediate */
 #define RETRY_INITIAL_MS 200
 #define RETRY_MAX_MS 10000
+#define HANDOVER_TIMEOUT_MS 30000 /* a hand-over to retry/dead-letter waits this long */
 
 /* What the producer's delivery report callback needs; owned by the producer handle (its
  * opaque) and freed by kafka_producer_close(). */
@@ -477,6 +480,198 @@ static void log_consume_error(const char *group, const rd_kafka_message_t *msg)
               (int)msg->partition, rd_kafka_err2name(msg->err), detail);
 }
 
+/* The state of one consumer loop that the record dispatch needs. */
+struct loop {
+    const kafka_consumer_opts_t *opts;
+    retry_policy_t policy;
+    rd_kafka_t *producer;        /* hands records over to retry and dead-letter */
+    char redelivery[256];        /* retry.<group> */
+};
+
+/* The delivery report of one hand-over. */
+struct handover_ack {
+    volatile int done;
+    rd_kafka_resp_err_t err;
+};
+
+static void handover_dr(void *ctx, void *msg_opaque, rd_kafka_resp_err_t err,
+                        int32_t partition, int64_t offset)
+{
+    struct handover_ack *ack = msg_opaque;
+
+    (void)ctx;
+    (void)partition;
+    (void)offset;
+    ack->err = err;
+    ack->done = 1;
+}
+
+/* Produces a copy of msg (key, value, its non-dozen headers and info's dozen-* headers) to
+ * topic and waits for the broker's acknowledgement. Returns 0 when acknowledged. */
+static int handover(struct loop *L, const rd_kafka_message_t *msg, const char *topic,
+                    const retry_info_t *info, char *errstr, size_t errstr_size)
+{
+    struct handover_ack ack = { 0, RD_KAFKA_RESP_ERR_NO_ERROR };
+    rd_kafka_headers_t *hdrs = retry_headers_build(msg, info, NULL, NULL);
+    char key[1024];
+    const char *k = NULL;
+    int64_t deadline = util_mono_ms() + HANDOVER_TIMEOUT_MS;
+
+    if (hdrs == NULL) {
+        util_errf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    if (msg->key != NULL && msg->key_len < sizeof(key) &&
+        memchr(msg->key, '\0', msg->key_len) == NULL) {
+        memcpy(key, msg->key, msg->key_len);
+        key[msg->key_len] = '\0';
+        k = key;
+    }
+    if (kafka_produce(L->producer, topic, k, msg->payload, msg->len, hdrs, &ack, errstr,
+                      errstr_size) != 0) {
+        rd_kafka_headers_destroy(hdrs);
+        return -1;
+    }
+    while (!ack.done && util_mono_ms() < deadline)
+        rd_kafka_poll(L->producer, 100);
+    if (!ack.done) {
+        util_errf(errstr, errstr_size, "%s did not acknowledge within %d ms", topic,
+                  HANDOVER_TIMEOUT_MS);
+        /* The message may still be delivered later; ack lives on this stack frame, so wait
+         * for the report before returning (bounded by message.timeout.ms). */
+        while (!ack.done)
+            rd_kafka_poll(L->producer, 100);
+    }
+    if (ack.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        util_errf(errstr, errstr_size, "%s: %s", topic, rd_kafka_err2str(ack.err));
+        return -1;
+    }
+    return 0;
+}
+
+/* Fills the provenance of a first failure: the record's own topic, partition and offset. */
+static void provenance_here(retry_info_t *info, const rd_kafka_message_t *msg)
+{
+    snprintf(info->original_topic, sizeof(info->original_topic), "%s",
+             rd_kafka_topic_name(msg->rkt));
+    info->original_partition = msg->partition;
+    info->original_offset = msg->offset;
+    info->first_failed_at_ms = util_now_ms();
+}
+
+/* Sends msg to dead-letter with reason and error. Returns 0 when acknowledged. */
+static int dead_letter(struct loop *L, const rd_kafka_message_t *msg, retry_info_t *info,
+                       const char *reason, const char *error)
+{
+    char err[512], quoted[512];
+
+    snprintf(info->group, sizeof(info->group), "%s", L->opts->group);
+    snprintf(info->reason, sizeof(info->reason), "%s", reason);
+    info->expired[0] = '\0';
+    retry_set_error(info, error);
+    if (info->not_before_ms == 0)
+        info->not_before_ms = util_now_ms();
+    if (handover(L, msg, RETRY_DEAD_LETTER_TOPIC, info, err, sizeof(err)) != 0) {
+        log_quote(err, quoted, sizeof(quoted));
+        log_error("dead_letter_failed group=%s topic=%s partition=%d offset=%lld error=\"%s\"",
+                  L->opts->group, rd_kafka_topic_name(msg->rkt), (int)msg->partition,
+                  (long long)msg->offset, quoted);
+        return -1;
+    }
+    log_quote(error, quoted, sizeof(quoted));
+    log_error("record_dead_lettered group=%s topic=%s partition=%d offset=%lld reason=%s "
+              "attempt=%d error=\"%s\"", L->opts->group, info->original_topic,
+              (int)info->original_partition, (long long)info->original_offset, reason,
+              info->attempt, quoted);
+    return 0;
+}
+
+/* Deals with one record. Returns 0 when its offset may be stored (done, handed over), or -1
+ * when it must be tried again in place (errstr says why). */
+static int dispatch(struct loop *L, const rd_kafka_message_t *msg, char *errstr,
+                    size_t errstr_size)
+{
+    const kafka_consumer_opts_t *opts = L->opts;
+    retry_info_t info;
+    kafka_record_t rec;
+    kafka_outcome_t out;
+    event_meta_t meta;
+    kafka_verdict_t verdict;
+    char err[512], quoted[512];
+    int redelivery = strcmp(rd_kafka_topic_name(msg->rkt), L->redelivery) == 0;
+
+    memset(&info, 0, sizeof(info));
+    memset(&rec, 0, sizeof(rec));
+    memset(&out, 0, sizeof(out));
+    rec.msg = msg;
+    rec.topic = rd_kafka_topic_name(msg->rkt);
+    rec.last_reason = "";
+    if (redelivery) {
+        if (retry_info_read(msg, &info, err, sizeof(err)) != 0 ||
+            strcmp(info.group, opts->group) != 0) {
+            if (info.group[0] != '\0' && strcmp(info.group, opts->group) != 0)
+                snprintf(err, sizeof(err), "redelivery for group '%s'", info.group);
+            memset(&info, 0, sizeof(info));
+            provenance_here(&info, msg);
+            return dead_letter(L, msg, &info, "invalid_record", err);
+        }
+        rec.topic = info.original_topic;
+        rec.attempt = info.attempt;
+        rec.expired = info.expired[0] != '\0' ? info.expired : NULL;
+        rec.deadline_ms = info.deadline_ms;
+        rec.last_reason = info.reason;
+    } else {
+        provenance_here(&info, msg);
+    }
+    if (event_meta_read(msg, &meta, err, sizeof(err)) != 0)
+        return dead_letter(L, msg, &info, "invalid_record", err);
+
+    verdict = opts->handler(&rec, opts->ctx, &out);
+    out.reason[sizeof(out.reason) - 1] = '\0';
+    out.error[sizeof(out.error) - 1] = '\0';
+    switch (verdict) {
+    case KAFKA_DONE:
+        return 0;
+    case KAFKA_RETRY_LATER:
+        if (rec.expired == NULL) {
+            info.attempt = rec.attempt + 1;
+            info.max_attempts = L->policy.max_attempts;
+            info.not_before_ms = util_now_ms() +
+                (out.delay_ms > 0 ? out.delay_ms : retry_policy_delay(&L->policy, info.attempt));
+            info.deadline_ms = out.deadline_ms > 0 ? out.deadline_ms : info.deadline_ms;
+            snprintf(info.group, sizeof(info.group), "%s", opts->group);
+            snprintf(info.reason, sizeof(info.reason), "%s",
+                     out.reason[0] != '\0' ? out.reason : "retry");
+            info.last_reason[0] = '\0';
+            info.expired[0] = '\0';
+            retry_set_error(&info, out.error);
+            if (handover(L, msg, RETRY_TOPIC, &info, err, sizeof(err)) != 0) {
+                util_errf(errstr, errstr_size, "hand-over to retry failed: %s", err);
+                return -1;
+            }
+            log_quote(out.error, quoted, sizeof(quoted));
+            log_warn("record_retry_later group=%s topic=%s partition=%d offset=%lld attempt=%d "
+                     "reason=%s not_before=%lld error=\"%s\"", opts->group, info.original_topic,
+                     (int)info.original_partition, (long long)info.original_offset,
+                     info.attempt, info.reason, (long long)info.not_before_ms, quoted);
+            return 0;
+        }
+        /* A final notice cannot be retried: it goes where the record already is. */
+        /* fall through */
+    case KAFKA_FAIL:
+        if (dead_letter(L, msg, &info, out.reason[0] != '\0' ? out.reason : "failed",
+                        out.error) != 0) {
+            util_errf(errstr, errstr_size, "hand-over to dead-letter failed");
+            return -1;
+        }
+        return 0;
+    case KAFKA_RETRY:
+    default: /* an unknown verdict must not skip the record */
+        util_errf(errstr, errstr_size, "%s", out.error[0] != '\0' ? out.error : out.reason);
+        return -1;
+    }
+}
+
 int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *stop,
                        char *errstr, size_t errstr_size)
 {
@@ -485,10 +680,13 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
     rd_kafka_t *rk = NULL;
     rd_kafka_topic_partition_list_t *subs = NULL;
     struct consumer_state st;
+    struct loop L;
     int64_t initial_ms, max_ms, backoff_ms;
     rd_kafka_resp_err_t err;
     char rderr[512];
     size_t i;
+
+    memset(&L, 0, sizeof(L));
 
     if (opts == NULL || stop == NULL || opts->group == NULL || opts->group[0] == '\0' ||
         opts->topics == NULL || opts->ntopics == 0 || opts->ntopics > INT_MAX ||
@@ -509,6 +707,25 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
         max_ms = initial_ms;
     backoff_ms = initial_ms;
     st.group = opts->group;
+    L.opts = opts;
+    if (opts->policy != NULL) {
+        L.policy = *opts->policy;
+    } else {
+        L.policy.exponential = 1;
+        L.policy.initial_ms = 1000;
+        L.policy.factor = 2.0;
+        L.policy.max_ms = 60000;
+        L.policy.max_attempts = 8;
+    }
+    if (retry_redelivery_topic(opts->group, L.redelivery, sizeof(L.redelivery)) != 0) {
+        util_errf(errstr, errstr_size, "kafka consumer: group name too long");
+        goto done;
+    }
+    L.producer = kafka_producer_new(opts->bootstrap, opts->client_id != NULL ? opts->client_id
+                                                                             : opts->group,
+                                    handover_dr, NULL, errstr, errstr_size);
+    if (L.producer == NULL)
+        goto done;
 
     conf = kafka_conf_new(opts->bootstrap, opts->client_id != NULL ? opts->client_id
                                                                    : opts->group,
@@ -536,9 +753,10 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
     /* Rebalances and errors are then served by rd_kafka_consumer_poll(). */
     rd_kafka_poll_set_consumer(rk);
 
-    subs = rd_kafka_topic_partition_list_new((int)opts->ntopics);
+    subs = rd_kafka_topic_partition_list_new((int)opts->ntopics + 1);
     for (i = 0; i < opts->ntopics; i++)
         rd_kafka_topic_partition_list_add(subs, opts->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(subs, L.redelivery, RD_KAFKA_PARTITION_UA);
     err = rd_kafka_subscribe(rk, subs);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         util_errf(errstr, errstr_size, "kafka consumer subscribe: %s", rd_kafka_err2str(err));
@@ -548,7 +766,6 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
 
     while (!*stop) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, CONSUMER_POLL_MS);
-        kafka_verdict_t verdict;
         char herr[512], quoted[512];
 
         if (msg == NULL)
@@ -562,22 +779,11 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
         }
 
         herr[0] = '\0';
-        verdict = opts->handler(msg, opts->ctx, herr, sizeof(herr));
-        herr[sizeof(herr) - 1] = '\0';
-        log_quote(herr, quoted, sizeof(quoted));
-        switch (verdict) {
-        case KAFKA_DONE:
+        if (dispatch(&L, msg, herr, sizeof(herr)) == 0) {
             store_offset(rk, opts->group, msg);
             backoff_ms = initial_ms;
-            break;
-        case KAFKA_FAIL:
-            log_error("record_failed group=%s topic=%s partition=%d offset=%lld error=\"%s\"",
-                      opts->group, rd_kafka_topic_name(msg->rkt), (int)msg->partition,
-                      (long long)msg->offset, quoted);
-            store_offset(rk, opts->group, msg);
-            break;
-        case KAFKA_RETRY:
-        default: /* an unknown verdict must not skip the record */
+        } else {
+            log_quote(herr, quoted, sizeof(quoted));
             log_warn("record_retry group=%s topic=%s partition=%d offset=%lld backoff_ms=%lld "
                      "error=\"%s\"", opts->group, rd_kafka_topic_name(msg->rkt),
                      (int)msg->partition, (long long)msg->offset, (long long)backoff_ms,
@@ -585,7 +791,6 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
             seek_back(rk, opts->group, msg, backoff_ms, stop);
             util_sleep_ms(backoff_ms, stop);
             backoff_ms = backoff_ms > max_ms / 2 ? max_ms : backoff_ms * 2;
-            break;
         }
         rd_kafka_message_destroy(msg);
     }
@@ -609,6 +814,7 @@ done:
         rd_kafka_topic_partition_list_destroy(subs);
     if (conf != NULL)
         rd_kafka_conf_destroy(conf);
+    kafka_producer_close(L.producer, 5000);
     return ret;
 }
 

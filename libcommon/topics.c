@@ -19,6 +19,11 @@ const topic_spec_t topics_all[] = {
     { "stock.replenished", 6, 1, -1LL,         "delete" },
     { "retry",             3, 1, -1LL,         "delete" },
     { "dead-letter",       3, 1, 1209600000LL, "delete" },
+    /* Redeliveries for one consumer group each (retry.<group>), written by the retry
+     * service when a record is due and by `dozenctl dlq replay`. */
+    { "retry.stock",       3, 1, -1LL,         "delete" },
+    { "retry.factory",     3, 1, -1LL,         "delete" },
+    { "retry.notifier",    3, 1, -1LL,         "delete" },
 };
 
 const size_t topics_count = sizeof(topics_all) / sizeof(topics_all[0]);

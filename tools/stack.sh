@@ -8,7 +8,8 @@
 #   tools/stack.sh logs    follow every log
 #
 # Settings (environment): RUN_DIR, DOZEN_BIN, PGPORT (55432), SALES_PORT (8080),
-# STOCK_PORT (8081), FACTORY_PORT (8082), LEGACY_FACTORY_PORT (9101), KAFKA_BOOTSTRAP (use this broker instead of the dev broker),
+# STOCK_PORT (8081), FACTORY_PORT (8082), RETRY_PORT (8084), LEGACY_FACTORY_PORT (9101),
+# KAFKA_BOOTSTRAP (use this broker instead of the dev broker),
 # KAFKA=apache (start a real Apache Kafka broker with tools/kafka/kafka.sh instead),
 # ADMIN_TOKEN (default: generated once and kept in RUN_DIR/admin_token), UP_TIMEOUT (60 s).
 set -euo pipefail
@@ -21,9 +22,10 @@ SALES_PORT=${SALES_PORT:-8080}
 STOCK_PORT=${STOCK_PORT:-8081}
 FACTORY_PORT=${FACTORY_PORT:-8082}
 LEGACY_FACTORY_PORT=${LEGACY_FACTORY_PORT:-9101}
+RETRY_PORT=${RETRY_PORT:-8084}
 UP_TIMEOUT=${UP_TIMEOUT:-60}
 # Started in this order (the stand-ins of the outside world first), stopped in reverse.
-SERVICES=(legacy-factory sales stock factory)
+SERVICES=(legacy-factory retry sales stock factory)
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 LOGS=$RUN/logs
@@ -73,6 +75,7 @@ stop_pid() {
 # start_bg NAME ARG...: starts BIN/NAME ARG... in its own session, with the variables in
 # the array START_ENV added to its environment and its output appended to its log.
 START_ENV=()
+DEV_BROKER_ENV=()
 start_bg() {
     local name=$1; shift
     local pid i
@@ -148,6 +151,9 @@ broker_up() {
     done
     [ -s "$RUN/devbroker.addr" ] || die "the dev broker printed no address: see $LOGS/devbroker.log"
     BOOTSTRAP=$(cat "$RUN/devbroker.addr")
+    # The mock cluster holds an empty fetch for the whole fetch.wait.max.ms (500 ms by
+    # default) instead of answering when data arrives: ask for shorter waits.
+    DEV_BROKER_ENV=(KAFKA_FETCH_WAIT_MAX_MS="${KAFKA_FETCH_WAIT_MAX_MS:-20}")
     say "dev broker (in-memory) at $BOOTSTRAP"
 }
 
@@ -192,6 +198,7 @@ export ADMIN_TOKEN=$token
 export SALES_URL=http://127.0.0.1:$SALES_PORT
 export STOCK_URL=http://127.0.0.1:$STOCK_PORT
 export FACTORY_URL=http://127.0.0.1:$FACTORY_PORT
+export RETRY_URL=http://127.0.0.1:$RETRY_PORT
 export LEGACY_FACTORY_URL=http://127.0.0.1:$LEGACY_FACTORY_PORT
 EOF
 )
@@ -204,9 +211,9 @@ EOF
     START_ENV=(DATABASE_URL="$database_url" KAFKA_BOOTSTRAP="$BOOTSTRAP"
                ADMIN_TOKEN="$token" LOG_LEVEL="${LOG_LEVEL:-info}"
                SALES_PORT="$SALES_PORT" STOCK_PORT="$STOCK_PORT" FACTORY_PORT="$FACTORY_PORT"
-               LEGACY_FACTORY_PORT="$LEGACY_FACTORY_PORT"
+               LEGACY_FACTORY_PORT="$LEGACY_FACTORY_PORT" RETRY_PORT="$RETRY_PORT"
                LEGACY_FACTORY_URL="http://127.0.0.1:$LEGACY_FACTORY_PORT"
-               FACTORY_CALLBACK_URL="http://127.0.0.1:$FACTORY_PORT")
+               FACTORY_CALLBACK_URL="http://127.0.0.1:$FACTORY_PORT" "${DEV_BROKER_ENV[@]}")
     local svc
     for svc in "${SERVICES[@]}"; do
         if pid_alive "$svc" && { [ $restart = 1 ] || [ "$BIN/$svc" -nt "$PIDS/$svc.pid" ]; }; then
@@ -218,6 +225,7 @@ EOF
         fi
     done
     wait_healthy legacy-factory "http://127.0.0.1:$LEGACY_FACTORY_PORT"
+    wait_healthy retry "http://127.0.0.1:$RETRY_PORT"
     wait_healthy sales "http://127.0.0.1:$SALES_PORT"
     wait_healthy stock "http://127.0.0.1:$STOCK_PORT"
     wait_healthy factory "http://127.0.0.1:$FACTORY_PORT"
@@ -228,6 +236,7 @@ dozen is up.
   sales     http://127.0.0.1:$SALES_PORT   (POST /orders, GET /orders/{id})
   stock     http://127.0.0.1:$STOCK_PORT   (GET /inventory, GET|PUT /inventory/{sku})
   factory   http://127.0.0.1:$FACTORY_PORT   (GET /production-orders, POST /deliveries)
+  retry     http://127.0.0.1:$RETRY_PORT   (GET /stats)
   legacy factory (stand-in)  http://127.0.0.1:$LEGACY_FACTORY_PORT   (POST /admin/mode)
   kafka     $BOOTSTRAP
   postgres  $database_url

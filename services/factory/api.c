@@ -87,7 +87,7 @@ done:
     json_decref(body);
 }
 
-/* GET /production-orders[?sku=S][&status=pending|requested|delivered] */
+/* GET /production-orders[?sku=S][&status=pending|requested|delivered|failed] */
 static void list_orders(const http_request_t *req, http_response_t *res, void *ctx)
 {
     struct factory *f = ctx;
@@ -101,8 +101,8 @@ static void list_orders(const http_request_t *req, http_response_t *res, void *c
         return;
     }
     if (status != NULL && strcmp(status, "pending") != 0 && strcmp(status, "requested") != 0 &&
-        strcmp(status, "delivered") != 0) {
-        http_error(res, 400, "status must be pending, requested or delivered");
+        strcmp(status, "delivered") != 0 && strcmp(status, "failed") != 0) {
+        http_error(res, 400, "status must be pending, requested, delivered or failed");
         return;
     }
     if ((conn = acquire(f, res)) == NULL)

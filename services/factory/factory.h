@@ -2,7 +2,6 @@
 #ifndef DOZEN_FACTORY_H
 #define DOZEN_FACTORY_H
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -12,6 +11,9 @@
 #include "http.h"
 #include "kafka.h"
 #include "outbox.h"
+#include "retry.h"
+
+#include <curl/curl.h>
 
 #define FACTORY_SERVICE "factory"
 #define FACTORY_SOURCE "/dozen/factory"
@@ -27,24 +29,22 @@ struct config {
     const char *callback_url;   /* FACTORY_CALLBACK_URL: how the legacy factory reaches us */
     int port;
     int db_pool_size;
-    int workers;
     long long db_wait_ms;
     long long topics_wait_ms;
     long long outbox_poll_ms;
     long long connect_timeout_ms;
     long long call_timeout_ms;
-    long long retry_initial_ms;
-    long long retry_max_ms;
     long long delivery_timeout_ms;
+    long long retry_deadline_ms; /* FACTORY_RETRY_DEADLINE: give up this long after the
+                                  * first failed call (0: only max attempts) */
+    retry_policy_t retry;       /* RETRY_*: how failed calls are spaced, how many */
 };
-
-struct caller;
 
 struct factory {
     struct config cfg;
     db_pool_t *db;
     outbox_relay_t *relay;
-    struct caller *caller;
+    CURL *curl;                 /* the consumer thread's, for legacy_call */
     kafka_consumer_opts_t consumer_opts;
     kafka_consumer_t *consumer;
 };
@@ -54,34 +54,44 @@ struct factory {
 extern const db_stmt_t store_stmts[];
 extern const size_t store_nstmts;
 
-/* Opens a production order for a depletion, once per event: nothing when the event was seen
- * before, when an order for the SKU is open, or when a delivery newer than the depletion
- * (depleted_at, RFC 3339) answered it already. Returns 1 when an order was opened, 0 when
- * not, -2 for an unknown sku, -1 with errstr on a database error. */
-int store_open_order(PGconn *conn, const char *ce_id, const char *sku,
-                     const char *depleted_at, char *errstr, size_t errstr_size);
-
-/* A production order claimed for one call to the legacy factory. */
+/* A production order a depletion must call the legacy factory for. */
 struct claim {
     char id[37];
     char sku[65];
     char token[37];
     int quantity;
-    int attempt;
 };
 
-/* Claims the most overdue order that needs a call (pending and due, or requested and not
- * delivered within delivery_timeout_ms) for lease_ms. Returns 1 with *c filled, 0 when
- * nothing is due, -1 with errstr. */
-int store_claim(PGconn *conn, long long lease_ms, long long delivery_timeout_ms,
-                struct claim *c, char *errstr, size_t errstr_size);
+typedef enum store_plan {
+    PLAN_CALL,      /* *c is the order to call the factory for (committed as pending) */
+    PLAN_COVERED,   /* nothing to do: seen before, an open order covers it, or a newer
+                     * delivery answered it (recorded as processed) */
+    PLAN_UNKNOWN,   /* no such sku */
+    PLAN_FAILED     /* database error */
+} store_plan_t;
 
-/* Records the outcome of a call: the factory's order id, or the error and when to try
- * again. Returns 0 or -1 with errstr. */
-int store_requested(PGconn *conn, const char *id, const char *factory_order_id,
-                    char *errstr, size_t errstr_size);
-int store_call_failed(PGconn *conn, const char *id, const char *error, long long retry_ms,
+/* Decides, in one transaction, what depletion ce_id of sku (depleted at depleted_at, RFC
+ * 3339) needs: at most one open production order per SKU, owned by the depletion that opened
+ * it; an order requested longer than delivery_timeout_ms ago without a delivery is taken
+ * over; an order given up before ('failed', after a replay) is reopened. */
+store_plan_t store_plan(PGconn *conn, const char *ce_id, const char *sku,
+                        const char *depleted_at, long long delivery_timeout_ms,
+                        struct claim *c, char *errstr, size_t errstr_size);
+
+/* Records a successful call: the order is requested under factory_order_id and the
+ * depletion ce_id processed, in one transaction. Returns 0 or -1 with errstr. */
+int store_requested(PGconn *conn, const char *id, const char *ce_id,
+                    const char *factory_order_id, char *errstr, size_t errstr_size);
+
+/* Records a failed call on the order (attempts, last_error). Returns 0 or -1. */
+int store_call_failed(PGconn *conn, const char *id, const char *error,
                       char *errstr, size_t errstr_size);
+
+/* The depletion ce_id was given up (why: max_attempts or deadline_exceeded): its pending
+ * order is closed as failed, so that a later depletion may open a new one. Returns the
+ * number of orders closed, or -1 with errstr. */
+int store_give_up(PGconn *conn, const char *ce_id, const char *why,
+                  char *errstr, size_t errstr_size);
 
 typedef enum store_delivery {
     DELIVERY_APPLIED,      /* marked delivered, stock.replenished in the outbox */
@@ -105,25 +115,17 @@ json_t *store_list(PGconn *conn, const char *sku, const char *status, int limit,
                    char *errstr, size_t errstr_size);
 int store_get(PGconn *conn, const char *id, json_t **order, char *errstr, size_t errstr_size);
 
-/* caller.c: calls to the legacy factory, on worker threads */
+/* legacy.c: the call to the legacy factory */
 
-/* Starts cfg.workers threads that call the legacy factory for due production orders.
- * Returns NULL with errstr on failure. */
-struct caller *caller_start(struct factory *f, char *errstr, size_t errstr_size);
-
-/* Wakes the workers: a new order is due now. */
-void caller_kick(struct caller *c);
-
-/* Stops the workers (a call in flight finishes or times out) and frees them. Accepts NULL. */
-void caller_stop(struct caller *c);
-
-/* Backoff before attempt n+1 after n failed attempts: initial * 2^(n-1), capped. */
-long long caller_backoff_ms(long long initial_ms, long long max_ms, int failed_attempts);
+/* Calls POST {legacy}/production-orders for c on curl (reused). Returns 0 with the factory's
+ * order id in fo_id; -1 with a reason in err when the call failed in a way that may pass
+ * (refused, timeout, 5xx, a bad answer); -2 when the factory refused the order (4xx). */
+int legacy_call(const struct config *cfg, CURL *curl, const struct claim *c, char *fo_id,
+                size_t fo_size, char *err, size_t err_size);
 
 /* handlers.c: Kafka records */
 
-kafka_verdict_t handlers_depleted(const rd_kafka_message_t *msg, void *ctx,
-                                  char *errstr, size_t errstr_size);
+kafka_verdict_t handlers_depleted(const kafka_record_t *rec, void *ctx, kafka_outcome_t *out);
 
 /* api.c: HTTP routes */
 

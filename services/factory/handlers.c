@@ -1,14 +1,38 @@
-/* handlers: the factory service's Kafka records: stock.depleted opens a production order. */
+/* handlers: the factory service's Kafka records: a stock.depleted event leads to at most one
+ * call to the legacy factory per SKU; a failed call is handed to the retry topic. */
 #include "factory.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "event.h"
 #include "log.h"
 #include "sku.h"
+#include "util.h"
 
-kafka_verdict_t handlers_depleted(const rd_kafka_message_t *msg, void *ctx,
-                                  char *errstr, size_t errstr_size)
+/* The retry service gave up on a depletion: close its order so the SKU can be ordered again
+ * by a later depletion (or by a replay of this one). */
+static kafka_verdict_t give_up(struct factory *f, const kafka_record_t *rec,
+                               const event_meta_t *meta, kafka_outcome_t *out)
+{
+    PGconn *conn = db_acquire(f->db, (int)f->cfg.db_wait_ms, out->error, sizeof(out->error));
+    char why[160];
+    int n;
+
+    if (conn == NULL)
+        return KAFKA_RETRY;
+    snprintf(why, sizeof(why), "given up: %s after %d attempts (%s)", rec->expired,
+             rec->attempt, rec->last_reason);
+    n = store_give_up(conn, meta->id, why, out->error, sizeof(out->error));
+    db_release(f->db, conn);
+    if (n < 0)
+        return KAFKA_RETRY;
+    log_error("production_order_given_up depletion=%s reason=%s orders_closed=%d", meta->id,
+              rec->expired, n);
+    return KAFKA_DONE;
+}
+
+kafka_verdict_t handlers_depleted(const kafka_record_t *rec, void *ctx, kafka_outcome_t *out)
 {
     struct factory *f = ctx;
     kafka_verdict_t verdict = KAFKA_FAIL;
@@ -16,37 +40,83 @@ kafka_verdict_t handlers_depleted(const rd_kafka_message_t *msg, void *ctx,
     json_t *data;
     const char *sku;
     PGconn *conn = NULL;
+    struct claim c;
+    char fo_id[FACTORY_ORDER_ID_MAX + 1], err[512];
+    int called;
 
-    data = event_data_read(msg, "stock.depleted", &meta, errstr, errstr_size);
-    if (data == NULL)
+    data = event_data_read(rec->msg, "stock.depleted", &meta, out->error, sizeof(out->error));
+    if (data == NULL) {
+        snprintf(out->reason, sizeof(out->reason), "invalid_record");
         goto done;
+    }
     sku = json_string_value(json_object_get(data, "sku"));
     if (sku == NULL || !sku_valid(sku)) {
-        snprintf(errstr, errstr_size, "field 'sku' must be " SKU_RULE);
+        snprintf(out->reason, sizeof(out->reason), "invalid_record");
+        snprintf(out->error, sizeof(out->error), "field 'sku' must be " SKU_RULE);
+        goto done;
+    }
+    if (rec->expired != NULL) {
+        verdict = give_up(f, rec, &meta, out);
         goto done;
     }
 
-    conn = db_acquire(f->db, (int)f->cfg.db_wait_ms, errstr, errstr_size);
+    conn = db_acquire(f->db, (int)f->cfg.db_wait_ms, out->error, sizeof(out->error));
     if (conn == NULL) {
         verdict = KAFKA_RETRY;
         goto done;
     }
-    switch (store_open_order(conn, meta.id, sku, meta.time, errstr, errstr_size)) {
-    case 1:
-        log_info("production_order_opened sku=%s depletion=%s", sku, meta.id);
-        caller_kick(f->caller);
-        verdict = KAFKA_DONE;
-        break;
-    case 0:
+    switch (store_plan(conn, meta.id, sku, meta.time, f->cfg.delivery_timeout_ms, &c,
+                       out->error, sizeof(out->error))) {
+    case PLAN_COVERED:
         log_debug("depletion_covered sku=%s depletion=%s", sku, meta.id);
         verdict = KAFKA_DONE;
-        break;
-    case -2:
+        goto done;
+    case PLAN_UNKNOWN:
+        snprintf(out->reason, sizeof(out->reason), "unknown_sku");
         verdict = KAFKA_FAIL;
-        break;
-    default:
+        goto done;
+    case PLAN_FAILED:
         verdict = KAFKA_RETRY;
+        goto done;
+    case PLAN_CALL:
         break;
+    }
+    /* No connection is held during the call: it may take FACTORY_TIMEOUT. */
+    db_release(f->db, conn);
+    conn = NULL;
+
+    called = legacy_call(&f->cfg, f->curl, &c, fo_id, sizeof(fo_id), err, sizeof(err));
+    conn = db_acquire(f->db, (int)f->cfg.db_wait_ms, out->error, sizeof(out->error));
+    if (conn == NULL) {
+        /* The order stays pending; handling the depletion again calls again, and the
+         * callback accepts one delivery per production order whatever happens. */
+        verdict = KAFKA_RETRY;
+        goto done;
+    }
+    if (called == 0) {
+        if (store_requested(conn, c.id, meta.id, fo_id, out->error, sizeof(out->error)) != 0) {
+            verdict = KAFKA_RETRY;
+            goto done;
+        }
+        log_info("factory_order_placed production_order_id=%s sku=%s quantity=%d attempt=%d "
+                 "factory_order_id=%s", c.id, sku, c.quantity, rec->attempt + 1, fo_id);
+        verdict = KAFKA_DONE;
+        goto done;
+    }
+    if (store_call_failed(conn, c.id, err, out->error, sizeof(out->error)) != 0)
+        log_error("factory_record_failed production_order_id=%s error=\"%s\"", c.id,
+                  out->error);
+    log_warn("factory_call_failed production_order_id=%s sku=%s attempt=%d error=\"%s\"", c.id,
+             sku, rec->attempt + 1, err);
+    snprintf(out->error, sizeof(out->error), "%s", err);
+    if (called == -2) {
+        snprintf(out->reason, sizeof(out->reason), "factory_rejected");
+        verdict = KAFKA_FAIL;
+    } else {
+        snprintf(out->reason, sizeof(out->reason), "factory_unavailable");
+        if (rec->deadline_ms == 0 && f->cfg.retry_deadline_ms > 0)
+            out->deadline_ms = util_now_ms() + f->cfg.retry_deadline_ms;
+        verdict = KAFKA_RETRY_LATER;
     }
 done:
     db_release(f->db, conn);

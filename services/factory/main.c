@@ -16,7 +16,7 @@
 static void config_read(struct config *c)
 {
     char err[256];
-    long long pool, workers;
+    long long pool;
 
     if (cfg_str("DATABASE_URL", NULL, &c->database_url, err, sizeof(err)) != 0 ||
         cfg_str("KAFKA_BOOTSTRAP", NULL, &c->kafka_bootstrap, err, sizeof(err)) != 0 ||
@@ -24,7 +24,6 @@ static void config_read(struct config *c)
         cfg_str("FACTORY_GROUP", "factory", &c->group, err, sizeof(err)) != 0 ||
         cfg_port("FACTORY_PORT", 8082, &c->port, err, sizeof(err)) != 0 ||
         cfg_int("DB_POOL_SIZE", 8, 2, 256, &pool, err, sizeof(err)) != 0 ||
-        cfg_int("FACTORY_WORKERS", 4, 1, 64, &workers, err, sizeof(err)) != 0 ||
         cfg_duration_ms("DB_WAIT", "5s", 1, 60000, &c->db_wait_ms, err, sizeof(err)) != 0 ||
         cfg_duration_ms("TOPICS_WAIT", "30s", 1000, 600000, &c->topics_wait_ms,
                         err, sizeof(err)) != 0 ||
@@ -34,21 +33,18 @@ static void config_read(struct config *c)
                         err, sizeof(err)) != 0 ||
         cfg_duration_ms("FACTORY_TIMEOUT", "10s", 10, 300000, &c->call_timeout_ms,
                         err, sizeof(err)) != 0 ||
-        cfg_duration_ms("FACTORY_RETRY_INITIAL", "1s", 10, 3600000, &c->retry_initial_ms,
-                        err, sizeof(err)) != 0 ||
-        cfg_duration_ms("FACTORY_RETRY_MAX", "60s", 10, 86400000, &c->retry_max_ms,
-                        err, sizeof(err)) != 0 ||
         cfg_duration_ms("FACTORY_DELIVERY_TIMEOUT", "10m", 1000, 604800000,
                         &c->delivery_timeout_ms, err, sizeof(err)) != 0 ||
+        cfg_duration_ms("FACTORY_RETRY_DEADLINE", "0", 0, 604800000LL, &c->retry_deadline_ms,
+                        err, sizeof(err)) != 0 ||
         cfg_url("LEGACY_FACTORY_URL", "http://127.0.0.1:9101", &c->legacy_url,
                 err, sizeof(err)) != 0 ||
         cfg_url("FACTORY_CALLBACK_URL", "http://127.0.0.1:8082", &c->callback_url,
                 err, sizeof(err)) != 0)
         svc_die(FACTORY_SERVICE, "%s", err);
-    if (c->retry_max_ms < c->retry_initial_ms)
-        svc_die(FACTORY_SERVICE, "FACTORY_RETRY_MAX: must not be below FACTORY_RETRY_INITIAL");
+    if (retry_policy_from_env(&c->retry, err, sizeof(err)) != 0)
+        svc_die(FACTORY_SERVICE, "%s", err);
     c->db_pool_size = (int)pool;
-    c->workers = (int)workers;
 }
 
 static const char *const consumed_topics[] = { "stock.depleted" };
@@ -86,9 +82,9 @@ int main(void)
     f.relay = outbox_relay_start(&ro, err, sizeof(err));
     if (f.relay == NULL)
         svc_die(FACTORY_SERVICE, "outbox relay: %s", err);
-    f.caller = caller_start(&f, err, sizeof(err));
-    if (f.caller == NULL)
-        svc_die(FACTORY_SERVICE, "legacy factory workers: %s", err);
+    f.curl = curl_easy_init();
+    if (f.curl == NULL)
+        svc_die(FACTORY_SERVICE, "curl_easy_init failed");
 
     f.consumer_opts.bootstrap = f.cfg.kafka_bootstrap;
     f.consumer_opts.group = f.cfg.group;
@@ -97,6 +93,7 @@ int main(void)
     f.consumer_opts.ntopics = sizeof(consumed_topics) / sizeof(consumed_topics[0]);
     f.consumer_opts.handler = handlers_depleted;
     f.consumer_opts.ctx = &f;
+    f.consumer_opts.policy = &f.cfg.retry;
     f.consumer = kafka_consumer_start(&f.consumer_opts, err, sizeof(err));
     if (f.consumer == NULL)
         svc_die(FACTORY_SERVICE, "consumer: %s", err);
@@ -105,15 +102,16 @@ int main(void)
                              &f, err, sizeof(err));
     if (http == NULL)
         svc_die(FACTORY_SERVICE, "HTTP server on %s:%d: %s", f.cfg.http_bind, f.cfg.port, err);
-    log_info("started port=%d bind=%s legacy_factory=%s workers=%d", f.cfg.port,
-             f.cfg.http_bind, f.cfg.legacy_url, f.cfg.workers);
+    log_info("started port=%d bind=%s legacy_factory=%s retry_initial_ms=%lld "
+             "retry_max_attempts=%d", f.cfg.port, f.cfg.http_bind, f.cfg.legacy_url,
+             (long long)f.cfg.retry.initial_ms, f.cfg.retry.max_attempts);
 
     sig = svc_wait_signal();
     log_info("stopping signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    /* Deliveries first (their events go through the relay), then the work that feeds it. */
+    /* Deliveries first (their events go through the relay), then the consumer. */
     http_server_stop(http);
     kafka_consumer_stop(f.consumer);
-    caller_stop(f.caller);
+    curl_easy_cleanup(f.curl);
     outbox_relay_stop(f.relay);
     db_pool_free(f.db);
     curl_global_cleanup();

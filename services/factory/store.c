@@ -18,33 +18,42 @@
 
 const db_stmt_t store_stmts[] = {
     { "batch_of", "SELECT restock_batch FROM inventory WHERE sku = $1", 1 },
-    /* At most one open order per SKU (the partial unique index), and none for a
-     * depletion that a later delivery already answered. */
-    { "po_open",
+    { "seen",
+      "SELECT 1 FROM processed_events WHERE consumer = 'factory' AND ce_id = $1::uuid", 1 },
+    /* The SKU's open order, locked: at most one (the partial unique index). */
+    { "po_open_lock",
+      "SELECT id, status, depletion_ce_id::text, callback_token, quantity, "
+      "(status = 'requested' AND requested_at < now() - "
+      " make_interval(secs => $2::float8 / 1000)) "
+      "FROM production_orders WHERE sku = $1 AND status IN ('pending', 'requested') "
+      "FOR UPDATE", 2 },
+    /* A delivery newer than the depletion answered it already. */
+    { "answered",
+      "SELECT 1 FROM production_orders WHERE sku = $1 AND status = 'delivered' "
+      "AND delivered_at > $2::timestamptz LIMIT 1", 2 },
+    { "po_reopen",
+      "UPDATE production_orders SET status = 'pending', last_error = NULL WHERE id = "
+      "(SELECT id FROM production_orders WHERE depletion_ce_id = $1::uuid "
+      " AND status = 'failed' ORDER BY created_at DESC LIMIT 1) "
+      "RETURNING id, callback_token, quantity", 1 },
+    { "po_insert",
       "INSERT INTO production_orders (id, sku, quantity, status, callback_token, "
-      "depletion_ce_id) SELECT $1::uuid, $2, $3::int, 'pending', $4, $5::uuid "
-      "WHERE NOT EXISTS (SELECT 1 FROM production_orders WHERE sku = $2 "
-      "AND status = 'delivered' AND delivered_at > $6::timestamptz) "
+      "depletion_ce_id) VALUES ($1::uuid, $2, $3::int, 'pending', $4, $5::uuid) "
       "ON CONFLICT (sku) WHERE status IN ('pending', 'requested') DO NOTHING "
-      "RETURNING id", 6 },
-    /* The lease (next_attempt_at in the future) keeps other workers off the order while
-     * the call is in flight, without holding a transaction open across it. */
-    { "po_claim",
-      "UPDATE production_orders p SET attempts = p.attempts + 1, status = 'pending', "
-      "next_attempt_at = now() + make_interval(secs => $1::float8 / 1000) "
-      "WHERE p.id = (SELECT id FROM production_orders "
-      "  WHERE (status = 'pending' AND next_attempt_at <= now()) "
-      "     OR (status = 'requested' AND requested_at < now() - "
-      "         make_interval(secs => $2::float8 / 1000)) "
-      "  ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
-      "RETURNING p.id, p.sku, p.quantity, p.callback_token, p.attempts", 2 },
+      "RETURNING id, callback_token, quantity", 5 },
+    { "po_takeover",
+      "UPDATE production_orders SET status = 'pending', depletion_ce_id = $2::uuid "
+      "WHERE id = $1::uuid", 2 },
     { "po_requested",
       "UPDATE production_orders SET status = 'requested', factory_order_id = $2, "
-      "requested_at = now(), last_error = NULL WHERE id = $1::uuid AND status = 'pending'", 2 },
+      "requested_at = now(), attempts = attempts + 1, last_error = NULL "
+      "WHERE id = $1::uuid AND status = 'pending'", 2 },
     { "po_failed",
-      "UPDATE production_orders SET last_error = $2, "
-      "next_attempt_at = now() + make_interval(secs => $3::float8 / 1000) "
-      "WHERE id = $1::uuid AND status = 'pending'", 3 },
+      "UPDATE production_orders SET attempts = attempts + 1, last_error = $2 "
+      "WHERE id = $1::uuid AND status = 'pending'", 2 },
+    { "po_give_up",
+      "UPDATE production_orders SET status = 'failed', last_error = $2 "
+      "WHERE depletion_ce_id = $1::uuid AND status = 'pending'", 2 },
     { "po_lock_id",
       "SELECT id, sku, status, callback_token FROM production_orders "
       "WHERE id = $1::uuid FOR UPDATE", 1 },
@@ -65,82 +74,6 @@ const db_stmt_t store_stmts[] = {
 };
 const size_t store_nstmts = sizeof(store_stmts) / sizeof(store_stmts[0]);
 
-int store_open_order(PGconn *conn, const char *ce_id, const char *sku,
-                     const char *depleted_at, char *errstr, size_t errstr_size)
-{
-    char id[UTIL_UUID_LEN + 1], token[UTIL_UUID_LEN + 1], batch[16];
-    PGresult *res = NULL;
-    int ret = -1, first;
-
-    if (util_uuid_v4(id) != 0 || util_uuid_v4(token) != 0) {
-        snprintf(errstr, errstr_size, "no randomness");
-        return -1;
-    }
-    if (db_begin(conn, errstr, errstr_size) != 0)
-        goto done;
-    first = inbox_claim(conn, FACTORY_SERVICE, ce_id, errstr, errstr_size);
-    if (first <= 0) {
-        ret = first < 0 ? -1 : 0;
-        goto done;
-    }
-    {
-        const char *p[1] = { sku };
-        res = db_exec(conn, "batch_of", 1, p, NULL, errstr, errstr_size);
-        if (res == NULL)
-            goto done;
-        if (PQntuples(res) == 0) {
-            snprintf(errstr, errstr_size, "unknown sku '%s'", sku);
-            ret = -2;
-            goto done;
-        }
-        snprintf(batch, sizeof(batch), "%s", PQgetvalue(res, 0, 0));
-        PQclear(res);
-        res = NULL;
-    }
-    {
-        const char *p[6] = { id, sku, batch, token, ce_id, depleted_at };
-        res = db_exec(conn, "po_open", 6, p, NULL, errstr, errstr_size);
-        if (res == NULL)
-            goto done;
-    }
-    if (db_commit(conn, errstr, errstr_size) != 0)
-        goto done;
-    ret = PQntuples(res) > 0 ? 1 : 0;
-done:
-    PQclear(res);
-    if (ret == -1 || ret == -2)
-        db_rollback(conn);
-    else if (ret == 0 && PQtransactionStatus(conn) != PQTRANS_IDLE)
-        db_commit(conn, errstr, errstr_size); /* a duplicate: nothing to keep, end it */
-    return ret;
-}
-
-int store_claim(PGconn *conn, long long lease_ms, long long delivery_timeout_ms,
-                struct claim *c, char *errstr, size_t errstr_size)
-{
-    char lease[24], timeout[24];
-    const char *p[2] = { lease, timeout };
-    PGresult *res;
-    int ret = 0;
-
-    snprintf(lease, sizeof(lease), "%lld", lease_ms);
-    snprintf(timeout, sizeof(timeout), "%lld", delivery_timeout_ms);
-    res = db_exec(conn, "po_claim", 2, p, NULL, errstr, errstr_size);
-    if (res == NULL)
-        return -1;
-    if (PQntuples(res) == 1) {
-        memset(c, 0, sizeof(*c));
-        snprintf(c->id, sizeof(c->id), "%s", PQgetvalue(res, 0, 0));
-        snprintf(c->sku, sizeof(c->sku), "%s", PQgetvalue(res, 0, 1));
-        c->quantity = (int)strtol(PQgetvalue(res, 0, 2), NULL, 10);
-        snprintf(c->token, sizeof(c->token), "%s", PQgetvalue(res, 0, 3));
-        c->attempt = (int)strtol(PQgetvalue(res, 0, 4), NULL, 10);
-        ret = 1;
-    }
-    PQclear(res);
-    return ret;
-}
-
 /* Runs a statement whose result carries nothing we need. */
 static int exec_only(PGconn *conn, const char *stmt, int n, const char *const *p,
                      char *errstr, size_t errstr_size)
@@ -153,22 +86,161 @@ static int exec_only(PGconn *conn, const char *stmt, int n, const char *const *p
     return 0;
 }
 
-int store_requested(PGconn *conn, const char *id, const char *factory_order_id,
-                    char *errstr, size_t errstr_size)
+/* Runs a statement and returns how many rows it returned, or -1. Column 0..2 of the first
+ * row go to c->id, c->token and c->quantity when c is not NULL. */
+static int exec_claim(PGconn *conn, const char *stmt, int n, const char *const *p,
+                      struct claim *c, char *errstr, size_t errstr_size)
+{
+    PGresult *res = db_exec(conn, stmt, n, p, NULL, errstr, errstr_size);
+    int rows;
+
+    if (res == NULL)
+        return -1;
+    rows = PQntuples(res);
+    if (rows > 0 && c != NULL && PQnfields(res) >= 3) {
+        snprintf(c->id, sizeof(c->id), "%s", PQgetvalue(res, 0, 0));
+        snprintf(c->token, sizeof(c->token), "%s", PQgetvalue(res, 0, 1));
+        c->quantity = (int)strtol(PQgetvalue(res, 0, 2), NULL, 10);
+    }
+    PQclear(res);
+    return rows;
+}
+
+store_plan_t store_plan(PGconn *conn, const char *ce_id, const char *sku,
+                        const char *depleted_at, long long delivery_timeout_ms,
+                        struct claim *c, char *errstr, size_t errstr_size)
+{
+    store_plan_t plan = PLAN_FAILED;
+    char id[UTIL_UUID_LEN + 1], token[UTIL_UUID_LEN + 1], batch[16], timeout[24];
+    PGresult *res = NULL;
+    int rows, committed = 0;
+
+    memset(c, 0, sizeof(*c));
+    snprintf(c->sku, sizeof(c->sku), "%s", sku);
+    if (util_uuid_v4(id) != 0 || util_uuid_v4(token) != 0) {
+        snprintf(errstr, errstr_size, "no randomness");
+        return PLAN_FAILED;
+    }
+    snprintf(timeout, sizeof(timeout), "%lld", delivery_timeout_ms);
+    if (db_begin(conn, errstr, errstr_size) != 0)
+        goto done;
+    {
+        const char *p[1] = { ce_id };
+        if ((rows = exec_claim(conn, "seen", 1, p, NULL, errstr, errstr_size)) < 0)
+            goto done;
+        if (rows > 0) {
+            plan = PLAN_COVERED;
+            goto done; /* nothing written: the rollback below ends the transaction */
+        }
+    }
+    {
+        const char *p[1] = { sku };
+        res = db_exec(conn, "batch_of", 1, p, NULL, errstr, errstr_size);
+        if (res == NULL)
+            goto done;
+        if (PQntuples(res) == 0) {
+            snprintf(errstr, errstr_size, "unknown sku '%s'", sku);
+            plan = PLAN_UNKNOWN;
+            goto done;
+        }
+        snprintf(batch, sizeof(batch), "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+        res = NULL;
+    }
+    {
+        const char *p[2] = { sku, timeout };
+        res = db_exec(conn, "po_open_lock", 2, p, NULL, errstr, errstr_size);
+        if (res == NULL)
+            goto done;
+    }
+    if (PQntuples(res) > 0) {
+        int mine = strcmp(PQgetvalue(res, 0, 1), "pending") == 0 &&
+                   strcmp(PQgetvalue(res, 0, 2), ce_id) == 0;
+        int stale = PQgetvalue(res, 0, 5)[0] == 't';
+
+        snprintf(c->id, sizeof(c->id), "%s", PQgetvalue(res, 0, 0));
+        snprintf(c->token, sizeof(c->token), "%s", PQgetvalue(res, 0, 3));
+        c->quantity = (int)strtol(PQgetvalue(res, 0, 4), NULL, 10);
+        if (stale) {
+            /* Requested long ago and never delivered: the factory lost it. Ask again; a
+             * late delivery of the first request is still accepted, once. */
+            const char *p[2] = { c->id, ce_id };
+            if (exec_only(conn, "po_takeover", 2, p, errstr, errstr_size) != 0)
+                goto done;
+            plan = PLAN_CALL;
+        } else {
+            plan = mine ? PLAN_CALL : PLAN_COVERED;
+        }
+    } else {
+        const char *p[2] = { sku, depleted_at };
+        if ((rows = exec_claim(conn, "answered", 2, p, NULL, errstr, errstr_size)) < 0)
+            goto done;
+        if (rows > 0) {
+            plan = PLAN_COVERED;
+        } else {
+            const char *r[1] = { ce_id };
+            const char *q[5] = { id, sku, batch, token, ce_id };
+            if ((rows = exec_claim(conn, "po_reopen", 1, r, c, errstr, errstr_size)) < 0)
+                goto done;
+            if (rows == 0 &&
+                (rows = exec_claim(conn, "po_insert", 5, q, c, errstr, errstr_size)) < 0)
+                goto done;
+            plan = rows > 0 ? PLAN_CALL : PLAN_COVERED;
+        }
+    }
+    if (plan == PLAN_COVERED && inbox_claim(conn, FACTORY_SERVICE, ce_id, errstr,
+                                            errstr_size) < 0) {
+        plan = PLAN_FAILED;
+        goto done;
+    }
+    if (db_commit(conn, errstr, errstr_size) != 0) {
+        plan = PLAN_FAILED;
+        goto done;
+    }
+    committed = 1;
+done:
+    PQclear(res);
+    if (!committed)
+        db_rollback(conn);
+    return plan;
+}
+
+int store_requested(PGconn *conn, const char *id, const char *ce_id,
+                    const char *factory_order_id, char *errstr, size_t errstr_size)
 {
     const char *p[2] = { id, factory_order_id };
 
-    return exec_only(conn, "po_requested", 2, p, errstr, errstr_size);
+    if (db_begin(conn, errstr, errstr_size) != 0)
+        return -1;
+    if (exec_only(conn, "po_requested", 2, p, errstr, errstr_size) != 0 ||
+        inbox_claim(conn, FACTORY_SERVICE, ce_id, errstr, errstr_size) < 0 ||
+        db_commit(conn, errstr, errstr_size) != 0) {
+        db_rollback(conn);
+        return -1;
+    }
+    return 0;
 }
 
-int store_call_failed(PGconn *conn, const char *id, const char *error, long long retry_ms,
+int store_call_failed(PGconn *conn, const char *id, const char *error,
                       char *errstr, size_t errstr_size)
 {
-    char ms[24];
-    const char *p[3] = { id, error, ms };
+    const char *p[2] = { id, error };
 
-    snprintf(ms, sizeof(ms), "%lld", retry_ms);
-    return exec_only(conn, "po_failed", 3, p, errstr, errstr_size);
+    return exec_only(conn, "po_failed", 2, p, errstr, errstr_size);
+}
+
+int store_give_up(PGconn *conn, const char *ce_id, const char *why,
+                  char *errstr, size_t errstr_size)
+{
+    const char *p[2] = { ce_id, why };
+    PGresult *res = db_exec(conn, "po_give_up", 2, p, NULL, errstr, errstr_size);
+    int n;
+
+    if (res == NULL)
+        return -1;
+    n = (int)strtol(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return n;
 }
 
 store_delivery_t store_deliver(PGconn *conn, const char *po, const char *token,

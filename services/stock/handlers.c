@@ -7,9 +7,11 @@
 #include "log.h"
 #include "sku.h"
 
-kafka_verdict_t handlers_replenished(const rd_kafka_message_t *msg, void *ctx,
-                                     char *errstr, size_t errstr_size)
+kafka_verdict_t handlers_replenished(const kafka_record_t *rec, void *ctx,
+                                     kafka_outcome_t *out)
 {
+    char *errstr = out->error;
+    size_t errstr_size = sizeof(out->error);
     struct stock *s = ctx;
     kafka_verdict_t verdict = KAFKA_FAIL;
     event_meta_t meta;
@@ -19,7 +21,9 @@ kafka_verdict_t handlers_replenished(const rd_kafka_message_t *msg, void *ctx,
     PGconn *conn = NULL;
     long long level = 0;
 
-    data = event_data_read(msg, "stock.replenished", &meta, errstr, errstr_size);
+    /* Anything wrong with the record itself can never pass: dead-letter it. */
+    snprintf(out->reason, sizeof(out->reason), "invalid_record");
+    data = event_data_read(rec->msg, "stock.replenished", &meta, errstr, errstr_size);
     if (data == NULL)
         goto done;
     sku = json_string_value(json_object_get(data, "sku"));
@@ -52,6 +56,7 @@ kafka_verdict_t handlers_replenished(const rd_kafka_message_t *msg, void *ctx,
         verdict = KAFKA_DONE;
         break;
     case -2:
+        snprintf(out->reason, sizeof(out->reason), "cannot_apply");
         verdict = KAFKA_FAIL;
         break;
     default:

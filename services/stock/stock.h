@@ -59,8 +59,8 @@ int store_replenish(PGconn *conn, const char *ce_id, const char *sku, long long 
 /* handlers.c: Kafka records */
 
 /* The consumer of stock.replenished. */
-kafka_verdict_t handlers_replenished(const rd_kafka_message_t *msg, void *ctx,
-                                     char *errstr, size_t errstr_size);
+kafka_verdict_t handlers_replenished(const kafka_record_t *rec, void *ctx,
+                                     kafka_outcome_t *out);
 
 /* api.c: HTTP routes */
 

@@ -28,6 +28,10 @@ set -eEuo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE=$ROOT/tests/bench
 BIN=${DOZEN_BIN:-$ROOT/bin}
+BENCH_NAME=bench
+# say, die, is_int, the private stack and its clean-up, bounded, CPU ticks, bench_machine.
+# shellcheck source=tests/bench/common.sh
+. "$HERE/common.sh"
 POOL=${DB_POOL_SIZE:-16}
 DURATION=${BENCH_DURATION:-15}
 WARMUP=${BENCH_WARMUP:-3}
@@ -38,95 +42,26 @@ NSKUS=100
 STOCK_LEVEL=100000000
 TARGET_PCT=60
 
-say() { printf '%s\n' "$*"; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 2; }
-
-# is_int VALUE MIN MAX: true when VALUE is a decimal integer in MIN..MAX.
-is_int() { [[ "$1" =~ ^[0-9]{1,6}$ ]] && [ "$((10#$1))" -ge "$2" ] && [ "$((10#$1))" -le "$3" ]; }
-
 is_int "$POOL" 1 256 || die "DB_POOL_SIZE: must be an integer in 1..256, not '$POOL'"
 is_int "$DURATION" 1 120 || die "BENCH_DURATION: must be seconds in 1..120, not '$DURATION'"
 is_int "$WARMUP" 0 60 || die "BENCH_WARMUP: must be seconds in 0..60, not '$WARMUP'"
 POOL=$((10#$POOL)); DURATION=$((10#$DURATION)); WARMUP=$((10#$WARMUP))
-for tool in wrk pgbench psql curl /usr/bin/python3; do
-    command -v "$tool" >/dev/null || die "$tool is not installed (make bench-deps installs it)"
-done
-for prog in sales stock devbroker dozen-migrate; do
-    [ -x "$BIN/$prog" ] || die "$BIN/$prog is missing: run make"
-done
+need_tools wrk pgbench psql curl /usr/bin/python3
+need_programs
 
 # ---------------------------------------------------------------------------------------
-# The private stack, and its removal however the script ends
+# The private stack (common.sh: stopped and removed however the script ends)
 
-RUN=
-LOADGEN_PID=
-SALES_URL=
-DATABASE_URL=
-STACK_ENV=()
-
-stack() { env -i "${STACK_ENV[@]}" "$ROOT/tools/stack.sh" "$@"; }
-
-cleanup() {
-    local rc=$?
-    trap - EXIT ERR INT TERM
-    if [ -n "$LOADGEN_PID" ]; then
-        kill -TERM "$LOADGEN_PID" 2>/dev/null || true
-        wait "$LOADGEN_PID" 2>/dev/null || true
+# Called by the clean-up when the bench could not run (exit status 2).
+bench_on_failure() {
+    if [ -f "$RUN/logs/sales.log" ]; then
+        say "--- last lines of the sales log but its order_answered lines:"
+        grep -v ' order_answered ' "$RUN/logs/sales.log" | tail -n 20 || true
     fi
-    # STACK_ENV names RUN as RUN_DIR: without it stack.sh would act on the default .run/.
-    if [ -n "$RUN" ] && [ -d "$RUN" ] && [ "${#STACK_ENV[@]}" -gt 0 ]; then
-        if [ "$rc" = 2 ] && [ -f "$RUN/logs/sales.log" ]; then
-            say "--- last lines of the sales log but its order_answered lines:"
-            grep -v ' order_answered ' "$RUN/logs/sales.log" | tail -n 20 || true
-        fi
-        stack down >/dev/null 2>&1 || say "bench: stack.sh down failed; processes of $RUN may be left"
-        rm -rf "$RUN"
-    elif [ -n "$RUN" ]; then
-        rm -rf "$RUN"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 2' ERR
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# bounded SECONDS OUT CMD...: runs CMD with its output in OUT and kills it after SECONDS. It
-# runs in the background so that a signal to this script ends the wait at once; cleanup()
-# then stops it (timeout passes the signal on to CMD).
-bounded() {
-    local secs=$1 out=$2 rc=0
-    shift 2
-    timeout -k 5 "$secs" "$@" >"$out" 2>&1 </dev/null &
-    LOADGEN_PID=$!
-    wait "$LOADGEN_PID" || rc=$?
-    LOADGEN_PID=
-    return "$rc"
 }
 
-# Three distinct free loopback ports: PostgreSQL, sales, stock.
-read -r PGPORT SALES_PORT STOCK_PORT < <(/usr/bin/python3 -c '
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-for s in socks:
-    s.close()')
-
-RUN=$(mktemp -d -t dozen-bench.XXXXXX)
 # The services get a clean environment: every setting at its default but the pool size.
-STACK_ENV=(PATH="$PATH" HOME="${HOME:-/root}" LANG=C.UTF-8 RUN_DIR="$RUN" DOZEN_BIN="$BIN"
-           PGPORT="$PGPORT" SALES_PORT="$SALES_PORT" STOCK_PORT="$STOCK_PORT"
-           DB_POOL_SIZE="$POOL" LOG_LEVEL=info UP_TIMEOUT=60)
-[ -z "${BENCH_KAFKA_BOOTSTRAP:-}" ] || STACK_ENV+=(KAFKA_BOOTSTRAP="$BENCH_KAFKA_BOOTSTRAP")
-
-say "== starting a private stack in $RUN (PostgreSQL :$PGPORT, sales :$SALES_PORT, stock :$STOCK_PORT)"
-stack up >"$RUN/stack-up.log" 2>&1 || { cat "$RUN/stack-up.log" >&2; die "stack.sh up failed"; }
-DATABASE_URL=$(. "$RUN/env" && printf '%s' "$DATABASE_URL")
-SALES_URL=$(. "$RUN/env" && printf '%s' "$SALES_URL")
-BROKER=$(. "$RUN/env" && printf '%s' "$KAFKA_BOOTSTRAP")
-export PGCONNECT_TIMEOUT=10
+bench_stack_up DB_POOL_SIZE="$POOL"
 
 # stack.sh does not list DB_POOL_SIZE among the variables it sets, but the services inherit
 # its environment (stock too, which then keeps that many idle connections): check that sales
@@ -161,44 +96,13 @@ PG_VERSION=$(psql_q -c "SHOW server_version")
 # children and the children it reaped), of the dev broker, of this script's reaped children
 # (wrk or pgbench: the load generator) and of the whole machine.
 
-NCPU=$(nproc)
-PGDATA=$RUN/pg/data
-
-# proc_ticks PID [all]: utime+stime of PID (plus its reaped children's with "all"), 0 if gone.
-proc_ticks() {
-    local stat f
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-    read -r -a f <<<"${stat##*) }" # f[0] is field 3 (state): utime is f[11]
-    if [ "${2:-}" = all ]; then echo $((f[11] + f[12] + f[13] + f[14])); else echo $((f[11] + f[12])); fi
-}
-
-pg_ticks() {
-    local pm total child
-    pm=$(head -n 1 "$PGDATA/postmaster.pid" 2>/dev/null) || { echo 0; return; }
-    total=$(proc_ticks "$pm" all)
-    for child in $(ps -o pid= --ppid "$pm"); do
-        total=$((total + $(proc_ticks "$child")))
-    done
-    echo "$total"
-}
-
-# children_ticks: CPU of the children this script has reaped (wrk and pgbench are reaped by
-# timeout, and timeout by this shell, so theirs is included once they have exited).
-children_ticks() {
-    local stat f
-    stat=$(cat "/proc/$$/stat")
-    read -r -a f <<<"${stat##*) }"
-    echo $((f[13] + f[14]))
-}
-
 # cpu_sample: "total idle sales postgres broker loadgen" in ticks (total and idle over all
 # CPUs; idle includes iowait).
 cpu_sample() {
-    local cpu user nice system idle iowait irq softirq steal rest broker_pid
-    read -r cpu user nice system idle iowait irq softirq steal rest </proc/stat
+    local broker_pid
     broker_pid=$(cat "$RUN/pids/devbroker.pid" 2>/dev/null || echo 0)
-    echo "$((user + nice + system + idle + iowait + irq + softirq + steal)) $((idle + iowait))" \
-         "$(proc_ticks "$SALES_PID") $(pg_ticks) $(proc_ticks "$broker_pid") $(children_ticks)"
+    echo "$(machine_ticks) $(proc_ticks "$SALES_PID") $(pg_ticks) $(proc_ticks "$broker_pid")" \
+         "$(children_ticks)"
 }
 
 # cpu_report BEFORE AFTER: "sales postgres broker loadgen other idle" in percent of one CPU;
@@ -362,11 +266,8 @@ REPORT=$RUN/report.md
     say "${verdict%;}"
 } >"$REPORT"
 
-WHEN=$(date -u '+%Y-%m-%d %H:%M UTC')
-MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-MACHINE="$NCPU × ${MODEL:-unknown CPU}, $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r)"
+bench_machine
 SETUP="PostgreSQL $PG_VERSION ($PG_SETTINGS: the server's defaults, durable commits);"
-if [ -n "${BENCH_KAFKA_BOOTSTRAP:-}" ]; then BROKER_TEXT="Kafka at $BROKER"; else BROKER_TEXT="dev broker (in-memory)"; fi
 SETUP+=" sales DB_POOL_SIZE=$POOL, LOG_LEVEL=info, broker: $BROKER_TEXT;"
 SETUP+=" wrk $THREADS threads, pgbench -c $POOL -j 2 -M prepared -n; ${DURATION}s per run after ${WARMUP}s of warm-up;"
 SETUP+=" everything on this one machine"

@@ -261,6 +261,10 @@ def service_env(pg, broker, **extra):
 # Consumers killed in a test come back sooner when the broker gives up on the dead member
 # quickly (librdkafka's default session timeout is 45 s).
 CONSUMER_ENV = {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
+if os.environ.get("DOZEN_TEST_BROKER", "dev") == "dev":
+    # The mock cluster holds an empty fetch for the whole fetch.wait.max.ms (default 500 ms)
+    # instead of answering when data arrives.
+    CONSUMER_ENV["KAFKA_FETCH_WAIT_MAX_MS"] = "20"
 
 
 def wait_assigned(svc, seen=0, timeout=60):
@@ -293,11 +297,14 @@ class Stack:
     def legacy_factory(self, **extra):
         return self.service("legacy-factory", "LEGACY_FACTORY_PORT", **extra)
 
+    def retry(self, **extra):
+        return self.service("retry", "RETRY_PORT", **dict(CONSUMER_ENV, **extra))
+
     def factory(self, legacy, **extra):
         port = free_port()
         env = dict(CONSUMER_ENV, LEGACY_FACTORY_URL=legacy.url,
                    FACTORY_CALLBACK_URL=f"http://127.0.0.1:{port}",
-                   FACTORY_RETRY_INITIAL="200ms", FACTORY_RETRY_MAX="2s")
+                   RETRY_INITIAL="200ms", RETRY_MAX="2s")
         env.update(extra)
         svc = Service("factory", service_env(self.pg, self.broker, FACTORY_PORT=port, **env),
                       port, self.workdir)
@@ -384,12 +391,13 @@ def read_topic(bootstrap, topic, until=None, timeout=20.0, settle=0.0):
                     eof.discard(m.partition())
                     headers = {}
                     for k, v in m.headers() or []:
-                        headers[k] = v.decode() if v is not None else None
+                        headers[k] = v.decode(errors="replace") if v is not None else None
                     records.append({
                         "partition": m.partition(), "offset": m.offset(),
-                        "key": m.key().decode() if m.key() is not None else None,
+                        "timestamp": m.timestamp()[1],
+                        "key": m.key().decode(errors="replace") if m.key() is not None else None,
                         "headers": headers,
-                        "value": json.loads(m.value()) if m.value() else None,
+                        "value": parse_json(m.value()),
                     })
             if until is None:
                 if len(eof) == len(parts):
@@ -405,6 +413,17 @@ def read_topic(bootstrap, topic, until=None, timeout=20.0, settle=0.0):
         return records
     finally:
         c.close()
+
+
+def parse_json(raw):
+    """The record's value as JSON, or {"_raw": text} when it is not JSON (poison records)."""
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {"_raw": raw.decode(errors="replace")}
+    return value if isinstance(value, dict) else {"_raw": value}
 
 
 def events_for(records, field, values):

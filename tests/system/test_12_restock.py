@@ -35,6 +35,7 @@ def production_orders(factory, sku):
 
 def restock_stack(stack, legacy_env=None, factory_env=None):
     legacy = stack.legacy_factory(FACTORY_DELAY_MS=DELAY_MS, **(legacy_env or {})).start()
+    stack.retry().start()
     stock = stack.stock().start()
     factory = stack.factory(legacy, **(factory_env or {})).start()
     sales = stack.sales().start()

@@ -13,8 +13,10 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "event.h"
 #include "kafka.h"
 #include "log.h"
+#include "retry.h"
 #include "util.h"
 
 #define WAIT_MS 30000 /* deadline for anything that involves a group join */
@@ -44,6 +46,18 @@ static int group_setup(void **state)
     if (mock == NULL)
         return -1;
     bootstrap = rd_kafka_mock_cluster_bootstraps(mock);
+    /* Where the consumer loop hands records over, and the groups' redelivery topics. */
+    {
+        static const char *const handover_topics[] = {
+            "retry", "dead-letter", "retry.group-order", "retry.group-commit-eager",
+            "retry.group-commit-coop", "retry.group-handover"
+        };
+        for (size_t i = 0; i < sizeof(handover_topics) / sizeof(handover_topics[0]); i++) {
+            if (rd_kafka_mock_topic_create(mock, handover_topics[i], 1, 1) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR)
+                return -1;
+        }
+    }
     return 0;
 }
 
@@ -248,8 +262,15 @@ static void produce_values(const char *topic, int n)
     for (i = 0; i < n; i++) {
         char value[16];
 
+        event_meta_t meta;
+        rd_kafka_headers_t *hdrs;
+
         snprintf(value, sizeof(value), "%d", i);
-        assert_int_equal(kafka_produce(rk, topic, "k", value, strlen(value), NULL, NULL,
+        assert_int_equal(event_meta_new(&meta, "test.value", "/test", errstr,
+                                        sizeof(errstr)), 0);
+        hdrs = event_headers_new(&meta);
+        assert_non_null(hdrs);
+        assert_int_equal(kafka_produce(rk, topic, "k", value, strlen(value), hdrs, NULL,
                                        errstr, sizeof(errstr)), 0);
     }
     deadline = util_mono_ms() + WAIT_MS;
@@ -293,9 +314,11 @@ static int seen_count(struct seen_log *s)
     return n;
 }
 
-static kafka_verdict_t seen_handler(const rd_kafka_message_t *msg, void *ctx, char *errstr,
-                                    size_t errstr_size)
+static kafka_verdict_t seen_handler(const kafka_record_t *rec, void *ctx, kafka_outcome_t *out)
 {
+    const rd_kafka_message_t *msg = rec->msg;
+    char *errstr = out->error;
+    size_t errstr_size = sizeof(out->error);
     struct seen_log *s = ctx;
     kafka_verdict_t verdict = KAFKA_DONE;
     char buf[16];
@@ -348,8 +371,9 @@ static void *consumer_main(void *arg)
 /* Starts kafka_consumer_run() on a thread. strategy, if not NULL, is passed as
  * KAFKA_PARTITION_ASSIGNMENT_STRATEGY. A short session timeout keeps the mock cluster's
  * rebalance delay short: after a member left, it waits a session timeout for a new one. */
-static void consumer_start(struct consumer_thread *ct, const char *topic, const char *group,
-                           struct seen_log *seen, const char *strategy)
+static void consumer_start_with(struct consumer_thread *ct, const char *topic,
+                                const char *group, kafka_handler_fn handler, void *ctx,
+                                const char *strategy)
 {
     assert_int_equal(setenv("KAFKA_SESSION_TIMEOUT_MS", "3000", 1), 0);
     assert_int_equal(setenv("KAFKA_HEARTBEAT_INTERVAL_MS", "500", 1), 0);
@@ -362,13 +386,19 @@ static void consumer_start(struct consumer_thread *ct, const char *topic, const 
     ct->opts.client_id = "tester";
     ct->opts.topics = ct->topics;
     ct->opts.ntopics = 1;
-    ct->opts.handler = seen_handler;
-    ct->opts.ctx = seen;
+    ct->opts.handler = handler;
+    ct->opts.ctx = ctx;
     ct->opts.retry_initial_ms = 20;
     ct->opts.retry_max_ms = 100;
     ct->rc = -2;
     ct->errstr[0] = '\0';
     assert_int_equal(pthread_create(&ct->tid, NULL, consumer_main, ct), 0);
+}
+
+static void consumer_start(struct consumer_thread *ct, const char *topic, const char *group,
+                           struct seen_log *seen, const char *strategy)
+{
+    consumer_start_with(ct, topic, group, seen_handler, seen, strategy);
 }
 
 /* Stops and joins the consumer thread. Called before any assertion on what it saw, so a
@@ -599,6 +629,218 @@ static void test_header_dup(void **state)
     rd_kafka_destroy(crk);
 }
 
+
+/* What the hand-over test's handler saw of each record. */
+struct handover_seen {
+    pthread_mutex_t mu;
+    int n;
+    int value[16];
+    int attempt[16];
+    char topic[16][64];
+    char expired[16][32];
+};
+
+/* Value 1: retry later (reason x_unavailable, 750 ms); 2: failed for good (reason bad);
+ * anything else: done. */
+static kafka_verdict_t handover_handler(const kafka_record_t *rec, void *ctx,
+                                        kafka_outcome_t *out)
+{
+    struct handover_seen *h = ctx;
+    char buf[16];
+    size_t len = rec->msg->len < sizeof(buf) - 1 ? rec->msg->len : sizeof(buf) - 1;
+    int value;
+
+    memcpy(buf, rec->msg->payload, len);
+    buf[len] = '\0';
+    value = (int)strtol(buf, NULL, 10);
+    pthread_mutex_lock(&h->mu);
+    if (h->n < 16) {
+        h->value[h->n] = value;
+        h->attempt[h->n] = rec->attempt;
+        snprintf(h->topic[h->n], sizeof(h->topic[0]), "%s", rec->topic);
+        snprintf(h->expired[h->n], sizeof(h->expired[0]), "%s",
+                 rec->expired != NULL ? rec->expired : "");
+    }
+    h->n++;
+    pthread_mutex_unlock(&h->mu);
+    if (value == 1 && rec->expired == NULL) {
+        snprintf(out->reason, sizeof(out->reason), "x_unavailable");
+        snprintf(out->error, sizeof(out->error), "the x is down");
+        out->delay_ms = 750;
+        return KAFKA_RETRY_LATER;
+    }
+    if (value == 2) {
+        snprintf(out->reason, sizeof(out->reason), "bad");
+        snprintf(out->error, sizeof(out->error), "value 2 is never acceptable");
+        return KAFKA_FAIL;
+    }
+    return KAFKA_DONE;
+}
+
+/* Reads up to want records of a one-partition topic from its beginning. The caller
+ * destroys the messages and then *reader (librdkafka's destroy waits for every message of
+ * the handle to be gone). */
+static int read_all(const char *topic, rd_kafka_message_t **out, int max, int want,
+                    rd_kafka_t **reader)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    char errstr[512];
+    rd_kafka_t *rk;
+    int n = 0;
+    int64_t deadline = util_mono_ms() + WAIT_MS;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", "reader", errstr, sizeof(errstr));
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_add(parts, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    assert_int_equal(rd_kafka_assign(rk, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
+    while (n < want && n < max && util_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (m == NULL)
+            continue;
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            rd_kafka_message_destroy(m);
+        else
+            out[n++] = m;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_consumer_close(rk);
+    *reader = rk;
+    return n;
+}
+
+/* Reads a header of m as text; "" when absent. */
+static const char *hdr(const rd_kafka_message_t *m, const char *name, char *buf, size_t size)
+{
+    char *v = kafka_header_dup(m, name);
+
+    snprintf(buf, size, "%s", v != NULL ? v : "");
+    free(v);
+    return buf;
+}
+
+static void test_consumer_handover(void **state)
+{
+    struct consumer_thread ct;
+    struct handover_seen seen;
+    rd_kafka_message_t *retried[4], *dead[4], *raw[4];
+    rd_kafka_t *rk, *r1, *r2, *r3;
+    retry_info_t info;
+    char topic[64], errstr[512], b[600];
+    int64_t before = util_now_ms();
+    int nr, nd, i;
+
+    (void)state;
+    memset(&ct, 0, sizeof(ct));
+    memset(&seen, 0, sizeof(seen));
+    pthread_mutex_init(&seen.mu, NULL);
+    new_topic(topic, sizeof(topic), 1);
+    produce_values(topic, 3);  /* 0 done, 1 retry later, 2 dead */
+    /* A record without CloudEvents headers never reaches the handler. */
+    rk = kafka_producer_new(bootstrap, "tester", NULL, NULL, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    assert_int_equal(kafka_produce(rk, topic, "k", "9", 1, NULL, NULL, errstr,
+                                   sizeof(errstr)), 0);
+    rd_kafka_flush(rk, 5000);
+
+    consumer_start_with(&ct, topic, "group-handover", handover_handler, &seen, NULL);
+    nr = read_all("retry", retried, 4, 1, &r1);
+    /* dead-letter is shared with the earlier tests: read them too, keep this group's. */
+    nd = read_all("dead-letter", dead, 4, 3, &r2);
+    for (i = 0; i < nd;) {
+        if (strcmp(hdr(dead[i], "dozen-group", b, sizeof(b)), "group-handover") != 0) {
+            rd_kafka_message_destroy(dead[i]);
+            dead[i] = dead[--nd];
+        } else {
+            i++;
+        }
+    }
+
+    /* Value 1 once more, redelivered by hand as the retry service would: attempt 1. */
+    assert_int_equal(nr, 1);
+    assert_int_equal(retry_info_read(retried[0], &info, errstr, sizeof(errstr)), 0);
+    assert_string_equal(info.original_topic, topic);
+    assert_int_equal(info.original_partition, 0);
+    assert_int_equal(info.original_offset, 1);
+    assert_string_equal(info.group, "group-handover");
+    assert_int_equal(info.attempt, 1);
+    assert_int_equal(info.max_attempts, 8);
+    assert_string_equal(info.reason, "x_unavailable");
+    assert_string_equal(info.error, "the x is down");
+    assert_true(info.not_before_ms >= before + 750 && info.not_before_ms < util_now_ms() + 750);
+    assert_true(info.first_failed_at_ms >= before);
+    assert_string_equal(hdr(retried[0], "ce_type", b, sizeof(b)), "test.value");
+    snprintf(info.expired, sizeof(info.expired), "max_attempts");
+    {
+        rd_kafka_headers_t *h = retry_headers_build(retried[0], &info, NULL, NULL);
+        assert_int_equal(kafka_produce(rk, "retry.group-handover", "k", "1", 1, h, NULL,
+                                       errstr, sizeof(errstr)), 0);
+        rd_kafka_flush(rk, 5000);
+    }
+    for (int64_t deadline = util_mono_ms() + WAIT_MS; util_mono_ms() < deadline;) {
+        pthread_mutex_lock(&seen.mu);
+        i = seen.n;
+        pthread_mutex_unlock(&seen.mu);
+        if (i >= 4)
+            break;
+        util_sleep_ms(20, NULL);
+    }
+    consumer_stop(&ct);
+    kafka_producer_close(rk, 1000);
+
+    /* The handler saw 0, 1, 2 and then the final notice of 1, as from the original topic;
+     * never the record without headers. */
+    assert_int_equal(seen.n, 4);
+    assert_int_equal(seen.value[3], 1);
+    assert_string_equal(seen.topic[3], topic);
+    assert_int_equal(seen.attempt[3], 1);
+    assert_string_equal(seen.expired[3], "max_attempts");
+
+    assert_int_equal(nd, 2);
+    for (i = 0; i < nd; i++) {
+        assert_string_equal(hdr(dead[i], "dozen-group", b, sizeof(b)), "group-handover");
+        assert_string_equal(hdr(dead[i], "dozen-original-topic", b, sizeof(b)), topic);
+    }
+    /* The record without headers (offset 3) and value 2 (offset 2), in either order. */
+    for (i = 0; i < nd; i++) {
+        hdr(dead[i], "dozen-original-offset", b, sizeof(b));
+        if (strcmp(b, "2") == 0) {
+            assert_string_equal(hdr(dead[i], "dozen-reason", b, sizeof(b)), "bad");
+            assert_string_equal(hdr(dead[i], "dozen-error", b, sizeof(b)),
+                                "value 2 is never acceptable");
+        } else {
+            assert_string_equal(b, "3");
+            assert_string_equal(hdr(dead[i], "dozen-reason", b, sizeof(b)), "invalid_record");
+            assert_non_null(strstr(hdr(dead[i], "dozen-error", b, sizeof(b)), "ce_"));
+        }
+    }
+    /* Headers are replaced, never appended: one dozen-attempt however many hops. */
+    assert_int_equal(read_all("retry", raw, 4, 1, &r3), 1);
+    {
+        rd_kafka_headers_t *h = NULL;
+        const void *v;
+        size_t sz, count = 0;
+        rd_kafka_headers_t *built = retry_headers_build(raw[0], &info, NULL, NULL);
+        for (size_t k = 0; rd_kafka_header_get(built, k, "dozen-attempt", &v, &sz) ==
+                           RD_KAFKA_RESP_ERR_NO_ERROR; k++)
+            count++;
+        assert_int_equal(count, 1);
+        rd_kafka_headers_destroy(built);
+        (void)h;
+    }
+    for (i = 0; i < nr; i++)
+        rd_kafka_message_destroy(retried[i]);
+    for (i = 0; i < nd; i++)
+        rd_kafka_message_destroy(dead[i]);
+    rd_kafka_message_destroy(raw[0]);
+    rd_kafka_destroy(r1);
+    rd_kafka_destroy(r2);
+    rd_kafka_destroy(r3);
+    pthread_mutex_destroy(&seen.mu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -611,6 +853,7 @@ int main(void)
         cmocka_unit_test(test_consumer_order_retry_fail),
         cmocka_unit_test(test_consumer_commit_eager),
         cmocka_unit_test(test_consumer_commit_cooperative),
+        cmocka_unit_test(test_consumer_handover),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

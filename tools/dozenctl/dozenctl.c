@@ -1,4 +1,4 @@
-/* dozenctl: operator tool for the project's Kafka topics (overview, tail). */
+/* dozenctl: operator tool for the project's Kafka topics (overview, tail, dead letters). */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -11,22 +11,18 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "dozenctl.h"
 #include "kafka.h"
 #include "log.h"
 #include "topics.h"
 #include "util.h"
 
-#define EXIT_USAGE 2
-#define METADATA_TIMEOUT_MS 10000
 #define WATERMARK_TIMEOUT_MS 5000
 #define CREATE_TIMEOUT_MS 60000
-#define POLL_MS 200
-#define ENV_FILE ".run/env"
 
-/* Set by SIGINT/SIGTERM; the tail loop looks at it between polls. */
-static volatile sig_atomic_t stop_requested;
+volatile sig_atomic_t stop_requested;
 
-static void usage(FILE *out)
+void usage(FILE *out)
 {
     fprintf(out,
             "usage: dozenctl [--help] COMMAND [ARGS]\n"
@@ -42,26 +38,39 @@ static void usage(FILE *out)
             "              print the records of TOPIC, one line each, from the end (or the\n"
             "              beginning); stop after N records, at the end of every partition\n"
             "              (--exit), or on Ctrl-C. No consumer group, nothing committed.\n"
+            "  dlq list [--group G] [--reason R]\n"
+            "              every record of dead-letter, one line each: where it came from,\n"
+            "              its group, attempts, reason, error, first failure, ce_id and\n"
+            "              whether it was replayed (replayed=- without $DATABASE_URL);\n"
+            "              records with unreadable dozen-* headers show reason=?\n"
+            "  dlq replay [--group G] [--reason R] [--limit N] [--rate N/s] [--dry-run]\n"
+            "              copies each matching dead record not replayed yet to its group's\n"
+            "              retry.<group> with a fresh attempt count; each is replayed at most\n"
+            "              once (recorded in PostgreSQL: $DATABASE_URL is required). --limit\n"
+            "              stops after N records, --rate spaces them, --dry-run only prints\n"
+            "              what would be replayed. Exit 1 if any failed, 130 on Ctrl-C.\n"
             "\n"
             "The broker is $KAFKA_BOOTSTRAP, else the KAFKA_BOOTSTRAP line of ./" ENV_FILE
             ",\nelse of " ENV_FILE " next to the program's directory (<bin>/../" ENV_FILE ").\n"
             "Other KAFKA_* variables pass through as librdkafka properties\n"
-            "(KAFKA_SECURITY_PROTOCOL=ssl sets security.protocol).\n");
+            "(KAFKA_SECURITY_PROTOCOL=ssl sets security.protocol).\n"
+            "DATABASE_URL (dlq) is found the same way.\n");
 }
 
-static void on_signal(int sig)
+void on_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
 }
 
-/* Looks for KAFKA_BOOTSTRAP=VALUE (optionally after "export ", VALUE optionally quoted) in
- * a shell-style env file; the last such line wins, as it would in a shell. Returns 1 and
+/* Looks for NAME=VALUE (optionally after "export ", VALUE optionally quoted) in a
+ * shell-style env file; the last such line wins, as it would in a shell. Returns 1 and
  * *out (a new string the caller frees), 0 if the file or the line is absent, -1 with errstr
  * if the file cannot be read. */
-static int env_file_bootstrap(const char *path, char **out, char *errstr, size_t errstr_size)
+static int env_file_value(const char *path, const char *name, char **out, char *errstr,
+                          size_t errstr_size)
 {
-    static const char key[] = "KAFKA_BOOTSTRAP=";
+    size_t name_len = strlen(name);
     int ret = -1;
     FILE *f = NULL;
     char *line = NULL;
@@ -93,9 +102,9 @@ static int env_file_bootstrap(const char *path, char **out, char *errstr, size_t
             while (*p == ' ' || *p == '\t')
                 p++;
         }
-        if (strncmp(p, key, sizeof(key) - 1) != 0)
+        if (strncmp(p, name, name_len) != 0 || p[name_len] != '=')
             continue;
-        p += sizeof(key) - 1;
+        p += name_len + 1;
         len = strlen(p);
         if (len >= 2 && (p[0] == '"' || p[0] == '\'') && p[len - 1] == p[0]) {
             p++;
@@ -127,11 +136,9 @@ done:
     return ret;
 }
 
-/* Returns the bootstrap servers as a new string the caller frees: $KAFKA_BOOTSTRAP, else
- * ./.run/env, else <dir of the executable>/../.run/env. NULL with errstr if none says. */
-static char *find_bootstrap(char *errstr, size_t errstr_size)
+char *find_setting(const char *name, char *errstr, size_t errstr_size)
 {
-    const char *env = getenv("KAFKA_BOOTSTRAP");
+    const char *env = getenv(name);
     char exe[PATH_MAX], path[PATH_MAX + 32] = "<dir of the program>/../" ENV_FILE;
     char *out = NULL;
     char *slash;
@@ -144,7 +151,7 @@ static char *find_bootstrap(char *errstr, size_t errstr_size)
             util_errf(errstr, errstr_size, "out of memory");
         return out;
     }
-    r = env_file_bootstrap(ENV_FILE, &out, errstr, errstr_size);
+    r = env_file_value(ENV_FILE, name, &out, errstr, errstr_size);
     if (r != 0)
         return r > 0 ? out : NULL;
 
@@ -156,7 +163,7 @@ static char *find_bootstrap(char *errstr, size_t errstr_size)
             *slash = '\0';
             n = snprintf(path, sizeof(path), "%s/../" ENV_FILE, exe);
             if (n > 0 && (size_t)n < sizeof(path)) {
-                r = env_file_bootstrap(path, &out, errstr, errstr_size);
+                r = env_file_value(path, name, &out, errstr, errstr_size);
                 if (r != 0)
                     return r > 0 ? out : NULL;
             } else {
@@ -165,15 +172,12 @@ static char *find_bootstrap(char *errstr, size_t errstr_size)
         }
     }
     util_errf(errstr, errstr_size,
-            "KAFKA_BOOTSTRAP is not set and neither ./" ENV_FILE " nor %s defines it "
-            "(is the stack up?)", path);
+            "%s is not set and neither ./" ENV_FILE " nor %s defines it "
+            "(is the stack up?)", name, path);
     return NULL;
 }
 
-/* Creates a plain consumer handle: no group membership, no commits. eof asks for a
- * partition-EOF event at the end of each partition. NULL with errstr on failure. */
-static rd_kafka_t *client_new(const char *bootstrap, int eof, char *errstr,
-                              size_t errstr_size)
+rd_kafka_t *client_new(const char *bootstrap, int eof, char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf = NULL;
     rd_kafka_t *rk = NULL;
@@ -215,10 +219,8 @@ done:
     return rk;
 }
 
-/* Returns the cluster's metadata for every topic (free with rd_kafka_metadata_destroy),
- * or NULL with errstr. Asking for all topics never auto-creates one. */
-static const struct rd_kafka_metadata *metadata_get(rd_kafka_t *rk, const char *bootstrap,
-                                                    char *errstr, size_t errstr_size)
+const struct rd_kafka_metadata *metadata_get(rd_kafka_t *rk, const char *bootstrap,
+                                             char *errstr, size_t errstr_size)
 {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, METADATA_TIMEOUT_MS);
@@ -231,8 +233,8 @@ static const struct rd_kafka_metadata *metadata_get(rd_kafka_t *rk, const char *
     return md;
 }
 
-static const rd_kafka_metadata_topic_t *metadata_topic(const struct rd_kafka_metadata *md,
-                                                       const char *name)
+const rd_kafka_metadata_topic_t *metadata_topic(const struct rd_kafka_metadata *md,
+                                                const char *name)
 {
     int i;
 
@@ -378,7 +380,7 @@ static int cmd_topics(int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    bootstrap = find_bootstrap(errstr, sizeof(errstr));
+    bootstrap = find_setting("KAFKA_BOOTSTRAP", errstr, sizeof(errstr));
     if (bootstrap == NULL) {
         fprintf(stderr, "dozenctl: %s\n", errstr);
         goto done;
@@ -544,7 +546,7 @@ static int cmd_tail(int argc, char **argv)
     }
     topic = argv[optind];
 
-    bootstrap = find_bootstrap(errstr, sizeof(errstr));
+    bootstrap = find_setting("KAFKA_BOOTSTRAP", errstr, sizeof(errstr));
     if (bootstrap == NULL) {
         fprintf(stderr, "dozenctl: %s\n", errstr);
         goto done;
@@ -662,6 +664,8 @@ int main(int argc, char **argv)
         return cmd_topics(argc - 1, argv + 1);
     if (strcmp(cmd, "tail") == 0)
         return cmd_tail(argc - 1, argv + 1);
+    if (strcmp(cmd, "dlq") == 0)
+        return cmd_dlq(argc - 1, argv + 1);
     fprintf(stderr, "dozenctl: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

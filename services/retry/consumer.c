@@ -1,0 +1,453 @@
+/* consumer: reads `retry` in batches and makes each record durable in PostgreSQL before its
+ * offset is committed.
+ *
+ * This loop is the retry service's own rather than libcommon's kafka_consumer_run: a batch
+ * is stored in one transaction and its offsets are committed synchronously right after
+ * (enable.auto.commit=false), so an offset is never committed for a record that is not in
+ * retry_pending (or, for an invalid record, not yet acknowledged on dead-letter). A crash
+ * between the commit in PostgreSQL and the one in Kafka reads the batch again; the unique
+ * key on the record's place on `retry` stores it once. */
+#include "retry_service.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka.h"
+#include "log.h"
+#include "util.h"
+
+#define POLL_MS 200
+#define STORE_BACKOFF_INITIAL_MS 200
+#define STORE_BACKOFF_MAX_MS 10000
+
+struct consumer {
+    struct retry *r;
+    pthread_t thread;
+    volatile int stop;
+    volatile int failed;
+    int outstanding;        /* dead-letter reports still expected (this thread only) */
+};
+
+/* Logs the group's decisions and applies them; nothing to commit on revoke, since every
+ * batch is committed before the next poll. */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct consumer *c = opaque;
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    int cooperative = proto != NULL && strcmp(proto, "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    char list[256] = "";
+    size_t used = 0;
+
+    for (int i = 0; parts != NULL && i < parts->cnt && used < sizeof(list); i++) {
+        int n = snprintf(list + used, sizeof(list) - used, "%s%s[%d]", i > 0 ? "," : "",
+                         parts->elems[i].topic, (int)parts->elems[i].partition);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        log_info("kafka_partitions_assigned group=%s partitions=%s", c->r->cfg.group,
+                 list[0] != '\0' ? list : "-");
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            aerr = rd_kafka_assign(rk, parts);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        log_info("kafka_partitions_revoked group=%s partitions=%s", c->r->cfg.group,
+                 list[0] != '\0' ? list : "-");
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, parts);
+        else
+            aerr = rd_kafka_assign(rk, NULL);
+    } else {
+        log_error("kafka_rebalance_error group=%s err=%s", c->r->cfg.group,
+                  rd_kafka_err2name(err));
+        aerr = rd_kafka_assign(rk, NULL);
+    }
+    if (error != NULL) {
+        log_error("kafka_assign_failed group=%s err=\"%s\"", c->r->cfg.group,
+                  rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (aerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        log_error("kafka_assign_failed group=%s err=%s", c->r->cfg.group,
+                  rd_kafka_err2name(aerr));
+    }
+}
+
+/* Reads one record into row: valid, or marked invalid with the reason. */
+static void read_record(const rd_kafka_message_t *msg, store_row_t *row)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    char err[RS_ERROR_MAX - 64]; /* room for the prefix below */
+
+    memset(row, 0, sizeof(*row));
+    row->retry_partition = msg->partition;
+    row->retry_offset = msg->offset;
+    row->retry_timestamp = rd_kafka_message_timestamp(msg, NULL);
+    row->key = msg->key;
+    row->key_len = msg->key_len;
+    row->value = msg->payload;
+    row->value_len = msg->len;
+    /* No headers at all (NOENT) leaves hdrs NULL: every header is then "missing". */
+    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        hdrs = NULL;
+    if (record_parse(hdrs, &row->rec, err, sizeof(err)) != 0 ||
+        record_headers_encode(hdrs, &row->headers, &row->headers_len, err,
+                              sizeof(err)) != 0) {
+        row->invalid = 1;
+        snprintf(row->invalid_error, sizeof(row->invalid_error),
+                 "retry record %s[%d]@%lld: %s", RS_TOPIC, (int)msg->partition,
+                 (long long)msg->offset, err);
+    }
+}
+
+/* Sends the invalid records of the batch to dead-letter and waits until the broker has
+ * them all; a failed delivery is tried again after a pause, unless the record can never be
+ * produced (too large): that one is logged with its place on `retry` and left there, so
+ * that one record cannot stop the consumer. Returns 0, or -1 when asked to stop before
+ * every one was dealt with. */
+static int dead_letter_invalid(struct consumer *c, rd_kafka_t *dlq,
+                               rd_kafka_message_t **msgs, const store_row_t *rows, size_t n)
+{
+    deliver_status_t *st = calloc(n, sizeof(*st));
+    int64_t backoff = STORE_BACKOFF_INITIAL_MS;
+    int ret = -1, left;
+
+    if (st == NULL) {
+        log_error("retry_dead_letter_failed error=\"out of memory\"");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        st[i].err = rows[i].invalid ? RD_KAFKA_RESP_ERR__FAIL : RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (;;) {
+        for (size_t i = 0; i < n; i++) {
+            rd_kafka_headers_t *in = NULL, *hdrs;
+            char err[512];
+
+            if (st[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                continue;
+            if (rd_kafka_message_headers(msgs[i], &in) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                in = NULL;
+            hdrs = record_invalid_headers(in, c->r->cfg.group, RS_TOPIC,
+                                          rows[i].retry_partition, rows[i].retry_offset,
+                                          rows[i].invalid_error, util_now_ms(), err,
+                                          sizeof(err));
+            if (hdrs == NULL ||
+                deliver_produce(dlq, &c->outstanding, RS_DEAD_LETTER_TOPIC, msgs[i]->key,
+                                msgs[i]->key_len, msgs[i]->payload, msgs[i]->len, hdrs,
+                                &st[i], err, sizeof(err)) != 0) {
+                if (hdrs != NULL)
+                    rd_kafka_headers_destroy(hdrs);
+                if (hdrs == NULL)
+                    st[i].err = RD_KAFKA_RESP_ERR__FAIL;
+            }
+        }
+        deliver_wait(dlq, &c->outstanding);
+        left = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (st[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                continue;
+            if (deliver_permanent(st[i].err)) {
+                log_error("retry_record_dropped partition=%d offset=%lld err=%s "
+                          "reason=\"invalid, and cannot be written to dead-letter\"",
+                          (int)rows[i].retry_partition, (long long)rows[i].retry_offset,
+                          rd_kafka_err2name(st[i].err));
+                st[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+                continue;
+            }
+            left++;
+            log_error("retry_dead_letter_failed partition=%d offset=%lld err=%s",
+                      (int)rows[i].retry_partition, (long long)rows[i].retry_offset,
+                      rd_kafka_err2name(st[i].err));
+        }
+        if (left == 0) {
+            ret = 0;
+            break;
+        }
+        if (c->stop)
+            break;
+        util_sleep_ms(backoff, &c->stop);
+        backoff = backoff * 2 > STORE_BACKOFF_MAX_MS ? STORE_BACKOFF_MAX_MS : backoff * 2;
+    }
+    free(st);
+    return ret;
+}
+
+/* Stores the batch, trying again after a pause while PostgreSQL fails: every row has been
+ * validated, so an error is the database's (down, restarting, a migration missing), never
+ * the record's. Returns 0, or -1 when asked to stop first. */
+static int store_rows(struct consumer *c, const store_row_t *rows, size_t n,
+                      size_t *inserted, int64_t *earliest_due)
+{
+    const struct config *cfg = &c->r->cfg;
+    int64_t backoff = STORE_BACKOFF_INITIAL_MS;
+    char err[512], state[6];
+
+    for (;;) {
+        PGconn *conn = db_acquire(c->r->db, (int)cfg->db_wait_ms, err, sizeof(err));
+        int rc = -1;
+
+        if (conn != NULL)
+            rc = store_batch(conn, rows, n, cfg->group, inserted, earliest_due, state, err,
+                             sizeof(err));
+        db_release(c->r->db, conn);
+        if (rc == 0)
+            return 0;
+        record_log_safe(err);
+        log_error("retry_store_failed records=%zu retry_in_ms=%lld error=\"%s\"", n,
+                  (long long)backoff, err);
+        if (c->stop)
+            return -1;
+        util_sleep_ms(backoff, &c->stop);
+        backoff = backoff * 2 > STORE_BACKOFF_MAX_MS ? STORE_BACKOFF_MAX_MS : backoff * 2;
+    }
+}
+
+/* Commits, synchronously, the offset after the last record of each partition in rows. A
+ * failure (the partition moved to another member meanwhile) is logged: the next owner
+ * reads those records again and the unique key stores them once. */
+static void commit_offsets(rd_kafka_t *rk, const char *group, const store_row_t *rows,
+                           size_t n)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
+    rd_kafka_resp_err_t err;
+
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(list, RS_TOPIC, rows[i].retry_partition);
+
+        if (tp == NULL)
+            tp = rd_kafka_topic_partition_list_add(list, RS_TOPIC, rows[i].retry_partition);
+        if (rows[i].retry_offset + 1 > tp->offset)
+            tp->offset = rows[i].retry_offset + 1;
+    }
+    if (list->cnt > 0) {
+        err = rd_kafka_commit(rk, list, 0);
+        for (int i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; i++)
+            err = list->elems[i].err;
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            log_warn("kafka_commit_failed group=%s err=%s", group, rd_kafka_err2name(err));
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* Handles one batch: dead letters first, then the rows, then the offsets. */
+static void handle_batch(struct consumer *c, rd_kafka_t *rk, rd_kafka_t *dlq,
+                         rd_kafka_message_t **msgs, store_row_t *rows, size_t n)
+{
+    size_t invalid = 0, inserted = 0, i;
+    int64_t earliest = INT64_MAX;
+
+    for (i = 0; i < n; i++) {
+        read_record(msgs[i], &rows[i]);
+        if (rows[i].invalid) {
+            char quoted[RS_ERROR_MAX + 1];
+
+            invalid++;
+            snprintf(quoted, sizeof(quoted), "%s", rows[i].invalid_error);
+            record_log_safe(quoted);
+            log_warn("retry_record_invalid partition=%d offset=%lld ce_id=%s error=\"%s\"",
+                     (int)rows[i].retry_partition, (long long)rows[i].retry_offset,
+                     rows[i].rec.ce_id[0] != '\0' ? rows[i].rec.ce_id : "-", quoted);
+        }
+    }
+    if (invalid > 0 && dead_letter_invalid(c, dlq, msgs, rows, n) != 0)
+        goto done; /* stopping: nothing committed, the batch is read again on restart */
+    if (store_rows(c, rows, n, &inserted, &earliest) != 0)
+        goto done;
+    commit_offsets(rk, c->r->cfg.group, rows, n);
+    for (i = 0; i < n; i++) {
+        if (!rows[i].invalid)
+            log_debug("retry_stored group=%s ce_id=%s attempt=%d partition=%d offset=%lld",
+                      rows[i].rec.group, rows[i].rec.ce_id[0] != '\0' ? rows[i].rec.ce_id : "-",
+                      (int)rows[i].rec.attempt, (int)rows[i].retry_partition,
+                      (long long)rows[i].retry_offset);
+    }
+    log_debug("retry_batch_stored records=%zu new=%zu invalid=%zu", n, inserted, invalid);
+    if (inserted > 0)
+        scheduler_kick(c->r->scheduler, earliest);
+done:
+    for (i = 0; i < n; i++) {
+        free(rows[i].headers);
+        rows[i].headers = NULL;
+    }
+}
+
+/* Creates the consumer client and subscribes it. Returns a new client (the caller closes
+ * and destroys it), or NULL with errstr. */
+static rd_kafka_t *consumer_new(struct consumer *c, char *errstr, size_t errstr_size)
+{
+    const struct config *cfg = &c->r->cfg;
+    rd_kafka_conf_t *conf;
+    rd_kafka_t *rk = NULL, *ret = NULL;
+    rd_kafka_topic_partition_list_t *subs = NULL;
+    rd_kafka_resp_err_t err;
+    char rderr[512];
+
+    conf = kafka_conf_new(cfg->kafka_bootstrap, RETRY_SERVICE, errstr, errstr_size);
+    if (conf == NULL)
+        goto done;
+    /* Offsets are committed by hand, after the rows are durable; a new group reads from
+     * the start of `retry` (unless KAFKA_AUTO_OFFSET_RESET says otherwise). */
+    if (rd_kafka_conf_set(conf, "group.id", cfg->group, rderr, sizeof(rderr)) != 0 ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", rderr, sizeof(rderr)) != 0 ||
+        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", rderr,
+                          sizeof(rderr)) != 0 ||
+        (getenv("KAFKA_AUTO_OFFSET_RESET") == NULL &&
+         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", rderr,
+                           sizeof(rderr)) != 0)) {
+        util_errf(errstr, errstr_size, "kafka consumer: %s", rderr);
+        goto done;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, c);
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
+    if (rk == NULL) {
+        util_errf(errstr, errstr_size, "kafka consumer: %s", rderr);
+        goto done;
+    }
+    conf = NULL; /* rd_kafka_new() took it */
+    rd_kafka_poll_set_consumer(rk);
+    subs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(subs, RS_TOPIC, RD_KAFKA_PARTITION_UA);
+    err = rd_kafka_subscribe(rk, subs);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        util_errf(errstr, errstr_size, "kafka consumer subscribe: %s", rd_kafka_err2str(err));
+        goto done;
+    }
+    ret = rk;
+    rk = NULL; /* the caller's now */
+done:
+    if (subs != NULL)
+        rd_kafka_topic_partition_list_destroy(subs);
+    if (rk != NULL)
+        rd_kafka_destroy(rk);
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    return ret;
+}
+
+/* Logs an error the consumer reported instead of a record. */
+static void log_consume_error(const rd_kafka_message_t *msg)
+{
+    char detail[512];
+
+    snprintf(detail, sizeof(detail), "%s", rd_kafka_message_errstr(msg));
+    record_log_safe(detail);
+    log_error("kafka_consume_error topic=%s partition=%d err=%s detail=\"%s\"", RS_TOPIC,
+              (int)msg->partition, rd_kafka_err2name(msg->err), detail);
+}
+
+/* The loop: returns 0 after a clean stop, or -1 with errstr when a client could not be
+ * created. */
+static int consumer_run(struct consumer *c, char *errstr, size_t errstr_size)
+{
+    const struct config *cfg = &c->r->cfg;
+    size_t cap = (size_t)cfg->batch;
+    rd_kafka_message_t **msgs = calloc(cap, sizeof(*msgs));
+    store_row_t *rows = calloc(cap, sizeof(*rows));
+    rd_kafka_t *rk = NULL, *dlq = NULL;
+    int ret = -1;
+
+    if (msgs == NULL || rows == NULL) {
+        util_errf(errstr, errstr_size, "out of memory");
+        goto done;
+    }
+    dlq = kafka_producer_new(cfg->kafka_bootstrap, RETRY_SERVICE "-dead-letter",
+                             deliver_report, &c->outstanding, errstr, errstr_size);
+    if (dlq == NULL)
+        goto done;
+    rk = consumer_new(c, errstr, errstr_size);
+    if (rk == NULL)
+        goto done;
+    log_info("kafka_consumer_started group=%s topic=%s batch=%zu", cfg->group, RS_TOPIC,
+             cap);
+
+    while (!c->stop) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, POLL_MS);
+        size_t good = 0;
+
+        /* Whatever is already fetched joins the batch, up to its size. */
+        while (msg != NULL) {
+            if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    log_consume_error(msg);
+                rd_kafka_message_destroy(msg);
+            } else {
+                msgs[good++] = msg;
+            }
+            if (good == cap)
+                break;
+            msg = rd_kafka_consumer_poll(rk, 0);
+        }
+        if (good > 0)
+            handle_batch(c, rk, dlq, msgs, rows, good);
+        for (size_t i = 0; i < good; i++)
+            rd_kafka_message_destroy(msgs[i]);
+    }
+    ret = 0;
+done:
+    if (rk != NULL) {
+        rd_kafka_resp_err_t err = rd_kafka_consumer_close(rk);
+
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            log_warn("kafka_consumer_close_failed group=%s err=%s", cfg->group,
+                     rd_kafka_err2name(err));
+        rd_kafka_destroy(rk);
+        log_info("kafka_consumer_stopped group=%s", cfg->group);
+    }
+    kafka_producer_close(dlq, 10000);
+    free(msgs);
+    free(rows);
+    return ret;
+}
+
+static void *consumer_thread(void *arg)
+{
+    struct consumer *c = arg;
+    char err[512];
+
+    if (consumer_run(c, err, sizeof(err)) != 0) {
+        record_log_safe(err);
+        log_error("kafka_consumer_failed group=%s error=\"%s\"", c->r->cfg.group, err);
+        c->failed = 1;
+    }
+    return NULL;
+}
+
+struct consumer *consumer_start(struct retry *r, char *errstr, size_t errstr_size)
+{
+    struct consumer *c = calloc(1, sizeof(*c));
+    int err;
+
+    if (c == NULL) {
+        util_errf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    c->r = r;
+    err = pthread_create(&c->thread, NULL, consumer_thread, c);
+    if (err != 0) {
+        util_errf(errstr, errstr_size, "pthread_create: %s", strerror(err));
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int consumer_failed(struct consumer *c)
+{
+    return c != NULL && c->failed;
+}
+
+void consumer_stop(struct consumer *c)
+{
+    if (c == NULL)
+        return;
+    c->stop = 1;
+    pthread_join(c->thread, NULL);
+    free(c);
+}

@@ -1,0 +1,302 @@
+/* retry_service: the delayed-redelivery service (bin/retry). Private header; prototypes
+ * grouped by source file. Not called retry.h: libcommon/retry.h is the consumers' side. */
+#ifndef DOZEN_RETRY_SERVICE_H
+#define DOZEN_RETRY_SERVICE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+
+#include "db.h"
+#include "http.h"
+
+#define RETRY_SERVICE "retry"
+#define RS_TOPIC "retry"                 /* what the service consumes */
+#define RS_DEAD_LETTER_TOPIC "dead-letter"
+#define RS_REDELIVERY_PREFIX "retry."    /* retry.<group>: one group's redeliveries */
+
+/* Header names of the retry contract (notes/retry-spec.md). */
+#define HDR_PREFIX "dozen-"
+#define HDR_ORIGINAL_TOPIC "dozen-original-topic"
+#define HDR_ORIGINAL_PARTITION "dozen-original-partition"
+#define HDR_ORIGINAL_OFFSET "dozen-original-offset"
+#define HDR_GROUP "dozen-group"
+#define HDR_ATTEMPT "dozen-attempt"
+#define HDR_MAX_ATTEMPTS "dozen-max-attempts"
+#define HDR_NOT_BEFORE "dozen-not-before"
+#define HDR_DEADLINE "dozen-deadline"
+#define HDR_REASON "dozen-reason"
+#define HDR_ERROR "dozen-error"
+#define HDR_FIRST_FAILED_AT "dozen-first-failed-at"
+#define HDR_LAST_REASON "dozen-last-reason"
+#define HDR_EXPIRED "dozen-expired"
+
+/* Reason codes this service writes. */
+#define REASON_INVALID_RECORD "invalid_record"
+#define REASON_MAX_ATTEMPTS "max_attempts"
+#define REASON_DEADLINE_EXCEEDED "deadline_exceeded"
+#define REASON_UNKNOWN_GROUP "unknown_group"
+
+#define RS_TOPIC_MAX 249     /* Kafka's limit on a topic name */
+#define RS_GROUP_MAX 200     /* so that "retry.<group>" is a legal topic name */
+#define RS_REASON_MAX 64
+#define RS_ERROR_MAX 512     /* dozen-error is cut to this many bytes */
+#define RS_EPOCH_MS_MAX 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+
+struct config {
+    const char *database_url;
+    const char *kafka_bootstrap;
+    const char *http_bind;
+    const char *group;          /* RETRY_GROUP: this service's consumer group */
+    int port;
+    int db_pool_size;
+    int batch;                  /* RETRY_BATCH: records per consumer batch / scheduler round */
+    long long db_wait_ms;
+    long long topics_wait_ms;
+};
+
+struct consumer;
+struct scheduler;
+
+struct retry {
+    struct config cfg;
+    db_pool_t *db;
+    struct scheduler *scheduler;
+    struct consumer *consumer;
+};
+
+/* record.c: the retry record: header validation, header encoding, the give-up rule */
+
+/* The dozen-* headers of one retry record, validated. */
+typedef struct retry_record {
+    char original_topic[RS_TOPIC_MAX + 1];
+    int32_t original_partition;
+    int64_t original_offset;
+    char group[RS_GROUP_MAX + 1];
+    int32_t attempt;            /* >= 1 */
+    int32_t max_attempts;       /* >= 0 */
+    int64_t not_before_ms;
+    int64_t deadline_ms;        /* -1: none */
+    char reason[RS_REASON_MAX + 1];
+    char error[RS_ERROR_MAX + 1]; /* printable ASCII only ("" when absent) */
+    int64_t first_failed_at_ms;
+    char ce_id[37];             /* the ce_id header when it is a UUID, else "" */
+} retry_record_t;
+
+/* What the scheduler does with a due record. */
+typedef enum retry_action {
+    RETRY_REDELIVER = 0,
+    RETRY_GIVE_UP_MAX_ATTEMPTS,   /* attempt > max_attempts */
+    RETRY_GIVE_UP_DEADLINE        /* not_before > deadline, or now >= deadline */
+} retry_action_t;
+
+/* Reads and validates the dozen-* headers of a record on `retry` (hdrs may be NULL: then
+ * every header is missing). Returns 0 with r filled, or -1 with errstr naming the missing or
+ * bad header and quoting (cut, made printable) its value; r->ce_id is filled either way.
+ * dozen-error is optional and is cut to RS_ERROR_MAX bytes; dozen-deadline is
+ * optional. */
+int record_parse(const rd_kafka_headers_t *hdrs, retry_record_t *r,
+                 char *errstr, size_t errstr_size);
+
+/* 1 if s is a legal consumer group for this contract: 1..RS_GROUP_MAX characters of
+ * [A-Za-z0-9._-] (so that "retry.<group>" is a legal topic name), else 0. */
+int record_group_valid(const char *s);
+
+/* Writes "retry.<group>" into out. Returns 0, or -1 when it does not fit.
+ * TODO: use the libcommon helper once settled (retry_redelivery_topic() in
+ * libcommon/retry.h today). */
+int record_redelivery_topic(const char *group, char *out, size_t out_size);
+
+/* due_at of a record: not_before, or the deadline when that comes first. */
+int64_t record_due_at(int64_t not_before_ms, int64_t deadline_ms);
+
+/* The give-up rule, applied when a record is due (now_ms >= its due_at). */
+retry_action_t record_decide(const retry_record_t *r, int64_t now_ms);
+
+/* The dozen-reason of a give-up ("max_attempts", "deadline_exceeded"); NULL for
+ * RETRY_REDELIVER. */
+const char *record_action_reason(retry_action_t a);
+
+/* Encodes the headers of hdrs that do not start with "dozen-" (hdrs may be NULL) into a
+ * new buffer *out of *out_len bytes, which the caller frees. Format (version 1): one byte
+ * 0x01, then per header in order: the name's length (2 bytes, big-endian), the name, the
+ * value's length (4 bytes, big-endian; 0xFFFFFFFF for a null value), the value. Returns 0,
+ * or -1 with errstr (out of memory, a name longer than 65535 bytes). */
+int record_headers_encode(const rd_kafka_headers_t *hdrs, unsigned char **out,
+                          size_t *out_len, char *errstr, size_t errstr_size);
+
+/* Decodes what record_headers_encode wrote into new headers (the caller owns them).
+ * Returns NULL with errstr when buf is not such an encoding or out of memory. */
+rd_kafka_headers_t *record_headers_decode(const unsigned char *buf, size_t len,
+                                          char *errstr, size_t errstr_size);
+
+/* What an outgoing record is. */
+typedef enum record_out {
+    OUT_REDELIVERY = 0,  /* to retry.<group>: the retry record's headers */
+    OUT_NOTICE,          /* to retry.<group>: the same plus dozen-expired: <reason> */
+    OUT_DEAD_LETTER      /* to dead-letter: dozen-reason <give-up reason>, dozen-last-reason */
+} record_out_t;
+
+/* Adds the dozen-* headers of r to hdrs (which must hold no dozen-* header yet) for an
+ * outgoing record of kind out; give_up is the give-up reason for OUT_NOTICE and
+ * OUT_DEAD_LETTER (ignored for OUT_REDELIVERY); error replaces r->error in dozen-error
+ * when not NULL (made printable, cut). Returns 0, or -1 with errstr. */
+int record_headers_add(rd_kafka_headers_t *hdrs, const retry_record_t *r, record_out_t out,
+                       const char *give_up, const char *error, char *errstr,
+                       size_t errstr_size);
+
+/* The headers of an invalid retry record sent to dead-letter: the record's headers that do
+ * not start with "dozen-" (in may be NULL), then dozen-original-topic/partition/offset =
+ * where the record sits on `retry`, dozen-group = group (the retry service's own group:
+ * the consumer that could not process it), dozen-reason invalid_record, dozen-error error
+ * (made printable, cut), dozen-first-failed-at now_ms. Returns new headers the caller
+ * owns, or NULL with errstr. */
+rd_kafka_headers_t *record_invalid_headers(const rd_kafka_headers_t *in, const char *group,
+                                           const char *topic, int32_t partition,
+                                           int64_t offset, const char *error,
+                                           int64_t now_ms, char *errstr, size_t errstr_size);
+
+/* Makes s safe inside a double-quoted log value, in place: '"' becomes '\''. Accepts NULL. */
+void record_log_safe(char *s);
+
+/* Copies in to out (out_size > 0) keeping printable ASCII and replacing every other byte
+ * with '?'; cuts to out_size - 1 bytes. in_len bytes of in are read (in may hold NULs). */
+void record_printable(const char *in, size_t in_len, char *out, size_t out_size);
+
+/* store.c: SQL */
+
+extern const db_stmt_t store_stmts[];
+extern const size_t store_nstmts;
+
+/* One record to store: its validated headers and where it sits on `retry`. */
+typedef struct store_row {
+    retry_record_t rec;
+    int32_t retry_partition;
+    int64_t retry_offset;
+    int64_t retry_timestamp;        /* its Kafka timestamp, ms; -1 if it has none */
+    const void *key;                /* borrowed; NULL: no key */
+    size_t key_len;
+    const void *value;              /* borrowed; NULL: a null value */
+    size_t value_len;
+    unsigned char *headers;         /* the encoded non-dozen headers; owned (free) */
+    size_t headers_len;
+    int invalid;                    /* 1: dead-lettered, only counted */
+    char invalid_error[RS_ERROR_MAX + 1];
+} store_row_t;
+
+/* Stores a consumer batch in one transaction: each valid row into retry_pending, each
+ * invalid one into retry_dead_letters, both ON CONFLICT DO NOTHING (a record seen again
+ * after a crash is stored once). invalid_group is the group recorded for invalid rows.
+ * *inserted counts new pending rows and *earliest_due is their smallest due_at (INT64_MAX
+ * when none). Returns 0 once committed, or -1 with errstr and sqlstate (nothing kept). */
+int store_batch(PGconn *conn, const store_row_t *rows, size_t n, const char *invalid_group,
+                size_t *inserted, int64_t *earliest_due, char sqlstate[6],
+                char *errstr, size_t errstr_size);
+
+/* A due row read back for the scheduler. */
+typedef struct pending_row {
+    int64_t id;
+    retry_record_t rec;
+    unsigned char *key;        /* owned (PQfreemem); NULL: no key */
+    size_t key_len;
+    unsigned char *value;      /* owned (PQfreemem); NULL: a null value */
+    size_t value_len;
+    unsigned char *headers;    /* owned (PQfreemem) */
+    size_t headers_len;
+    int64_t due_at_ms;
+} pending_row_t;
+
+/* Reads at most limit rows with due_at <= now_ms, earliest first, into a new array *rows
+ * (free with store_rows_free). Returns the number of rows, or -1 with errstr. */
+int store_due(PGconn *conn, int64_t now_ms, int limit, pending_row_t **rows,
+              char *errstr, size_t errstr_size);
+void store_rows_free(pending_row_t *rows, int n);
+
+/* The smallest due_at: 1 with *due_ms, 0 when nothing is pending, -1 with errstr. */
+int store_next_due(PGconn *conn, int64_t *due_ms, char *errstr, size_t errstr_size);
+
+/* Ends a round in one statement (atomic): deletes the rows in done (n_done ids),
+ * recording those among them listed in gave_up (n_gave_up ids with their give-up reasons,
+ * same order) in retry_dead_letters; and gives the rows in later (n_later ids) the new
+ * due_at in later_due (same order). Returns 0, or -1 with errstr (nothing changed). */
+int store_finish_round(PGconn *conn, const int64_t *done, size_t n_done,
+                       const int64_t *gave_up, const char *const *gave_up_reasons,
+                       size_t n_gave_up, const int64_t *later, const int64_t *later_due,
+                       size_t n_later, char *errstr, size_t errstr_size);
+
+/* Takes the session advisory lock that makes one scheduler active among instances sharing
+ * the database: 1 taken, 0 held by another session, -1 with errstr. */
+int store_try_scheduler_lock(PGconn *conn, char *errstr, size_t errstr_size);
+
+/* The GET /stats body as a new JSON object, from one consistent snapshot; NULL with
+ * errstr. */
+json_t *store_stats(PGconn *conn, char *errstr, size_t errstr_size);
+
+/* deliver.c: producing records and waiting for the broker's acknowledgements */
+
+/* The fate of one produced record, filled in by its delivery report. */
+typedef struct deliver_status {
+    int pending;                /* 1 from deliver_produce until the report arrives */
+    rd_kafka_resp_err_t err;    /* the report's error (NO_ERROR: acknowledged, acks=all) */
+} deliver_status_t;
+
+/* The delivery report callback to give kafka_producer_new, with as ctx an int counting the
+ * reports still expected; the producer must be polled on one thread only. */
+void deliver_report(void *ctx, void *msg_opaque, rd_kafka_resp_err_t err,
+                    int32_t partition, int64_t offset);
+
+/* Produces one record to topic (key: key_len bytes, NULL for none; value copied, NULL for a
+ * null value) with st as its opaque and counts it in *outstanding (the producer's ctx).
+ * Waits while the local queue is full, for at most 10 s. On success the headers belong to
+ * librdkafka; on failure (-1 with errstr) the caller still owns them and st is not
+ * pending. */
+int deliver_produce(rd_kafka_t *rk, int *outstanding, const char *topic, const void *key,
+                    size_t key_len, const void *value, size_t value_len,
+                    rd_kafka_headers_t *hdrs, deliver_status_t *st,
+                    char *errstr, size_t errstr_size);
+
+/* Serves delivery reports until none is outstanding. Every record gets its report within
+ * message.timeout.ms, so this returns in bounded time. */
+void deliver_wait(rd_kafka_t *rk, const int *outstanding);
+
+/* 1 when err means the record itself can never be produced (too large for the producer or
+ * the broker, refused as invalid), 0 for errors that may pass. */
+int deliver_permanent(rd_kafka_resp_err_t err);
+
+/* consumer.c: the `retry` consumer */
+
+/* Starts the consumer of `retry` on its own thread (its own loop, see consumer.c). It
+ * borrows r, which must outlive it. Returns NULL with errstr. */
+struct consumer *consumer_start(struct retry *r, char *errstr, size_t errstr_size);
+
+/* 1 when the consumer's thread ended by itself (it could not create its client). */
+int consumer_failed(struct consumer *c);
+
+/* Stops the loop after the batch in hand (stored and its offsets committed), closes the
+ * consumer (leaving the group) and frees it. Accepts NULL. */
+void consumer_stop(struct consumer *c);
+
+/* scheduler.c: redeliveries and give-ups when due */
+
+/* Starts the scheduler thread (it connects to PostgreSQL by itself and waits for the
+ * scheduler lock). Returns NULL with errstr. */
+struct scheduler *scheduler_start(struct retry *r, char *errstr, size_t errstr_size);
+
+/* Tells the scheduler a row due at due_ms was stored: it wakes if that is earlier than
+ * what it sleeps for. Thread-safe; accepts NULL. */
+void scheduler_kick(struct scheduler *s, int64_t due_ms);
+
+/* Stops the scheduler after the round in flight (its deliveries acknowledged or failed,
+ * its rows updated) and frees it. Accepts NULL. */
+void scheduler_stop(struct scheduler *s);
+
+/* api.c: HTTP routes */
+
+extern const http_route_t api_routes[];
+extern const size_t api_nroutes;
+int api_health(void *ctx, char *errstr, size_t errstr_size);
+
+#endif
