@@ -51,7 +51,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all asan deps bench-deps up down logs test test-unit test-system test-system-kafka test-asan \
-        valgrind bench clean kafka kafka-down print-programs bench-restock
+        valgrind bench clean kafka kafka-down print-programs bench-restock bench-retry
 
 all: $(PROGRAMS)
 
@@ -179,6 +179,11 @@ bench: bench-deps
 bench-restock: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/restock.sh
+
+# Retry service: lateness of 10,000 redeliveries, peak RSS with 1,000 and 100,000 pending.
+bench-retry: deps
+	@$(MAKE) --no-print-directory all
+	@tests/bench/retry.sh
 
 # The program names, for tests that check other files against the build.
 print-programs:

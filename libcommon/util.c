@@ -163,3 +163,36 @@ int util_streq_ct(const char *a, const char *b)
         diff |= (unsigned char)(a[i] ^ (blen > 0 ? b[i % blen] : 0));
     return diff == 0;
 }
+
+int util_cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+    int ret = -1;
+
+    if (pthread_condattr_init(&attr) != 0)
+        return -1;
+    if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
+        pthread_cond_init(cond, &attr) == 0)
+        ret = 0;
+    pthread_condattr_destroy(&attr);
+    return ret;
+}
+
+int util_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mutex, const int *flag,
+                      long long ms)
+{
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += (time_t)(ms / 1000);
+    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    while (ms > 0 && !*flag) {
+        if (pthread_cond_timedwait(cond, mutex, &deadline) == ETIMEDOUT)
+            break;
+    }
+    return *flag;
+}

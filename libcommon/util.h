@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 
 #define UTIL_UUID_LEN 36 /* without the terminating NUL */
 
@@ -27,6 +28,15 @@ int util_rfc3339(int64_t epoch_ms, char *out, size_t out_size);
 /* Sleeps ms milliseconds, or less if *stop becomes non-zero (checked every 50 ms).
  * stop may be NULL. */
 void util_sleep_ms(int64_t ms, const volatile int *stop);
+
+/* Initialises a condition variable whose timed waits use CLOCK_MONOTONIC (wall-clock jumps
+ * do not stretch or cut them). Returns 0, or -1 if it could not be created. */
+int util_cond_init_monotonic(pthread_cond_t *cond);
+
+/* With mutex held, waits on cond (made by util_cond_init_monotonic) until *flag is non-zero
+ * or ms milliseconds have passed. Returns the value of *flag at the end. */
+int util_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mutex, const int *flag,
+                      long long ms);
 
 /* Compares two NUL-terminated secrets in time that depends only on the length of a (the
  * untrusted one), never on where the first difference is. Returns 1 when equal. */

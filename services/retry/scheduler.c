@@ -436,7 +436,6 @@ static void *scheduler_thread(void *arg)
 struct scheduler *scheduler_start(struct retry *r, char *errstr, size_t errstr_size)
 {
     struct scheduler *s = calloc(1, sizeof(*s)), *ret = NULL;
-    pthread_condattr_t attr;
     int sync_ready = 0, err;
 
     if (s == NULL) {
@@ -450,10 +449,11 @@ struct scheduler *scheduler_start(struct retry *r, char *errstr, size_t errstr_s
     if (s->producer == NULL)
         goto done;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cond, &attr);
-    pthread_condattr_destroy(&attr);
+    if (util_cond_init_monotonic(&s->cond) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        util_errf(errstr, errstr_size, "cannot create a condition variable");
+        goto done;
+    }
     sync_ready = 1;
     err = pthread_create(&s->thread, NULL, scheduler_thread, s);
     if (err != 0) {

@@ -347,8 +347,7 @@ static void *deliver_main(void *arg)
 lf_deliver_t *deliver_start(lf_state_t *st, char *errstr, size_t errstr_size)
 {
     lf_deliver_t *d = NULL, *ret = NULL;
-    pthread_condattr_t attr;
-    int lock_ready = 0, cond_ready = 0, attr_ready = 0, err;
+    int lock_ready = 0, cond_ready = 0, err;
 
     d = calloc(1, sizeof(*d));
     if (d == NULL || (d->heap = calloc(LF_SCHEDULED_MAX, sizeof(*d->heap))) == NULL) {
@@ -363,13 +362,7 @@ lf_deliver_t *deliver_start(lf_state_t *st, char *errstr, size_t errstr_size)
         goto done;
     }
     lock_ready = 1;
-    if (pthread_condattr_init(&attr) != 0) {
-        util_errf(errstr, errstr_size, "cannot create a condition variable");
-        goto done;
-    }
-    attr_ready = 1;
-    if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&d->cond, &attr) != 0) {
+    if (util_cond_init_monotonic(&d->cond) != 0) {
         util_errf(errstr, errstr_size, "cannot create a condition variable");
         goto done;
     }
@@ -385,8 +378,6 @@ lf_deliver_t *deliver_start(lf_state_t *st, char *errstr, size_t errstr_size)
     ret = d;
     d = NULL; /* ownership passed to the caller */
 done:
-    if (attr_ready)
-        pthread_condattr_destroy(&attr);
     if (d != NULL) {
         if (d->nthreads > 0) { /* stops and frees the threads started so far */
             deliver_stop(d);

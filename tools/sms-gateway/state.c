@@ -137,8 +137,7 @@ json_t *sg_mode_json(const struct sg_mode *m)
 sg_state_t *state_new(const struct sg_mode *defaults, char *errstr, size_t errstr_size)
 {
     sg_state_t *st = NULL, *ret = NULL;
-    pthread_condattr_t attr;
-    int lock_ready = 0, cond_ready = 0, attr_ready = 0;
+    int lock_ready = 0, cond_ready = 0;
 
     st = calloc(1, sizeof(*st));
     if (st == NULL || (st->msgs = calloc(SG_MESSAGES_MAX, sizeof(*st->msgs))) == NULL) {
@@ -150,13 +149,7 @@ sg_state_t *state_new(const struct sg_mode *defaults, char *errstr, size_t errst
         goto done;
     }
     lock_ready = 1;
-    if (pthread_condattr_init(&attr) != 0) {
-        util_errf(errstr, errstr_size, "cannot create a condition variable");
-        goto done;
-    }
-    attr_ready = 1;
-    if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&st->wake, &attr) != 0) {
+    if (util_cond_init_monotonic(&st->wake) != 0) {
         util_errf(errstr, errstr_size, "cannot create a condition variable");
         goto done;
     }
@@ -167,8 +160,6 @@ sg_state_t *state_new(const struct sg_mode *defaults, char *errstr, size_t errst
     ret = st;
     st = NULL; /* ownership passed to the caller */
 done:
-    if (attr_ready)
-        pthread_condattr_destroy(&attr);
     if (st != NULL) {
         if (cond_ready)
             pthread_cond_destroy(&st->wake);
@@ -221,22 +212,10 @@ void state_stop(sg_state_t *st)
 
 int state_sleep(sg_state_t *st, long long ms)
 {
-    struct timespec deadline;
     int stopped;
 
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += (time_t)(ms / 1000);
-    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&st->lock);
-    while (ms > 0 && !st->stopping) {
-        if (pthread_cond_timedwait(&st->wake, &st->lock, &deadline) == ETIMEDOUT)
-            break;
-    }
-    stopped = st->stopping;
+    stopped = util_cond_wait_ms(&st->wake, &st->lock, &st->stopping, ms);
     pthread_mutex_unlock(&st->lock);
     return stopped ? -1 : 0;
 }
