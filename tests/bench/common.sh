@@ -219,3 +219,46 @@ bench_machine() {
     model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
     MACHINE="$NCPU × ${model:-unknown CPU}, $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r)"
 }
+
+# Prints the results (SETUP, the REPORT file, PROBLEMS) and, unless DOC is "none", records
+# them in DOC right after the MARKER line, newest first. Exits 1 when there were problems.
+# Uses the caller's WHEN, MACHINE, CODE, BROKER_TEXT, KAFKA_PROPS and RUN.
+bench_report_and_record() {
+    say ""
+    say "== results ($WHEN; $MACHINE; $CODE)"
+    say "$SETUP"
+    say ""
+    cat "$REPORT"
+    if [ "${#PROBLEMS[@]}" -gt 0 ]; then
+        say ""
+        say "PROBLEMS:"
+        printf '  - %s\n' "${PROBLEMS[@]}"
+    fi
+
+    if [ "$DOC" != none ]; then
+        {
+            say ""
+            say "#### Run of $WHEN: $BROKER_TEXT, ${KAFKA_PROPS[*]:-librdkafka defaults}"
+            say ""
+            say "Machine: $MACHINE. Code: $CODE. $SETUP."
+            say ""
+            cat "$REPORT"
+            if [ "${#PROBLEMS[@]}" -gt 0 ]; then
+                say ""
+                say "Problems in this run:"
+                say ""
+                printf -- '- %s\n' "${PROBLEMS[@]}"
+            fi
+        } >"$RUN/entry.md"
+        # Newest first, right after the marker; the rest of the file stays as it is.
+        awk -v marker="$MARKER" -v entry="$RUN/entry.md" '
+            { print }
+            $0 == marker && !done { while ((getline line < entry) > 0) print line; done = 1 }
+        ' "$DOC" >"$RUN/doc.md"
+        cat "$RUN/doc.md" >"$DOC"
+        say ""
+        say "recorded in $DOC"
+    fi
+
+    [ "${#PROBLEMS[@]}" -eq 0 ] || exit 1
+}

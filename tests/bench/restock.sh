@@ -401,40 +401,4 @@ else
 fi
 SETUP+=" PostgreSQL $PG_VERSION with its default settings; everything on this one machine"
 
-say ""
-say "== results ($WHEN; $MACHINE; $CODE)"
-say "$SETUP"
-say ""
-cat "$REPORT"
-if [ "${#PROBLEMS[@]}" -gt 0 ]; then
-    say ""
-    say "PROBLEMS:"
-    printf '  - %s\n' "${PROBLEMS[@]}"
-fi
-
-if [ "$DOC" != none ]; then
-    {
-        say ""
-        say "#### Run of $WHEN: $BROKER_TEXT, ${KAFKA_PROPS[*]:-librdkafka defaults}"
-        say ""
-        say "Machine: $MACHINE. Code: $CODE. $SETUP."
-        say ""
-        cat "$REPORT"
-        if [ "${#PROBLEMS[@]}" -gt 0 ]; then
-            say ""
-            say "Problems in this run:"
-            say ""
-            printf -- '- %s\n' "${PROBLEMS[@]}"
-        fi
-    } >"$RUN/entry.md"
-    # Newest first, right after the marker; the rest of the file stays as it is.
-    awk -v marker="$MARKER" -v entry="$RUN/entry.md" '
-        { print }
-        $0 == marker && !done { while ((getline line < entry) > 0) print line; done = 1 }
-    ' "$DOC" >"$RUN/doc.md"
-    cat "$RUN/doc.md" >"$DOC"
-    say ""
-    say "recorded in $DOC"
-fi
-
-[ "${#PROBLEMS[@]}" -eq 0 ] || exit 1
+bench_report_and_record
