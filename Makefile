@@ -40,7 +40,7 @@ LIBCOMMON_SRC := $(wildcard libcommon/*.c)
 LIBCOMMON_OBJ := $(LIBCOMMON_SRC:%.c=$(BUILD)/%.o)
 LIBCOMMON     := $(BUILD)/libcommon.a
 
-SERVICES := sales stock factory retry
+SERVICES := sales stock factory retry notifier
 # tools/<dir> -> bin/<program>
 TOOLS    := devbroker:devbroker dozenctl:dozenctl migrate:dozen-migrate \
             legacy-factory:legacy-factory open-data:open-data sms-gateway:sms-gateway
@@ -51,7 +51,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all asan deps bench-deps up down logs test test-unit test-system test-system-kafka test-asan \
-        valgrind bench clean kafka kafka-down print-programs bench-restock bench-retry
+        valgrind bench clean kafka kafka-down print-programs bench-restock bench-retry bench-notify
 
 all: $(PROGRAMS)
 
@@ -184,6 +184,11 @@ bench-restock: deps
 bench-retry: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/retry.sh
+
+# One bulletin to 10,000 subscribers through the SMS stand-in: time and the notifier's peak RSS.
+bench-notify: deps
+	@$(MAKE) --no-print-directory all
+	@tests/bench/notify.sh
 
 # The program names, for tests that check other files against the build.
 print-programs:

@@ -635,7 +635,8 @@ static int dispatch(struct loop *L, const rd_kafka_message_t *msg, char *errstr,
     case KAFKA_RETRY_LATER:
         if (rec.expired == NULL) {
             info.attempt = rec.attempt + 1;
-            info.max_attempts = L->policy.max_attempts;
+            info.max_attempts = out.max_attempts > 0 ? out.max_attempts
+                                                : L->policy.max_attempts;
             info.not_before_ms = util_now_ms() +
                 (out.delay_ms > 0 ? out.delay_ms : retry_policy_delay(&L->policy, info.attempt));
             info.deadline_ms = out.deadline_ms > 0 ? out.deadline_ms : info.deadline_ms;

@@ -56,6 +56,8 @@ typedef struct kafka_outcome {
     char error[512];       /* what went wrong, for people */
     int64_t delay_ms;      /* RETRY_LATER: 0 = the group's backoff for this attempt */
     int64_t deadline_ms;   /* RETRY_LATER: absolute ms since epoch; 0 = keep the record's */
+    int max_attempts;      /* RETRY_LATER: retries allowed; 0 = the group's policy (a record
+                            * retried until a deadline sets enough for the deadline) */
 } kafka_outcome_t;
 
 /* A record as the handler sees it. For a redelivery from `retry.<group>`, topic is the

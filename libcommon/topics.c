@@ -17,6 +17,9 @@ const topic_spec_t topics_all[] = {
     { "orders",            6, 1, -1LL,         "delete" },
     { "stock.depleted",    6, 1, -1LL,         "delete" },
     { "stock.replenished", 6, 1, -1LL,         "delete" },
+    /* The notifier's daily bulletin runs (key: the local date), so that a run that must
+     * wait for the feed is retried through the retry service like any record. */
+    { "bulletins",         3, 1, 2592000000LL, "delete" },
     { "retry",             3, 1, -1LL,         "delete" },
     { "dead-letter",       3, 1, 1209600000LL, "delete" },
     /* Redeliveries for one consumer group each (retry.<group>), written by the retry

@@ -8,10 +8,16 @@
 #   tools/stack.sh logs    follow every log
 #
 # Settings (environment): RUN_DIR, DOZEN_BIN, PGPORT (55432), SALES_PORT (8080),
-# STOCK_PORT (8081), FACTORY_PORT (8082), RETRY_PORT (8084), LEGACY_FACTORY_PORT (9101),
+# STOCK_PORT (8081), FACTORY_PORT (8082), NOTIFIER_PORT (8083), RETRY_PORT (8084),
+# LEGACY_FACTORY_PORT (9101), OPEN_DATA_PORT (9102), SMS_GATEWAY_PORT (9103),
 # KAFKA_BOOTSTRAP (use this broker instead of the dev broker),
 # KAFKA=apache (start a real Apache Kafka broker with tools/kafka/kafka.sh instead),
 # ADMIN_TOKEN (default: generated once and kept in RUN_DIR/admin_token), UP_TIMEOUT (60 s).
+# Passed on as they are: BULLETIN_* to the notifier (BULLETIN_SOURCE_URL defaults to the
+# open-data stand-in), OPEN_DATA_* to the open-data stand-in (OPEN_DATA_TZ defaults to
+# BULLETIN_TZ, so that both agree on "today"), SMS_GATEWAY_* to the SMS stand-in; a change
+# to them restarts that program on the next `up`. The notifier always sends through the SMS
+# stand-in, with the stand-in's account (SMS_SID and SMS_TOKEN below).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,13 +29,24 @@ STOCK_PORT=${STOCK_PORT:-8081}
 FACTORY_PORT=${FACTORY_PORT:-8082}
 LEGACY_FACTORY_PORT=${LEGACY_FACTORY_PORT:-9101}
 RETRY_PORT=${RETRY_PORT:-8084}
+NOTIFIER_PORT=${NOTIFIER_PORT:-8083}
+OPEN_DATA_PORT=${OPEN_DATA_PORT:-9102}
+SMS_GATEWAY_PORT=${SMS_GATEWAY_PORT:-9103}
 UP_TIMEOUT=${UP_TIMEOUT:-60}
 # Started in this order (the stand-ins of the outside world first), stopped in reverse.
-SERVICES=(legacy-factory retry sales stock factory)
+SERVICES=(legacy-factory open-data sms-gateway retry sales stock factory notifier)
+# The SMS stand-in's account, given to the stand-in and to the notifier alike, and the
+# notifier's sender id. Not secrets: the stand-in listens on loopback and sends nothing on.
+SMS_SID=ACdozenlocal
+SMS_TOKEN=dozen-local-sms-token
+SMS_SENDER=dozen
+# The feed's zone: the notifier's unless set, so that both mean the same day by "today".
+OPEN_DATA_TZ_EFFECTIVE=${OPEN_DATA_TZ:-${BULLETIN_TZ:-Asia/Seoul}}
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 LOGS=$RUN/logs
 PIDS=$RUN/pids
+SETTINGS=$RUN/settings
 PGDIR=$RUN/pg
 
 say() { printf '%s\n' "$*"; }
@@ -89,6 +106,23 @@ start_bg() {
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
+}
+
+# settings_of NAME: what NAME gets from the caller's environment beyond RUN/env (the
+# pass-through variables above), one VAR=VALUE a line, sorted; empty for most programs.
+# Kept in SETTINGS/NAME when NAME starts: a difference on the next `up` restarts NAME. The
+# *_URL and *_PORT that RUN/env exports are left out: a shell that sourced RUN/env is no
+# reason for a restart (the ports are compared through RUN/env itself).
+settings_of() {
+    {
+        case $1 in
+        notifier) env | grep '^BULLETIN_' || true ;;
+        open-data)
+            echo "OPEN_DATA_TZ=$OPEN_DATA_TZ_EFFECTIVE"
+            env | grep '^OPEN_DATA_' | grep -Ev '^OPEN_DATA_(URL|PORT)=' || true ;;
+        sms-gateway) env | grep '^SMS_GATEWAY_' | grep -Ev '^SMS_GATEWAY_(URL|PORT)=' || true ;;
+        esac
+    } | LC_ALL=C sort -u
 }
 
 pg_up() {
@@ -178,9 +212,12 @@ wait_healthy() {
 }
 
 cmd_up() {
-    mkdir -p "$RUN" "$LOGS" "$PIDS"
+    local svc
+    mkdir -p "$RUN" "$LOGS" "$PIDS" "$SETTINGS"
     chmod 755 "$RUN"
-    [ -x "$BIN/sales" ] || die "$BIN/sales is missing: run make"
+    for svc in dozen-migrate "${SERVICES[@]}"; do
+        [ -x "$BIN/$svc" ] || die "$BIN/$svc is missing: run make"
+    done
     pg_up
     broker_up
 
@@ -200,6 +237,9 @@ export STOCK_URL=http://127.0.0.1:$STOCK_PORT
 export FACTORY_URL=http://127.0.0.1:$FACTORY_PORT
 export RETRY_URL=http://127.0.0.1:$RETRY_PORT
 export LEGACY_FACTORY_URL=http://127.0.0.1:$LEGACY_FACTORY_PORT
+export NOTIFIER_URL=http://127.0.0.1:$NOTIFIER_PORT
+export OPEN_DATA_URL=http://127.0.0.1:$OPEN_DATA_PORT
+export SMS_GATEWAY_URL=http://127.0.0.1:$SMS_GATEWAY_PORT
 EOF
 )
     # Services started with other settings (a new broker address, another port) or from an
@@ -213,22 +253,33 @@ EOF
                SALES_PORT="$SALES_PORT" STOCK_PORT="$STOCK_PORT" FACTORY_PORT="$FACTORY_PORT"
                LEGACY_FACTORY_PORT="$LEGACY_FACTORY_PORT" RETRY_PORT="$RETRY_PORT"
                LEGACY_FACTORY_URL="http://127.0.0.1:$LEGACY_FACTORY_PORT"
-               FACTORY_CALLBACK_URL="http://127.0.0.1:$FACTORY_PORT" "${DEV_BROKER_ENV[@]}")
-    local svc
+               FACTORY_CALLBACK_URL="http://127.0.0.1:$FACTORY_PORT"
+               NOTIFIER_PORT="$NOTIFIER_PORT" OPEN_DATA_PORT="$OPEN_DATA_PORT"
+               SMS_GATEWAY_PORT="$SMS_GATEWAY_PORT" OPEN_DATA_TZ="$OPEN_DATA_TZ_EFFECTIVE"
+               BULLETIN_SOURCE_URL="${BULLETIN_SOURCE_URL:-http://127.0.0.1:$OPEN_DATA_PORT/daily}"
+               SMS_GATEWAY_URL="http://127.0.0.1:$SMS_GATEWAY_PORT" SMS_ACCOUNT_SID="$SMS_SID"
+               SMS_AUTH_TOKEN="$SMS_TOKEN" SMS_FROM="$SMS_SENDER" "${DEV_BROKER_ENV[@]}")
+    local settings
     for svc in "${SERVICES[@]}"; do
-        if pid_alive "$svc" && { [ $restart = 1 ] || [ "$BIN/$svc" -nt "$PIDS/$svc.pid" ]; }; then
+        settings=$(settings_of "$svc")
+        if pid_alive "$svc" && { [ $restart = 1 ] || [ "$BIN/$svc" -nt "$PIDS/$svc.pid" ] ||
+                                 [ "$settings" != "$(cat "$SETTINGS/$svc" 2>/dev/null)" ]; }; then
             stop_pid "$svc"
         fi
         if ! pid_alive "$svc"; then
+            printf '%s\n' "$settings" >"$SETTINGS/$svc"
             start_bg "$svc"
             say "started $svc (pid $(cat "$PIDS/$svc.pid"))"
         fi
     done
     wait_healthy legacy-factory "http://127.0.0.1:$LEGACY_FACTORY_PORT"
+    wait_healthy open-data "http://127.0.0.1:$OPEN_DATA_PORT"
+    wait_healthy sms-gateway "http://127.0.0.1:$SMS_GATEWAY_PORT"
     wait_healthy retry "http://127.0.0.1:$RETRY_PORT"
     wait_healthy sales "http://127.0.0.1:$SALES_PORT"
     wait_healthy stock "http://127.0.0.1:$STOCK_PORT"
     wait_healthy factory "http://127.0.0.1:$FACTORY_PORT"
+    wait_healthy notifier "http://127.0.0.1:$NOTIFIER_PORT"
 
     cat <<EOF
 
@@ -236,8 +287,11 @@ dozen is up.
   sales     http://127.0.0.1:$SALES_PORT   (POST /orders, GET /orders/{id})
   stock     http://127.0.0.1:$STOCK_PORT   (GET /inventory, GET|PUT /inventory/{sku})
   factory   http://127.0.0.1:$FACTORY_PORT   (GET /production-orders, POST /deliveries)
+  notifier  http://127.0.0.1:$NOTIFIER_PORT   (POST /subscribers, POST /bulletins/run, GET /bulletins/{date})
   retry     http://127.0.0.1:$RETRY_PORT   (GET /stats)
   legacy factory (stand-in)  http://127.0.0.1:$LEGACY_FACTORY_PORT   (POST /admin/mode)
+  open data (stand-in)       http://127.0.0.1:$OPEN_DATA_PORT   (GET /daily, POST /admin/mode)
+  SMS gateway (stand-in)     http://127.0.0.1:$SMS_GATEWAY_PORT   (GET /messages, GET /admin/stats)
   kafka     $BOOTSTRAP
   postgres  $database_url
   logs      $LOGS/        settings: . $RUN/env

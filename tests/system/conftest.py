@@ -6,6 +6,7 @@ cluster); DOZEN_TEST_BROKER=external uses KAFKA_BOOTSTRAP (an Apache Kafka broke
 `make test` started). DOZEN_BIN points at the binaries (bin/ or bin-asan/).
 """
 
+import datetime
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+import zoneinfo
 
 import psycopg2
 import pytest
@@ -310,6 +312,51 @@ class Stack:
                       port, self.workdir)
         self.procs.append(svc)
         return svc
+
+    def bulletin_tz(self):
+        """The zone the notifier and the open-data feed share in this stack, so that both
+        mean the same "today": Asia/Seoul, or UTC when Seoul is within 15 minutes of
+        midnight (the two are 9 hours apart, so one of them is always far from it)."""
+        if getattr(self, "_bulletin_tz", None) is None:
+            self._bulletin_tz = "Asia/Seoul"
+            now = datetime.datetime.now(zoneinfo.ZoneInfo("Asia/Seoul"))
+            minutes = now.hour * 60 + now.minute
+            if minutes < 15 or minutes >= 24 * 60 - 15:
+                self._bulletin_tz = "UTC"
+        return self._bulletin_tz
+
+    def today(self):
+        """Today's date ("YYYY-MM-DD") in bulletin_tz()."""
+        return datetime.datetime.now(zoneinfo.ZoneInfo(self.bulletin_tz())).date().isoformat()
+
+    def open_data(self, **extra):
+        """The open-data feed stand-in (tools/open-data); the feed is svc.url + "/daily"."""
+        return self.service("open-data", "OPEN_DATA_PORT",
+                            **dict({"OPEN_DATA_TZ": self.bulletin_tz()}, **extra))
+
+    def sms_gateway(self, **extra):
+        """The Twilio-compatible SMS stand-in (tools/sms-gateway)."""
+        return self.service("sms-gateway", "SMS_GATEWAY_PORT", **extra)
+
+    def notifier(self, source, gateway, fallback=None, **extra):
+        """The notifier reading the feed of the open-data stand-in `source` (and `fallback`)
+        and sending through `gateway` with the gateway's credentials. Timings suit tests:
+        1 s between feed checks, a 60 s deadline, quick SMS retries, and a schedule that
+        does not fire while the tests run."""
+        genv = gateway.env
+        env = dict(CONSUMER_ENV,
+                   BULLETIN_SOURCE_URL=source.url + "/daily",
+                   BULLETIN_FALLBACK_URL=fallback.url + "/daily" if fallback else "",
+                   BULLETIN_TZ=self.bulletin_tz(), BULLETIN_CRON="0 0 1 1 *",
+                   BULLETIN_RETRY_INTERVAL="1s", BULLETIN_DEADLINE="60s",
+                   BULLETIN_FETCH_TIMEOUT="3s",
+                   SMS_GATEWAY_URL=gateway.url,
+                   SMS_ACCOUNT_SID=genv.get("SMS_ACCOUNT_SID", "ACtest"),
+                   SMS_AUTH_TOKEN=genv.get("SMS_AUTH_TOKEN", "test-token"),
+                   SMS_TIMEOUT="2s", SMS_SEND_LEASE="3s", SMS_RETRY_INITIAL="200ms",
+                   SMS_RETRY_MAX="1s", SMS_POLL_INTERVAL="200ms")
+        env.update(extra)
+        return self.service("notifier", "NOTIFIER_PORT", **env)
 
     def stop_all(self):
         failures = []

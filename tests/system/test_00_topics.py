@@ -10,7 +10,7 @@ from conftest import BIN, BROKER_FACTS, Proc, existing_topics, service_env, wait
 
 DECLARED = {  # libcommon/topics.c
     "orders": (6, None), "stock.depleted": (6, None), "stock.replenished": (6, None),
-    "retry": (3, None), "dead-letter": (3, "1209600000"),
+    "retry": (3, None), "dead-letter": (3, "1209600000"), "bulletins": (3, "2592000000"),
 }
 
 external = pytest.mark.skipif(os.environ.get("DOZEN_TEST_BROKER") != "external",

@@ -1,5 +1,6 @@
 """tools/stack.sh, the body of `make up` / `make down`: starts everything, is harmless when
-run twice, keeps PostgreSQL's data across down/up, and stops everything it started."""
+run twice, keeps PostgreSQL's data across down/up, and stops everything it started; the
+notifier is wired to the open-data and SMS stand-ins and gets the caller's BULLETIN_*."""
 
 import os
 import shutil
@@ -21,14 +22,28 @@ def stack(cmd, env):
 def run_env():
     run_dir = tempfile.mkdtemp(prefix="dozen-up-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
-    env.update(RUN_DIR=run_dir, DOZEN_BIN=BIN, PGPORT=str(free_port()),
-               SALES_PORT=str(free_port()), STOCK_PORT=str(free_port()))
+    env = {k: v for k, v in env.items()
+           if not k.startswith(("BULLETIN_", "OPEN_DATA_", "SMS_GATEWAY_"))}
+    env.update(RUN_DIR=run_dir, DOZEN_BIN=BIN)
+    # Every port free, so that the test never meets `make up` or another test's programs.
+    for var in PORT_VARS:
+        env[var] = str(free_port())
+    env["BULLETIN_CRON"] = "17 4 * * *"
     if os.environ.get("DOZEN_TEST_BROKER") == "external":
         # `KAFKA_BOOTSTRAP=host:port make up`: any existing cluster instead of the dev broker.
         env["KAFKA_BOOTSTRAP"] = os.environ["KAFKA_BOOTSTRAP"]
     yield env
     stack("down", env)
     shutil.rmtree(run_dir, ignore_errors=True)
+
+
+# Every port tools/stack.sh listens on, and the URL .run/env gives for each program.
+PORT_VARS = ("PGPORT", "SALES_PORT", "STOCK_PORT", "FACTORY_PORT", "NOTIFIER_PORT",
+             "RETRY_PORT", "LEGACY_FACTORY_PORT", "OPEN_DATA_PORT", "SMS_GATEWAY_PORT")
+URLS = {"SALES_URL": "SALES_PORT", "STOCK_URL": "STOCK_PORT", "FACTORY_URL": "FACTORY_PORT",
+        "NOTIFIER_URL": "NOTIFIER_PORT", "RETRY_URL": "RETRY_PORT",
+        "LEGACY_FACTORY_URL": "LEGACY_FACTORY_PORT", "OPEN_DATA_URL": "OPEN_DATA_PORT",
+        "SMS_GATEWAY_URL": "SMS_GATEWAY_PORT"}
 
 
 def read_env(run_dir):
@@ -45,14 +60,43 @@ def pids(run_dir):
     return {f: open(os.path.join(d, f)).read().strip() for f in sorted(os.listdir(d))}
 
 
+def environ(run_dir, name):
+    """The environment the process stack.sh recorded as NAME runs with."""
+    with open(os.path.join(run_dir, "pids", name + ".pid")) as f:
+        pid = f.read().strip()
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        raw = f.read().decode()
+    return dict(e.split("=", 1) for e in raw.split("\0") if "=" in e)
+
+
 def test_up_twice_down_up_keeps_data(run_env):
     run_dir = run_env["RUN_DIR"]
     first = stack("up", run_env)
     assert first.returncode == 0, first.stdout + first.stderr
     env = read_env(run_dir)
-    assert set(env) >= {"DATABASE_URL", "KAFKA_BOOTSTRAP", "ADMIN_TOKEN", "SALES_URL",
-                        "STOCK_URL"}
-    assert env["SALES_URL"] in first.stdout
+    assert set(env) >= {"DATABASE_URL", "KAFKA_BOOTSTRAP", "ADMIN_TOKEN"} | set(URLS)
+    for url, port in URLS.items():
+        assert env[url] == f"http://127.0.0.1:{run_env[port]}", url
+        assert env[url] in first.stdout, url
+        assert requests.get(env[url] + "/healthz", timeout=5).status_code == 200, url
+    assert set(pids(run_dir)) >= {"notifier.pid", "open-data.pid", "sms-gateway.pid"}
+
+    # The notifier reads the open-data stand-in, sends through the SMS stand-in with the
+    # account the stand-in takes, and gets the caller's BULLETIN_* as they are.
+    notifier, gateway = environ(run_dir, "notifier"), environ(run_dir, "sms-gateway")
+    assert notifier["BULLETIN_SOURCE_URL"] == env["OPEN_DATA_URL"] + "/daily"
+    assert notifier["SMS_GATEWAY_URL"] == env["SMS_GATEWAY_URL"]
+    assert notifier["ADMIN_TOKEN"] == env["ADMIN_TOKEN"]
+    assert notifier["BULLETIN_CRON"] == "17 4 * * *"
+    for var in ("SMS_ACCOUNT_SID", "SMS_AUTH_TOKEN"):
+        assert notifier[var] == gateway[var], var
+    sid, token = gateway["SMS_ACCOUNT_SID"], gateway["SMS_AUTH_TOKEN"]
+    r = requests.post(f"{env['SMS_GATEWAY_URL']}/2010-04-01/Accounts/{sid}/Messages.json",
+                      auth=(sid, token), timeout=5,
+                      data={"To": "+821012345678", "From": notifier["SMS_FROM"], "Body": "up"})
+    assert r.status_code == 201, r.text
+    daily = requests.get(env["OPEN_DATA_URL"] + "/daily", timeout=5)
+    assert daily.status_code == 200 and set(daily.json()) >= {"date", "confirmed"}, daily.text
     if "KAFKA_BOOTSTRAP" in run_env:
         assert env["KAFKA_BOOTSTRAP"] == run_env["KAFKA_BOOTSTRAP"]
         assert not os.path.exists(os.path.join(run_dir, "pids", "devbroker.pid"))
@@ -72,12 +116,21 @@ def test_up_twice_down_up_keeps_data(run_env):
     assert pids(run_dir) == before, "a second make up restarted something"
     assert "started" not in second.stdout
 
+    # Another BULLETIN_* restarts the notifier, and nothing else.
+    third = stack("up", dict(run_env, BULLETIN_CRON="18 4 * * *"))
+    assert third.returncode == 0, third.stdout + third.stderr
+    after = pids(run_dir)
+    assert {f for f in before if after.get(f) != before[f]} == {"notifier.pid"}, third.stdout
+    assert environ(run_dir, "notifier")["BULLETIN_CRON"] == "18 4 * * *"
+    before = after
+
     down = stack("down", run_env)
     assert down.returncode == 0, down.stderr
     for pid in before.values():
         assert not os.path.exists(f"/proc/{pid}"), f"process {pid} still running"
-    with pytest.raises(requests.ConnectionError):
-        requests.get(env["SALES_URL"] + "/healthz", timeout=2)
+    for url in URLS:
+        with pytest.raises(requests.ConnectionError):
+            requests.get(env[url] + "/healthz", timeout=2)
 
     again = stack("up", run_env)
     assert again.returncode == 0, again.stdout + again.stderr

@@ -1,5 +1,6 @@
-/* Unit tests for tools/sms-gateway/message.c: E.164, masking, UTF-8, segments, Basic
- * credentials, the checks of a send, SIDs and dates. */
+/* Unit tests for tools/sms-gateway/message.c: UTF-8, segments, Basic credentials, the
+ * checks of a send, SIDs and dates, the Message resource, and the checks and page URIs of
+ * a list. (E.164 and masking are libcommon/phone.c's: tests/unit/test_phone.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,83 +12,6 @@
 
 #include "log.h"
 #include "sms_gateway.h"
-
-static void test_e164(void **state)
-{
-    static const char *const good[] = {
-        "+12345678", "+821012341234", "+123456789012345", "+15005550006", "+01234567",
-    };
-    static const char *const bad[] = {
-        "", "+", "+1234567", "+1234567890123456", "821012341234", "+82 10 1234 1234",
-        "+82-10-1234-1234", " +821012341234", "+821012341234 ", "++821012341234",
-        "+82101234123a", "+８21012341234", "+821012341234\n",
-    };
-    size_t i;
-
-    (void)state;
-    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        if (!sg_e164_valid(good[i]))
-            fail_msg("refused: %s", good[i]);
-    }
-    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (sg_e164_valid(bad[i]))
-            fail_msg("accepted: '%s'", bad[i]);
-    }
-    assert_false(sg_e164_valid(NULL));
-}
-
-static void expect_mask(const char *in, const char *want)
-{
-    char out[SG_MASK_MAX];
-
-    sg_phone_mask(in, out, sizeof(out));
-    if (strcmp(out, want) != 0)
-        fail_msg("mask '%s': got '%s', want '%s'", in, out, want);
-}
-
-/* Returns how many digits s shows. */
-static size_t digits_in(const char *s)
-{
-    size_t n = 0;
-
-    for (; *s != '\0'; s++)
-        n += *s >= '0' && *s <= '9';
-    return n;
-}
-
-static void test_mask(void **state)
-{
-    char out[SG_MASK_MAX], small[6];
-
-    (void)state;
-    expect_mask("+821012341234", "+82******1234");   /* Korea: two-digit code */
-    expect_mask("+15005550006", "+1******0006");     /* NANP: one digit */
-    expect_mask("+79161234567", "+7******4567");
-    expect_mask("+85291234567", "+852****4567");     /* Hong Kong: three digits */
-    expect_mask("+4915112345678", "+49*******5678");
-    /* too short to show the country code and still hide four digits */
-    expect_mask("+12345678", "+****5678");
-    expect_mask("+852123456", "+*****3456");
-    /* not E.164: every digit but the last four hidden, anything odd a '?' */
-    expect_mask("01012341234", "*******1234");
-    expect_mask(" 821012341234", "?********1234");
-    expect_mask("+82 10-1234\"5678", "+**?**?****?5678");
-    expect_mask("1234", "1234");
-    expect_mask("", "");
-    expect_mask(NULL, "");
-    /* long input is cut */
-    expect_mask("+8210123412341234123412341234", "+***********************...");
-
-    /* never more than four digits of a subscriber number, whatever the input */
-    sg_phone_mask("+821099998888", out, sizeof(out));
-    assert_int_equal(digits_in(out), 2 + 4);
-    assert_null(strstr(out, "9999"));
-
-    /* a small buffer is never overrun */
-    sg_phone_mask("+821012341234", small, sizeof(small));
-    assert_string_equal(small, "+82**");
-    sg_phone_mask("+821012341234", out, 0); /* nothing written, no crash */
-}
 
 static void expect_chars(const char *s, long want)
 {
@@ -275,6 +199,8 @@ static void test_send_check(void **state)
                    "not a valid phone number");              /* the '+' became a space */
     expect_refused("To=%2B8210&From=Dozen&Body=x", SG_CODE_BAD_PARAM, "E.164");
     expect_refused("To=01012341234&From=Dozen&Body=x", SG_CODE_BAD_PARAM, "E.164");
+    expect_refused("To=%2B01012341234&From=Dozen&Body=x", SG_CODE_BAD_PARAM,
+                   "the first not 0");
     expect_refused("To=%2B821012341234&To=%2B821012341235&From=Dozen&Body=x",
                    SG_CODE_BAD_PARAM, "'To' parameter is given more than once");
     expect_refused("To=%2B821012341234&Body=x", SG_CODE_BAD_PARAM,
@@ -282,6 +208,8 @@ static void test_send_check(void **state)
     expect_refused("To=%2B821012341234&From=Dozen+Doughnuts&Body=x", SG_CODE_BAD_FROM,
                    "alphanumeric sender ID");                /* 15 characters */
     expect_refused("To=%2B821012341234&From=12345&Body=x", SG_CODE_BAD_FROM, "'From'");
+    expect_refused("To=%2B821012341234&From=%2B05005550006&Body=x", SG_CODE_BAD_FROM,
+                   "'From'");
     expect_refused("To=%2B821012341234&From=Doz%22en&Body=x", SG_CODE_BAD_FROM, "'From'");
     expect_refused("To=%2B821012341234&From=a&From=b&Body=x", SG_CODE_BAD_FROM,
                    "more than once");
@@ -328,16 +256,253 @@ static void test_sid_and_date(void **state)
     assert_int_equal(sg_rfc2822(0, d, 10), -1);
 }
 
+static const char *str_of(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+
+    if (!json_is_string(v))
+        fail_msg("'%s' is not a string", key);
+    return json_string_value(v);
+}
+
+static void test_message_json(void **state)
+{
+    int64_t at = (int64_t)1709307000 * 1000;
+    json_t *m;
+
+    (void)state;
+    /* as the 201 of a send shows it */
+    m = sg_message_json("ACtest", "SM0123456789abcdef0123456789abcdef", "+821012341234",
+                        "+15005550006", "dozen 2024-03-01: \xec\x95\x88", at, 0);
+    assert_non_null(m);
+    assert_string_equal(str_of(m, "sid"), "SM0123456789abcdef0123456789abcdef");
+    assert_string_equal(str_of(m, "account_sid"), "ACtest");
+    assert_string_equal(str_of(m, "to"), "+821012341234");
+    assert_string_equal(str_of(m, "from"), "+15005550006");
+    assert_string_equal(str_of(m, "body"), "dozen 2024-03-01: \xec\x95\x88");
+    assert_string_equal(str_of(m, "status"), "queued");
+    assert_true(json_is_null(json_object_get(m, "date_sent")));
+    assert_string_equal(str_of(m, "date_created"), "Fri, 01 Mar 2024 15:30:00 +0000");
+    assert_string_equal(str_of(m, "num_segments"), "1");
+    assert_string_equal(str_of(m, "uri"), "/2010-04-01/Accounts/ACtest/Messages/"
+                        "SM0123456789abcdef0123456789abcdef.json");
+    assert_string_equal(str_of(json_object_get(m, "subresource_uris"), "media"),
+                        "/2010-04-01/Accounts/ACtest/Messages/"
+                        "SM0123456789abcdef0123456789abcdef/Media.json");
+    assert_true(json_is_null(json_object_get(m, "error_code")));
+    assert_int_equal(json_object_size(m), 20);
+    json_decref(m);
+
+    /* as the list shows it: sent, with the date it was accepted */
+    m = sg_message_json("ACtest", "SM0123456789abcdef0123456789abcdef", "+821012341234",
+                        "Dozen", "x", at, 1);
+    assert_non_null(m);
+    assert_string_equal(str_of(m, "status"), "sent");
+    assert_string_equal(str_of(m, "date_sent"), "Fri, 01 Mar 2024 15:30:00 +0000");
+    assert_string_equal(str_of(m, "from"), "Dozen");
+    assert_int_equal(json_object_size(m), 20);
+    json_decref(m);
+}
+
+static void test_date_days(void **state)
+{
+    static const char *const bad[] = {
+        "", "2024-3-01", "2024-03-1", "2024/03/01", "24-03-01", "2024-03-01 ", " 2024-03-01",
+        "2024-00-01", "2024-13-01", "2024-01-00", "2024-01-32", "2023-02-29", "1900-02-29",
+        "2024-04-31", "1969-12-31", "2024-0a-01", "+024-03-01", "20240-03-01",
+    };
+    int64_t d = -1;
+    size_t i;
+
+    (void)state;
+    assert_int_equal(sg_date_days("1970-01-01", &d), 0);
+    assert_int_equal(d, 0);
+    assert_int_equal(sg_date_days("1970-01-02", &d), 0);
+    assert_int_equal(d, 1);
+    assert_int_equal(sg_date_days("2024-03-01", &d), 0);
+    assert_int_equal(d, 1709251200 / 86400);
+    assert_int_equal(sg_date_days("2024-02-29", &d), 0);     /* leap year */
+    assert_int_equal(d, 1709251200 / 86400 - 1);
+    assert_int_equal(sg_date_days("2000-02-29", &d), 0);     /* divisible by 400 */
+    assert_int_equal(d, 951782400 / 86400);
+    assert_int_equal(sg_date_days("2026-12-31", &d), 0);
+    assert_int_equal(d + 1, 1798761600 / 86400);             /* 2027-01-01 */
+    assert_int_equal(sg_date_days("9999-12-31", &d), 0);
+    assert_int_equal(d, 2932896);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (sg_date_days(bad[i], &d) == 0)
+            fail_msg("accepted '%s'", bad[i]);
+    }
+    assert_int_equal(sg_date_days(NULL, &d), -1);
+
+    assert_int_equal(sg_day_of_ms(0), 0);
+    assert_int_equal(sg_day_of_ms(86399999), 0);
+    assert_int_equal(sg_day_of_ms(86400000), 1);
+    assert_int_equal(sg_day_of_ms((int64_t)1709251200 * 1000 - 1), 1709251200 / 86400 - 1);
+    assert_int_equal(sg_day_of_ms(-1), -1);                  /* floor, not toward 0 */
+}
+
+/* Runs sg_list_check; fails the test unless it returns want. */
+static void list_check(const struct sg_list_args *a, struct sg_list_query *q, int want,
+                       const char *want_err)
+{
+    char err[256] = "";
+    int rc = sg_list_check(a, q, err, sizeof(err));
+
+    if (rc != want)
+        fail_msg("sg_list_check gave %d (%s), want %d", rc, err, want);
+    if (want_err != NULL && strstr(err, want_err) == NULL)
+        fail_msg("error '%s' does not contain '%s'", err, want_err);
+}
+
+static void test_list_check(void **state)
+{
+    struct sg_list_args a;
+    struct sg_list_query q;
+    int64_t d22, d20, d25;
+
+    (void)state;
+    assert_int_equal(sg_date_days("2026-11-22", &d22), 0);
+    assert_int_equal(sg_date_days("2026-11-20", &d20), 0);
+    assert_int_equal(sg_date_days("2026-11-25", &d25), 0);
+
+    /* nothing given: everything, the default page */
+    memset(&a, 0, sizeof(a));
+    list_check(&a, &q, 0, NULL);
+    assert_string_equal(q.to, "");
+    assert_true(q.from_day == INT64_MIN);
+    assert_true(q.until_day == INT64_MAX);
+    assert_int_equal(q.page_size, SG_PAGE_SIZE_DEFAULT);
+    assert_int_equal(q.page, 0);
+    assert_string_equal(q.after_sid, "");
+
+    /* what the notifier asks; the '+' decoded as a space is read as '+' */
+    a.to = " 821012341234";
+    a.date_sent_ge = "2026-11-22";
+    a.page_size = "1000";
+    list_check(&a, &q, 0, NULL);
+    assert_string_equal(q.to, "+821012341234");
+    assert_string_equal(q.date_sent_ge, "2026-11-22");
+    assert_true(q.from_day == d22);
+    assert_true(q.until_day == INT64_MAX);
+    assert_int_equal(q.page_size, 1000);
+
+    /* the filters narrow each other */
+    memset(&a, 0, sizeof(a));
+    a.to = "+821012341234";
+    a.date_sent_ge = "2026-11-20";
+    a.date_sent_le = "2026-11-25";
+    list_check(&a, &q, 0, NULL);
+    assert_true(q.from_day == d20 && q.until_day == d25);
+    a.date_sent = "2026-11-22";
+    list_check(&a, &q, 0, NULL);
+    assert_true(q.from_day == d22 && q.until_day == d22);
+    assert_string_equal(q.date_sent, "2026-11-22");
+    a.date_sent = "2026-11-26";                /* outside: an empty range, not an error */
+    list_check(&a, &q, 0, NULL);
+    assert_true(q.from_day > q.until_day);
+
+    /* the page */
+    memset(&a, 0, sizeof(a));
+    a.page_size = "1";
+    a.page = "1000000";
+    a.page_token = "PASM0123456789abcdef0123456789abcdef";
+    list_check(&a, &q, 0, NULL);
+    assert_int_equal(q.page_size, 1);
+    assert_int_equal(q.page, SG_PAGE_MAX);
+    assert_string_equal(q.after_sid, "SM0123456789abcdef0123456789abcdef");
+
+    /* refused */
+    memset(&a, 0, sizeof(a));
+    a.to = "821012341234";
+    list_check(&a, &q, -1, "'To' query parameter must be an E.164 number");
+    a.to = "+01012341234";
+    list_check(&a, &q, -1, "'To'");
+    a.to = "";
+    list_check(&a, &q, -1, "'To'");
+    a.to = "+8210123412341234123412341234";
+    list_check(&a, &q, -1, "'To'");
+    a.to = NULL;
+    a.date_sent_ge = "2026-11-31";
+    list_check(&a, &q, -1, "'DateSent>=' query parameter must be a date YYYY-MM-DD");
+    a.date_sent_ge = NULL;
+    a.date_sent_le = "22-11-2026";
+    list_check(&a, &q, -1, "'DateSent<='");
+    a.date_sent_le = NULL;
+    a.date_sent = "";
+    list_check(&a, &q, -1, "'DateSent'");
+    a.date_sent = NULL;
+    a.page_size = "0";
+    list_check(&a, &q, -1, "'PageSize' query parameter must be an integer from 1 to 1000");
+    a.page_size = "1001";
+    list_check(&a, &q, -1, "'PageSize'");
+    a.page_size = "-1";
+    list_check(&a, &q, -1, "'PageSize'");
+    a.page_size = "+5";
+    list_check(&a, &q, -1, "'PageSize'");
+    a.page_size = "5 ";
+    list_check(&a, &q, -1, "'PageSize'");
+    a.page_size = "99999999999999999999";
+    list_check(&a, &q, -1, "'PageSize'");
+    a.page_size = NULL;
+    a.page = "1000001";
+    list_check(&a, &q, -1, "'Page' query parameter");
+    a.page = "x";
+    list_check(&a, &q, -1, "'Page'");
+    a.page = NULL;
+    a.page_token = "SM0123456789abcdef0123456789abcdef";
+    list_check(&a, &q, -1, "'PageToken'");
+    a.page_token = "PASM0123456789ABCDEF0123456789abcdef";
+    list_check(&a, &q, -1, "'PageToken'");
+    a.page_token = "PASM0123456789abcdef0123456789abcde";
+    list_check(&a, &q, -1, "'PageToken'");
+    a.page_token = "PA";
+    list_check(&a, &q, -1, "'PageToken'");
+}
+
+static void test_list_uri(void **state)
+{
+    struct sg_list_args a;
+    struct sg_list_query q;
+    char uri[SG_URI_MAX], small[40];
+
+    (void)state;
+    memset(&a, 0, sizeof(a));
+    list_check(&a, &q, 0, NULL);
+    assert_int_equal(sg_list_uri("ACtest", &q, 0, NULL, uri, sizeof(uri)), 0);
+    assert_string_equal(uri, "/2010-04-01/Accounts/ACtest/Messages.json?PageSize=50&Page=0");
+
+    a.to = "+821012341234";
+    a.date_sent = "2026-11-22";
+    a.date_sent_ge = "2026-11-20";
+    a.date_sent_le = "2026-11-25";
+    a.page_size = "2";
+    list_check(&a, &q, 0, NULL);
+    assert_int_equal(sg_list_uri("ACtest", &q, 3, "SM0123456789abcdef0123456789abcdef", uri,
+                                 sizeof(uri)), 0);
+    assert_string_equal(uri, "/2010-04-01/Accounts/ACtest/Messages.json?To=%2B821012341234"
+                        "&DateSent=2026-11-22&DateSent%3E=2026-11-20&DateSent%3C=2026-11-25"
+                        "&PageSize=2&Page=3&PageToken=PASM0123456789abcdef0123456789abcdef");
+    assert_int_equal(sg_list_uri("ACtest", &q, 0, "", uri, sizeof(uri)), 0);
+    assert_null(strstr(uri, "PageToken"));
+    /* does not fit: -1, and never more than the buffer */
+    memset(small, 'X', sizeof(small));
+    assert_int_equal(sg_list_uri("ACtest", &q, 0, NULL, small, sizeof(small) - 1), -1);
+    assert_int_equal(small[sizeof(small) - 1], 'X');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_e164),
-        cmocka_unit_test(test_mask),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_segments),
         cmocka_unit_test(test_basic_auth),
         cmocka_unit_test(test_send_check),
         cmocka_unit_test(test_sid_and_date),
+        cmocka_unit_test(test_message_json),
+        cmocka_unit_test(test_date_days),
+        cmocka_unit_test(test_list_check),
+        cmocka_unit_test(test_list_uri),
     };
 
     log_init("test_sms_gateway");

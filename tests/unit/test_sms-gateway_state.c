@@ -1,5 +1,5 @@
 /* Unit tests for tools/sms-gateway/state.c: the admin mode, fail_next and the seeded
- * fail_rate, the kept messages and their bounds, and the counts. */
+ * fail_rate, the kept messages and their bounds, Twilio's list, and the counts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -355,6 +355,161 @@ static void test_messages_bounded_by_bytes(void **state)
     state_free(st);
 }
 
+/* state_list on q (checked from a); fails the test when it does not answer. */
+static json_t *list_of(sg_state_t *st, const struct sg_list_args *a, int *more)
+{
+    struct sg_list_query q;
+    char err[256] = "";
+    json_t *list;
+
+    if (sg_list_check(a, &q, err, sizeof(err)) != 0)
+        fail_msg("sg_list_check: %s", err);
+    list = state_list(st, &q, "ACtest", more);
+    assert_non_null(list);
+    assert_true(json_is_array(list));
+    return list;
+}
+
+/* The bodies of a list, joined by ',' into out. */
+static const char *bodies(json_t *list, char *out, size_t out_size)
+{
+    size_t i, len = 0;
+
+    out[0] = '\0';
+    for (i = 0; i < json_array_size(list); i++) {
+        const char *b = json_string_value(json_object_get(json_array_get(list, i), "body"));
+
+        len += (size_t)snprintf(out + len, out_size - len, "%s%s", i > 0 ? "," : "",
+                                b != NULL ? b : "?");
+        assert_true(len < out_size);
+    }
+    return out;
+}
+
+static void test_twilio_list(void **state)
+{
+    const int64_t day = 86400000, d0 = (int64_t)1709251200 * 1000; /* 2024-03-01T00:00Z */
+    sg_state_t *st = new_state(&defaults);
+    struct sg_list_args a;
+    json_t *list, *m;
+    char b[256], token[64];
+    int more = -1;
+
+    (void)state;
+    /* a1..a4 to one number over three UTC days, b1 to another; one failed send */
+    assert_int_equal(send_to(st, "+821012341234", "a1", d0 - 1), SG_ACCEPTED); /* 02-29 */
+    assert_int_equal(send_to(st, "+821012341234", "a2", d0), SG_ACCEPTED);     /* 03-01 */
+    assert_int_equal(send_to(st, "+821099998888", "b1", d0 + 5), SG_ACCEPTED);
+    assert_int_equal(send_to(st, "+821012341234", "a3", d0 + day - 1), SG_ACCEPTED);
+    patch(st, "{\"fail_next\": 1}");
+    assert_int_equal(send_to(st, "+821012341234", "failed", d0 + day), SG_FAILED);
+    assert_int_equal(send_to(st, "+821012341234", "a4", d0 + day), SG_ACCEPTED); /* 03-02 */
+
+    /* everything, newest first, as Twilio's Message resources */
+    memset(&a, 0, sizeof(a));
+    list = list_of(st, &a, &more);
+    assert_string_equal(bodies(list, b, sizeof(b)), "a4,a3,b1,a2,a1");
+    assert_int_equal(more, 0);
+    m = json_array_get(list, 0);
+    assert_string_equal(json_string_value(json_object_get(m, "to")), "+821012341234");
+    assert_string_equal(json_string_value(json_object_get(m, "from")), "+15005550006");
+    assert_string_equal(json_string_value(json_object_get(m, "status")), "sent");
+    assert_string_equal(json_string_value(json_object_get(m, "date_sent")),
+                        "Sat, 02 Mar 2024 00:00:00 +0000");
+    assert_string_equal(json_string_value(json_object_get(m, "account_sid")), "ACtest");
+    assert_int_equal(strlen(json_string_value(json_object_get(m, "sid"))), SG_SID_LEN);
+    json_decref(list);
+
+    /* To, and the notifier's question: To and DateSent>= */
+    a.to = "+821012341234";
+    list = list_of(st, &a, &more);
+    assert_string_equal(bodies(list, b, sizeof(b)), "a4,a3,a2,a1");
+    json_decref(list);
+    a.date_sent_ge = "2024-03-01";
+    list = list_of(st, &a, &more);
+    assert_string_equal(bodies(list, b, sizeof(b)), "a4,a3,a2");
+    json_decref(list);
+    a.date_sent_ge = "2024-03-02";
+    list = list_of(st, &a, &more);
+    assert_string_equal(bodies(list, b, sizeof(b)), "a4");
+    json_decref(list);
+    a.date_sent_ge = "2024-03-03";
+    list = list_of(st, &a, &more);
+    assert_int_equal(json_array_size(list), 0);
+    assert_int_equal(more, 0);
+    json_decref(list);
+    a.date_sent_ge = NULL;
+    a.date_sent_le = "2024-03-01";
+    list = list_of(st, &a, &more);
+    assert_string_equal(bodies(list, b, sizeof(b)), "a3,a2,a1");
+    json_decref(list);
+    a.date_sent_le = NULL;
+    a.date_sent = "2024-03-01";
+    list = list_of(st, &a, &more);
+    assert_string_equal(bodies(list, b, sizeof(b)), "a3,a2");
+    json_decref(list);
+    a.to = "+821099998888";
+    list = list_of(st, &a, &more);
+    assert_string_equal(bodies(list, b, sizeof(b)), "b1");
+    json_decref(list);
+    a.to = "+10000000000";
+    a.date_sent = NULL;
+    list = list_of(st, &a, &more);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
+
+    /* pages: by number, and after a token (the last SID of the page before) */
+    memset(&a, 0, sizeof(a));
+    a.page_size = "2";
+    list = list_of(st, &a, &more);
+    assert_string_equal(bodies(list, b, sizeof(b)), "a4,a3");
+    assert_int_equal(more, 1);
+    snprintf(token, sizeof(token), "PA%s",
+             json_string_value(json_object_get(json_array_get(list, 1), "sid")));
+    json_decref(list);
+    a.page = "1";
+    list = list_of(st, &a, &more);
+    assert_string_equal(bodies(list, b, sizeof(b)), "b1,a2");
+    assert_int_equal(more, 1);
+    json_decref(list);
+    a.page = "2";
+    list = list_of(st, &a, &more);
+    assert_string_equal(bodies(list, b, sizeof(b)), "a1");
+    assert_int_equal(more, 0);
+    json_decref(list);
+    a.page = "3";
+    list = list_of(st, &a, &more);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
+    a.page = "1";
+    a.page_token = token;             /* the token decides; "Page" is only echoed */
+    /* a newer one does not shift it */
+    assert_int_equal(send_to(st, "+821012341234", "a5", d0 + day), SG_ACCEPTED);
+    list = list_of(st, &a, &more);
+    assert_string_equal(bodies(list, b, sizeof(b)), "b1,a2");
+    assert_int_equal(more, 1);
+    json_decref(list);
+    a.page_size = "1000";
+    list = list_of(st, &a, &more);
+    assert_string_equal(bodies(list, b, sizeof(b)), "b1,a2,a1");
+    assert_int_equal(more, 0);
+    json_decref(list);
+    /* a token whose message is gone (or never was): every older one went before it */
+    a.page_token = "PASM0000000000000000000000000000ffff";
+    list = list_of(st, &a, &more);
+    assert_int_equal(json_array_size(list), 0);
+    assert_int_equal(more, 0);
+    json_decref(list);
+
+    /* a reset forgets them */
+    state_reset(st);
+    memset(&a, 0, sizeof(a));
+    list = list_of(st, &a, &more);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
+    state_free(st);
+}
+
 static void test_sleep_and_stop(void **state)
 {
     sg_state_t *st = new_state(&defaults);
@@ -391,6 +546,7 @@ int main(void)
         cmocka_unit_test(test_messages_listed),
         cmocka_unit_test(test_messages_bounded_by_count),
         cmocka_unit_test(test_messages_bounded_by_bytes),
+        cmocka_unit_test(test_twilio_list),
         cmocka_unit_test(test_sleep_and_stop),
         cmocka_unit_test(test_outcome_names),
     };

@@ -99,52 +99,14 @@ static int read_send(const http_request_t *req, sg_form_t *form, struct sg_send 
  * sender ID (letters, digits and spaces only: checked). */
 static void log_from(const char *from, char *out, size_t out_size)
 {
-    char masked[SG_MASK_MAX];
+    char masked[PHONE_MASK_MAX];
 
-    if (sg_e164_valid(from)) {
-        sg_phone_mask(from, masked, sizeof(masked));
+    if (phone_e164_valid(from)) {
+        phone_mask(from, masked, sizeof(masked));
         snprintf(out, out_size, "%s", masked);
     } else {
         snprintf(out, out_size, "\"%s\"", from); /* at most SG_ALNUM_FROM_MAX: fits */
     }
-}
-
-/* The 201 body: Twilio's Message resource, as it looks right after the create. */
-static json_t *message_json(const struct gateway *g, const char *sid, const struct sg_send *s,
-                            int64_t at_ms)
-{
-    char date[40], uri[256], media[256], segs[16];
-
-    if (sg_rfc2822(at_ms, date, sizeof(date)) != 0)
-        date[0] = '\0';
-    /* The account SID is at most SG_ACCOUNT_SID_MAX: these fit. */
-    snprintf(uri, sizeof(uri), "/" SG_API_VERSION "/Accounts/%s/Messages/%s.json",
-             g->cfg.account_sid, sid);
-    snprintf(media, sizeof(media), "/" SG_API_VERSION "/Accounts/%s/Messages/%s/Media.json",
-             g->cfg.account_sid, sid);
-    snprintf(segs, sizeof(segs), "%d", sg_segments(s->body, s->body_chars));
-    return json_pack("{s:s, s:s, s:s, s:s, s:n, s:s, s:s, s:n, s:n, s:s, s:n, s:s, s:s, "
-                     "s:n, s:s, s:s, s:s, s:{s:s}, s:s, s:s}",
-                     "account_sid", g->cfg.account_sid,
-                     "api_version", SG_API_VERSION,
-                     "body", s->body,
-                     "date_created", date,
-                     "date_sent",
-                     "date_updated", date,
-                     "direction", "outbound-api",
-                     "error_code",
-                     "error_message",
-                     "from", s->from,
-                     "messaging_service_sid",
-                     "num_media", "0",
-                     "num_segments", segs,
-                     "price",
-                     "price_unit", "USD",
-                     "sid", sid,
-                     "status", "queued",
-                     "subresource_uris", "media", media,
-                     "to", s->to,
-                     "uri", uri);
 }
 
 /*
@@ -159,7 +121,7 @@ static void post_message(const http_request_t *req, http_response_t *res, void *
     struct sg_mode mode;
     struct sg_send s;
     sg_form_t form = { NULL, 0, NULL };
-    char err[256], sid[SG_SID_LEN + 1], to[SG_MASK_MAX], from[SG_MASK_MAX + 4];
+    char err[256], sid[SG_SID_LEN + 1], to[PHONE_MASK_MAX], from[PHONE_MASK_MAX + 4];
     int code = 0, outcome;
     int64_t now;
 
@@ -180,7 +142,7 @@ static void post_message(const http_request_t *req, http_response_t *res, void *
     }
     if (read_send(req, &form, &s, &code, err, sizeof(err)) != 0) {
         state_count(g->state, SG_REJECTED);
-        sg_phone_mask(sg_form_get(&form, "To", NULL), to, sizeof(to));
+        phone_mask(sg_form_get(&form, "To", NULL), to, sizeof(to));
         log_info("sms_send outcome=rejected status=400 code=%d to=%s error=\"%s\"", code,
                  to[0] != '\0' ? to : "-", err);
         twilio_error(res, 400, code, err);
@@ -188,7 +150,7 @@ static void post_message(const http_request_t *req, http_response_t *res, void *
     }
 
     now = util_now_ms();
-    sg_phone_mask(s.to, to, sizeof(to));
+    phone_mask(s.to, to, sizeof(to));
     log_from(s.from, from, sizeof(from));
     if (sg_sid_new(sid) != 0) {
         state_count(g->state, SG_FAILED);
@@ -210,9 +172,104 @@ static void post_message(const http_request_t *req, http_response_t *res, void *
     }
     log_info("sms_send outcome=accepted sid=%s to=%s from=%s chars=%zu", sid, to, from,
              s.body_chars);
-    http_json(res, 201, message_json(g, sid, &s, now));
+    http_json(res, 201, sg_message_json(g->cfg.account_sid, sid, s.to, s.from, s.body, now,
+                                        0));
 done:
     sg_form_free(&form);
+}
+
+/* Sets the 200 of a list: Twilio's page {"messages", "page", "page_size", "uri",
+ * "first_page_uri", "next_page_uri", "previous_page_uri", "start", "end"}, or a 500. list
+ * (a new reference) is stolen. */
+static void reply_list(http_response_t *res, const struct gateway *g,
+                       const struct sg_list_query *q, json_t *list, int more)
+{
+    char uri[SG_URI_MAX], first[SG_URI_MAX], next[SG_URI_MAX];
+    const char *last_sid;
+    size_t n = json_array_size(list);
+    long long start = q->page * q->page_size;
+    json_t *body;
+
+    last_sid = n > 0 ? json_string_value(json_object_get(json_array_get(list, n - 1),
+                                                         "sid")) : NULL;
+    if (sg_list_uri(g->cfg.account_sid, q, q->page, q->after_sid, uri, sizeof(uri)) != 0 ||
+        sg_list_uri(g->cfg.account_sid, q, 0, NULL, first, sizeof(first)) != 0 ||
+        (more && sg_list_uri(g->cfg.account_sid, q, q->page + 1, last_sid, next,
+                             sizeof(next)) != 0)) {
+        json_decref(list);
+        twilio_error(res, 500, SG_CODE_INTERNAL, "Internal Server Error");
+        return;
+    }
+    /* "o" steals list, also when json_pack fails */
+    body = json_pack("{s:o, s:I, s:I, s:s, s:s, s:s?, s:n, s:I, s:I}",
+                     "messages", list,
+                     "page", (json_int_t)q->page,
+                     "page_size", (json_int_t)q->page_size,
+                     "uri", uri,
+                     "first_page_uri", first,
+                     "next_page_uri", more ? next : NULL,
+                     "previous_page_uri",
+                     "start", (json_int_t)start,
+                     "end", (json_int_t)(n > 0 ? start + (long long)n - 1 : start));
+    if (body == NULL)
+        twilio_error(res, 500, SG_CODE_INTERNAL, "Internal Server Error");
+    else
+        http_json(res, 200, body);
+}
+
+/*
+ * GET /2010-04-01/Accounts/{sid}/Messages.json[?To=&DateSent>=&DateSent<=&DateSent=&
+ * PageSize=&Page=&PageToken=]: Twilio's list of messages, newest first. "down" closes the
+ * connection as it does for a send; then wrong credentials get 401, a bad parameter 400.
+ * Nothing is counted: the counts are of sends.
+ */
+static void list_twilio(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct gateway *g = ctx;
+    struct sg_mode mode;
+    struct sg_list_args a;
+    struct sg_list_query q;
+    char err[256], to[PHONE_MASK_MAX];
+    json_t *list;
+    int more = 0;
+
+    state_mode_get(g->state, &mode);
+    if (mode.down) {
+        log_info("sms_list outcome=refused reason=down");
+        res->drop = 1;
+        return;
+    }
+    if (!authorized(g, req)) {
+        log_info("sms_list outcome=rejected status=401 code=%d", SG_CODE_AUTH);
+        twilio_error(res, 401, SG_CODE_AUTH, "Authenticate");
+        snprintf(res->www_authenticate, sizeof(res->www_authenticate),
+                 "Basic realm=\"Twilio API\"");
+        return;
+    }
+    /* MHD decodes the keys too: "DateSent%3E=..." is the argument "DateSent>". */
+    a.to = http_query(req, "To");
+    a.date_sent = http_query(req, "DateSent");
+    a.date_sent_ge = http_query(req, "DateSent>");
+    a.date_sent_le = http_query(req, "DateSent<");
+    a.page_size = http_query(req, "PageSize");
+    a.page = http_query(req, "Page");
+    a.page_token = http_query(req, "PageToken");
+    if (sg_list_check(&a, &q, err, sizeof(err)) != 0) {
+        log_info("sms_list outcome=rejected status=400 code=%d error=\"%s\"",
+                 SG_CODE_BAD_PARAM, err);
+        twilio_error(res, 400, SG_CODE_BAD_PARAM, err);
+        return;
+    }
+    list = state_list(g->state, &q, g->cfg.account_sid, &more);
+    if (list == NULL) {
+        log_error("sms_list outcome=failed reason=out_of_memory");
+        twilio_error(res, 500, SG_CODE_INTERNAL, "Internal Server Error");
+        return;
+    }
+    phone_mask(q.to, to, sizeof(to));
+    log_info("sms_list outcome=listed to=%s count=%zu more=%d", to[0] != '\0' ? to : "-",
+             json_array_size(list), more);
+    reply_list(res, g, &q, list, more);
 }
 
 /* GET /messages[?to=+8210...]. An unescaped '+' in a query string means a space, so a
@@ -221,7 +278,7 @@ static void list_messages(const http_request_t *req, http_response_t *res, void 
 {
     struct gateway *g = ctx;
     const char *q = http_query(req, "to");
-    char to[SG_PHONE_MAX + 2];
+    char to[PHONE_MAX + 2];
     json_t *list;
 
     if (q != NULL) {
@@ -232,7 +289,7 @@ static void list_messages(const http_request_t *req, http_response_t *res, void 
         snprintf(to, sizeof(to), "%s", q);
         if (to[0] == ' ')
             to[0] = '+';
-        if (!sg_e164_valid(to)) {
+        if (!phone_e164_valid(to)) {
             http_error(res, 400, "query argument 'to' must be an E.164 number");
             return;
         }
@@ -304,6 +361,7 @@ static void post_reset(const http_request_t *req, http_response_t *res, void *ct
 
 const http_route_t api_routes[] = {
     { "POST", "/" SG_API_VERSION "/Accounts/{sid}/Messages.json", post_message },
+    { "GET", "/" SG_API_VERSION "/Accounts/{sid}/Messages.json", list_twilio },
     { "GET", "/messages", list_messages },
     { "GET", "/admin/stats", get_stats },
     { "GET", "/admin/mode", get_mode },

@@ -1,10 +1,13 @@
-/* message: what a Twilio-style send must satisfy (credentials, To, From, Body), and the
- * pieces of its answer (SID, dates, segments); phone numbers masked for logs. Pure
- * functions, but for the random SID. */
+/* message: what a Twilio-style send must satisfy (credentials, To, From, Body), the pieces
+ * of its answer (SID, dates, segments, the Message resource), and the checks and page URIs
+ * of a list. Pure functions, but for the random SID. */
 #include "sms_gateway.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
@@ -22,17 +25,6 @@ static int is_alpha(char c)
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
 }
 
-int sg_e164_valid(const char *s)
-{
-    size_t n = 0;
-
-    if (s == NULL || s[0] != '+')
-        return 0;
-    for (s++; is_digit(*s); s++)
-        n++;
-    return *s == '\0' && n >= SG_E164_MIN_DIGITS && n <= SG_E164_MAX_DIGITS;
-}
-
 /* Returns 1 for an alphanumeric sender ID as Twilio takes them: 1..11 letters, digits and
  * spaces, with at least one letter. */
 static int alnum_sender_valid(const char *s)
@@ -47,68 +39,6 @@ static int alnum_sender_valid(const char *s)
             return 0;
     }
     return letters > 0 && n <= SG_ALNUM_FROM_MAX;
-}
-
-/* ---------------------------------------------------------------------------------- */
-/* Masking */
-
-/* The length of the ITU-T E.164 country code at the start of digits (at least two digits
- * follow it in a valid number): 1 and 7 are one digit, a fixed set of two, the rest
- * three. */
-static size_t country_code_len(const char *digits)
-{
-    static const int two[] = {
-        20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49,
-        51, 52, 53, 54, 55, 56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84,
-        86, 90, 91, 92, 93, 94, 95, 98,
-    };
-    int cc = (digits[0] - '0') * 10 + (digits[1] - '0');
-    size_t i;
-
-    if (digits[0] == '1' || digits[0] == '7')
-        return 1;
-    for (i = 0; i < sizeof(two) / sizeof(two[0]); i++) {
-        if (two[i] == cc)
-            return 2;
-    }
-    return 3;
-}
-
-void sg_phone_mask(const char *s, char *out, size_t out_size)
-{
-    enum { SHOWN_MAX = 24 };  /* input characters considered; longer input is cut */
-    size_t len, ndigits = 0, keep = 0, seen = 0, i, o = 0;
-
-    if (out_size == 0)
-        return;
-    if (s == NULL)
-        s = "";
-    len = strlen(s);
-    for (i = 0; i < len; i++)
-        ndigits += is_digit(s[i]);
-    if (sg_e164_valid(s)) {
-        size_t cc = country_code_len(s + 1);
-
-        if (ndigits >= cc + 4 + 4)
-            keep = cc;
-    }
-    for (i = 0; i < len && i < SHOWN_MAX && o + 1 < out_size; i++) {
-        char c = s[i];
-
-        if (is_digit(c)) {
-            if (seen >= keep && seen + 4 < ndigits)
-                c = '*';
-            seen++;
-        } else if (c != '+') {
-            c = '?';
-        }
-        out[o++] = c;
-    }
-    if (len > SHOWN_MAX) {
-        for (i = 0; i < 3 && o + 1 < out_size; i++)
-            out[o++] = '.';
-    }
-    out[o] = '\0';
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -288,17 +218,17 @@ int sg_send_check(const sg_form_t *form, struct sg_send *out, int *code, char *e
     if (one_param(form, "To", "A 'To' phone number is required.", SG_CODE_BAD_PARAM, &s.to,
                   code, errstr, errstr_size) != 0)
         return -1;
-    if (!sg_e164_valid(s.to)) {
+    if (!phone_e164_valid(s.to)) {
         *code = SG_CODE_BAD_PARAM;
         util_errf(errstr, errstr_size, "The 'To' number is not a valid phone number: E.164 "
-                  "expected, '+' then %d to %d digits.", SG_E164_MIN_DIGITS,
-                  SG_E164_MAX_DIGITS);
+                  "expected, '+' then %d to %d digits, the first not 0.",
+                  PHONE_E164_MIN_DIGITS, PHONE_E164_MAX_DIGITS);
         return -1;
     }
     if (one_param(form, "From", "A 'From' phone number is required.", SG_CODE_BAD_FROM,
                   &s.from, code, errstr, errstr_size) != 0)
         return -1;
-    if (!sg_e164_valid(s.from) && !alnum_sender_valid(s.from)) {
+    if (!phone_e164_valid(s.from) && !alnum_sender_valid(s.from)) {
         *code = SG_CODE_BAD_FROM;
         util_errf(errstr, errstr_size, "The 'From' number is not a valid phone number "
                   "(E.164) or alphanumeric sender ID (1 to %d letters, digits and spaces).",
@@ -359,6 +289,264 @@ int sg_rfc2822(int64_t epoch_ms, char *out, size_t out_size)
     /* No setlocale() in this program, so %a and %b are the C locale's English names. */
     if (gmtime_r(&t, &tm) == NULL ||
         strftime(out, out_size, "%a, %d %b %Y %H:%M:%S +0000", &tm) == 0)
+        return -1;
+    return 0;
+}
+
+json_t *sg_message_json(const char *account_sid, const char *sid, const char *to,
+                        const char *from, const char *body, int64_t at_ms, int listed)
+{
+    char date[40], uri[256], media[256], segs[16];
+    size_t chars;
+    json_t *sent;   /* new reference, stolen by json_pack's "o" */
+
+    if (sg_rfc2822(at_ms, date, sizeof(date)) != 0)
+        date[0] = '\0';
+    if (sg_utf8_chars(body, &chars) != 0)
+        chars = strlen(body); /* not reached for a checked body */
+    /* The account SID is at most SG_ACCOUNT_SID_MAX and a SID SG_SID_LEN: these fit. */
+    snprintf(uri, sizeof(uri), "/" SG_API_VERSION "/Accounts/%s/Messages/%s.json",
+             account_sid, sid);
+    snprintf(media, sizeof(media), "/" SG_API_VERSION "/Accounts/%s/Messages/%s/Media.json",
+             account_sid, sid);
+    snprintf(segs, sizeof(segs), "%d", sg_segments(body, chars));
+    sent = listed ? json_string(date) : json_null();
+    if (sent == NULL)
+        return NULL;
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:n, s:n, s:s, s:n, s:s, s:s, "
+                     "s:n, s:s, s:s, s:s, s:{s:s}, s:s, s:s}",
+                     "account_sid", account_sid,
+                     "api_version", SG_API_VERSION,
+                     "body", body,
+                     "date_created", date,
+                     "date_sent", sent,
+                     "date_updated", date,
+                     "direction", "outbound-api",
+                     "error_code",
+                     "error_message",
+                     "from", from,
+                     "messaging_service_sid",
+                     "num_media", "0",
+                     "num_segments", segs,
+                     "price",
+                     "price_unit", "USD",
+                     "sid", sid,
+                     "status", listed ? "sent" : "queued",
+                     "subresource_uris", "media", media,
+                     "to", to,
+                     "uri", uri);
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* A list */
+
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar (H. Hinnant's
+ * days_from_civil). */
+static int64_t days_from_civil(int y, int m, int d)
+{
+    int64_t era, yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* Reads n digits at s into *out. Returns 0, or -1 if one is not a digit. */
+static int read_digits(const char *s, int n, int *out)
+{
+    int v = 0, i;
+
+    for (i = 0; i < n; i++) {
+        if (!is_digit(s[i]))
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int sg_date_days(const char *s, int64_t *days)
+{
+    static const int mdays[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int y, m, d, leap;
+
+    if (s == NULL || strlen(s) != SG_DATE_LEN || s[4] != '-' || s[7] != '-' ||
+        read_digits(s, 4, &y) != 0 || read_digits(s + 5, 2, &m) != 0 ||
+        read_digits(s + 8, 2, &d) != 0)
+        return -1;
+    if (y < 1970 || m < 1 || m > 12 || d < 1)
+        return -1;
+    leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d > mdays[m - 1] + (m == 2 && leap))
+        return -1;
+    *days = days_from_civil(y, m, d);
+    return 0;
+}
+
+int64_t sg_day_of_ms(int64_t epoch_ms)
+{
+    const int64_t day_ms = 86400000;
+    int64_t q = epoch_ms / day_ms;
+
+    return (epoch_ms % day_ms < 0) ? q - 1 : q; /* floor, also before 1970 */
+}
+
+/* Reads s, only decimal digits (no sign, no spaces, at most 18), into *out within
+ * [min, max]. Returns 0, or -1. */
+static int read_count(const char *s, long long min, long long max, long long *out)
+{
+    size_t n = strlen(s), i;
+    long long v;
+    char *end;
+
+    if (n == 0 || n > 18)
+        return -1;
+    for (i = 0; i < n; i++) {
+        if (!is_digit(s[i]))
+            return -1;
+    }
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Returns 1 if s is a message SID as sg_sid_new writes them. */
+static int sid_valid(const char *s)
+{
+    size_t i;
+
+    if (strlen(s) != SG_SID_LEN || s[0] != 'S' || s[1] != 'M')
+        return 0;
+    for (i = 2; i < SG_SID_LEN; i++) {
+        if (!is_digit(s[i]) && !(s[i] >= 'a' && s[i] <= 'f'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Checks one of the date filters: copies it to out and narrows [*from, *until]. */
+static int list_date(const char *v, const char *name, int lower, int upper, char *out,
+                     size_t out_size, int64_t *from, int64_t *until, char *errstr,
+                     size_t errstr_size)
+{
+    int64_t day;
+
+    if (v == NULL)
+        return 0;
+    if (sg_date_days(v, &day) != 0) {
+        util_errf(errstr, errstr_size, "The '%s' query parameter must be a date "
+                  "YYYY-MM-DD.", name);
+        return -1;
+    }
+    snprintf(out, out_size, "%s", v); /* SG_DATE_LEN characters: fits */
+    if (lower && day > *from)
+        *from = day;
+    if (upper && day < *until)
+        *until = day;
+    return 0;
+}
+
+int sg_list_check(const struct sg_list_args *a, struct sg_list_query *out, char *errstr,
+                  size_t errstr_size)
+{
+    struct sg_list_query q;
+
+    memset(&q, 0, sizeof(q));
+    q.from_day = INT64_MIN;
+    q.until_day = INT64_MAX;
+    q.page_size = SG_PAGE_SIZE_DEFAULT;
+    if (a->to != NULL) {
+        if (strlen(a->to) >= sizeof(q.to)) {
+            util_errf(errstr, errstr_size, "The 'To' query parameter must be an E.164 "
+                      "number.");
+            return -1;
+        }
+        snprintf(q.to, sizeof(q.to), "%s", a->to);
+        if (q.to[0] == ' ')
+            q.to[0] = '+';  /* an unescaped '+' in a query string decodes as a space */
+        if (!phone_e164_valid(q.to)) {
+            util_errf(errstr, errstr_size, "The 'To' query parameter must be an E.164 "
+                      "number.");
+            return -1;
+        }
+    }
+    if (list_date(a->date_sent, "DateSent", 1, 1, q.date_sent, sizeof(q.date_sent),
+                  &q.from_day, &q.until_day, errstr, errstr_size) != 0 ||
+        list_date(a->date_sent_ge, "DateSent>=", 1, 0, q.date_sent_ge,
+                  sizeof(q.date_sent_ge), &q.from_day, &q.until_day, errstr,
+                  errstr_size) != 0 ||
+        list_date(a->date_sent_le, "DateSent<=", 0, 1, q.date_sent_le,
+                  sizeof(q.date_sent_le), &q.from_day, &q.until_day, errstr,
+                  errstr_size) != 0)
+        return -1;
+    if (a->page_size != NULL &&
+        read_count(a->page_size, 1, SG_PAGE_SIZE_MAX, &q.page_size) != 0) {
+        util_errf(errstr, errstr_size, "The 'PageSize' query parameter must be an integer "
+                  "from 1 to %d.", SG_PAGE_SIZE_MAX);
+        return -1;
+    }
+    if (a->page != NULL && read_count(a->page, 0, SG_PAGE_MAX, &q.page) != 0) {
+        util_errf(errstr, errstr_size, "The 'Page' query parameter must be an integer "
+                  "from 0 to %lld.", SG_PAGE_MAX);
+        return -1;
+    }
+    if (a->page_token != NULL) {
+        if (strncmp(a->page_token, "PA", 2) != 0 || !sid_valid(a->page_token + 2)) {
+            util_errf(errstr, errstr_size, "The 'PageToken' query parameter is not one "
+                      "this list gave.");
+            return -1;
+        }
+        snprintf(q.after_sid, sizeof(q.after_sid), "%s", a->page_token + 2); /* fits */
+    }
+    *out = q;
+    return 0;
+}
+
+/* Appends the formatted text at out + *len. Returns 0, or -1 when it does not fit. */
+static int append(char *out, size_t out_size, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int append(char *out, size_t out_size, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (*len >= out_size)
+        return -1;
+    va_start(ap, fmt);
+    n = vsnprintf(out + *len, out_size - *len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= out_size - *len)
+        return -1;
+    *len += (size_t)n;
+    return 0;
+}
+
+int sg_list_uri(const char *account_sid, const struct sg_list_query *q, long long page,
+                const char *after_sid, char *out, size_t out_size)
+{
+    size_t len = 0;
+
+    /* Every value was checked (digits, dates, a SID), so only To's '+' needs escaping,
+     * and the '>' and '<' of the keys. */
+    if (append(out, out_size, &len, "/" SG_API_VERSION "/Accounts/%s/Messages.json?",
+               account_sid) != 0 ||
+        (q->to[0] != '\0' && append(out, out_size, &len, "To=%%2B%s&", q->to + 1) != 0) ||
+        (q->date_sent[0] != '\0' &&
+         append(out, out_size, &len, "DateSent=%s&", q->date_sent) != 0) ||
+        (q->date_sent_ge[0] != '\0' &&
+         append(out, out_size, &len, "DateSent%%3E=%s&", q->date_sent_ge) != 0) ||
+        (q->date_sent_le[0] != '\0' &&
+         append(out, out_size, &len, "DateSent%%3C=%s&", q->date_sent_le) != 0) ||
+        append(out, out_size, &len, "PageSize=%lld&Page=%lld", q->page_size, page) != 0 ||
+        (after_sid != NULL && after_sid[0] != '\0' &&
+         append(out, out_size, &len, "&PageToken=PA%s", after_sid) != 0))
         return -1;
     return 0;
 }

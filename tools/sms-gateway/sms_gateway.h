@@ -8,14 +8,12 @@
 #include <jansson.h>
 
 #include "http.h"
+#include "phone.h"
 
 #define SG_SERVICE "sms-gateway"
 
 #define SG_API_VERSION      "2010-04-01"
 #define SG_SID_LEN          34          /* "SM" + 32 hex digits, without the NUL */
-#define SG_E164_MIN_DIGITS  8
-#define SG_E164_MAX_DIGITS  15
-#define SG_PHONE_MAX        (1 + SG_E164_MAX_DIGITS)  /* "+" and the digits */
 #define SG_ALNUM_FROM_MAX   11          /* alphanumeric sender IDs, as Twilio */
 #define SG_BODY_MAX_CHARS   1600        /* characters (code points), as Twilio */
 #define SG_ACCOUNT_SID_MAX  64
@@ -25,13 +23,18 @@
 #define SG_FAIL_NEXT_MAX    1000000000LL
 #define SG_SLOW_MS_MAX      60000LL
 #define SG_SEED_MAX         9007199254740991LL  /* 2^53 - 1: exact in any JSON reader */
-#define SG_MASK_MAX         40          /* bytes of a masked phone number, with the NUL */
+#define SG_PAGE_SIZE_DEFAULT 50         /* the list's PageSize, as Twilio */
+#define SG_PAGE_SIZE_MAX    1000
+#define SG_PAGE_MAX         1000000LL   /* the list's Page */
+#define SG_DATE_LEN         10          /* "YYYY-MM-DD", without the NUL */
+#define SG_URI_MAX          512         /* bytes of a list page URI, with the NUL */
 
 /* Twilio's error codes, as its API answers them. */
 #define SG_CODE_AUTH        20003       /* "Authenticate" (401) */
 #define SG_CODE_INTERNAL    20500       /* "Internal Server Error" */
 #define SG_CODE_BAD_PARAM   21211       /* Twilio's "Invalid 'To' Phone Number"; here also
-                                         * for a missing or repeated To, From or Body */
+                                         * for a missing or repeated To, From or Body, and
+                                         * for any bad query parameter of the list */
 #define SG_CODE_BAD_FROM    21212       /* "Invalid 'From' Number" */
 #define SG_CODE_TOO_LONG    21617       /* "The concatenated message body exceeds the 1600
                                          * character limit" */
@@ -82,6 +85,31 @@ struct sg_send {
     size_t body_chars;    /* Unicode code points */
 };
 
+/* The query parameters of a list (GET .../Messages.json) as given; NULL when absent. */
+struct sg_list_args {
+    const char *to;             /* "To" */
+    const char *date_sent;      /* "DateSent" */
+    const char *date_sent_ge;   /* "DateSent>" (from "DateSent>=...") */
+    const char *date_sent_le;   /* "DateSent<" (from "DateSent<=...") */
+    const char *page_size;      /* "PageSize" */
+    const char *page;           /* "Page" */
+    const char *page_token;     /* "PageToken" */
+};
+
+/* A list request, checked. The strings are "" when the parameter was absent. */
+struct sg_list_query {
+    char to[PHONE_MAX + 1];                /* only messages to this number */
+    char date_sent[SG_DATE_LEN + 1];       /* the three date filters as given */
+    char date_sent_ge[SG_DATE_LEN + 1];
+    char date_sent_le[SG_DATE_LEN + 1];
+    int64_t from_day, until_day;           /* UTC days since the epoch the filters leave,
+                                            * both ends included (INT64_MIN/MAX: open) */
+    long long page_size;                   /* 1..SG_PAGE_SIZE_MAX */
+    long long page;                        /* 0..SG_PAGE_MAX */
+    char after_sid[SG_SID_LEN + 1];        /* PageToken "PA<sid>": the page starts after
+                                            * this message; "" from the newest */
+};
+
 typedef struct sg_state sg_state_t;
 
 /* Everything the HTTP handlers reach through their ctx. */
@@ -111,19 +139,6 @@ const char *sg_form_get(const sg_form_t *f, const char *key, size_t *count);
 
 /* message.c: checks of a send and of its credentials (pure functions) */
 
-/* Returns 1 if s is an E.164 number: '+' then SG_E164_MIN_DIGITS..SG_E164_MAX_DIGITS
- * digits and nothing else. */
-int sg_e164_valid(const char *s);
-
-/*
- * Writes s for a log line with the subscriber's number hidden: every digit but the last
- * four becomes '*'. For an E.164 number the country code stays too, as long as four digits
- * remain hidden ("+821012341234" -> "+82******1234"). Anything else that is not a digit
- * or '+' becomes '?', and long input is cut with "...", so the result is always safe to log
- * unquoted. out_size should be SG_MASK_MAX.
- */
-void sg_phone_mask(const char *s, char *out, size_t out_size);
-
 /* Counts the code points of s, which must be UTF-8 (no overlong forms, surrogates or
  * values above U+10FFFF). Returns 0 and *nchars, or -1 for invalid UTF-8. */
 int sg_utf8_chars(const char *s, size_t *nchars);
@@ -152,6 +167,34 @@ int sg_sid_new(char *out);
 /* Formats ms-since-epoch as Twilio's dates are ("Tue, 07 Jan 2025 10:11:12 +0000"). Returns
  * 0, or -1 when out (at least 32 bytes) is too small. */
 int sg_rfc2822(int64_t epoch_ms, char *out, size_t out_size);
+
+/* Twilio's Message resource of a message accepted at at_ms (the strings are copied). With
+ * listed == 0 as the 201 of the send shows it: status "queued", date_sent null; with
+ * listed != 0 as the list shows it later: status "sent", date_sent the time it was
+ * accepted (the stand-in has no delivery). A new reference, or NULL when out of memory. */
+json_t *sg_message_json(const char *account_sid, const char *sid, const char *to,
+                        const char *from, const char *body, int64_t at_ms, int listed);
+
+/* Reads s, exactly "YYYY-MM-DD" and a real date of years 1970..9999, into the days since
+ * 1970-01-01. Returns 0, or -1. */
+int sg_date_days(const char *s, int64_t *days);
+
+/* The UTC day (days since 1970-01-01) of ms-since-epoch. */
+int64_t sg_day_of_ms(int64_t epoch_ms);
+
+/* Checks the query parameters of a list: To E.164 (a leading space, an unescaped '+'
+ * decoded, counts as the '+'), the dates YYYY-MM-DD, PageSize 1..SG_PAGE_SIZE_MAX (default
+ * SG_PAGE_SIZE_DEFAULT), Page 0..SG_PAGE_MAX, PageToken "PA" and a message SID. Returns 0
+ * and fills out, or -1 with a message for the client in errstr. */
+int sg_list_check(const struct sg_list_args *a, struct sg_list_query *out, char *errstr,
+                  size_t errstr_size);
+
+/* Writes the URI of page `page` of the list q asks for into out (SG_URI_MAX bytes), as
+ * Twilio writes them: "/2010-04-01/Accounts/{account}/Messages.json?To=%2B8210...&
+ * DateSent%3E=...&PageSize=50&Page=1&PageToken=PASM..."; the PageToken only when after_sid
+ * is neither NULL nor "". Returns 0, or -1 when it does not fit. */
+int sg_list_uri(const char *account_sid, const struct sg_list_query *q, long long page,
+                const char *after_sid, char *out, size_t out_size);
 
 /* state.c: the mode, the failure decision, the messages and the counts */
 
@@ -209,6 +252,17 @@ int state_send(sg_state_t *st, const char *sid, const struct sg_send *s, int64_t
 /* {"messages": [{"sid", "to", "from", "body", "at"}]}, oldest first, only those to to
  * when it is not NULL. Returns a new reference, or NULL when out of memory. */
 json_t *state_messages(sg_state_t *st, const char *to);
+
+/*
+ * Twilio's list: the accepted messages that q's To and dates match, newest first, as
+ * sg_message_json(listed) for account_sid shows them. One page: q->page_size messages,
+ * after skipping q->page * q->page_size matches or, with a q->after_sid, those older than
+ * that message (none when it is no longer kept: every older one went before it). *more is
+ * set to 1 when further matches follow the page, else 0. Returns a new array, or NULL
+ * when out of memory.
+ */
+json_t *state_list(sg_state_t *st, const struct sg_list_query *q, const char *account_sid,
+                   int *more);
 
 /* {"accepted", "failed", "refused", "rejected"}: a new reference, or NULL. */
 json_t *state_stats(sg_state_t *st);

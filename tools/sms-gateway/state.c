@@ -14,7 +14,7 @@
 /* One accepted message. */
 struct msg_rec {
     char sid[SG_SID_LEN + 1];
-    char to[SG_PHONE_MAX + 1];
+    char to[PHONE_MAX + 1];
     int64_t at_ms;               /* wall clock */
     char *text;                  /* owned: From, a NUL, Body, a NUL */
     size_t text_len;             /* bytes allocated for text */
@@ -327,6 +327,71 @@ json_t *state_messages(sg_state_t *st, const char *to)
     if (!oom) {
         ret = json_pack("{s:o}", "messages", list); /* "o" steals list, also on failure */
         list = NULL;
+    }
+    json_decref(list);
+    return ret;
+}
+
+/* The i-th newest message (0: the newest). Lock held, i < len. */
+static const struct msg_rec *newest(const sg_state_t *st, size_t i)
+{
+    return &st->msgs[(st->head + st->len - 1 - i) % SG_MESSAGES_MAX];
+}
+
+/* Returns 1 if m passes q's To and dates. */
+static int list_match(const struct msg_rec *m, const struct sg_list_query *q)
+{
+    int64_t day;
+
+    if (q->to[0] != '\0' && strcmp(m->to, q->to) != 0)
+        return 0;
+    day = sg_day_of_ms(m->at_ms);
+    return day >= q->from_day && day <= q->until_day;
+}
+
+json_t *state_list(sg_state_t *st, const struct sg_list_query *q, const char *account_sid,
+                   int *more)
+{
+    json_t *list = json_array(), *ret = NULL, *item;
+    size_t i, start = 0;                /* newest-first positions: 0 is the newest */
+    long long skip = 0, listed = 0;
+    int oom = list == NULL, found = q->after_sid[0] == '\0';
+
+    *more = 0;
+    pthread_mutex_lock(&st->lock);
+    if (!found) {
+        for (i = 0; i < st->len && !found; i++) {
+            if (strcmp(newest(st, i)->sid, q->after_sid) == 0) {
+                found = 1;
+                start = i + 1;
+            }
+        }
+    } else {
+        skip = q->page * q->page_size;
+    }
+    for (i = start; found && i < st->len && !oom; i++) {
+        const struct msg_rec *m = newest(st, i);
+
+        if (!list_match(m, q))
+            continue;
+        if (skip > 0) {
+            skip--;
+            continue;
+        }
+        if (listed == q->page_size) {
+            *more = 1;
+            break;
+        }
+        /* json_array_append_new consumes the item even when it fails (NULL fails too) */
+        item = sg_message_json(account_sid, m->sid, m->to, m->text,
+                               m->text + strlen(m->text) + 1, m->at_ms, 1);
+        oom = json_array_append_new(list, item) != 0;
+        listed++;
+    }
+    pthread_mutex_unlock(&st->lock);
+    if (!oom) {
+        ret = list;
+        list = NULL; /* ownership passed to the caller */
     }
     json_decref(list);
     return ret;

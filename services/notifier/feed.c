@@ -1,0 +1,361 @@
+/* feed: the daily figures from the open-data feed: fetching them and deciding whether they
+ * are fit to send, with a reason code for every way they are not. */
+#include "feed.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "util.h"
+
+#define FEED_USER_AGENT "dozen-notifier"
+
+/* ---------------------------------------------------------------------------------- */
+/* Reason codes */
+
+static const struct {
+    feed_reason_t reason;
+    const char *code;
+    const char *words;    /* for the "unavailable" SMS: at most 60 characters */
+} reasons[] = {
+    { FEED_SOURCE_UNREACHABLE, "source_unreachable",
+      "the data source could not be reached" },
+    { FEED_NOT_PUBLISHED_YET, "not_published_yet",
+      "today's figures have not been published yet" },
+    { FEED_STALE_DATE, "stale_date", "the source published figures for the wrong date" },
+    { FEED_ALL_ZERO, "all_zero", "the source published only zeros" },
+    { FEED_INVALID_DATA, "invalid_data", "the source published invalid figures" },
+    { FEED_DECREASING_TOTALS, "decreasing_totals", "the source's totals went down" },
+};
+#define NREASONS (sizeof(reasons) / sizeof(reasons[0]))
+
+const char *feed_reason_code(feed_reason_t r)
+{
+    size_t i;
+
+    if (r == FEED_OK)
+        return "ok";
+    for (i = 0; i < NREASONS; i++) {
+        if (reasons[i].reason == r)
+            return reasons[i].code;
+    }
+    return "unknown";
+}
+
+const char *feed_reason_words(const char *code)
+{
+    size_t i;
+
+    for (i = 0; code != NULL && i < NREASONS; i++) {
+        if (strcmp(reasons[i].code, code) == 0)
+            return reasons[i].words;
+    }
+    return "the figures could not be checked";
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Dates */
+
+static int leap_year(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int month_days(int y, int m)
+{
+    static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+
+    return days[m - 1] + (m == 2 && leap_year(y));
+}
+
+/* Reads n digits at s into *out. Returns 0, or -1 if one is not a digit. */
+static int read_digits(const char *s, int n, int *out)
+{
+    int v = 0, i;
+
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Reads s, exactly "YYYY-MM-DD" and a real date of years 1970..9999. Returns 0 and the
+ * parts, or -1. */
+static int date_parse(const char *s, int *y, int *m, int *d)
+{
+    if (s == NULL || strlen(s) != 10 || s[4] != '-' || s[7] != '-' ||
+        read_digits(s, 4, y) != 0 || read_digits(s + 5, 2, m) != 0 ||
+        read_digits(s + 8, 2, d) != 0)
+        return -1;
+    if (*y < 1970 || *m < 1 || *m > 12 || *d < 1 || *d > month_days(*y, *m))
+        return -1;
+    return 0;
+}
+
+int feed_date_valid(const char *s)
+{
+    int y, m, d;
+
+    return date_parse(s, &y, &m, &d) == 0;
+}
+
+int feed_date_before(const char *date, char out[11])
+{
+    int y, m, d;
+
+    if (date_parse(date, &y, &m, &d) != 0)
+        return -1;
+    if (--d == 0) {
+        if (--m == 0) {
+            m = 12;
+            y--;
+        }
+        d = month_days(y, m);
+    }
+    /* 1969..9999: always ten characters */
+    snprintf(out, 11, "%04d-%02d-%02d", y, m, d);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Validation */
+
+/* Formats err like util_errf, then replaces every byte that is not printable ASCII (a
+ * parser message may quote the source's bytes) by '?', so err is safe in a log line, a
+ * JSON string and a database column. */
+static void set_err(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t err_size, const char *fmt, ...)
+{
+    va_list ap;
+    size_t i;
+
+    if (err == NULL || err_size == 0)
+        return;
+    va_start(ap, fmt);
+    if (vsnprintf(err, err_size, fmt, ap) < 0)
+        err[0] = '\0';
+    va_end(ap);
+    for (i = 0; err[i] != '\0'; i++) {
+        if ((unsigned char)err[i] < 0x20 || (unsigned char)err[i] > 0x7e || err[i] == '"' ||
+            err[i] == '\\')
+            err[i] = '?';
+    }
+}
+
+/* Reads figure key of doc (borrowed) into *out. Returns 0, or -1 with err. */
+static int read_figure(json_t *doc, const char *key, long long *out, char *err,
+                       size_t err_size)
+{
+    json_t *v = json_object_get(doc, key);   /* borrowed */
+    json_int_t n;
+
+    if (v == NULL) {
+        set_err(err, err_size, "field '%s' is missing", key);
+        return -1;
+    }
+    /* json_is_integer: a real such as 10423.0 or 1e4 is not an integer here */
+    if (!json_is_integer(v)) {
+        set_err(err, err_size, "field '%s' is not an integer", key);
+        return -1;
+    }
+    n = json_integer_value(v);
+    if (n < 0) {
+        set_err(err, err_size, "field '%s' is negative (%lld)", key, (long long)n);
+        return -1;
+    }
+    if (n > FEED_FIGURE_MAX) {
+        set_err(err, err_size, "field '%s' is above 10^15", key);
+        return -1;
+    }
+    *out = (long long)n;
+    return 0;
+}
+
+feed_reason_t feed_validate(const char *body, size_t len, const char *today,
+                            const feed_figures_t *last, feed_figures_t *out,
+                            char *err, size_t err_size)
+{
+    feed_reason_t ret = FEED_INVALID_DATA;
+    feed_figures_t f;
+    json_t *doc = NULL;   /* owned */
+    json_t *date;         /* borrowed from doc */
+    json_error_t jerr;
+    char yesterday[11];
+
+    memset(&f, 0, sizeof(f));
+    set_err(err, err_size, "%s", "");
+    if (feed_date_before(today, yesterday) != 0) {
+        /* a caller's bug, not the source's fault; still a reason code to show */
+        set_err(err, err_size, "today's date is not a valid date");
+        goto done;
+    }
+    if (body == NULL || len == 0) {
+        set_err(err, err_size, "empty answer");
+        goto done;
+    }
+    doc = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (doc == NULL) {
+        set_err(err, err_size, "not JSON: %s at line %d column %d", jerr.text, jerr.line,
+                jerr.column);
+        goto done;
+    }
+    if (!json_is_object(doc)) {
+        set_err(err, err_size, "not a JSON object");
+        goto done;
+    }
+    date = json_object_get(doc, "date");
+    if (date == NULL) {
+        set_err(err, err_size, "field 'date' is missing");
+        goto done;
+    }
+    if (!json_is_string(date) || !feed_date_valid(json_string_value(date))) {
+        set_err(err, err_size, "field 'date' is not a date YYYY-MM-DD");
+        goto done;
+    }
+    snprintf(f.date, sizeof(f.date), "%s", json_string_value(date)); /* valid: fits */
+    if (strcmp(f.date, yesterday) == 0) {
+        ret = FEED_NOT_PUBLISHED_YET;
+        set_err(err, err_size, "date %s is yesterday", f.date);
+        goto done;
+    }
+    if (strcmp(f.date, today) != 0) {
+        ret = FEED_STALE_DATE;
+        set_err(err, err_size, "date %s is not today (%s)", f.date, today);
+        goto done;
+    }
+    if (read_figure(doc, "confirmed", &f.confirmed, err, err_size) != 0 ||
+        read_figure(doc, "recovered", &f.recovered, err, err_size) != 0 ||
+        read_figure(doc, "in_treatment", &f.in_treatment, err, err_size) != 0 ||
+        read_figure(doc, "deaths", &f.deaths, err, err_size) != 0)
+        goto done;
+    if (f.confirmed == 0 && f.recovered == 0 && f.in_treatment == 0 && f.deaths == 0) {
+        ret = FEED_ALL_ZERO;
+        set_err(err, err_size, "all four figures are 0");
+        goto done;
+    }
+    if (last != NULL) {
+        static const struct {
+            const char *name;
+            size_t offset;
+        } cumulative[] = {
+            { "confirmed", offsetof(feed_figures_t, confirmed) },
+            { "recovered", offsetof(feed_figures_t, recovered) },
+            { "deaths", offsetof(feed_figures_t, deaths) },
+        };
+        size_t i;
+
+        for (i = 0; i < sizeof(cumulative) / sizeof(cumulative[0]); i++) {
+            long long now = *(const long long *)((const char *)&f + cumulative[i].offset);
+            long long before = *(const long long *)((const char *)last +
+                                                    cumulative[i].offset);
+
+            if (now < before) {
+                ret = FEED_DECREASING_TOTALS;
+                /* last->date is the caller's: cut at its size, cleaned by set_err */
+                set_err(err, err_size, "%s %lld < %lld on %.10s", cumulative[i].name, now,
+                        before, last->date);
+                goto done;
+            }
+        }
+    }
+    if (out != NULL)
+        *out = f;
+    ret = FEED_OK;
+done:
+    json_decref(doc);
+    return ret;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Fetching */
+
+/* The answer's body, kept up to FEED_BODY_MAX bytes. */
+struct body_buf {
+    char *data;       /* owned; FEED_BODY_MAX bytes once something arrives */
+    size_t len;
+    int too_long;     /* more than FEED_BODY_MAX bytes came: the transfer was stopped */
+};
+
+/* curl's write callback: keeps the bytes, or stops the transfer (returns less than it
+ * was given) once there would be more than FEED_BODY_MAX. */
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct body_buf *b = userdata;
+    size_t n = size * nmemb;   /* size is always 1 */
+
+    if (n > FEED_BODY_MAX - b->len) {
+        b->too_long = 1;
+        return 0;
+    }
+    if (b->data == NULL && (b->data = malloc(FEED_BODY_MAX)) == NULL)
+        return 0;               /* CURLE_WRITE_ERROR, too_long not set: out of memory */
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    return n;
+}
+
+feed_reason_t feed_fetch(CURL *curl, const char *url, long timeout_ms, const char *today,
+                         const feed_figures_t *last, feed_figures_t *out,
+                         char *err, size_t err_size)
+{
+    feed_reason_t ret = FEED_SOURCE_UNREACHABLE;
+    struct body_buf body = { NULL, 0, 0 };
+    char cerr[CURL_ERROR_SIZE];
+    CURLcode rc;
+    long status = 0;
+
+    cerr[0] = '\0';
+    if (curl == NULL || url == NULL || timeout_ms <= 0) {
+        set_err(err, err_size, "no curl handle, URL or timeout");
+        goto done;
+    }
+    curl_easy_reset(curl);  /* keeps the live connection, forgets the last options */
+    if (curl_easy_setopt(curl, CURLOPT_URL, url) != CURLE_OK ||
+        curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+        curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L) != CURLE_OK ||
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK ||
+        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+        curl_easy_setopt(curl, CURLOPT_USERAGENT, FEED_USER_AGENT) != CURLE_OK ||
+        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, cerr) != CURLE_OK ||
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body) != CURLE_OK) {
+        set_err(err, err_size, "cannot set up the request (a bad URL?)");
+        goto done;
+    }
+    rc = curl_easy_perform(curl);
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    /* The status comes first: a non-2xx answer is unreachable whatever its body. A 2xx
+     * that was too long is the source's document, and not a valid one. */
+    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && body.too_long)) {
+        set_err(err, err_size, "%s", cerr[0] != '\0' ? cerr : curl_easy_strerror(rc));
+        goto done;
+    }
+    if (status < 200 || status > 299) {
+        set_err(err, err_size, "HTTP %ld", status);
+        goto done;
+    }
+    if (body.too_long) {
+        ret = FEED_INVALID_DATA;
+        set_err(err, err_size, "answer longer than %d bytes", FEED_BODY_MAX);
+        goto done;
+    }
+    ret = feed_validate(body.data != NULL ? body.data : "", body.len, today, last, out, err,
+                        err_size);
+done:
+    if (curl != NULL) {
+        /* cerr and body go out of scope */
+        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, NULL);
+    }
+    free(body.data);
+    return ret;
+}

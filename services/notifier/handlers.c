@@ -1,0 +1,233 @@
+/* handlers: the notifier's Kafka records: a day's bulletin.requested (check the feed, send
+ * or retry, give up at the deadline) and stock.replenished (back-in-stock alerts). */
+#include "notifier.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "event.h"
+#include "log.h"
+#include "sku.h"
+#include "util.h"
+
+/* Checks source for day. Returns FEED_OK with *f, or the reason with why. */
+static feed_reason_t check(struct notifier *n, const char *source, const char *day,
+                           const struct bulletin_view *v, feed_figures_t *f,
+                           char *why, size_t why_size)
+{
+    return feed_fetch(n->curl, source, (long)n->cfg.fetch_timeout_ms, day,
+                      v->has_last ? &v->last : NULL, f, why, why_size);
+}
+
+/* The day cannot be sent: every active subscriber gets the unavailable notice. */
+static kafka_verdict_t give_up(struct notifier *n, PGconn *conn, const char *day,
+                               const char *reason, kafka_outcome_t *out)
+{
+    char body[4 * NOTIFIER_SMS_MAX + 1];
+    long long created = 0;
+
+    if (bulletin_unavailable_text(day, reason, body, sizeof(body)) != 0) {
+        snprintf(out->error, sizeof(out->error), "unavailable text does not fit");
+        return KAFKA_RETRY;
+    }
+    switch (store_bulletin_unavailable(conn, day, reason, body, &created, out->error,
+                                       sizeof(out->error))) {
+    case STORE_OK:
+        log_warn("bulletin_unavailable date=%s reason=%s messages=%lld", day,
+                 reason[0] != '\0' ? reason : "unknown", created);
+        sender_wake(n->sender);
+        return KAFKA_DONE;
+    case STORE_NOT_FOUND:
+        log_info("bulletin_already_final date=%s", day);
+        return KAFKA_DONE;
+    default:
+        return KAFKA_RETRY;
+    }
+}
+
+static kafka_verdict_t bulletin(struct notifier *n, const kafka_record_t *rec,
+                                kafka_outcome_t *out)
+{
+    kafka_verdict_t verdict = KAFKA_FAIL;
+    event_meta_t meta;
+    json_t *data;
+    const char *day;
+    json_int_t deadline_ms;
+    struct bulletin_view v;
+    struct bulletin_failure fails[2];
+    char why[2][512], body[4 * NOTIFIER_SMS_MAX + 1];
+    const char *sources[2] = { n->cfg.source_url, n->cfg.fallback_url };
+    feed_figures_t f;
+    feed_reason_t reason = FEED_OK;
+    PGconn *conn = NULL;
+    size_t nfails = 0, i;
+    long long created = 0;
+    int64_t now, left;
+
+    data = event_data_read(rec->msg, NOTIFIER_EVENT, &meta, out->error, sizeof(out->error));
+    if (data == NULL) {
+        snprintf(out->reason, sizeof(out->reason), "invalid_record");
+        goto done;
+    }
+    day = json_string_value(json_object_get(data, "date"));
+    deadline_ms = json_integer_value(json_object_get(data, "deadline_ms"));
+    if (day == NULL || !feed_date_valid(day) ||
+        !json_is_integer(json_object_get(data, "deadline_ms")) || deadline_ms <= 0) {
+        snprintf(out->reason, sizeof(out->reason), "invalid_record");
+        snprintf(out->error, sizeof(out->error),
+                 "fields 'date' (YYYY-MM-DD) and 'deadline_ms' (> 0) are required");
+        goto done;
+    }
+    conn = db_acquire(n->db, (int)n->cfg.db_wait_ms, out->error, sizeof(out->error));
+    if (conn == NULL) {
+        verdict = KAFKA_RETRY;
+        goto done;
+    }
+    switch (store_bulletin_view(conn, day, &v, out->error, sizeof(out->error))) {
+    case STORE_OK:
+        break;
+    case STORE_NOT_FOUND:
+        snprintf(out->reason, sizeof(out->reason), "unknown_bulletin");
+        snprintf(out->error, sizeof(out->error), "no bulletin for %s in the database", day);
+        goto done;
+    default:
+        verdict = KAFKA_RETRY;
+        goto done;
+    }
+    if (strcmp(v.state, "sent") == 0 || strcmp(v.state, "unavailable") == 0) {
+        log_info("bulletin_already_final date=%s state=%s", day, v.state);
+        verdict = KAFKA_DONE;
+        goto done;
+    }
+    if (rec->expired != NULL) {
+        /* The retry service gave up (deadline or attempts): the last check's reason. */
+        verdict = give_up(n, conn, day, v.last_reason[0] != '\0' ? v.last_reason
+                                                                  : rec->last_reason, out);
+        goto done;
+    }
+
+    /* No connection is held while the feed answers: that may take the fetch timeout. */
+    db_release(n->db, conn);
+    conn = NULL;
+    for (i = 0; i < 2 && sources[i] != NULL; i++) {
+        reason = check(n, sources[i], day, &v, &f, why[i], sizeof(why[i]));
+        if (reason == FEED_OK)
+            break;
+        fails[nfails].source = sources[i];
+        fails[nfails].reason = feed_reason_code(reason);
+        fails[nfails].error = why[i];
+        nfails++;
+        log_warn("bulletin_check_failed date=%s attempt=%d source=%s reason=%s error=\"%s\"",
+                 day, v.attempts + 1, sources[i], feed_reason_code(reason), why[i]);
+    }
+    if (reason == FEED_OK && bulletin_text(&f, body, sizeof(body)) != 0) {
+        snprintf(out->error, sizeof(out->error), "bulletin text does not fit");
+        verdict = KAFKA_RETRY;
+        goto done;
+    }
+    conn = db_acquire(n->db, (int)n->cfg.db_wait_ms, out->error, sizeof(out->error));
+    if (conn == NULL) {
+        verdict = KAFKA_RETRY;
+        goto done;
+    }
+    switch (store_bulletin_attempt(conn, day, v.attempts + 1, fails, nfails,
+                                   reason == FEED_OK ? &f : NULL,
+                                   reason == FEED_OK ? sources[i] : NULL, body, &created,
+                                   out->error, sizeof(out->error))) {
+    case STORE_OK:
+        break;
+    case STORE_NOT_FOUND:
+        log_info("bulletin_already_final date=%s", day);
+        verdict = KAFKA_DONE;
+        goto done;
+    default:
+        verdict = KAFKA_RETRY;
+        goto done;
+    }
+    if (reason == FEED_OK) {
+        log_info("bulletin_sending date=%s attempt=%d source=%s messages=%lld", day,
+                 v.attempts + 1, sources[i], created);
+        sender_wake(n->sender);
+        verdict = KAFKA_DONE;
+        goto done;
+    }
+    /* The first source's reason travels with the retry (the fallback is the spare). */
+    now = util_now_ms();
+    if (now >= deadline_ms) {
+        verdict = give_up(n, conn, day, fails[0].reason, out);
+        goto done;
+    }
+    snprintf(out->reason, sizeof(out->reason), "%s", fails[0].reason);
+    snprintf(out->error, sizeof(out->error), "%s", fails[0].error);
+    out->delay_ms = n->cfg.retry_interval_ms;
+    out->deadline_ms = deadline_ms;
+    /* Enough attempts for the deadline: the deadline, not a count, ends the retries. */
+    left = (deadline_ms - now) / n->cfg.retry_interval_ms + 2;
+    out->max_attempts = left > INT_MAX / 2 ? INT_MAX / 2 : (int)(rec->attempt + left);
+    verdict = KAFKA_RETRY_LATER;
+done:
+    db_release(n->db, conn);
+    json_decref(data);
+    return verdict;
+}
+
+static kafka_verdict_t replenished(struct notifier *n, const kafka_record_t *rec,
+                                   kafka_outcome_t *out)
+{
+    kafka_verdict_t verdict = KAFKA_FAIL;
+    event_meta_t meta;
+    json_t *data;
+    const char *sku;
+    char body[4 * NOTIFIER_SMS_MAX + 1];
+    PGconn *conn = NULL;
+    long long created = 0;
+
+    data = event_data_read(rec->msg, "stock.replenished", &meta, out->error,
+                           sizeof(out->error));
+    if (data == NULL) {
+        snprintf(out->reason, sizeof(out->reason), "invalid_record");
+        goto done;
+    }
+    sku = json_string_value(json_object_get(data, "sku"));
+    if (sku == NULL || !sku_valid(sku) || bulletin_restock_text(sku, body, sizeof(body)) != 0) {
+        snprintf(out->reason, sizeof(out->reason), "invalid_record");
+        snprintf(out->error, sizeof(out->error), "field 'sku' must be " SKU_RULE);
+        goto done;
+    }
+    if (rec->expired != NULL) {
+        /* Only database trouble is retried here, and that in place: nothing to react to. */
+        log_error("restock_alert_given_up event=%s sku=%s reason=%s", meta.id, sku,
+                  rec->expired);
+        verdict = KAFKA_DONE;
+        goto done;
+    }
+    conn = db_acquire(n->db, (int)n->cfg.db_wait_ms, out->error, sizeof(out->error));
+    if (conn == NULL || store_restock(conn, meta.id, sku, body, &created, out->error,
+                                      sizeof(out->error)) != STORE_OK) {
+        verdict = KAFKA_RETRY;
+        goto done;
+    }
+    log_info("restock_alerts event=%s sku=%s messages=%lld", meta.id, sku, created);
+    if (created > 0)
+        sender_wake(n->sender);
+    verdict = KAFKA_DONE;
+done:
+    db_release(n->db, conn);
+    json_decref(data);
+    return verdict;
+}
+
+kafka_verdict_t handlers_record(const kafka_record_t *rec, void *ctx, kafka_outcome_t *out)
+{
+    struct notifier *n = ctx;
+
+    if (strcmp(rec->topic, NOTIFIER_TOPIC) == 0)
+        return bulletin(n, rec, out);
+    if (strcmp(rec->topic, "stock.replenished") == 0)
+        return replenished(n, rec, out);
+    snprintf(out->reason, sizeof(out->reason), "invalid_record");
+    snprintf(out->error, sizeof(out->error), "the notifier does not read topic %s",
+             rec->topic);
+    return KAFKA_FAIL;
+}

@@ -1,0 +1,238 @@
+/* notifier: subscribers, the daily SMS bulletin and back-in-stock alerts. Private header;
+ * prototypes grouped by source file. The design is in docs/notifier.md. */
+#ifndef DOZEN_NOTIFIER_H
+#define DOZEN_NOTIFIER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "cron.h"
+#include "db.h"
+#include "feed.h"
+#include "http.h"
+#include "kafka.h"
+#include "outbox.h"
+#include "retry.h"
+#include "sms.h"
+
+#define NOTIFIER_SERVICE "notifier"
+#define NOTIFIER_GROUP "notifier"
+#define NOTIFIER_SOURCE "/dozen/notifier"
+#define NOTIFIER_TOPIC "bulletins"
+#define NOTIFIER_EVENT "bulletin.requested"
+#define NOTIFIER_SMS_MAX 160          /* characters of one message */
+#define NOTIFIER_NAME_MAX 100         /* characters of a subscriber's name */
+#define NOTIFIER_SKUS_MAX 100         /* SKUs in one POST /subscribers */
+#define NOTIFIER_KEY_MAX 96           /* bytes of a message key, with the NUL */
+
+struct config {
+    const char *database_url;
+    const char *kafka_bootstrap;
+    const char *admin_token;
+    const char *http_bind;
+    int port;
+    int db_pool_size;
+    long long db_wait_ms;
+    long long topics_wait_ms;
+    long long outbox_poll_ms;
+    /* The bulletin */
+    const char *cron_text;          /* BULLETIN_CRON */
+    cron_t cron;
+    cron_zone_t *zone;              /* BULLETIN_TZ; owned */
+    const char *source_url;         /* BULLETIN_SOURCE_URL */
+    const char *fallback_url;       /* BULLETIN_FALLBACK_URL; NULL: none */
+    long long retry_interval_ms;    /* BULLETIN_RETRY_INTERVAL */
+    const char *deadline_text;      /* BULLETIN_DEADLINE */
+    cron_deadline_t deadline;
+    long long fetch_timeout_ms;     /* BULLETIN_FETCH_TIMEOUT */
+    /* Sending */
+    sms_config_t sms;
+    int sms_concurrency;
+    long long sms_lease_ms;
+    int sms_max_attempts;
+    retry_policy_t sms_backoff;     /* SMS_RETRY_INITIAL, x2, SMS_RETRY_MAX */
+    long long sms_poll_ms;
+    retry_policy_t retry;           /* RETRY_*: the consumer group's policy */
+};
+
+struct sender;
+
+struct notifier {
+    struct config cfg;
+    db_pool_t *db;
+    outbox_relay_t *relay;
+    CURL *curl;                     /* the consumer thread's, for the feed */
+    kafka_consumer_opts_t consumer_opts;
+    kafka_consumer_t *consumer;
+    struct sender *sender;
+    struct scheduler *scheduler;
+};
+
+/* store.c: SQL */
+
+extern const db_stmt_t store_stmts[];
+extern const size_t store_nstmts;
+
+typedef enum store_result {
+    STORE_OK = 0,
+    STORE_NOT_FOUND,   /* no such row (or not in a state the call applies to) */
+    STORE_CONFLICT,    /* a unique rule said no (a duplicate) */
+    STORE_FAILED       /* database error (errstr) */
+} store_result_t;
+
+/* Subscribers. phone must be E.164, name at most NOTIFIER_NAME_MAX characters, skus an
+ * array of valid SKUs (all checked by the caller). On STORE_OK *out is the new subscriber
+ * (masked); on STORE_CONFLICT existing_id (37 bytes) is the active subscriber's id. */
+store_result_t store_subscriber_add(PGconn *conn, const char *phone, const char *name,
+                                    json_t *skus, json_t **out, char *existing_id,
+                                    char *errstr, size_t errstr_size);
+/* Active subscribers, oldest first, masked: a new JSON object {"subscribers", "total"}. */
+json_t *store_subscriber_list(PGconn *conn, long long limit, long long offset,
+                              char *errstr, size_t errstr_size);
+store_result_t store_subscriber_get(PGconn *conn, const char *id, json_t **out,
+                                    char *errstr, size_t errstr_size);
+/* Opts out: marks the subscriber and cancels its pending deliveries, in one transaction. */
+store_result_t store_subscriber_remove(PGconn *conn, const char *id, json_t **out,
+                                       char *errstr, size_t errstr_size);
+/* Adds (add = 1) or removes a SKU of an active subscriber; *out is {"id", "skus"}. Removing
+ * a SKU the subscriber does not have is STORE_NOT_FOUND. */
+store_result_t store_subscriber_sku(PGconn *conn, const char *id, const char *sku, int add,
+                                    json_t **out, char *errstr, size_t errstr_size);
+
+/* Bulletins. */
+
+/* Creates the bulletin of day (state scheduled) and its bulletin.requested event in the
+ * outbox, in one transaction, unless the day has one already. *created says which. *out is
+ * the bulletin as GET /bulletins/{date} shows it (may be NULL). */
+store_result_t store_bulletin_create(PGconn *conn, const char *day, const char *trigger,
+                                     int64_t scheduled_ms, int64_t deadline_ms, int *created,
+                                     json_t **out, char *errstr, size_t errstr_size);
+/* The bulletin of day as a new JSON object (STORE_NOT_FOUND when there is none). */
+store_result_t store_bulletin_get(PGconn *conn, const char *day, json_t **out,
+                                  char *errstr, size_t errstr_size);
+
+/* What the record handler needs to know about a day before it checks the feed. */
+struct bulletin_view {
+    char state[16];               /* scheduled, retrying, sent, unavailable */
+    int attempts;
+    char last_reason[64];         /* "" when none */
+    int has_last;                 /* last is the last stored day before this one */
+    feed_figures_t last;
+};
+store_result_t store_bulletin_view(PGconn *conn, const char *day, struct bulletin_view *v,
+                                   char *errstr, size_t errstr_size);
+
+/* One failed check of source (attempt = the bulletin's attempts after this check). */
+struct bulletin_failure {
+    const char *source;
+    const char *reason;          /* a reason code */
+    const char *error;
+};
+/* Records attempt number attempt: the failures (n may be 0) and, when f is not NULL, the
+ * good figures from source: the day is sent and one 'day:<date>' bulletin delivery is
+ * created for every active subscriber, all in one transaction. With f NULL the day is
+ * retrying with the last failure's reason. A day already sent or unavailable is left as it
+ * is (STORE_NOT_FOUND). *created receives the number of deliveries made. */
+store_result_t store_bulletin_attempt(PGconn *conn, const char *day, int attempt,
+                                      const struct bulletin_failure *fails, size_t n,
+                                      const feed_figures_t *f, const char *source,
+                                      const char *body, long long *created,
+                                      char *errstr, size_t errstr_size);
+/* Gives the day up: unavailable with reason, and one 'day:<date>' unavailable delivery
+ * with body for every active subscriber, in one transaction (STORE_NOT_FOUND when the day
+ * is already sent or unavailable). */
+store_result_t store_bulletin_unavailable(PGconn *conn, const char *day, const char *reason,
+                                          const char *body, long long *created,
+                                          char *errstr, size_t errstr_size);
+
+/* Back in stock: records event ce_id as processed and creates one 'restock:<ce_id>'
+ * delivery for each active subscriber of sku, in one transaction. *created is the number
+ * made (0 when the event was seen before). */
+store_result_t store_restock(PGconn *conn, const char *ce_id, const char *sku,
+                             const char *body, long long *created,
+                             char *errstr, size_t errstr_size);
+
+/* Deliveries, for the sender. */
+struct delivery {
+    long long id;
+    char phone[24];
+    char body[4 * NOTIFIER_SMS_MAX + 1];
+    char since[11];               /* UTC date the delivery was created: "YYYY-MM-DD" */
+    int attempts;                 /* including this one */
+    int uncertain;                /* ask the gateway before sending */
+};
+/* Claims at most max due deliveries (pending and due, or sending and claimed longer than
+ * lease_ms ago, which become uncertain): they are 'sending', claimed now, in one commit.
+ * Returns how many were written to out, or -1 with errstr. */
+int store_claim(PGconn *conn, int max, long long lease_ms, struct delivery *out,
+                char *errstr, size_t errstr_size);
+/* The outcome of one claimed delivery: sent (sid may be ""), retry at now + delay_ms
+ * (uncertain: ask the gateway first next time), or failed for good. Returns 0 or -1. */
+int store_sent(PGconn *conn, long long id, const char *sid, char *errstr, size_t errstr_size);
+int store_retry(PGconn *conn, long long id, long long delay_ms, int uncertain,
+                const char *error, char *errstr, size_t errstr_size);
+int store_failed(PGconn *conn, long long id, const char *error,
+                 char *errstr, size_t errstr_size);
+/* Gives back deliveries still 'sending' (ids, at most 64), unchanged otherwise, so they
+ * are due again at once. Returns 0 or -1. */
+int store_unclaim(PGconn *conn, const long long *ids, size_t n,
+                  char *errstr, size_t errstr_size);
+/* Renews the lease of deliveries still 'sending' (ids): due again lease_ms from now.
+ * Returns 0 or -1. */
+int store_renew(PGconn *conn, const long long *ids, size_t n, long long lease_ms,
+                char *errstr, size_t errstr_size);
+
+/* bulletin.c: the texts and the day's run */
+
+/* Writes the bulletin SMS for f into out. Returns 0, or -1 if it would not fit (or be
+ * longer than NOTIFIER_SMS_MAX characters). */
+int bulletin_text(const feed_figures_t *f, char *out, size_t out_size);
+/* The "unavailable today" SMS for day and reason code. Returns 0 or -1 as above. */
+int bulletin_unavailable_text(const char *day, const char *reason, char *out,
+                              size_t out_size);
+/* The back-in-stock SMS for sku. Returns 0 or -1 as above. */
+int bulletin_restock_text(const char *sku, char *out, size_t out_size);
+
+/* Starts the bulletin of the run scheduled at run_ms (its local day in BULLETIN_TZ, the
+ * deadline from BULLETIN_DEADLINE; a clock deadline already past gives one check only).
+ * Returns STORE_OK with *created and *out as store_bulletin_create. */
+store_result_t bulletin_start(struct notifier *n, PGconn *conn, int64_t run_ms,
+                              const char *trigger, int *created, json_t **out,
+                              char *errstr, size_t errstr_size);
+
+/* scheduler.c: the BULLETIN_CRON clock */
+
+struct scheduler;
+/* Starts a thread that starts each scheduled run's bulletin when it falls due; at start it
+ * also starts today's if its time has passed and its deadline has not (a notifier that was
+ * down at 09:40). Returns NULL with errstr if the thread cannot start. */
+struct scheduler *scheduler_start(struct notifier *n, char *errstr, size_t errstr_size);
+/* The next scheduled run after now (ms), or -1. */
+int64_t scheduler_next(const struct notifier *n);
+void scheduler_stop(struct scheduler *s);  /* accepts NULL */
+
+/* sender.c: the SMS senders */
+
+/* Starts SMS_CONCURRENCY sender threads. NULL with errstr on failure. */
+struct sender *sender_start(struct notifier *n, char *errstr, size_t errstr_size);
+/* Wakes the senders: deliveries were just committed. */
+void sender_wake(struct sender *s);
+/* Stops the senders (each finishes the message it is sending) and frees them. */
+void sender_stop(struct sender *s);  /* accepts NULL */
+
+/* handlers.c: Kafka records */
+
+kafka_verdict_t handlers_record(const kafka_record_t *rec, void *ctx, kafka_outcome_t *out);
+
+/* api.c: HTTP routes */
+
+extern const http_route_t api_routes[];
+extern const size_t api_nroutes;
+int api_health(void *ctx, char *errstr, size_t errstr_size);
+
+#endif
