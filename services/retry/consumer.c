@@ -21,6 +21,10 @@
 #define STORE_BACKOFF_INITIAL_MS 200
 #define STORE_BACKOFF_MAX_MS 10000
 
+/* The read-ahead of the consumer (see consumer_new): records and KiB of record values. */
+#define READ_AHEAD_MSGS 10000
+#define READ_AHEAD_KBYTES "1024"
+
 struct consumer {
     struct retry *r;
     pthread_t thread;
@@ -277,6 +281,18 @@ done:
     }
 }
 
+/* Sets prop to value unless the operator set it through the environment variable var
+ * (kafka_conf_new has applied those). Returns 0, or -1 with rderr. */
+static int conf_default(rd_kafka_conf_t *conf, const char *prop, const char *var,
+                        const char *value, char *rderr, size_t rderr_size)
+{
+    if (getenv(var) != NULL)
+        return 0;
+    if (rd_kafka_conf_set(conf, prop, value, rderr, rderr_size) != RD_KAFKA_CONF_OK)
+        return -1;
+    return 0;
+}
+
 /* Creates the consumer client and subscribes it. Returns a new client (the caller closes
  * and destroys it), or NULL with errstr. */
 static rd_kafka_t *consumer_new(struct consumer *c, char *errstr, size_t errstr_size)
@@ -286,7 +302,7 @@ static rd_kafka_t *consumer_new(struct consumer *c, char *errstr, size_t errstr_
     rd_kafka_t *rk = NULL, *ret = NULL;
     rd_kafka_topic_partition_list_t *subs = NULL;
     rd_kafka_resp_err_t err;
-    char rderr[512];
+    char rderr[512], read_ahead[16];
 
     conf = kafka_conf_new(cfg->kafka_bootstrap, RETRY_SERVICE, errstr, errstr_size);
     if (conf == NULL)
@@ -300,6 +316,27 @@ static rd_kafka_t *consumer_new(struct consumer *c, char *errstr, size_t errstr_
         (getenv("KAFKA_AUTO_OFFSET_RESET") == NULL &&
          rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", rderr,
                            sizeof(rderr)) != 0)) {
+        util_errf(errstr, errstr_size, "kafka consumer: %s", rderr);
+        goto done;
+    }
+    /* A bounded read-ahead, so that what waits on `retry` waits on the broker, not here.
+     * librdkafka's defaults prefetch up to 100,000 records a partition (queued.min.messages)
+     * and 64 MiB (queued.max.messages.kbytes, which counts record values only: not keys,
+     * headers, nor the few hundred bytes librdkafka keeps per record), so a burst or a
+     * backlog was held in this process: 100,000 retry records of ~550 bytes took ~60 MiB
+     * (docs/bench.md). The count is what bounds small records, the KiB large values
+     * (fetch.max.bytes follows the KiB, and stays at least message.max.bytes). Not smaller:
+     * librdkafka 2.0.2 fetches again only when its broker thread next wakes, up to a second
+     * after the queue fell under the mark (fetch.queue.backoff.ms came in 2.1), so the
+     * read-ahead must hold about a second of storing, or intake and with it lateness
+     * suffer: with 1,000, some 1,700 records a second were stored instead of 17,000. The
+     * operator's KAFKA_QUEUED_MIN_MESSAGES and KAFKA_QUEUED_MAX_MESSAGES_KBYTES still win. */
+    snprintf(read_ahead, sizeof(read_ahead), "%d",
+             2 * cfg->batch > READ_AHEAD_MSGS ? 2 * cfg->batch : READ_AHEAD_MSGS);
+    if (conf_default(conf, "queued.min.messages", "KAFKA_QUEUED_MIN_MESSAGES", read_ahead,
+                     rderr, sizeof(rderr)) != 0 ||
+        conf_default(conf, "queued.max.messages.kbytes", "KAFKA_QUEUED_MAX_MESSAGES_KBYTES",
+                     READ_AHEAD_KBYTES, rderr, sizeof(rderr)) != 0) {
         util_errf(errstr, errstr_size, "kafka consumer: %s", rderr);
         goto done;
     }

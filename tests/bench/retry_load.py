@@ -5,8 +5,13 @@ their redeliveries on retry.<group>.
 
 Subcommands (arguments are NAME=VALUE words):
   topic    broker group                 makes sure retry.<group> exists (a probe record)
-  pending  broker group n url timeout   n records due in a day; waits until GET url/stats
-                                        shows pending_total n (prints PENDING n seconds)
+  pending  broker group n url timeout [window]
+                                        n records due in a day; waits until GET url/stats
+                                        shows pending_total n (prints PENDING n seconds).
+                                        window > 0: never more than window records produced
+                                        but not yet pending (produced in steps of window/2,
+                                        each once GET /stats shows room); 0 (default): one
+                                        burst
   lateness broker group n spread_ms lead_ms timeout
                                         n records due uniformly over spread_ms from now +
                                         lead_ms, read back on retry.<group>; prints LATENESS
@@ -54,9 +59,15 @@ def retry_record(group, not_before, rng, seq):
     return ce_id, sku.encode(), value, headers
 
 
-def produce(broker, records):
-    p = Producer({"bootstrap.servers": broker, "enable.idempotence": True, "linger.ms": 5,
-                  "queue.buffering.max.messages": 200000})
+def new_producer(broker):
+    return Producer({"bootstrap.servers": broker, "enable.idempotence": True, "linger.ms": 5,
+                     "queue.buffering.max.messages": 200000})
+
+
+def produce(broker, records, p=None):
+    """Produces records to `retry` and waits until the broker has them all; p: a producer
+    to use (a new one when None)."""
+    p = p if p is not None else new_producer(broker)
     failed = []
 
     def on_delivery(err, _msg):
@@ -103,11 +114,27 @@ def pending_total(url):
 
 def cmd_pending(a):
     n, timeout = int(a["n"]), float(a["timeout"])
+    window = int(a.get("window", "0"))
+    # The steps of a paced run: half the window, so that the next step can be produced while
+    # the service stores the last one.
+    step = n if window <= 0 else max(1, window // 2)
     rng = random.Random(n)
     far = now_ms() + 86400 * 1000
     t0 = time.monotonic()
-    produce(a["broker"], (retry_record(a["group"], far + i, rng, i) for i in range(n)))
-    produced = time.monotonic() - t0
+    p = new_producer(a["broker"])
+    produced, got = 0, 0
+    while produced < n:
+        size = min(step, n - produced)
+        while window > 0 and produced + size - got > window:
+            if time.monotonic() - t0 > timeout:
+                raise Problem(f"pending_total {got} of {produced} produced "
+                              f"after {timeout:.0f} s")
+            time.sleep(0.05)
+            got = pending_total(a["url"])
+        produce(a["broker"], (retry_record(a["group"], far + i, rng, i)
+                              for i in range(produced, produced + size)), p)
+        produced += size
+    produced_s = time.monotonic() - t0
     while True:
         got = pending_total(a["url"])
         if got == n:
@@ -117,8 +144,8 @@ def cmd_pending(a):
         if time.monotonic() - t0 > timeout:
             raise Problem(f"pending_total {got} of {n} after {timeout:.0f} s")
         time.sleep(0.2)
-    print(f"PENDING n={n} produce_s={produced:.1f} stored_s={time.monotonic() - t0:.1f}",
-          flush=True)
+    print(f"PENDING n={n} window={window} produce_s={produced_s:.1f} "
+          f"stored_s={time.monotonic() - t0:.1f}", flush=True)
 
 
 def nearest_rank(v, p):
