@@ -77,3 +77,19 @@ void phone_mask(const char *s, char *out, size_t out_size)
     }
     out[o] = '\0';
 }
+
+int phone_sender_valid(const char *s)
+{
+    size_t n = 0;
+    int letters = 0;
+
+    if (phone_e164_valid(s))
+        return 1;
+    for (; *s != '\0'; s++, n++) {
+        if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z'))
+            letters++;
+        else if (!(*s >= '0' && *s <= '9') && *s != ' ')
+            return 0;
+    }
+    return letters > 0 && n <= PHONE_SENDER_ALNUM_MAX;
+}

@@ -13,6 +13,13 @@
  * digits in all, and nothing else. */
 int phone_e164_valid(const char *s);
 
+#define PHONE_SENDER_ALNUM_MAX 11                /* alphanumeric sender IDs, as Twilio */
+
+/* Returns 1 if s can be an SMS sender as Twilio takes them: an E.164 number, or an
+ * alphanumeric sender ID of 1..PHONE_SENDER_ALNUM_MAX letters, digits and spaces with at
+ * least one letter. */
+int phone_sender_valid(const char *s);
+
 /* Writes s with the subscriber's number hidden: every digit but the last four becomes '*';
  * for an E.164 number the country code stays too, as long as four digits remain hidden
  * ("+821012341234" -> "+82******1234"). Anything else that is not a digit or '+' becomes

@@ -196,3 +196,15 @@ int util_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mutex, const int *f
     }
     return *flag;
 }
+
+int util_alnum_valid(const char *s, size_t max)
+{
+    size_t n = 0;
+
+    for (; *s != '\0'; s++, n++) {
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+              (*s >= '0' && *s <= '9')))
+            return 0;
+    }
+    return n > 0 && n <= max;
+}

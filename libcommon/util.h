@@ -38,6 +38,9 @@ int util_cond_init_monotonic(pthread_cond_t *cond);
 int util_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mutex, const int *flag,
                       long long ms);
 
+/* Returns 1 if s is 1..max ASCII letters and digits and nothing else (account SIDs). */
+int util_alnum_valid(const char *s, size_t max);
+
 /* Compares two NUL-terminated secrets in time that depends only on the length of a (the
  * untrusted one), never on where the first difference is. Returns 1 when equal. */
 int util_streq_ct(const char *a, const char *b);

@@ -10,29 +10,9 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "phone.h"
 #include "svc.h"
 #include "topics.h"
-
-/* Reads an SMS sender: E.164, or an alphanumeric sender id of 1..11 letters, digits and
- * spaces (what Twilio accepts). */
-static int sender_id_ok(const char *s)
-{
-    size_t n = 0;
-
-    if (s[0] == '+') {
-        for (s++; *s != '\0'; s++, n++) {
-            if (*s < '0' || *s > '9')
-                return 0;
-        }
-        return n >= 8 && n <= 15;
-    }
-    for (; *s != '\0'; s++, n++) {
-        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-              (*s >= '0' && *s <= '9') || *s == ' '))
-            return 0;
-    }
-    return n >= 1 && n <= 11;
-}
 
 static void config_read(struct config *c)
 {
@@ -89,9 +69,9 @@ static void config_read(struct config *c)
                 timeout);
     if (max < initial)
         svc_die(NOTIFIER_SERVICE, "SMS_RETRY_MAX must not be below SMS_RETRY_INITIAL");
-    if (!sender_id_ok(c->sms.from))
+    if (!phone_sender_valid(c->sms.from))
         svc_die(NOTIFIER_SERVICE, "SMS_FROM: must be an E.164 number or 1 to 11 letters, "
-                "digits and spaces");
+                "digits and spaces with a letter");
     if (pool < conc + 3)
         svc_die(NOTIFIER_SERVICE, "DB_POOL_SIZE (%lld) must be at least SMS_CONCURRENCY + 3 "
                 "(%lld): each sender holds a connection", pool, conc + 3);

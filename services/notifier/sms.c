@@ -111,18 +111,6 @@ static void set_err(char *err, size_t err_size, const char *fmt, ...)
 /* ---------------------------------------------------------------------------------- */
 /* The client */
 
-/* Returns 1 if s is 1..max letters and digits. */
-static int alnum_ok(const char *s, size_t max)
-{
-    size_t n = 0;
-
-    for (; *s != '\0'; s++, n++) {
-        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-              (*s >= '0' && *s <= '9')))
-            return 0;
-    }
-    return n > 0 && n <= max;
-}
 
 sms_client_t *sms_client_new(const sms_config_t *cfg, char *errstr, size_t errstr_size)
 {
@@ -140,7 +128,7 @@ sms_client_t *sms_client_new(const sms_config_t *cfg, char *errstr, size_t errst
         goto done;
     }
     /* It goes into the path unescaped: Twilio's are "AC" and 32 hex digits. */
-    if (!alnum_ok(cfg->account_sid, SMS_ACCOUNT_MAX)) {
+    if (!util_alnum_valid(cfg->account_sid, SMS_ACCOUNT_MAX)) {
         util_errf(errstr, errstr_size, "SMS account SID must be 1 to %d letters and digits",
                   SMS_ACCOUNT_MAX);
         goto done;
@@ -340,7 +328,7 @@ static void http_error_text(long status, const struct body_buf *b, char *err,
 /* Returns 1 if s is a SID worth keeping: 1..size-1 letters and digits. */
 static int sid_ok(const char *s, size_t size)
 {
-    return s != NULL && size > 1 && alnum_ok(s, size - 1);
+    return s != NULL && size > 1 && util_alnum_valid(s, size - 1);
 }
 
 /* ---------------------------------------------------------------------------------- */

@@ -39,6 +39,20 @@ static void test_e164(void **state)
     assert_int_equal(PHONE_MAX, (int)strlen("+123456789012345"));
 }
 
+/* Senders: an E.164 number, or 1..11 letters, digits and spaces with a letter. */
+static void test_sender(void **state)
+{
+    (void)state;
+    assert_true(phone_sender_valid("+15005550006"));
+    assert_true(phone_sender_valid("dozen"));
+    assert_true(phone_sender_valid("Dozen Shop1"));       /* 11 characters */
+    assert_false(phone_sender_valid("Dozen Shop12"));     /* 12 */
+    assert_false(phone_sender_valid("12345"));            /* no letter, not E.164 */
+    assert_false(phone_sender_valid(""));
+    assert_false(phone_sender_valid("dozen!"));
+    assert_false(phone_sender_valid("+0123456789"));      /* E.164 never starts with 0 */
+}
+
 static void expect_mask(const char *in, const char *want)
 {
     char out[PHONE_MASK_MAX];
@@ -106,6 +120,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_e164),
         cmocka_unit_test(test_mask),
+        cmocka_unit_test(test_sender),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -177,9 +177,21 @@ static void test_sleep(void **state)
     assert_true(util_mono_ms() - t0 < 1000);
 }
 
+static void test_alnum(void **state)
+{
+    (void)state;
+    assert_true(util_alnum_valid("ACtest1", 7));
+    assert_false(util_alnum_valid("ACtest1", 6));
+    assert_false(util_alnum_valid("", 5));
+    assert_false(util_alnum_valid("AC test", 64));
+    assert_false(util_alnum_valid("AC-test", 64));
+    assert_false(util_alnum_valid("AC\xc3\xa9", 64));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_alnum),
         cmocka_unit_test(test_uuid_format),
         cmocka_unit_test(test_uuid_unique),
         cmocka_unit_test(test_is_uuid),

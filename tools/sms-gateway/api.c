@@ -105,7 +105,7 @@ static void log_from(const char *from, char *out, size_t out_size)
         phone_mask(from, masked, sizeof(masked));
         snprintf(out, out_size, "%s", masked);
     } else {
-        snprintf(out, out_size, "\"%s\"", from); /* at most SG_ALNUM_FROM_MAX: fits */
+        snprintf(out, out_size, "\"%s\"", from); /* at most PHONE_SENDER_ALNUM_MAX: fits */
     }
 }
 

@@ -9,19 +9,7 @@
 #include "cfg.h"
 #include "log.h"
 #include "svc.h"
-
-/* Returns 1 if s is 1..max characters of letters and digits. */
-static int sid_ok(const char *s, size_t max)
-{
-    size_t n = 0;
-
-    for (; *s != '\0'; s++, n++) {
-        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-              (*s >= '0' && *s <= '9')))
-            return 0;
-    }
-    return n > 0 && n <= max;
-}
+#include "util.h"
 
 /* Returns 1 if s is 1..max characters of printable ASCII. */
 static int token_ok(const char *s, size_t max)
@@ -55,7 +43,7 @@ static void config_read(struct config *c)
         cfg_int("SMS_GATEWAY_DOWN", 0, 0, 1, &down, err, sizeof(err)) != 0)
         svc_die(SG_SERVICE, "%s", err);
     /* The values are secrets or nearly: named, not shown. */
-    if (!sid_ok(c->account_sid, SG_ACCOUNT_SID_MAX))
+    if (!util_alnum_valid(c->account_sid, SG_ACCOUNT_SID_MAX))
         svc_die(SG_SERVICE, "SMS_ACCOUNT_SID: must be 1 to %d letters and digits",
                 SG_ACCOUNT_SID_MAX);
     if (!token_ok(c->auth_token, SG_AUTH_TOKEN_MAX))

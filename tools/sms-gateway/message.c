@@ -20,27 +20,6 @@ static int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static int is_alpha(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
-/* Returns 1 for an alphanumeric sender ID as Twilio takes them: 1..11 letters, digits and
- * spaces, with at least one letter. */
-static int alnum_sender_valid(const char *s)
-{
-    size_t n = 0;
-    int letters = 0;
-
-    for (; *s != '\0'; s++, n++) {
-        if (is_alpha(*s))
-            letters++;
-        else if (!is_digit(*s) && *s != ' ')
-            return 0;
-    }
-    return letters > 0 && n <= SG_ALNUM_FROM_MAX;
-}
-
 /* ---------------------------------------------------------------------------------- */
 /* Text */
 
@@ -228,11 +207,11 @@ int sg_send_check(const sg_form_t *form, struct sg_send *out, int *code, char *e
     if (one_param(form, "From", "A 'From' phone number is required.", SG_CODE_BAD_FROM,
                   &s.from, code, errstr, errstr_size) != 0)
         return -1;
-    if (!phone_e164_valid(s.from) && !alnum_sender_valid(s.from)) {
+    if (!phone_sender_valid(s.from)) {
         *code = SG_CODE_BAD_FROM;
         util_errf(errstr, errstr_size, "The 'From' number is not a valid phone number "
                   "(E.164) or alphanumeric sender ID (1 to %d letters, digits and spaces).",
-                  SG_ALNUM_FROM_MAX);
+                  PHONE_SENDER_ALNUM_MAX);
         return -1;
     }
     if (one_param(form, "Body", "A message body is required.", SG_CODE_BAD_PARAM, &s.body,

@@ -14,7 +14,6 @@
 
 #define SG_API_VERSION      "2010-04-01"
 #define SG_SID_LEN          34          /* "SM" + 32 hex digits, without the NUL */
-#define SG_ALNUM_FROM_MAX   11          /* alphanumeric sender IDs, as Twilio */
 #define SG_BODY_MAX_CHARS   1600        /* characters (code points), as Twilio */
 #define SG_ACCOUNT_SID_MAX  64
 #define SG_AUTH_TOKEN_MAX   128
