@@ -113,3 +113,93 @@ void log_msg(enum log_level level, const char *fmt, ...)
 done:
     errno = saved_errno;
 }
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0 when the bytes there are
+ * not one: overlong forms, surrogates and code points past U+10FFFF are refused. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+    size_t len, i;
+    unsigned int cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        len = 2;
+        cp = p[0] & 0x1f;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        len = 3;
+        cp = p[0] & 0x0f;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        len = 4;
+        cp = p[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+log_value_t log_qn(const void *in, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    log_value_t v;
+    const unsigned char *p = in;
+    /* Room for the opening quote, and kept back: "..." + closing quote + NUL. */
+    const size_t limit = sizeof(v.s) - 5;
+    size_t o = 0, i = 0;
+
+    if (in == NULL) {
+        snprintf(v.s, sizeof(v.s), "-");
+        return v;
+    }
+    v.s[o++] = '"';
+    while (i < n) {
+        char esc[4];
+        size_t elen, seq = utf8_seq(p + i, n - i);
+
+        if (seq == 1 && (p[i] == '"' || p[i] == '\\')) {
+            esc[0] = '\\';
+            esc[1] = (char)p[i];
+            elen = 2;
+        } else if (seq == 0 || (seq == 1 && (p[i] < 0x20 || p[i] == 0x7f))) {
+            esc[0] = '\\';
+            esc[1] = 'x';
+            esc[2] = hex[p[i] >> 4];
+            esc[3] = hex[p[i] & 0x0f];
+            elen = 4;
+            seq = 1;
+        } else {
+            elen = 0;
+        }
+        if (o + (elen > 0 ? elen : seq) > limit) {
+            memcpy(v.s + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (elen > 0) {
+            memcpy(v.s + o, esc, elen);
+            o += elen;
+        } else {
+            memcpy(v.s + o, p + i, seq);
+            o += seq;
+        }
+        i += seq;
+    }
+    v.s[o++] = '"';
+    v.s[o] = '\0';
+    return v;
+}
+
+log_value_t log_q(const char *in)
+{
+    return log_qn(in, in != NULL ? strlen(in) : 0);
+}

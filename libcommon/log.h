@@ -2,6 +2,8 @@
 #ifndef DOZEN_LOG_H
 #define DOZEN_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_LEVEL_DEBUG = 0, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 
 /* Sets the service name printed on every line and the minimum level, read from LOG_LEVEL
@@ -15,6 +17,26 @@ int log_init(const char *service);
  * message are replaced by spaces so one event is always one line. */
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* A quoted, escaped log value: see log_q. */
+#define LOG_VALUE_MAX 512
+typedef struct log_value {
+    char s[LOG_VALUE_MAX];
+} log_value_t;
+
+/* The one way to put a value that came from outside into a log line. Returns in as a
+ * double-quoted value: '"' and '\\' are escaped with a backslash, control characters and
+ * bytes that are not valid UTF-8 become \xNN, and a value that does not fit is cut (never
+ * inside an escape or a UTF-8 character) and ends in "..." before the closing quote. NULL
+ * gives "-" unquoted. Use it through LOG_Q inside the argument list of one log call:
+ * log_warn("bad_request path=%s", LOG_Q(path)); the text lives until the call returns. */
+log_value_t log_q(const char *in);
+
+/* The same for n bytes that may hold NULs (Kafka keys and header values). */
+log_value_t log_qn(const void *in, size_t n);
+
+#define LOG_Q(x) (log_q(x).s)
+#define LOG_QN(p, n) (log_qn((p), (n)).s)
 
 #define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
