@@ -10,7 +10,8 @@
 # Settings (environment): RUN_DIR, DOZEN_BIN, PGPORT (55432), SALES_PORT (8080),
 # STOCK_PORT (8081), FACTORY_PORT (8082), NOTIFIER_PORT (8083), RETRY_PORT (8084),
 # LEGACY_FACTORY_PORT (9101), OPEN_DATA_PORT (9102), SMS_GATEWAY_PORT (9103),
-# KAFKA_BOOTSTRAP (use this broker instead of the dev broker),
+# KAFKA_BOOTSTRAP (use this broker instead of the dev broker; the address RUN/env itself
+# exports for the stack's own broker is recognised as such, so `. .run/env; make up` is safe),
 # KAFKA=apache (start a real Apache Kafka broker with tools/kafka/kafka.sh instead),
 # ADMIN_TOKEN (default: generated once and kept in RUN_DIR/admin_token), UP_TIMEOUT (60 s).
 # Passed on as they are: BULLETIN_* to the notifier (BULLETIN_SOURCE_URL defaults to the
@@ -96,10 +97,15 @@ DEV_BROKER_ENV=()
 start_bg() {
     local name=$1; shift
     local pid i
-    env "${START_ENV[@]}" setsid "$BIN/$name" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+    # The settings go through the environment of a subshell that execs the program, never
+    # through a command line (env VAR=... would show the admin token in ps for a moment).
+    (
+        [ ${#START_ENV[@]} -eq 0 ] || export "${START_ENV[@]}"
+        exec setsid "$BIN/$name" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null
+    ) &
     pid=$!
     echo "$pid" >"$PIDS/$name.pid"
-    # $! is env's pid until env and setsid have exec'd the program: wait for that, so that
+    # $! is the subshell's pid until it and setsid have exec'd the program: wait for that, so that
     # pid_alive, which checks what the pid runs, is not fooled by the moment in between.
     for ((i = 0; i < 50; i++)); do
         pid_alive "$name" && return 0
@@ -153,8 +159,25 @@ SELECT 'CREATE DATABASE dozen OWNER dozen' WHERE NOT EXISTS (SELECT FROM pg_data
 SQL
 }
 
+# own_bootstrap: true when KAFKA_BOOTSTRAP is the address this stack itself wrote into
+# RUN/env for its own broker (the dev broker, or the Apache Kafka broker of KAFKA=apache):
+# a shell that sourced RUN/env passes it back, and that is no request for an external
+# cluster. The broker RUN/env was written for is recorded there as DOZEN_BROKER.
+own_bootstrap() {
+    local own kind
+    [ -f "$RUN/env" ] || return 1
+    own=$(sed -n 's/^export KAFKA_BOOTSTRAP=//p' "$RUN/env")
+    kind=$(sed -n 's/^export DOZEN_BROKER=//p' "$RUN/env")
+    [ -n "$own" ] && [ "$KAFKA_BOOTSTRAP" = "$own" ] && { [ "$kind" = dev ] || [ "$kind" = apache ]; }
+}
+
 broker_up() {
+    if [ -n "${KAFKA_BOOTSTRAP:-}" ] && own_bootstrap; then
+        say "KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP is this stack's own broker (from $RUN/env), not an external cluster"
+        unset KAFKA_BOOTSTRAP
+    fi
     if [ -n "${KAFKA_BOOTSTRAP:-}" ]; then
+        BROKER_KIND=external
         stop_pid devbroker
         BOOTSTRAP=$KAFKA_BOOTSTRAP
         say "using Kafka at $BOOTSTRAP"
@@ -167,12 +190,20 @@ broker_up() {
         out=$(KAFKA_DATA_DIR="$RUN/kafka" "$ROOT/tools/kafka/kafka.sh" up) ||
             die "Apache Kafka did not start: see $RUN/kafka/kafka.log"
         BOOTSTRAP=$(printf '%s\n' "$out" | tail -n 1)
+        BROKER_KIND=apache
         touch "$RUN/kafka.managed"
         say "Apache Kafka at $BOOTSTRAP"
         return
     fi
     [ ! -f "$RUN/kafka.managed" ] || apache_down
+    BROKER_KIND=dev
     if ! pid_alive devbroker; then
+        if [ -s "$RUN/devbroker.addr" ]; then
+            # It ran before and is gone (killed, or the machine restarted): what it held is lost.
+            say "WARNING: the dev broker ($(cat "$RUN/devbroker.addr")) is not running any more."
+            say "WARNING: starting a new one: it keeps topics in memory only, so every topic starts"
+            say "WARNING: EMPTY (events that were not consumed yet are gone); every service restarts with it."
+        fi
         rm -f "$RUN/devbroker.addr"
         START_ENV=()
         start_bg devbroker --addr-file "$RUN/devbroker.addr"
@@ -231,6 +262,7 @@ cmd_up() {
     env_new=$(cat <<EOF
 export DATABASE_URL=$database_url
 export KAFKA_BOOTSTRAP=$BOOTSTRAP
+export DOZEN_BROKER=$BROKER_KIND
 export ADMIN_TOKEN=$token
 export SALES_URL=http://127.0.0.1:$SALES_PORT
 export STOCK_URL=http://127.0.0.1:$STOCK_PORT
@@ -246,7 +278,10 @@ EOF
     # older binary are restarted; the others are left running.
     local restart=0
     [ "$env_new" = "$(cat "$RUN/env" 2>/dev/null)" ] || restart=1
-    printf '%s\n' "$env_new" >"$RUN/env"
+    # RUN/env holds the admin token and the database password: readable by its owner only.
+    (umask 077; printf '%s\n' "$env_new" >"$RUN/env.new")
+    chmod 600 "$RUN/env.new"
+    mv -f "$RUN/env.new" "$RUN/env"
 
     START_ENV=(DATABASE_URL="$database_url" KAFKA_BOOTSTRAP="$BOOTSTRAP"
                ADMIN_TOKEN="$token" LOG_LEVEL="${LOG_LEVEL:-info}"

@@ -137,3 +137,42 @@ def test_up_twice_down_up_keeps_data(run_env):
     env = read_env(run_dir)
     assert requests.get(env["STOCK_URL"] + "/inventory/glazed",
                         timeout=5).json()["quantity"] == level, "data lost across down/up"
+
+
+def test_up_again_from_a_shell_that_sourced_run_env(run_env):
+    """`. .run/env; make up` (the README's tour) must not take the stack's own broker for an
+    external cluster; a dev broker that died is replaced loudly, with every service."""
+    run_dir = run_env["RUN_DIR"]
+    first = stack("up", run_env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    mode = os.stat(os.path.join(run_dir, "env")).st_mode & 0o777
+    assert mode == 0o600, f".run/env holds secrets but has mode {oct(mode)}"
+    env = read_env(run_dir)
+    sourced = dict(run_env, **env)  # what a shell that ran `. .run/env` passes on
+    before = pids(run_dir)
+
+    second = stack("up", sourced)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert pids(run_dir) == before, "make up from a sourced shell restarted something"
+    assert read_env(run_dir)["KAFKA_BOOTSTRAP"] == env["KAFKA_BOOTSTRAP"]
+    r = requests.post(env["SALES_URL"] + "/orders", json={"sku": "glazed", "quantity": 1},
+                      timeout=5)
+    assert r.status_code == 201, r.text
+    for name in before:
+        with open(f"/proc/{before[name]}/cmdline", "rb") as f:
+            assert env["ADMIN_TOKEN"].encode() not in f.read(), f"{name}: token on its command line"
+
+    if "KAFKA_BOOTSTRAP" in run_env:
+        return  # an external cluster: nothing of the dev broker's to check
+    assert "own broker" in second.stdout
+    os.kill(int(before["devbroker.pid"]), 9)
+    third = stack("up", sourced)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "WARNING" in third.stdout and "EMPTY" in third.stdout, third.stdout
+    after = pids(run_dir)
+    assert all(after[f] != before[f] for f in before), (before, after)
+    env = read_env(run_dir)
+    assert env["KAFKA_BOOTSTRAP"] != sourced["KAFKA_BOOTSTRAP"]
+    r = requests.post(env["SALES_URL"] + "/orders", json={"sku": "glazed", "quantity": 1},
+                      timeout=5)
+    assert r.status_code == 201, r.text
