@@ -20,6 +20,8 @@
 #   KAFKA_CONTROLLER_PORT (19093)  KRaft controller listener on 127.0.0.1
 #   KAFKA_DATA_DIR (<repo>/.run/kafka)  server.properties, kafka.pid, logs/ (the log.dirs)
 #   KAFKA_LOG_DIR (= KAFKA_DATA_DIR)    where kafka.log goes
+#   DOZEN_KAFKA_VERSION (pom.xml's kafka.version, 4.4.0)  which Apache Kafka release to run,
+#                                  e.g. 3.9.1; 4.x logs through log4j2, 3.x through reload4j
 #   DOZEN_CACHE (~/.cache/dozen)   the jars go to $DOZEN_CACHE/kafka-<version>/libs
 #   KAFKA_HEAP_OPTS (-Xms256m -Xmx512m), KAFKA_JVM_OPTS (-XX:+UseSerialGC and a few more)
 #   KAFKA_UP_TIMEOUT (90 s), KAFKA_DOWN_TIMEOUT (60 s), KAFKA_FETCH_TIMEOUT (900 s),
@@ -32,6 +34,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 POM=$HERE/pom.xml
 TEMPLATE=$HERE/server.properties.in
 LOG4J=$HERE/log4j.properties
+LOG4J2=$HERE/log4j2.properties
 
 PORT=${KAFKA_PORT:-19092}
 CPORT=${KAFKA_CONTROLLER_PORT:-19093}
@@ -106,10 +109,36 @@ lock_data() {
 }
 
 kafka_version() {
-    local v
-    v=$(sed -n 's:.*<kafka\.version>\([^<]*\)</kafka\.version>.*:\1:p' "$POM" | head -n 1)
-    [[ "$v" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "cannot read kafka.version from $POM"
+    local v=${DOZEN_KAFKA_VERSION:-}
+    if [ -z "$v" ]; then
+        v=$(sed -n 's:.*<kafka\.version>\([^<]*\)</kafka\.version>.*:\1:p' "$POM" | head -n 1)
+        [[ "$v" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "cannot read kafka.version from $POM"
+    fi
+    [[ "$v" =~ ^[0-9]{1,2}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] ||
+        die "DOZEN_KAFKA_VERSION must be a release like 4.4.0 or 3.9.1 (got '$v')"
     printf '%s\n' "$v"
+}
+
+# log_setup VERSION: sets LOG_PROFILE (the pom's profile for that release's logging binding),
+# and the java options that point its logging at our configuration: log4j2 since Kafka 4.0,
+# reload4j before. log_opts LEVEL broker|tool prints them.
+log_setup() {
+    if ((10#${1%%.*} >= 4)); then
+        LOG_PROFILE=log4j2
+    else
+        LOG_PROFILE=reload4j
+    fi
+}
+log_opts() {
+    local level=$1 out=System.out
+    [ "$2" = broker ] || out=System.err
+    if [ "$LOG_PROFILE" = log4j2 ]; then
+        [ "$out" = System.out ] && out=SYSTEM_OUT || out=SYSTEM_ERR
+        printf '%s\n' "-Dlog4j2.configurationFile=file:$LOG4J2"
+    else
+        printf '%s\n' "-Dlog4j.configuration=file:$LOG4J"
+    fi
+    printf '%s\n' "-Ddozen.kafka.log.level=$level" "-Ddozen.kafka.log.target=$out"
 }
 
 # fetch_libs: sets LIBS to a complete jar directory, downloading it when absent or made from
@@ -121,7 +150,8 @@ fetch_libs() {
     base=$CACHE/kafka-$version
     LIBS=$base/libs
     KAFKA_VERSION=$version
-    stamp=$(sha256sum "$POM" | cut -d' ' -f1)
+    log_setup "$version"
+    stamp=$( { cat "$POM"; echo "$version $LOG_PROFILE"; } | sha256sum | cut -d' ' -f1)
     if [ "$(cat "$LIBS/.pom.sha256" 2>/dev/null)" = "$stamp" ]; then
         return 0
     fi
@@ -139,6 +169,7 @@ fetch_libs() {
     chmod 755 "$tmp"
     say "fetching Apache Kafka $version jars with Maven into $LIBS"
     if ! timeout "$FETCH_TIMEOUT" mvn -q -B -Dstyle.color=never -f "$POM" \
+            -Dkafka.version="$version" -P "$LOG_PROFILE" \
             dependency:copy-dependencies -DincludeScope=runtime \
             -DoutputDirectory="$tmp" >"$tmp.log" 2>&1; then
         tail -n 30 "$tmp.log" >&2 || true
@@ -217,8 +248,9 @@ format_storage() {
     id=$(cluster_id)
     say "formatting KRaft storage in $KLOGDIRS (cluster id $id)"
     # shellcheck disable=SC2086
-    if ! out=$(timeout 120 "$JAVA" $TOOL_OPTS -Dlog4j.configuration="file:$LOG4J" \
-            -Ddozen.kafka.log.level=WARN -Ddozen.kafka.log.target=System.err \
+    local logopts
+    mapfile -t logopts < <(log_opts WARN tool)
+    if ! out=$(timeout 120 "$JAVA" $TOOL_OPTS "${logopts[@]}" \
             -cp "$LIBS/*" kafka.tools.StorageTool format -t "$id" -c "$PROPS" 2>&1); then
         printf '%s\n' "$out" >&2
         die "formatting the storage in $KLOGDIRS failed"
@@ -306,9 +338,9 @@ cmd_up() {
     # A session of its own: the broker outlives this script and its terminal. It must not
     # inherit the lock descriptors (8, 9), or it would hold the locks for its whole life.
     # shellcheck disable=SC2086
-    setsid "$JAVA" $HEAP_OPTS $JVM_OPTS \
-        -Dlog4j.configuration="file:$LOG4J" \
-        -Ddozen.kafka.log.level=INFO -Ddozen.kafka.log.target=System.out \
+    local logopts
+    mapfile -t logopts < <(log_opts INFO broker)
+    setsid "$JAVA" $HEAP_OPTS $JVM_OPTS "${logopts[@]}" \
         -cp "$LIBS/*" kafka.Kafka "$PROPS" >>"$LOGFILE" 2>&1 </dev/null 8>&- 9>&- &
     PID=$!
     printf '%s\n' "$PID" >"$PIDFILE"
@@ -349,11 +381,11 @@ cmd_status() {
 run_tool() {
     need "$JAVA" "install a Java runtime, 11 or later"
     fetch_libs
-    local class=$1 rc=0
+    local class=$1 rc=0 logopts
     shift
+    mapfile -t logopts < <(log_opts WARN tool)
     # shellcheck disable=SC2086
-    timeout "$TOOL_TIMEOUT" "$JAVA" $TOOL_OPTS -Dlog4j.configuration="file:$LOG4J" \
-        -Ddozen.kafka.log.level=WARN -Ddozen.kafka.log.target=System.err \
+    timeout "$TOOL_TIMEOUT" "$JAVA" $TOOL_OPTS "${logopts[@]}" \
         -cp "$LIBS/*" "$class" "$@" || rc=$?
     if [ "$rc" = 124 ]; then
         die "$class did not finish within ${TOOL_TIMEOUT}s (is the broker up on $ADDR?)"
