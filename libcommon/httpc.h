@@ -50,9 +50,10 @@ typedef struct httpc_result {
 int httpc_request(CURL *curl, const httpc_request_t *req, strbuf_t *body,
                   httpc_result_t *res, char *errstr, size_t errstr_size);
 
-/* Appends "key=<value escaped>" to form, after a '&' unless form is empty; every byte but
- * letters, digits and "-._~" is %-escaped ('+' is %2B, ' ' is %20). For a POST body or a
- * URL's query. Returns 0, or -1 with form->failed set (out of memory, or over form->max). */
+/* Appends "key=<value escaped>" to form (key is ours and goes as is), after a '&' unless
+ * form is empty; every byte of value but letters, digits and "-._~" is %-escaped ('+' is
+ * %2B, ' ' is %20; NULL is ""). For a POST body or a URL's query. Returns 0, or -1 with
+ * form->failed set (out of memory, or over form->max). */
 int httpc_form_add(strbuf_t *form, const char *key, const char *value);
 
 /* The one rule for text from elsewhere in an error message: replaces, in text (changed in
