@@ -7,12 +7,15 @@
 #ifndef DOZEN_TEST_HTTP_STUB_H
 #define DOZEN_TEST_HTTP_STUB_H
 
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <jansson.h>
+#include <microhttpd.h>
 
 #include "http.h"
 #include "util.h"
@@ -96,6 +99,23 @@ static inline void stub_reply(http_response_t *res, const stub_answer_t *a)
     if (a->location != NULL)
         snprintf(res->location, sizeof(res->location), "%s", a->location);
     http_json(res, a->status, doc);
+}
+
+/* For a handler that records what a request carried: copies s (a header, a query
+ * parameter, the body; "(none)" when NULL) into out, cut to out_size. */
+static inline void stub_copy(char *out, size_t out_size, const char *s)
+{
+    snprintf(out, out_size, "%s", s != NULL ? s : "(none)");
+}
+
+/* The client's TCP port of req's connection (to see a connection kept alive), or -1. */
+static inline int stub_client_port(const http_request_t *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+    return ci != NULL && ci->client_addr->sa_family == AF_INET
+        ? ntohs(((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_port) : -1;
 }
 
 /* A route handler that answers with the answer in force. */

@@ -1,7 +1,6 @@
 /* Unit tests for libcommon/httpc.c against an HTTP stub started in the test: what a request
  * carries, the body limit, non-2xx answers, timeouts, refused and dropped connections, the
  * caller's mistakes and every error text; the text rule and the form builder. */
-#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,11 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <cmocka.h>
 
 #include <curl/curl.h>
-#include <microhttpd.h>
 
 #include "http_stub.h"
 #include "httpc.h"
@@ -38,29 +35,21 @@ struct seen {
 static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct seen last;
 
-static void copy(char *out, size_t out_size, const char *s)
-{
-    snprintf(out, out_size, "%s", s != NULL ? s : "(none)");
-}
-
 static void echo(const http_request_t *req, http_response_t *res, void *ctx)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     stub_answer_t a = stub_answer();
 
     (void)ctx;
     pthread_mutex_lock(&seen_lock);
     last.requests++;
-    copy(last.method, sizeof(last.method), req->method);
-    copy(last.auth, sizeof(last.auth), http_header(req, "Authorization"));
-    copy(last.agent, sizeof(last.agent), http_header(req, "User-Agent"));
-    copy(last.content_type, sizeof(last.content_type), http_header(req, "Content-Type"));
-    copy(last.expect, sizeof(last.expect), http_header(req, "Expect"));
-    copy(last.x_test, sizeof(last.x_test), http_header(req, "X-Test"));
-    copy(last.body, sizeof(last.body), req->body);
-    last.client_port = ci != NULL && ci->client_addr->sa_family == AF_INET
-        ? ntohs(((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_port) : -1;
+    stub_copy(last.method, sizeof(last.method), req->method);
+    stub_copy(last.auth, sizeof(last.auth), http_header(req, "Authorization"));
+    stub_copy(last.agent, sizeof(last.agent), http_header(req, "User-Agent"));
+    stub_copy(last.content_type, sizeof(last.content_type), http_header(req, "Content-Type"));
+    stub_copy(last.expect, sizeof(last.expect), http_header(req, "Expect"));
+    stub_copy(last.x_test, sizeof(last.x_test), http_header(req, "X-Test"));
+    stub_copy(last.body, sizeof(last.body), req->body);
+    last.client_port = stub_client_port(req);
     pthread_mutex_unlock(&seen_lock);
     stub_reply(res, &a);
 }
@@ -94,6 +83,27 @@ static int stop_server(void **state)
     return 0;
 }
 
+/* Each request test's handle and answer buffer (1 KiB unless the test says otherwise). */
+static CURL *curl;
+static strbuf_t body;
+
+static int setup_handle(void **state)
+{
+    (void)state;
+    strbuf_init(&body, 1024);
+    curl = curl_easy_init();
+    return curl != NULL ? 0 : -1;
+}
+
+static int teardown_handle(void **state)
+{
+    (void)state;
+    strbuf_release(&body);
+    curl_easy_cleanup(curl);
+    curl = NULL;
+    return 0;
+}
+
 /* A GET of url with timeout_ms. */
 static httpc_request_t get(const char *url, long timeout_ms)
 {
@@ -122,15 +132,11 @@ static void assert_printable(const char *err)
 
 static void test_get_ok(void **state)
 {
-    CURL *curl = curl_easy_init();
-    strbuf_t body;
     httpc_result_t res;
     httpc_request_t req;
     char u[128], err[256];
 
     (void)state;
-    assert_non_null(curl);
-    strbuf_init(&body, 1024);
     stub_set(200, "{\"a\": 1}", 0, 0, NULL);
     req = get(stub_url("/echo", u, sizeof(u)), 5000);
     memset(err, 'X', sizeof(err));
@@ -151,15 +157,12 @@ static void test_get_ok(void **state)
     assert_int_equal(httpc_request(curl, &req, &body, &res, NULL, 0), 0);
     assert_int_equal(res.status, 201);
     assert_string_equal(body.buf, "[]");
-    strbuf_release(&body);
-    curl_easy_cleanup(curl);
 }
 
 static void test_request_options(void **state)
 {
     static const char *const headers[] = { "X-Test: yes", "Expect:", NULL };
-    CURL *curl = curl_easy_init();
-    strbuf_t body, form;
+    strbuf_t form;
     httpc_result_t res;
     httpc_request_t req = { 0 };
     char u[128], err[256];
@@ -167,8 +170,6 @@ static void test_request_options(void **state)
     int port;
 
     (void)state;
-    assert_non_null(curl);
-    strbuf_init(&body, 1024);
     strbuf_init(&form, 0);
     assert_int_equal(httpc_form_add(&form, "To", "+82 10"), 0);
     assert_int_equal(httpc_form_add(&form, "Body", "a&b=c"), 0);
@@ -213,21 +214,16 @@ static void test_request_options(void **state)
     assert_int_equal(httpc_request(curl, &req, &body, &res, err, sizeof(err)), 0);
     assert_string_equal(seen().method, "GET");
     strbuf_release(&form);
-    strbuf_release(&body);
-    curl_easy_cleanup(curl);
 }
 
 static void test_body_limit(void **state)
 {
-    CURL *curl = curl_easy_init();
-    strbuf_t body;
     httpc_result_t res;
     httpc_request_t req;
     char u[128], err[256];
 
     (void)state;
-    assert_non_null(curl);
-    strbuf_init(&body, 64 * 1024);
+    body.max = 64 * 1024;
     req = get(stub_url("/echo", u, sizeof(u)), 5000);
 
     /* just under the limit: kept whole */
@@ -254,21 +250,15 @@ static void test_body_limit(void **state)
     assert_int_equal(httpc_request(curl, &req, &body, &res, err, sizeof(err)), 0);
     assert_int_equal(res.too_long, 0);
     assert_string_equal(body.buf, "{}");
-    strbuf_release(&body);
-    curl_easy_cleanup(curl);
 }
 
 static void test_non_2xx(void **state)
 {
-    CURL *curl = curl_easy_init();
-    strbuf_t body;
     httpc_result_t res;
     httpc_request_t req;
     char u[128], target[128], err[256];
 
     (void)state;
-    assert_non_null(curl);
-    strbuf_init(&body, 1024);
     req = get(stub_url("/echo", u, sizeof(u)), 5000);
     /* an HTTP error is an answer: status and body for the caller to judge */
     stub_set(503, "{\"message\": \"busy\"}", 0, 0, NULL);
@@ -291,8 +281,6 @@ static void test_non_2xx(void **state)
     req = get(stub_url("/nope", u, sizeof(u)), 5000);
     assert_int_equal(httpc_request(curl, &req, &body, &res, err, sizeof(err)), 0);
     assert_int_equal(res.status, 404);
-    strbuf_release(&body);
-    curl_easy_cleanup(curl);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -300,16 +288,12 @@ static void test_non_2xx(void **state)
 
 static void test_timeout(void **state)
 {
-    CURL *curl = curl_easy_init();
-    strbuf_t body;
     httpc_result_t res;
     httpc_request_t req;
     char u[128], err[256];
     int64_t t0;
 
     (void)state;
-    assert_non_null(curl);
-    strbuf_init(&body, 1024);
     stub_set(200, "{}", 0, 1500, NULL);
     req = get(stub_url("/echo", u, sizeof(u)), 200);
     t0 = util_mono_ms();
@@ -326,21 +310,15 @@ static void test_timeout(void **state)
     req.timeout_ms = 5000;
     assert_int_equal(httpc_request(curl, &req, &body, &res, err, sizeof(err)), 0);
     assert_int_equal(res.status, 200);
-    strbuf_release(&body);
-    curl_easy_cleanup(curl);
 }
 
 static void test_refused_and_dropped(void **state)
 {
-    CURL *curl = curl_easy_init();
-    strbuf_t body;
     httpc_result_t res;
     httpc_request_t req;
     char u[128], err[256];
 
     (void)state;
-    assert_non_null(curl);
-    strbuf_init(&body, 1024);
     /* refused: certainly not sent */
     assert_int_equal(stub_refused_url("/echo", u, sizeof(u)), 0);
     req = get(u, 2000);
@@ -364,22 +342,17 @@ static void test_refused_and_dropped(void **state)
     assert_int_equal(res.rc, CURLE_GOT_NOTHING);
     assert_int_equal(res.sent, 1);
     assert_string_equal(err, "Empty reply from server");
-    strbuf_release(&body);
-    curl_easy_cleanup(curl);
 }
 
 static void test_bad_requests(void **state)
 {
-    CURL *curl = curl_easy_init();
-    strbuf_t body, unbounded = STRBUF_INIT;
+    strbuf_t unbounded = STRBUF_INIT;
     httpc_result_t res;
     httpc_request_t req;
     char u[128], err[256];
     int before = seen().requests;
 
     (void)state;
-    assert_non_null(curl);
-    strbuf_init(&body, 1024);
     /* only http and https; curl's words are made printable (it quotes the scheme) */
     req = get("file:///etc/hostname", 2000);
     assert_int_equal(httpc_request(curl, &req, &body, &res, err, sizeof(err)), -1);
@@ -415,8 +388,6 @@ static void test_bad_requests(void **state)
     req = get(u, 5000);
     assert_int_equal(httpc_request(curl, &req, &body, &res, err, sizeof(err)), 0);
     assert_int_equal(res.status, 200);
-    strbuf_release(&body);
-    curl_easy_cleanup(curl);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -474,13 +445,13 @@ int main(void)
         cmocka_unit_test(test_form_add),
     };
     const struct CMUnitTest requests[] = {
-        cmocka_unit_test(test_get_ok),
-        cmocka_unit_test(test_request_options),
-        cmocka_unit_test(test_body_limit),
-        cmocka_unit_test(test_non_2xx),
-        cmocka_unit_test(test_timeout),
-        cmocka_unit_test(test_refused_and_dropped),
-        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test_setup_teardown(test_get_ok, setup_handle, teardown_handle),
+        cmocka_unit_test_setup_teardown(test_request_options, setup_handle, teardown_handle),
+        cmocka_unit_test_setup_teardown(test_body_limit, setup_handle, teardown_handle),
+        cmocka_unit_test_setup_teardown(test_non_2xx, setup_handle, teardown_handle),
+        cmocka_unit_test_setup_teardown(test_timeout, setup_handle, teardown_handle),
+        cmocka_unit_test_setup_teardown(test_refused_and_dropped, setup_handle, teardown_handle),
+        cmocka_unit_test_setup_teardown(test_bad_requests, setup_handle, teardown_handle),
     };
     int failed;
 

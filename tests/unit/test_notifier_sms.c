@@ -1,7 +1,6 @@
 /* Unit tests for services/notifier/sms.c against a fake Twilio started in the test
  * (libcommon's HTTP server on a free port of 127.0.0.1): what a send and a list request
  * carry, how every kind of answer is classified, and that err never holds the number. */
-#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,11 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <cmocka.h>
 
 #include <curl/curl.h>
-#include <microhttpd.h>
 
 #include "http_stub.h"
 #include "log.h"
@@ -57,30 +54,22 @@ static struct fake seen(void)
     return f;
 }
 
-static void copy(char *out, size_t out_size, const char *s)
-{
-    snprintf(out, out_size, "%s", s != NULL ? s : "(none)");
-}
-
 static void messages(const http_request_t *req, http_response_t *res, void *ctx)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     stub_answer_t a = stub_answer();
 
     (void)ctx;
     pthread_mutex_lock(&fake_lock);
     fake.requests++;
-    copy(fake.method, sizeof(fake.method), req->method);
-    copy(fake.path_sid, sizeof(fake.path_sid), req->params[0]);
-    copy(fake.auth, sizeof(fake.auth), http_header(req, "Authorization"));
-    copy(fake.content_type, sizeof(fake.content_type), http_header(req, "Content-Type"));
-    copy(fake.body, sizeof(fake.body), req->body);
-    copy(fake.q_to, sizeof(fake.q_to), http_query(req, "To"));
-    copy(fake.q_since, sizeof(fake.q_since), http_query(req, "DateSent>"));
-    copy(fake.q_page_size, sizeof(fake.q_page_size), http_query(req, "PageSize"));
-    fake.client_port = ci != NULL && ci->client_addr->sa_family == AF_INET
-        ? ntohs(((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_port) : -1;
+    stub_copy(fake.method, sizeof(fake.method), req->method);
+    stub_copy(fake.path_sid, sizeof(fake.path_sid), req->params[0]);
+    stub_copy(fake.auth, sizeof(fake.auth), http_header(req, "Authorization"));
+    stub_copy(fake.content_type, sizeof(fake.content_type), http_header(req, "Content-Type"));
+    stub_copy(fake.body, sizeof(fake.body), req->body);
+    stub_copy(fake.q_to, sizeof(fake.q_to), http_query(req, "To"));
+    stub_copy(fake.q_since, sizeof(fake.q_since), http_query(req, "DateSent>"));
+    stub_copy(fake.q_page_size, sizeof(fake.q_page_size), http_query(req, "PageSize"));
+    fake.client_port = stub_client_port(req);
     pthread_mutex_unlock(&fake_lock);
     stub_reply(res, &a);
 }
