@@ -7,49 +7,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
+#include "httpc.h"
+#include "strbuf.h"
 
 #define ANSWER_MAX (64 * 1024)  /* the factory's answer is small; more is an error */
-
-struct answer {
-    char *data;
-    size_t len;
-    int too_big;
-};
-
-static size_t answer_write(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    struct answer *a = userdata;
-    size_t n = size * nmemb;
-    char *grown;
-
-    if (a->len + n > ANSWER_MAX) {
-        a->too_big = 1;
-        return 0; /* makes curl fail the transfer */
-    }
-    grown = realloc(a->data, a->len + n + 1);
-    if (grown == NULL)
-        return 0;
-    a->data = grown;
-    memcpy(a->data + a->len, ptr, n);
-    a->len += n;
-    a->data[a->len] = '\0';
-    return n;
-}
 
 int legacy_call(const struct config *cfg, CURL *curl, const struct claim *c, char *fo_id,
                 size_t fo_size, char *err, size_t err_size)
 {
-    struct curl_slist *headers = NULL;
-    struct answer ans = { 0 };
+    static const char *const headers[] = { "Content-Type: application/json", NULL };
+    httpc_request_t req = { .headers = headers };
+    httpc_result_t res;
+    strbuf_t ans;           /* owned */
     char url[1024], callback[1024];
     json_t *body = NULL, *reply = NULL;
     char *text = NULL;
     const char *id;
-    long status = 0;
-    CURLcode rc;
     int ret = -1;
 
+    strbuf_init(&ans, ANSWER_MAX);
     if (snprintf(url, sizeof(url), "%s/production-orders", cfg->legacy_url) >= (int)sizeof(url) ||
         snprintf(callback, sizeof(callback), "%s/deliveries?po=%s&token=%s", cfg->callback_url,
                  c->id, c->token) >= (int)sizeof(callback)) {
@@ -59,51 +35,43 @@ int legacy_call(const struct config *cfg, CURL *curl, const struct claim *c, cha
     body = json_pack("{s:s, s:i, s:s}", "sku", c->sku, "quantity", c->quantity,
                      "callback_url", callback);
     text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-    headers = curl_slist_append(NULL, "Content-Type: application/json");
-    if (text == NULL || headers == NULL) {
+    if (text == NULL) {
         snprintf(err, err_size, "out of memory");
         goto done;
     }
 
-    curl_easy_reset(curl);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)cfg->call_timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, answer_write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &ans);
-    rc = curl_easy_perform(curl);
-    if (rc != CURLE_OK) {
-        snprintf(err, err_size, "%s", ans.too_big ? "answer larger than 64 KiB"
-                                                  : curl_easy_strerror(rc));
+    req.url = url;
+    req.body = text;
+    req.body_len = strlen(text);
+    req.connect_timeout_ms = (long)cfg->connect_timeout_ms;
+    req.timeout_ms = (long)cfg->call_timeout_ms;
+    if (httpc_request(curl, &req, &ans, &res, err, err_size) != 0)
+        goto done;
+    if (res.too_long) {
+        snprintf(err, err_size, "answer larger than 64 KiB");
         goto done;
     }
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    if (status >= 400 && status < 500) {
-        snprintf(err, err_size, "HTTP %ld: the factory refused the order", status);
+    if (res.status >= 400 && res.status < 500) {
+        snprintf(err, err_size, "HTTP %ld: the factory refused the order", res.status);
         ret = -2;
         goto done;
     }
-    if (status < 200 || status > 299) {
-        snprintf(err, err_size, "HTTP %ld", status);
+    if (res.status < 200 || res.status > 299) {
+        snprintf(err, err_size, "HTTP %ld", res.status);
         goto done;
     }
-    reply = ans.data != NULL ? json_loads(ans.data, 0, NULL) : NULL;
+    reply = json_loadb(ans.buf, ans.len, 0, NULL);
     id = json_string_value(json_object_get(reply, "factory_order_id"));
     if (id == NULL || id[0] == '\0' || strlen(id) > FACTORY_ORDER_ID_MAX) {
-        snprintf(err, err_size, "HTTP %ld without a usable factory_order_id", status);
+        snprintf(err, err_size, "HTTP %ld without a usable factory_order_id", res.status);
         goto done;
     }
     snprintf(fo_id, fo_size, "%s", id);
     ret = 0;
 done:
-    curl_slist_free_all(headers);
     json_decref(body);
     json_decref(reply);
     free(text);
-    free(ans.data);
+    strbuf_release(&ans);
     return ret;
 }

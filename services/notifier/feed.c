@@ -2,14 +2,13 @@
  * are fit to send, with a reason code for every way they are not. */
 #include "feed.h"
 
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
-#include "util.h"
+#include "httpc.h"
+#include "strbuf.h"
 
 #define FEED_USER_AGENT "dozen-notifier"
 
@@ -126,30 +125,6 @@ int feed_date_before(const char *date, char out[11])
 /* ---------------------------------------------------------------------------------- */
 /* Validation */
 
-/* Formats err like util_errf, then replaces every byte that is not printable ASCII (a
- * parser message may quote the source's bytes) by '?', so err is safe in a log line, a
- * JSON string and a database column. */
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-{
-    va_list ap;
-    size_t i;
-
-    if (err == NULL || err_size == 0)
-        return;
-    va_start(ap, fmt);
-    if (vsnprintf(err, err_size, fmt, ap) < 0)
-        err[0] = '\0';
-    va_end(ap);
-    for (i = 0; err[i] != '\0'; i++) {
-        if ((unsigned char)err[i] < 0x20 || (unsigned char)err[i] > 0x7e || err[i] == '"' ||
-            err[i] == '\\')
-            err[i] = '?';
-    }
-}
-
 /* Reads figure key of doc (borrowed) into *out. Returns 0, or -1 with err. */
 static int read_figure(json_t *doc, const char *key, long long *out, char *err,
                        size_t err_size)
@@ -158,21 +133,21 @@ static int read_figure(json_t *doc, const char *key, long long *out, char *err,
     json_int_t n;
 
     if (v == NULL) {
-        set_err(err, err_size, "field '%s' is missing", key);
+        httpc_errf(err, err_size, "field '%s' is missing", key);
         return -1;
     }
     /* json_is_integer: a real such as 10423.0 or 1e4 is not an integer here */
     if (!json_is_integer(v)) {
-        set_err(err, err_size, "field '%s' is not an integer", key);
+        httpc_errf(err, err_size, "field '%s' is not an integer", key);
         return -1;
     }
     n = json_integer_value(v);
     if (n < 0) {
-        set_err(err, err_size, "field '%s' is negative (%lld)", key, (long long)n);
+        httpc_errf(err, err_size, "field '%s' is negative (%lld)", key, (long long)n);
         return -1;
     }
     if (n > FEED_FIGURE_MAX) {
-        set_err(err, err_size, "field '%s' is above 10^15", key);
+        httpc_errf(err, err_size, "field '%s' is above 10^15", key);
         return -1;
     }
     *out = (long long)n;
@@ -191,44 +166,44 @@ feed_reason_t feed_validate(const char *body, size_t len, const char *today,
     char yesterday[11];
 
     memset(&f, 0, sizeof(f));
-    set_err(err, err_size, "%s", "");
+    httpc_errf(err, err_size, "%s", "");
     if (feed_date_before(today, yesterday) != 0) {
         /* a caller's bug, not the source's fault; still a reason code to show */
-        set_err(err, err_size, "today's date is not a valid date");
+        httpc_errf(err, err_size, "today's date is not a valid date");
         goto done;
     }
     if (body == NULL || len == 0) {
-        set_err(err, err_size, "empty answer");
+        httpc_errf(err, err_size, "empty answer");
         goto done;
     }
     doc = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (doc == NULL) {
-        set_err(err, err_size, "not JSON: %s at line %d column %d", jerr.text, jerr.line,
+        httpc_errf(err, err_size, "not JSON: %s at line %d column %d", jerr.text, jerr.line,
                 jerr.column);
         goto done;
     }
     if (!json_is_object(doc)) {
-        set_err(err, err_size, "not a JSON object");
+        httpc_errf(err, err_size, "not a JSON object");
         goto done;
     }
     date = json_object_get(doc, "date");
     if (date == NULL) {
-        set_err(err, err_size, "field 'date' is missing");
+        httpc_errf(err, err_size, "field 'date' is missing");
         goto done;
     }
     if (!json_is_string(date) || !feed_date_valid(json_string_value(date))) {
-        set_err(err, err_size, "field 'date' is not a date YYYY-MM-DD");
+        httpc_errf(err, err_size, "field 'date' is not a date YYYY-MM-DD");
         goto done;
     }
     snprintf(f.date, sizeof(f.date), "%s", json_string_value(date)); /* valid: fits */
     if (strcmp(f.date, yesterday) == 0) {
         ret = FEED_NOT_PUBLISHED_YET;
-        set_err(err, err_size, "date %s is yesterday", f.date);
+        httpc_errf(err, err_size, "date %s is yesterday", f.date);
         goto done;
     }
     if (strcmp(f.date, today) != 0) {
         ret = FEED_STALE_DATE;
-        set_err(err, err_size, "date %s is not today (%s)", f.date, today);
+        httpc_errf(err, err_size, "date %s is not today (%s)", f.date, today);
         goto done;
     }
     if (read_figure(doc, "confirmed", &f.confirmed, err, err_size) != 0 ||
@@ -238,7 +213,7 @@ feed_reason_t feed_validate(const char *body, size_t len, const char *today,
         goto done;
     if (f.confirmed == 0 && f.recovered == 0 && f.in_treatment == 0 && f.deaths == 0) {
         ret = FEED_ALL_ZERO;
-        set_err(err, err_size, "all four figures are 0");
+        httpc_errf(err, err_size, "all four figures are 0");
         goto done;
     }
     if (last != NULL) {
@@ -259,8 +234,8 @@ feed_reason_t feed_validate(const char *body, size_t len, const char *today,
 
             if (now < before) {
                 ret = FEED_DECREASING_TOTALS;
-                /* last->date is the caller's: cut at its size, cleaned by set_err */
-                set_err(err, err_size, "%s %lld < %lld on %.10s", cumulative[i].name, now,
+                /* last->date is the caller's: cut at its size, cleaned by httpc_errf */
+                httpc_errf(err, err_size, "%s %lld < %lld on %.10s", cumulative[i].name, now,
                         before, last->date);
                 goto done;
             }
@@ -277,85 +252,38 @@ done:
 /* ---------------------------------------------------------------------------------- */
 /* Fetching */
 
-/* The answer's body, kept up to FEED_BODY_MAX bytes. */
-struct body_buf {
-    char *data;       /* owned; FEED_BODY_MAX bytes once something arrives */
-    size_t len;
-    int too_long;     /* more than FEED_BODY_MAX bytes came: the transfer was stopped */
-};
-
-/* curl's write callback: keeps the bytes, or stops the transfer (returns less than it
- * was given) once there would be more than FEED_BODY_MAX. */
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    struct body_buf *b = userdata;
-    size_t n = size * nmemb;   /* size is always 1 */
-
-    if (n > FEED_BODY_MAX - b->len) {
-        b->too_long = 1;
-        return 0;
-    }
-    if (b->data == NULL && (b->data = malloc(FEED_BODY_MAX)) == NULL)
-        return 0;               /* CURLE_WRITE_ERROR, too_long not set: out of memory */
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    return n;
-}
-
 feed_reason_t feed_fetch(CURL *curl, const char *url, long timeout_ms, const char *today,
                          const feed_figures_t *last, feed_figures_t *out,
                          char *err, size_t err_size)
 {
+    static const httpc_request_t get = { .user_agent = FEED_USER_AGENT };
     feed_reason_t ret = FEED_SOURCE_UNREACHABLE;
-    struct body_buf body = { NULL, 0, 0 };
-    char cerr[CURL_ERROR_SIZE];
-    CURLcode rc;
-    long status = 0;
+    httpc_request_t req = get;
+    httpc_result_t res;
+    strbuf_t body;          /* owned */
 
-    cerr[0] = '\0';
+    strbuf_init(&body, FEED_BODY_MAX);
     if (curl == NULL || url == NULL || timeout_ms <= 0) {
-        set_err(err, err_size, "no curl handle, URL or timeout");
+        httpc_errf(err, err_size, "no curl handle, URL or timeout");
         goto done;
     }
-    curl_easy_reset(curl);  /* keeps the live connection, forgets the last options */
-    if (curl_easy_setopt(curl, CURLOPT_URL, url) != CURLE_OK ||
-        curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
-        curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
-        curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L) != CURLE_OK ||
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK ||
-        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-        curl_easy_setopt(curl, CURLOPT_USERAGENT, FEED_USER_AGENT) != CURLE_OK ||
-        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, cerr) != CURLE_OK ||
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body) != CURLE_OK) {
-        set_err(err, err_size, "cannot set up the request (a bad URL?)");
+    req.url = url;
+    req.timeout_ms = timeout_ms;
+    if (httpc_request(curl, &req, &body, &res, err, err_size) != 0)
         goto done;
-    }
-    rc = curl_easy_perform(curl);
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     /* The status comes first: a non-2xx answer is unreachable whatever its body. A 2xx
      * that was too long is the source's document, and not a valid one. */
-    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && body.too_long)) {
-        set_err(err, err_size, "%s", cerr[0] != '\0' ? cerr : curl_easy_strerror(rc));
+    if (res.status < 200 || res.status > 299) {
+        httpc_errf(err, err_size, "HTTP %ld", res.status);
         goto done;
     }
-    if (status < 200 || status > 299) {
-        set_err(err, err_size, "HTTP %ld", status);
-        goto done;
-    }
-    if (body.too_long) {
+    if (res.too_long) {
         ret = FEED_INVALID_DATA;
-        set_err(err, err_size, "answer longer than %d bytes", FEED_BODY_MAX);
+        httpc_errf(err, err_size, "answer longer than %d bytes", FEED_BODY_MAX);
         goto done;
     }
-    ret = feed_validate(body.data != NULL ? body.data : "", body.len, today, last, out, err,
-                        err_size);
+    ret = feed_validate(body.buf, body.len, today, last, out, err, err_size);
 done:
-    if (curl != NULL) {
-        /* cerr and body go out of scope */
-        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, NULL);
-    }
-    free(body.data);
+    strbuf_release(&body);
     return ret;
 }

@@ -1,7 +1,6 @@
 /* Unit tests for services/notifier/feed.c: reason codes and words, dates, the validation
  * of a document (every reason, in the agreed order), and feed_fetch against an HTTP server
  * started in the test (libcommon's, on a free port of 127.0.0.1). */
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +13,7 @@
 #include <curl/curl.h>
 
 #include "feed.h"
-#include "http.h"
+#include "http_stub.h"
 #include "log.h"
 #include "util.h"
 
@@ -391,87 +390,21 @@ static void test_validate_buffers(void **state)
 /* ---------------------------------------------------------------------------------- */
 /* feed_fetch against a server in this process */
 
-/* What GET /daily answers; set by a test before it fetches. */
-struct stand_in {
-    int status;
-    const char *doc;         /* JSON text */
-    size_t pad;              /* bytes of padding added to doc's object */
-    long long slow_ms;
-    const char *location;
-};
-
-static pthread_mutex_t answer_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct stand_in answer;   /* under answer_lock: a slow handler may still read it */
-static http_server_t *srv;
-static char base[64];        /* "http://127.0.0.1:<port>" */
-
-static void set_answer(int status, const char *doc, size_t pad, long long slow_ms,
-                       const char *location)
-{
-    pthread_mutex_lock(&answer_lock);
-    answer = (struct stand_in){ status, doc, pad, slow_ms, location };
-    pthread_mutex_unlock(&answer_lock);
-}
-
-static void daily(const http_request_t *req, http_response_t *res, void *ctx)
-{
-    struct stand_in a;
-    json_t *doc;
-    char *pad;
-
-    (void)req;
-    (void)ctx;
-    pthread_mutex_lock(&answer_lock);
-    a = answer;
-    pthread_mutex_unlock(&answer_lock);
-    if (a.slow_ms > 0)
-        util_sleep_ms(a.slow_ms, NULL);
-    doc = json_loads(a.doc, 0, NULL);
-    if (doc == NULL) {
-        http_error(res, 500, "bad test document");
-        return;
-    }
-    if (a.pad > 0 && (pad = malloc(a.pad + 1)) != NULL) {
-        memset(pad, 'p', a.pad);
-        pad[a.pad] = '\0';
-        json_object_set_new(doc, "pad", json_string(pad));
-        free(pad);
-    }
-    if (a.location != NULL)
-        snprintf(res->location, sizeof(res->location), "%s", a.location);
-    http_json(res, a.status, doc);
-}
-
 static const http_route_t routes[] = {
-    { "GET", "/daily", daily },
+    { "GET", "/daily", stub_handler },
 };
 
 static int start_server(void **state)
 {
-    char err[256] = "";
-
     (void)state;
-    srv = http_server_start("127.0.0.1", 0, routes, 1, NULL, NULL, err, sizeof(err));
-    if (srv == NULL) {
-        fprintf(stderr, "cannot start the test server: %s\n", err);
-        return -1;
-    }
-    snprintf(base, sizeof(base), "http://127.0.0.1:%d", http_server_port(srv));
-    return 0;
+    return stub_start(routes, 1);
 }
 
 static int stop_server(void **state)
 {
     (void)state;
-    http_server_stop(srv);
-    srv = NULL;
+    stub_stop();
     return 0;
-}
-
-static const char *url(const char *path, char *out, size_t out_size)
-{
-    snprintf(out, out_size, "%s%s", base, path);
-    return out;
 }
 
 static const char good_doc[] = DOC(TODAY, FIGS);
@@ -484,32 +417,32 @@ static void test_fetch_ok_and_reasons(void **state)
 
     (void)state;
     assert_non_null(curl);
-    set_answer(200, good_doc, 0, 0, NULL);
+    stub_set(200, good_doc, 0, 0, NULL);
     memset(&out, 0, sizeof(out));
-    assert_int_equal(feed_fetch(curl, url("/daily", u, sizeof(u)), 5000, TODAY, &last_day,
+    assert_int_equal(feed_fetch(curl, stub_url("/daily", u, sizeof(u)), 5000, TODAY, &last_day,
                                 &out, err, sizeof(err)), FEED_OK);
     assert_string_equal(out.date, TODAY);
     assert_int_equal(out.confirmed, 10523);
     assert_int_equal(out.deaths, 205);
 
     /* the same handle again: the document is validated as feed_validate does */
-    set_answer(200, DOC(YESTERDAY, FIGS), 0, 0, NULL);
+    stub_set(200, DOC(YESTERDAY, FIGS), 0, 0, NULL);
     assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_NOT_PUBLISHED_YET);
     assert_string_equal(err, "date " YESTERDAY " is yesterday");
-    set_answer(200, DOC(TODAY, ", \"confirmed\": 0, \"recovered\": 0, "
+    stub_set(200, DOC(TODAY, ", \"confirmed\": 0, \"recovered\": 0, "
                               "\"in_treatment\": 0, \"deaths\": 0"), 0, 0, NULL);
     assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_ALL_ZERO);
-    set_answer(200, DOC(TODAY, ", \"confirmed\": 10323, \"recovered\": 6973, "
+    stub_set(200, DOC(TODAY, ", \"confirmed\": 10323, \"recovered\": 6973, "
                               "\"in_treatment\": 3246, \"deaths\": 204"), 0, 0, NULL);
     assert_int_equal(feed_fetch(curl, u, 5000, TODAY, &last_day, &out, err, sizeof(err)),
                      FEED_DECREASING_TOTALS);
-    set_answer(200, "[1, 2]", 0, 0, NULL);
+    stub_set(200, "[1, 2]", 0, 0, NULL);
     assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_INVALID_DATA);
     /* any 2xx is an answer */
-    set_answer(203, good_doc, 0, 0, NULL);
+    stub_set(203, good_doc, 0, 0, NULL);
     assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_OK);
     curl_easy_cleanup(curl);
@@ -524,35 +457,35 @@ static void test_fetch_http_errors(void **state)
     (void)state;
     assert_non_null(curl);
     /* non-2xx: unreachable, whatever the body says */
-    set_answer(503, good_doc, 0, 0, NULL);
-    assert_int_equal(feed_fetch(curl, url("/daily", u, sizeof(u)), 5000, TODAY, NULL, &out,
+    stub_set(503, good_doc, 0, 0, NULL);
+    assert_int_equal(feed_fetch(curl, stub_url("/daily", u, sizeof(u)), 5000, TODAY, NULL, &out,
                                 err, sizeof(err)), FEED_SOURCE_UNREACHABLE);
     assert_string_equal(err, "HTTP 503");
-    set_answer(500, good_doc, 0, 0, NULL);
+    stub_set(500, good_doc, 0, 0, NULL);
     assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_SOURCE_UNREACHABLE);
     assert_string_equal(err, "HTTP 500");
-    assert_int_equal(feed_fetch(curl, url("/nope", u, sizeof(u)), 5000, TODAY, NULL, &out,
+    assert_int_equal(feed_fetch(curl, stub_url("/nope", u, sizeof(u)), 5000, TODAY, NULL, &out,
                                 err, sizeof(err)), FEED_SOURCE_UNREACHABLE);
     assert_string_equal(err, "HTTP 404");
 
     /* a redirect is not followed, even to a good document */
-    set_answer(302, good_doc, 0, 0, url("/daily", target, sizeof(target)));
-    assert_int_equal(feed_fetch(curl, url("/daily", u, sizeof(u)), 5000, TODAY, NULL, &out,
+    stub_set(302, good_doc, 0, 0, stub_url("/daily", target, sizeof(target)));
+    assert_int_equal(feed_fetch(curl, stub_url("/daily", u, sizeof(u)), 5000, TODAY, NULL, &out,
                                 err, sizeof(err)), FEED_SOURCE_UNREACHABLE);
     assert_string_equal(err, "HTTP 302");
 
     /* a body over FEED_BODY_MAX: the transfer is stopped, and it is invalid */
-    set_answer(200, good_doc, FEED_BODY_MAX, 0, NULL);
+    stub_set(200, good_doc, FEED_BODY_MAX, 0, NULL);
     assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_INVALID_DATA);
     assert_non_null(strstr(err, "longer than 65536 bytes"));
     /* just under it is fine */
-    set_answer(200, good_doc, FEED_BODY_MAX - 200, 0, NULL);
+    stub_set(200, good_doc, FEED_BODY_MAX - 200, 0, NULL);
     assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_OK);
     /* a big error body is still the HTTP error */
-    set_answer(503, good_doc, 2 * FEED_BODY_MAX, 0, NULL);
+    stub_set(503, good_doc, 2 * FEED_BODY_MAX, 0, NULL);
     assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_SOURCE_UNREACHABLE);
     assert_string_equal(err, "HTTP 503");
@@ -565,23 +498,19 @@ static void test_fetch_transport_errors(void **state)
     feed_figures_t out;
     char u[128], err[256];
     int64_t t0;
-    http_server_t *other;
 
     (void)state;
     assert_non_null(curl);
     /* a timeout: the whole request is bounded */
-    set_answer(200, good_doc, 0, 1500, NULL);
+    stub_set(200, good_doc, 0, 1500, NULL);
     t0 = util_mono_ms();
-    assert_int_equal(feed_fetch(curl, url("/daily", u, sizeof(u)), 200, TODAY, NULL, &out,
+    assert_int_equal(feed_fetch(curl, stub_url("/daily", u, sizeof(u)), 200, TODAY, NULL, &out,
                                 err, sizeof(err)), FEED_SOURCE_UNREACHABLE);
     assert_true(util_mono_ms() - t0 < 1200);
     assert_non_null(strstr(err, "timed out"));
 
     /* refused: a port that was just given up */
-    other = http_server_start("127.0.0.1", 0, routes, 1, NULL, NULL, err, sizeof(err));
-    assert_non_null(other);
-    snprintf(u, sizeof(u), "http://127.0.0.1:%d/daily", http_server_port(other));
-    http_server_stop(other);
+    assert_int_equal(stub_refused_url("/daily", u, sizeof(u)), 0);
     assert_int_equal(feed_fetch(curl, u, 2000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_SOURCE_UNREACHABLE);
     assert_true(strstr(err, "onnect") != NULL);
@@ -597,7 +526,7 @@ static void test_fetch_transport_errors(void **state)
                      FEED_SOURCE_UNREACHABLE);
 
     /* the caller's mistakes */
-    assert_int_equal(feed_fetch(NULL, url("/daily", u, sizeof(u)), 2000, TODAY, NULL, &out,
+    assert_int_equal(feed_fetch(NULL, stub_url("/daily", u, sizeof(u)), 2000, TODAY, NULL, &out,
                                 err, sizeof(err)), FEED_SOURCE_UNREACHABLE);
     assert_int_equal(feed_fetch(curl, NULL, 2000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_SOURCE_UNREACHABLE);
@@ -605,7 +534,7 @@ static void test_fetch_transport_errors(void **state)
                      FEED_SOURCE_UNREACHABLE);
 
     /* and the handle still works after all that */
-    set_answer(200, good_doc, 0, 0, NULL);
+    stub_set(200, good_doc, 0, 0, NULL);
     assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_OK);
     curl_easy_cleanup(curl);

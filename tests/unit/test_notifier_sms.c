@@ -1,7 +1,6 @@
 /* Unit tests for services/notifier/sms.c against a fake Twilio started in the test
  * (libcommon's HTTP server on a free port of 127.0.0.1): what a send and a list request
  * carry, how every kind of answer is classified, and that err never holds the number. */
-#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,13 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <cmocka.h>
 
 #include <curl/curl.h>
-#include <microhttpd.h>
 
-#include "http.h"
+#include "http_stub.h"
 #include "log.h"
 #include "sms.h"
 #include "util.h"
@@ -26,14 +23,8 @@
 #define AUTH    "Basic QUN0ZXN0OnRlc3QtdG9rZW4="     /* ACtest:test-token */
 #define MSG_PATH "/2010-04-01/Accounts/ACtest/Messages.json"
 
-/* How the fake answers, and what it saw last; under fake_lock. */
+/* What the last request carried; under fake_lock. */
 struct fake {
-    int status;               /* answer status; 0: drop the connection without an answer */
-    const char *json;         /* answer body (JSON text) */
-    size_t pad;               /* bytes of padding added to an object answer */
-    long long slow_ms;
-    const char *location;
-    /* what the last request carried */
     int requests;
     char method[8];
     char path_sid[64];
@@ -46,18 +37,11 @@ struct fake {
 
 static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fake fake;
-static http_server_t *srv;
-static char base[64];         /* "http://127.0.0.1:<port>" */
 
+/* The next answers of the fake: status (0: no answer), json, pad, slow_ms. */
 static void set_answer(int status, const char *json, size_t pad, long long slow_ms)
 {
-    pthread_mutex_lock(&fake_lock);
-    fake.status = status;
-    fake.json = json;
-    fake.pad = pad;
-    fake.slow_ms = slow_ms;
-    fake.location = NULL;
-    pthread_mutex_unlock(&fake_lock);
+    stub_set(status, json, pad, slow_ms, NULL);
 }
 
 static struct fake seen(void)
@@ -70,61 +54,24 @@ static struct fake seen(void)
     return f;
 }
 
-static void copy(char *out, size_t out_size, const char *s)
-{
-    snprintf(out, out_size, "%s", s != NULL ? s : "(none)");
-}
-
 static void messages(const http_request_t *req, http_response_t *res, void *ctx)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    struct fake f;
-    json_t *doc;
+    stub_answer_t a = stub_answer();
 
     (void)ctx;
     pthread_mutex_lock(&fake_lock);
     fake.requests++;
-    copy(fake.method, sizeof(fake.method), req->method);
-    copy(fake.path_sid, sizeof(fake.path_sid), req->params[0]);
-    copy(fake.auth, sizeof(fake.auth), http_header(req, "Authorization"));
-    copy(fake.content_type, sizeof(fake.content_type), http_header(req, "Content-Type"));
-    copy(fake.body, sizeof(fake.body), req->body);
-    copy(fake.q_to, sizeof(fake.q_to), http_query(req, "To"));
-    copy(fake.q_since, sizeof(fake.q_since), http_query(req, "DateSent>"));
-    copy(fake.q_page_size, sizeof(fake.q_page_size), http_query(req, "PageSize"));
-    fake.client_port = ci != NULL && ci->client_addr->sa_family == AF_INET
-        ? ntohs(((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_port) : -1;
-    f = fake;
+    stub_copy(fake.method, sizeof(fake.method), req->method);
+    stub_copy(fake.path_sid, sizeof(fake.path_sid), req->params[0]);
+    stub_copy(fake.auth, sizeof(fake.auth), http_header(req, "Authorization"));
+    stub_copy(fake.content_type, sizeof(fake.content_type), http_header(req, "Content-Type"));
+    stub_copy(fake.body, sizeof(fake.body), req->body);
+    stub_copy(fake.q_to, sizeof(fake.q_to), http_query(req, "To"));
+    stub_copy(fake.q_since, sizeof(fake.q_since), http_query(req, "DateSent>"));
+    stub_copy(fake.q_page_size, sizeof(fake.q_page_size), http_query(req, "PageSize"));
+    fake.client_port = stub_client_port(req);
     pthread_mutex_unlock(&fake_lock);
-
-    if (f.slow_ms > 0)
-        util_sleep_ms(f.slow_ms, NULL);
-    if (f.status == 0) {
-        res->drop = 1;
-        return;
-    }
-    doc = json_loads(f.json, JSON_DECODE_ANY, NULL);
-    if (doc == NULL) {
-        http_error(res, 500, "bad test document");
-        return;
-    }
-    if (f.pad > 0 && json_is_object(doc)) {
-        char *pad = malloc(f.pad + 1);
-
-        if (pad == NULL) {      /* no cmocka assertion on the server's thread */
-            json_decref(doc);
-            http_error(res, 500, "out of memory");
-            return;
-        }
-        memset(pad, 'p', f.pad);
-        pad[f.pad] = '\0';
-        json_object_set_new(doc, "pad", json_string(pad));
-        free(pad);
-    }
-    if (f.location != NULL)
-        snprintf(res->location, sizeof(res->location), "%s", f.location);
-    http_json(res, f.status, doc);
+    stub_reply(res, &a);
 }
 
 static const http_route_t routes[] = {
@@ -134,23 +81,14 @@ static const http_route_t routes[] = {
 
 static int start_server(void **state)
 {
-    char err[256] = "";
-
     (void)state;
-    srv = http_server_start("127.0.0.1", 0, routes, 2, NULL, NULL, err, sizeof(err));
-    if (srv == NULL) {
-        fprintf(stderr, "cannot start the fake gateway: %s\n", err);
-        return -1;
-    }
-    snprintf(base, sizeof(base), "http://127.0.0.1:%d", http_server_port(srv));
-    return 0;
+    return stub_start(routes, 2);
 }
 
 static int stop_server(void **state)
 {
     (void)state;
-    http_server_stop(srv);
-    srv = NULL;
+    stub_stop();
     return 0;
 }
 
@@ -228,7 +166,7 @@ static void test_send_request(void **state)
     int port;
 
     (void)state;
-    snprintf(url, sizeof(url), "%s/", base);   /* a trailing '/' is fine */
+    stub_url("/", url, sizeof(url));   /* a trailing '/' is fine */
     c = client(url, 5000);
     set_answer(201, "{\"sid\": \"" SID "\", \"status\": \"queued\"}", 0, 0);
     assert_int_equal(sms_send(c, TO, "dozen 2026-11-22: a & b = 100% +1 \xec\x95\x88", sid,
@@ -274,7 +212,7 @@ static void expect_send(sms_client_t *c, int status, const char *json, size_t pa
 
 static void test_send_outcomes(void **state)
 {
-    sms_client_t *c = client(base, 5000);
+    sms_client_t *c = client(stub_base(), 5000);
     char sid[8], err[256];
 
     (void)state;
@@ -316,9 +254,8 @@ static void test_send_outcomes(void **state)
 
 static void test_send_transport(void **state)
 {
-    sms_client_t *c = client(base, 300);
+    sms_client_t *c = client(stub_base(), 300);
     char url[80], sid[SMS_SID_MAX], err[256];
-    http_server_t *other;
     int64_t t0;
 
     (void)state;
@@ -339,10 +276,7 @@ static void test_send_transport(void **state)
     sms_client_free(c);
 
     /* refused: certainly not sent */
-    other = http_server_start("127.0.0.1", 0, routes, 2, NULL, NULL, err, sizeof(err));
-    assert_non_null(other);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", http_server_port(other));
-    http_server_stop(other);
+    assert_int_equal(stub_refused_url("", url, sizeof(url)), 0);
     c = client(url, 2000);
     assert_int_equal(sms_send(c, TO, "x", sid, sizeof(sid), err, sizeof(err)), SMS_RETRY);
     assert_non_null(strstr(err, "onnect"));
@@ -386,7 +320,7 @@ static void expect_find(sms_client_t *c, int status, const char *json, size_t pa
 
 static void test_find(void **state)
 {
-    sms_client_t *c = client(base, 5000);
+    sms_client_t *c = client(stub_base(), 5000);
     const char *body = "dozen 2026-11-22: confirmed 1 & more";
     struct fake f;
     char sid[SMS_SID_MAX], err[256];
