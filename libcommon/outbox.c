@@ -36,7 +36,6 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +44,7 @@
 #include "event.h"
 #include "kafka.h"
 #include "log.h"
+#include "strbuf.h"
 #include "util.h"
 
 #define DEFAULT_POLL_MS 5000
@@ -297,55 +297,6 @@ static int parse_ll(const char *s, long long min, long long max, long long *out)
         return -1;
     *out = v;
     return 0;
-}
-
-/* ------------------------------------------------------------------------------------ */
-/* A growable string for the array parameters ("{1,2,3}"). */
-
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void sb_add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_add(struct sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (b->oom)
-        return;
-    for (;;) {
-        size_t room = b->cap - b->len;
-
-        va_start(ap, fmt);
-        n = room > 0 ? vsnprintf(b->p + b->len, room, fmt, ap) : vsnprintf(NULL, 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = 1;
-            return;
-        }
-        if ((size_t)n < room) {
-            b->len += (size_t)n;
-            return;
-        }
-        {
-            size_t ncap = b->cap == 0 ? 256 : b->cap;
-            char *np;
-
-            while (ncap - b->len <= (size_t)n)
-                ncap *= 2;
-            np = realloc(b->p, ncap);
-            if (np == NULL) {
-                b->oom = 1;
-                return;
-            }
-            b->p = np;
-            b->cap = ncap;
-        }
-    }
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -710,7 +661,8 @@ static int reconcile_topic(outbox_relay_t *r, rd_kafka_t *rk, const char *topic,
     int64_t *stored = NULL;
     rd_kafka_topic_partition_list_t *assign = NULL;
     PGresult *res = NULL;
-    struct sbuf sb_ids = { 0 }, sb_p = { 0 }, sb_o = { 0 }, sb_pp = { 0 }, sb_po = { 0 };
+    strbuf_t sb_ids = STRBUF_INIT, sb_p = STRBUF_INIT, sb_o = STRBUF_INIT;
+    strbuf_t sb_pp = STRBUF_INIT, sb_po = STRBUF_INIT;
     const char *params[5];
     int nids, nparts, i, nfound = 0, ret = -1;
 
@@ -786,29 +738,21 @@ static int reconcile_topic(outbox_relay_t *r, rd_kafka_t *rk, const char *topic,
         goto done;
 
     /* Mark what was found and store the ends, in one transaction. */
-    sb_add(&sb_ids, "{");
-    sb_add(&sb_p, "{");
-    sb_add(&sb_o, "{");
     for (i = 0; i < nids; i++) {
         if (!ids[i].found)
             continue;
-        sb_add(&sb_ids, "%s%s", nfound > 0 ? "," : "", ids[i].id);
-        sb_add(&sb_p, "%s%" PRId32, nfound > 0 ? "," : "", ids[i].partition);
-        sb_add(&sb_o, "%s%" PRId64, nfound > 0 ? "," : "", ids[i].offset);
+        db_array_add_text(&sb_ids, ids[i].id);
+        db_array_add_int64(&sb_p, ids[i].partition);
+        db_array_add_int64(&sb_o, ids[i].offset);
         nfound++;
     }
-    sb_add(&sb_ids, "}");
-    sb_add(&sb_p, "}");
-    sb_add(&sb_o, "}");
-    sb_add(&sb_pp, "{");
-    sb_add(&sb_po, "{");
     for (i = 0; i < nparts; i++) {
-        sb_add(&sb_pp, "%s%" PRId32, i > 0 ? "," : "", parts[i].id);
-        sb_add(&sb_po, "%s%" PRId64, i > 0 ? "," : "", parts[i].end);
+        db_array_add_int64(&sb_pp, parts[i].id);
+        db_array_add_int64(&sb_po, parts[i].end);
     }
-    sb_add(&sb_pp, "}");
-    sb_add(&sb_po, "}");
-    if (sb_ids.oom || sb_p.oom || sb_o.oom || sb_pp.oom || sb_po.oom) {
+    if (db_array_finish(&sb_ids) != 0 || db_array_finish(&sb_p) != 0 ||
+        db_array_finish(&sb_o) != 0 || db_array_finish(&sb_pp) != 0 ||
+        db_array_finish(&sb_po) != 0) {
         snprintf(errstr, errstr_size, "out of memory");
         goto done;
     }
@@ -816,17 +760,17 @@ static int reconcile_topic(outbox_relay_t *r, rd_kafka_t *rk, const char *topic,
     if (db_begin(r->pg, errstr, errstr_size) != 0)
         goto done;
     if (nfound > 0) {
-        params[2] = sb_ids.p;
-        params[3] = sb_p.p;
-        params[4] = sb_o.p;
+        params[2] = sb_ids.buf;
+        params[3] = sb_p.buf;
+        params[4] = sb_o.buf;
         res = db_exec(r->pg, "relay_found", 5, params, NULL, errstr, errstr_size);
         if (res == NULL)
             goto done;
         PQclear(res);
         res = NULL;
     }
-    params[2] = sb_pp.p;
-    params[3] = sb_po.p;
+    params[2] = sb_pp.buf;
+    params[3] = sb_po.buf;
     res = db_exec(r->pg, "relay_set_positions", 4, params, NULL, errstr, errstr_size);
     if (res == NULL)
         goto done;
@@ -839,11 +783,11 @@ done:
     PQclear(res);
     if (assign != NULL)
         rd_kafka_topic_partition_list_destroy(assign);
-    free(sb_ids.p);
-    free(sb_p.p);
-    free(sb_o.p);
-    free(sb_pp.p);
-    free(sb_po.p);
+    strbuf_release(&sb_ids);
+    strbuf_release(&sb_p);
+    strbuf_release(&sb_o);
+    strbuf_release(&sb_pp);
+    strbuf_release(&sb_po);
     free(stored);
     free(parts);
     free(pids);
@@ -973,40 +917,35 @@ static void await_reports(outbox_relay_t *r)
 static int mark_sent(outbox_relay_t *r, PGresult *res, int n, int all_ok, char *errstr,
                      size_t errstr_size)
 {
-    struct sbuf ids = { 0 }, ps = { 0 }, os = { 0 };
+    strbuf_t ids = STRBUF_INIT, ps = STRBUF_INIT, os = STRBUF_INIT;
     const char *params[5];
     PGresult *mres = NULL;
     int i, k = 0, ret = -1;
 
-    sb_add(&ids, "{");
-    sb_add(&ps, "{");
-    sb_add(&os, "{");
     for (i = 0; i < n; i++) {
         if (r->rows[i].state != ROW_ACKED)
             continue;
-        sb_add(&ids, "%s%s", k > 0 ? "," : "", PQgetvalue(res, i, 0));
-        sb_add(&ps, "%s%" PRId32, k > 0 ? "," : "", r->rows[i].partition);
+        db_array_add_text(&ids, PQgetvalue(res, i, 0));
+        db_array_add_int64(&ps, r->rows[i].partition);
         if (r->rows[i].offset >= 0)
-            sb_add(&os, "%s%" PRId64, k > 0 ? "," : "", r->rows[i].offset);
+            db_array_add_int64(&os, r->rows[i].offset);
         else
-            sb_add(&os, "%sNULL", k > 0 ? "," : ""); /* acks=0 would give no offset */
+            db_array_add_null(&os); /* acks=0 would give no offset */
         k++;
     }
-    sb_add(&ids, "}");
-    sb_add(&ps, "}");
-    sb_add(&os, "}");
     if (k == 0) {
         ret = 0;
         goto done;
     }
-    if (ids.oom || ps.oom || os.oom) {
+    if (db_array_finish(&ids) != 0 || db_array_finish(&ps) != 0 ||
+        db_array_finish(&os) != 0) {
         snprintf(errstr, errstr_size, "out of memory");
         goto done;
     }
     params[0] = r->producer;
-    params[1] = ids.p;
-    params[2] = ps.p;
-    params[3] = os.p;
+    params[1] = ids.buf;
+    params[2] = ps.buf;
+    params[3] = os.buf;
     params[4] = all_ok ? "true" : "false";
     mres = db_exec(r->pg, "relay_mark", 5, params, NULL, errstr, errstr_size);
     if (mres == NULL)
@@ -1015,9 +954,9 @@ static int mark_sent(outbox_relay_t *r, PGresult *res, int n, int all_ok, char *
     ret = 0;
 done:
     PQclear(mres);
-    free(ids.p);
-    free(ps.p);
-    free(os.p);
+    strbuf_release(&ids);
+    strbuf_release(&ps);
+    strbuf_release(&os);
     return ret;
 }
 
