@@ -1,7 +1,9 @@
-/* db: PostgreSQL connections, a small pool, prepared statements, transactions, reconnects. */
+/* db: PostgreSQL connections, a small pool, prepared statements, transactions, reconnects,
+ * array parameters. */
 #include "db.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -556,4 +558,59 @@ int db_ping(db_pool_t *pool, int timeout_ms, char *errstr, size_t errstr_size)
         return -1;
     PQclear(res);
     return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Array parameters */
+
+/* Opens the array before its first element, or separates this one from the last. */
+static int array_sep(strbuf_t *sb)
+{
+    return strbuf_addch(sb, sb->len == 0 ? '{' : ',');
+}
+
+int db_array_add_int64(strbuf_t *sb, int64_t v)
+{
+    if (array_sep(sb) != 0)
+        return -1;
+    return strbuf_addf(sb, "%" PRId64, v);
+}
+
+int db_array_add_null(strbuf_t *sb)
+{
+    if (array_sep(sb) != 0)
+        return -1;
+    return strbuf_adds(sb, "NULL");
+}
+
+int db_array_add_text(strbuf_t *sb, const char *s)
+{
+    const char *p;
+
+    if (s == NULL)
+        return db_array_add_null(sb);
+    if (array_sep(sb) != 0 || strbuf_addch(sb, '"') != 0)
+        return -1;
+    /* Inside double quotes only '"' and '\\' are special to the array parser. */
+    for (p = s; *p != '\0'; p++) {
+        size_t run = strcspn(p, "\"\\");
+
+        if (strbuf_add(sb, p, run) != 0)
+            return -1;
+        p += run;
+        if (*p == '\0')
+            break;
+        if (strbuf_addch(sb, '\\') != 0 || strbuf_addch(sb, *p) != 0)
+            return -1;
+    }
+    return strbuf_addch(sb, '"');
+}
+
+int db_array_finish(strbuf_t *sb)
+{
+    if (sb->len == 0 && strbuf_addch(sb, '{') != 0)
+        return -1;
+    if (strbuf_addch(sb, '}') != 0)
+        return -1;
+    return sb->failed ? -1 : 0;
 }

@@ -1,9 +1,13 @@
-/* db: PostgreSQL connections, a small pool, prepared statements, transactions, reconnects. */
+/* db: PostgreSQL connections, a small pool, prepared statements, transactions, reconnects,
+ * array parameters. */
 #ifndef DOZEN_DB_H
 #define DOZEN_DB_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <libpq-fe.h>
+
+#include "strbuf.h"
 
 /* A statement prepared on every pooled connection, (re)prepared after every reconnect. */
 typedef struct db_stmt {
@@ -59,5 +63,22 @@ int db_rollback(PGconn *conn);
 
 /* A quick "SELECT 1" through the pool, for /healthz. Returns 0 or -1 with errstr. */
 int db_ping(db_pool_t *pool, int timeout_ms, char *errstr, size_t errstr_size);
+
+/* Array parameters: the one way to build the text of a PostgreSQL array literal
+ * ("{1,NULL,3}", "{\"a b\",\"c\\\"d\"}") for a parameter such as $1::bigint[],
+ * $2::text[] or $3::uuid[]. The strbuf holds only the array being built: it starts empty,
+ * each db_array_add_* appends one element (the first also opens the brace), and
+ * db_array_finish closes it ("{}" when nothing was added). Text elements are always
+ * double-quoted with '"' and '\\' escaped by a backslash, so any byte string (empty, "NULL",
+ * commas, braces, spaces) comes back unchanged; only db_array_add_null (or a NULL text)
+ * gives an SQL NULL element. The adds report failure through sb->failed as strbuf does;
+ * check once with db_array_finish. One-dimensional arrays only. */
+int db_array_add_int64(strbuf_t *sb, int64_t v);
+int db_array_add_text(strbuf_t *sb, const char *s);  /* NULL: a NULL element */
+int db_array_add_null(strbuf_t *sb);
+
+/* Closes the array. Returns 0, or -1 when any add or this one failed (out of memory, or
+ * over sb->max): sb->buf is then not a complete literal. */
+int db_array_finish(strbuf_t *sb);
 
 #endif

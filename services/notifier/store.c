@@ -690,51 +690,54 @@ int store_failed(PGconn *conn, long long id, const char *error,
     return run(conn, "d_failed", 2, p, NULL, errstr, errstr_size);
 }
 
-/* Writes ids as a PostgreSQL array literal ("{1,2,3}") into buf. Returns 0, or -1 with
- * errstr if it does not fit. */
-static int id_array(const long long *ids, size_t n, char *buf, size_t size, char *errstr,
+/* Writes ids as a PostgreSQL array literal ("{1,2,3}") into sb. Returns 0, or -1 with
+ * errstr when out of memory. */
+static int id_array(const long long *ids, size_t n, strbuf_t *sb, char *errstr,
                     size_t errstr_size)
 {
-    size_t len = 0, i;
-    int w;
-
-    buf[len++] = '{';
-    for (i = 0; i < n; i++) {
-        w = snprintf(buf + len, size - len, "%s%lld", i > 0 ? "," : "", ids[i]);
-        if (w < 0 || (size_t)w >= size - len - 1) {
-            util_errf(errstr, errstr_size, "too many deliveries at once");
-            return -1;
-        }
-        len += (size_t)w;
+    for (size_t i = 0; i < n; i++)
+        db_array_add_int64(sb, ids[i]);
+    if (db_array_finish(sb) != 0) {
+        util_errf(errstr, errstr_size, "out of memory");
+        return -1;
     }
-    buf[len++] = '}';
-    buf[len] = '\0';
     return 0;
 }
 
 int store_unclaim(PGconn *conn, const long long *ids, size_t n,
                   char *errstr, size_t errstr_size)
 {
-    char buf[24 * 64 + 3];
-    const char *p[1] = { buf };
+    strbuf_t buf = STRBUF_INIT;
+    const char *p[1];
+    int ret = -1;
 
     if (n == 0)
         return 0;
-    if (id_array(ids, n, buf, sizeof(buf), errstr, errstr_size) != 0)
-        return -1;
-    return run(conn, "d_unclaim", 1, p, NULL, errstr, errstr_size);
+    if (id_array(ids, n, &buf, errstr, errstr_size) != 0)
+        goto done;
+    p[0] = buf.buf;
+    ret = run(conn, "d_unclaim", 1, p, NULL, errstr, errstr_size);
+done:
+    strbuf_release(&buf);
+    return ret;
 }
 
 int store_renew(PGconn *conn, const long long *ids, size_t n, long long lease_ms,
                 char *errstr, size_t errstr_size)
 {
-    char buf[24 * 64 + 3], lease[24];
-    const char *p[2] = { buf, lease };
+    strbuf_t buf = STRBUF_INIT;
+    char lease[24];
+    const char *p[2] = { NULL, lease };
+    int ret = -1;
 
     if (n == 0)
         return 0;
-    if (id_array(ids, n, buf, sizeof(buf), errstr, errstr_size) != 0)
-        return -1;
+    if (id_array(ids, n, &buf, errstr, errstr_size) != 0)
+        goto done;
+    p[0] = buf.buf;
     snprintf(lease, sizeof(lease), "%lld", lease_ms);
-    return run(conn, "d_renew", 2, p, NULL, errstr, errstr_size);
+    ret = run(conn, "d_renew", 2, p, NULL, errstr, errstr_size);
+done:
+    strbuf_release(&buf);
+    return ret;
 }

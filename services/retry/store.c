@@ -299,70 +299,45 @@ int store_next_due(PGconn *conn, int64_t *due_ms, char *errstr, size_t errstr_si
     return ret;
 }
 
-/* Writes a PostgreSQL array literal of ids ("{1,2,3}") into a new string, or NULL when out
- * of memory. */
-static char *id_array(const int64_t *ids, size_t n)
-{
-    size_t size = 3 + n * 21, used = 1;
-    char *out = malloc(size);
-
-    if (out == NULL)
-        return NULL;
-    out[0] = '{';
-    for (size_t i = 0; i < n; i++)
-        used += (size_t)snprintf(out + used, size - used, "%s%lld", i > 0 ? "," : "",
-                                 (long long)ids[i]);
-    snprintf(out + used, size - used, "}");
-    return out;
-}
-
-/* The same for reason codes, which are [A-Za-z0-9._-] only (no quoting needed). */
-static char *text_array(const char *const *items, size_t n)
-{
-    size_t size = 3, used = 1;
-    char *out;
-
-    for (size_t i = 0; i < n; i++)
-        size += strlen(items[i]) + 1;
-    out = malloc(size);
-    if (out == NULL)
-        return NULL;
-    out[0] = '{';
-    for (size_t i = 0; i < n; i++)
-        used += (size_t)snprintf(out + used, size - used, "%s%s", i > 0 ? "," : "", items[i]);
-    snprintf(out + used, size - used, "}");
-    return out;
-}
-
 int store_finish_round(PGconn *conn, const int64_t *done, size_t n_done,
                        const int64_t *gave_up, const char *const *gave_up_reasons,
                        size_t n_gave_up, const int64_t *later, const int64_t *later_due,
                        size_t n_later, char *errstr, size_t errstr_size)
 {
-    char *a_done = id_array(done, n_done), *a_gave = id_array(gave_up, n_gave_up);
-    char *a_reasons = text_array(gave_up_reasons, n_gave_up);
-    char *a_later = id_array(later, n_later), *a_due = id_array(later_due, n_later);
+    strbuf_t a_done = STRBUF_INIT, a_gave = STRBUF_INIT, a_reasons = STRBUF_INIT;
+    strbuf_t a_later = STRBUF_INIT, a_due = STRBUF_INIT;
     PGresult *res = NULL;
     int ret = -1;
 
-    if (a_done == NULL || a_gave == NULL || a_reasons == NULL || a_later == NULL ||
-        a_due == NULL) {
+    for (size_t i = 0; i < n_done; i++)
+        db_array_add_int64(&a_done, done[i]);
+    for (size_t i = 0; i < n_gave_up; i++) {
+        db_array_add_int64(&a_gave, gave_up[i]);
+        db_array_add_text(&a_reasons, gave_up_reasons[i]);
+    }
+    for (size_t i = 0; i < n_later; i++) {
+        db_array_add_int64(&a_later, later[i]);
+        db_array_add_int64(&a_due, later_due[i]);
+    }
+    if (db_array_finish(&a_done) != 0 || db_array_finish(&a_gave) != 0 ||
+        db_array_finish(&a_reasons) != 0 || db_array_finish(&a_later) != 0 ||
+        db_array_finish(&a_due) != 0) {
         util_errf(errstr, errstr_size, "out of memory");
         goto out;
     }
     {
-        const char *p[5] = { a_done, a_gave, a_reasons, a_later, a_due };
+        const char *p[5] = { a_done.buf, a_gave.buf, a_reasons.buf, a_later.buf, a_due.buf };
         res = db_exec(conn, "rp_finish", 5, p, NULL, errstr, errstr_size);
     }
     if (res != NULL)
         ret = 0;
 out:
     PQclear(res);
-    free(a_done);
-    free(a_gave);
-    free(a_reasons);
-    free(a_later);
-    free(a_due);
+    strbuf_release(&a_done);
+    strbuf_release(&a_gave);
+    strbuf_release(&a_reasons);
+    strbuf_release(&a_later);
+    strbuf_release(&a_due);
     return ret;
 }
 
