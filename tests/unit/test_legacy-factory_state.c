@@ -196,7 +196,7 @@ static void test_mode_patch_subset(void **state)
 
     (void)state;
     p = obj("{\"slow_ms\": 60000, \"down\": true}");
-    assert_int_equal(lf_mode_patch(&cur, p, &out, err, sizeof(err)), 0);
+    assert_int_equal(standin_mode_patch(&lf_standin, &cur, p, &out, err, sizeof(err)), 0);
     json_decref(p);
     assert_int_equal(out.slow_ms, 60000);
     assert_int_equal(out.down, 1);
@@ -206,7 +206,7 @@ static void test_mode_patch_subset(void **state)
 
     p = obj("{\"fail_next\": 0, \"delay_ms\": 600000, \"deliver_twice\": true, "
             "\"down\": false}");
-    assert_int_equal(lf_mode_patch(&out, p, &out, err, sizeof(err)), 0); /* in place */
+    assert_int_equal(standin_mode_patch(&lf_standin, &out, p, &out, err, sizeof(err)), 0); /* in place */
     json_decref(p);
     assert_int_equal(out.fail_next, 0);
     assert_int_equal(out.delay_ms, 600000);
@@ -216,7 +216,7 @@ static void test_mode_patch_subset(void **state)
 
     p = obj("{}");
     cur = out;
-    assert_int_equal(lf_mode_patch(&cur, p, &out, err, sizeof(err)), 0);
+    assert_int_equal(standin_mode_patch(&lf_standin, &cur, p, &out, err, sizeof(err)), 0);
     json_decref(p);
     assert_memory_equal(&cur, &out, sizeof(cur));
 }
@@ -229,7 +229,7 @@ static void expect_patch_error(const char *text, const char *want)
     json_t *p = obj(text);
     char err[256] = "";
 
-    if (lf_mode_patch(&cur, p, &out, err, sizeof(err)) != -1)
+    if (standin_mode_patch(&lf_standin, &cur, p, &out, err, sizeof(err)) != -1)
         fail_msg("accepted: %s", text);
     json_decref(p);
     if (strstr(err, want) == NULL)
@@ -260,7 +260,7 @@ static void test_mode_patch_errors(void **state)
 static void test_mode_json(void **state)
 {
     struct lf_mode m = { .fail_next = 3, .slow_ms = 250, .delay_ms = 1000, .down = 1 };
-    json_t *j = lf_mode_json(&m);
+    json_t *j = standin_mode_json(&lf_standin, &m);
 
     (void)state;
     assert_non_null(j);
@@ -294,17 +294,17 @@ static void test_gate_and_patch(void **state)
     assert_int_equal(state_gate(st, &m), 0);
 
     p = obj("{\"fail_next\": 1, \"deliver_twice\": true}");
-    assert_int_equal(state_mode_patch(st, p, &m, err, sizeof(err)), 0);
+    assert_int_equal(standin_patch(state_standin(st), p, &m, err, sizeof(err)), 0);
     json_decref(p);
     assert_int_equal(m.fail_next, 1);
     p = obj("{\"deliver_twice\": false, \"nope\": 1}");
-    assert_int_equal(state_mode_patch(st, p, &m, err, sizeof(err)), -1);
+    assert_int_equal(standin_patch(state_standin(st), p, &m, err, sizeof(err)), -1);
     json_decref(p);
     assert_int_equal(m.deliver_twice, 1); /* unchanged, and reported as such */
     assert_int_equal(state_gate(st, &m), 1);
 
-    state_reset(st);
-    state_mode_get(st, &m);
+    standin_reset(state_standin(st));
+    standin_mode_get(state_standin(st), &m);
     assert_memory_equal(&m, &defaults, sizeof(m));
     state_free(st);
     state_free(NULL);
@@ -319,14 +319,14 @@ static void test_sleep_and_stop(void **state)
     (void)state;
     assert_non_null(st);
     t0 = util_mono_ms();
-    assert_int_equal(state_sleep(st, 30), 0);
+    assert_int_equal(standin_sleep(state_standin(st), 30), 0);
     assert_true(util_mono_ms() - t0 >= 30);
-    assert_int_equal(state_sleep(st, 0), 0);
-    state_stop(st);
+    assert_int_equal(standin_sleep(state_standin(st), 0), 0);
+    standin_stop(state_standin(st));
     t0 = util_mono_ms();
-    assert_int_equal(state_sleep(st, 60000), -1); /* returns at once once stopping */
+    assert_int_equal(standin_sleep(state_standin(st), 60000), -1); /* returns at once once stopping */
     assert_true(util_mono_ms() - t0 < 1000);
-    assert_int_equal(state_sleep(st, 0), -1);
+    assert_int_equal(standin_sleep(state_standin(st), 0), -1);
     state_free(st);
 }
 
@@ -430,7 +430,7 @@ static void test_order_lifecycle(void **state)
 
     /* a reset forgets everything; a late report on an old order is ignored, and new
      * orders get new numbers */
-    state_reset(st);
+    standin_reset(state_standin(st));
     state_order_attempt(st, a);
     state_order_result(st, a, LF_CB_DELIVERED, 1);
     assert_int_equal(state_order_add(st, &in, "fo-d", &a), 0);
@@ -507,12 +507,12 @@ static void test_fail_skus(void **state)
     assert_non_null(strstr(err, "not ok"));
 
     p = json_loads("{\"fail_skus\": [\"a\", \"b\"]}", 0, NULL);
-    assert_int_equal(lf_mode_patch(&m, p, &out, err, sizeof(err)), 0);
+    assert_int_equal(standin_mode_patch(&lf_standin, &m, p, &out, err, sizeof(err)), 0);
     json_decref(p);
     assert_int_equal(lf_mode_fails_sku(&out, "b"), 1);
     assert_int_equal(lf_mode_fails_sku(&out, "glazed"), 0);
     p = json_loads("{\"fail_skus\": [1]}", 0, NULL);
-    assert_int_equal(lf_mode_patch(&m, p, &out, err, sizeof(err)), -1);
+    assert_int_equal(standin_mode_patch(&lf_standin, &m, p, &out, err, sizeof(err)), -1);
     json_decref(p);
 }
 
