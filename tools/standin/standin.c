@@ -295,7 +295,8 @@ int standin_patch(standin_t *si, json_t *patch, void *out, char *errstr,
     rc = standin_mode_patch(si->def, si->mode, patch, si->mode, errstr, errstr_size);
     if (rc == 0 && si->def->patched != NULL)
         si->def->patched(si->app, patch);
-    memcpy(out, si->mode, si->def->mode_size);
+    if (out != NULL)
+        memcpy(out, si->mode, si->def->mode_size);
     pthread_mutex_unlock(&si->lock);
     return rc;
 }

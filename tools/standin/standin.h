@@ -107,8 +107,8 @@ void *standin_mode_locked(standin_t *si);
 /* Copies the current mode into out. */
 void standin_mode_get(standin_t *si, void *out);
 
-/* standin_mode_patch on the current mode under the lock, then def->patched; out gets the
- * mode after (also after a failure, unchanged then). */
+/* standin_mode_patch on the current mode under the lock, then def->patched; out (when not
+ * NULL) gets the mode after (also after a failure, unchanged then). */
 int standin_patch(standin_t *si, json_t *patch, void *out, char *errstr,
                   size_t errstr_size);
 
