@@ -171,6 +171,5 @@ size_t deliver_cancel(lf_deliver_t *d);
 
 extern const http_route_t api_routes[];
 extern const size_t api_nroutes;
-int api_health(void *ctx, char *errstr, size_t errstr_size);
 
 #endif

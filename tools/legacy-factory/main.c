@@ -61,7 +61,7 @@ int main(void)
     if (f.deliver == NULL)
         svc_die(LF_SERVICE, "%s", err);
     http = http_server_start(f.cfg.http_bind, f.cfg.port, api_routes, api_nroutes,
-                             api_health, &f, err, sizeof(err));
+                             standin_health, &f, err, sizeof(err));
     if (http == NULL)
         svc_die(LF_SERVICE, "HTTP server on %s:%d: %s", f.cfg.http_bind, f.cfg.port, err);
     log_info("started port=%d bind=%s", f.cfg.port, f.cfg.http_bind);

@@ -13,7 +13,6 @@ static void get_daily(const http_request_t *req, http_response_t *res, void *ctx
     struct feed *f = ctx;
     struct od_mode mode;
     struct od_answer a;
-    json_t *body;
 
     (void)req;
     standin_mode_get(f->standin, &mode);
@@ -33,25 +32,16 @@ static void get_daily(const http_request_t *req, http_response_t *res, void *ctx
         http_error(res, 503, "the open data service is temporarily unavailable");
         return;
     }
-    body = od_daily_json(&a); /* new reference, stolen by http_json */
-    if (body == NULL)
-        http_error(res, 500, "out of memory");
-    else
-        http_json(res, 200, body);
+    standin_reply_json(res, od_daily_json(&a));
 }
 
 /* GET /admin/requests */
 static void get_requests(const http_request_t *req, http_response_t *res, void *ctx)
 {
     struct feed *f = ctx;
-    json_t *list;
 
     (void)req;
-    list = state_requests(f->state);
-    if (list == NULL)
-        http_error(res, 500, "out of memory");
-    else
-        http_json(res, 200, list);
+    standin_reply_json(res, state_requests(f->state));
 }
 
 const http_route_t api_routes[] = {
@@ -61,11 +51,3 @@ const http_route_t api_routes[] = {
     { "GET", "/admin/requests", get_requests },
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
-
-int api_health(void *ctx, char *errstr, size_t errstr_size)
-{
-    (void)ctx;
-    (void)errstr;
-    (void)errstr_size;
-    return 0;
-}

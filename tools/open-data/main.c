@@ -82,7 +82,7 @@ int main(void)
         svc_die(OD_SERVICE, "%s", err);
     f.standin = state_standin(f.state);
     http = http_server_start(f.cfg.http_bind, f.cfg.port, api_routes, api_nroutes,
-                             api_health, &f, err, sizeof(err));
+                             standin_health, &f, err, sizeof(err));
     if (http == NULL)
         svc_die(OD_SERVICE, "HTTP server on %s:%d: %s", f.cfg.http_bind, f.cfg.port, err);
     log_info("started port=%d bind=%s tz=%s tz_effective=%s today=%s", f.cfg.port,

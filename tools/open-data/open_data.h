@@ -144,6 +144,5 @@ json_t *state_requests(od_state_t *st);
 
 extern const http_route_t api_routes[];
 extern const size_t api_nroutes;
-int api_health(void *ctx, char *errstr, size_t errstr_size);
 
 #endif

@@ -262,7 +262,6 @@ static void list_messages(const http_request_t *req, http_response_t *res, void 
     struct gateway *g = ctx;
     const char *q = http_query(req, "to");
     char to[PHONE_MAX + 2];
-    json_t *list;
 
     if (q != NULL) {
         if (strlen(q) >= sizeof(to)) {
@@ -277,25 +276,16 @@ static void list_messages(const http_request_t *req, http_response_t *res, void 
             return;
         }
     }
-    list = state_messages(g->state, q != NULL ? to : NULL);
-    if (list == NULL)
-        http_error(res, 500, "out of memory");
-    else
-        http_json(res, 200, list);
+    standin_reply_json(res, state_messages(g->state, q != NULL ? to : NULL));
 }
 
 /* GET /admin/stats */
 static void get_stats(const http_request_t *req, http_response_t *res, void *ctx)
 {
     struct gateway *g = ctx;
-    json_t *stats;
 
     (void)req;
-    stats = state_stats(g->state);
-    if (stats == NULL)
-        http_error(res, 500, "out of memory");
-    else
-        http_json(res, 200, stats);
+    standin_reply_json(res, state_stats(g->state));
 }
 
 const http_route_t api_routes[] = {
@@ -307,11 +297,3 @@ const http_route_t api_routes[] = {
     { "POST", "/admin/reset", standin_post_reset },
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
-
-int api_health(void *ctx, char *errstr, size_t errstr_size)
-{
-    (void)ctx;
-    (void)errstr;
-    (void)errstr_size;
-    return 0;
-}

@@ -71,7 +71,7 @@ int main(void)
         svc_die(SG_SERVICE, "%s", err);
     g.standin = state_standin(g.state);
     http = http_server_start(g.cfg.http_bind, g.cfg.port, api_routes, api_nroutes,
-                             api_health, &g, err, sizeof(err));
+                             standin_health, &g, err, sizeof(err));
     if (http == NULL)
         svc_die(SG_SERVICE, "HTTP server on %s:%d: %s", g.cfg.http_bind, g.cfg.port, err);
     log_info("started port=%d bind=%s account_sid=%s", g.cfg.port, g.cfg.http_bind,

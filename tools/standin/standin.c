@@ -336,38 +336,48 @@ static standin_t *standin_of(void *ctx)
     return *(standin_t **)ctx;
 }
 
-/* Sets a 200 response with mode, or 500 when out of memory. */
-static void reply(const struct standin_def *def, http_response_t *res, const void *mode)
+void standin_reply_json(http_response_t *res, json_t *body)
 {
-    json_t *body = standin_mode_json(def, mode); /* new reference, stolen by http_json */
-
     if (body == NULL)
         http_error(res, 500, "out of memory");
     else
         http_json(res, 200, body);
 }
 
-/* Logs mode as "mode_changed ..." and replies with it. */
-static void reply_changed(const struct standin_def *def, http_response_t *res,
-                          const void *mode)
+int standin_health(void *ctx, char *errstr, size_t errstr_size)
 {
-    standin_log_mode(def, "mode_changed", mode);
-    reply(def, res, mode);
+    (void)ctx;
+    (void)errstr;
+    (void)errstr_size;
+    return 0;
 }
 
-void standin_get_mode(const http_request_t *req, http_response_t *res, void *ctx)
+/* Sets a 200 response with mode, or 500 when out of memory. */
+static void reply(const struct standin_def *def, http_response_t *res, const void *mode)
 {
-    standin_t *si = standin_of(ctx);
+    standin_reply_json(res, standin_mode_json(def, mode));
+}
+
+/* Sets a 200 with the current mode, logged as "mode_changed ..." when changed, or a 500. */
+static void reply_current(standin_t *si, http_response_t *res, int changed)
+{
     void *m = malloc(si->def->mode_size);
 
-    (void)req;
     if (m == NULL) {
         http_error(res, 500, "out of memory");
         return;
     }
     standin_mode_get(si, m);
+    if (changed)
+        standin_log_mode(si->def, "mode_changed", m);
     reply(si->def, res, m);
     free(m);
+}
+
+void standin_get_mode(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    (void)req;
+    reply_current(standin_of(ctx), res, 0);
 }
 
 void standin_post_mode(const http_request_t *req, http_response_t *res, void *ctx)
@@ -383,10 +393,12 @@ void standin_post_mode(const http_request_t *req, http_response_t *res, void *ct
         http_error(res, 500, "out of memory");
         goto done;
     }
-    if (standin_patch(si, body, m, err, sizeof(err)) != 0)
+    if (standin_patch(si, body, m, err, sizeof(err)) != 0) {
         http_error(res, 400, "%s", err);
-    else
-        reply_changed(si->def, res, m);
+    } else {
+        standin_log_mode(si->def, "mode_changed", m);
+        reply(si->def, res, m);
+    }
 done:
     free(m);
     json_decref(body);
@@ -394,15 +406,7 @@ done:
 
 void standin_reply_mode(standin_t *si, http_response_t *res)
 {
-    void *m = malloc(si->def->mode_size);
-
-    if (m == NULL) {
-        http_error(res, 500, "out of memory");
-        return;
-    }
-    standin_mode_get(si, m);
-    reply_changed(si->def, res, m);
-    free(m);
+    reply_current(si, res, 1);
 }
 
 void standin_post_reset(const http_request_t *req, http_response_t *res, void *ctx)

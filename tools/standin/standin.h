@@ -142,6 +142,13 @@ void standin_post_reset(const http_request_t *req, http_response_t *res, void *c
  * memory). */
 void standin_reply_mode(standin_t *si, http_response_t *res);
 
+/* Sets a 200 with body (a new reference, stolen), or a 500 "out of memory" when it is
+ * NULL: for the answers built by a json_pack or a state listing. */
+void standin_reply_json(http_response_t *res, json_t *body);
+
+/* GET /healthz of a stand-in: always healthy (an http_health_fn). */
+int standin_health(void *ctx, char *errstr, size_t errstr_size);
+
 #define STANDIN_MODE_ROUTES \
     { "GET", "/admin/mode", standin_get_mode }, \
     { "POST", "/admin/mode", standin_post_mode }
