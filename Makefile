@@ -70,10 +70,17 @@ objs_of = $(addprefix $(BUILD)/,$(subst .c,.o,$(wildcard $(1)/*.c)))
 define program_rule
 $(BIN)/$(1): $(call objs_of,$(2)) $(LIBCOMMON)
 	@mkdir -p $(BIN)
-	$$(CC) $$(EXTRA_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(LDLIBS)
+	$$(CC) $$(EXTRA_LDFLAGS) -o $$@ $$(filter-out %.a,$$^) $$(LIBCOMMON) $$(PKG_LIBS) $$(LDLIBS)
 endef
 $(foreach s,$(SERVICES),$(eval $(call program_rule,$(s),services/$(s))))
 $(foreach t,$(TOOLS),$(eval $(call program_rule,$(lastword $(subst :, ,$(t))),tools/$(firstword $(subst :, ,$(t))))))
+
+# The stand-ins' shared framework (tools/standin/standin.h), linked into each stand-in and
+# into their unit tests (tests/unit/test_standin.c links it through the rule below).
+STANDIN_OBJ := $(BUILD)/tools/standin/standin.o
+STANDINS    := legacy-factory open-data sms-gateway
+CFLAGS      += -Itools/standin
+$(STANDINS:%=$(BIN)/%) $(filter $(STANDINS:%=$(BUILD)/tests/test_%_%),$(UNIT_TESTS)): $(STANDIN_OBJ)
 
 # Unit tests link libcommon and, for tests/unit/test_<name>_*.c, the objects but main.o
 # (the pure logic) of services/<name> or tools/<name>.

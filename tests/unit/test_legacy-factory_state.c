@@ -11,27 +11,17 @@
 
 #include "legacy_factory.h"
 #include "log.h"
+#include "standin_test.h"
 
 static const struct lf_mode defaults = { .fail_next = 2, .slow_ms = 0, .delay_ms = 5000 };
 
 /* ---------------------------------------------------------------------------------- */
 /* Helpers */
 
-/* Parses text (a JSON object) into a new reference; fails the test on bad JSON. */
-static json_t *obj(const char *text)
-{
-    json_error_t e;
-    json_t *j = json_loads(text, 0, &e);
-
-    if (j == NULL)
-        fail_msg("bad test JSON '%s': %s", text, e.text);
-    return j;
-}
-
 /* Runs lf_order_parse on text; returns its result and leaves the message in err. */
 static int parse_order(const char *text, struct lf_order_in *in, char *err, size_t err_size)
 {
-    json_t *j = obj(text);
+    json_t *j = test_obj(text);
     int rc = lf_order_parse(j, in, err, err_size);
 
     json_decref(j);
@@ -195,8 +185,8 @@ static void test_mode_patch_subset(void **state)
     char err[256] = "";
 
     (void)state;
-    p = obj("{\"slow_ms\": 60000, \"down\": true}");
-    assert_int_equal(lf_mode_patch(&cur, p, &out, err, sizeof(err)), 0);
+    p = test_obj("{\"slow_ms\": 60000, \"down\": true}");
+    assert_int_equal(standin_mode_patch(&lf_standin, &cur, p, &out, err, sizeof(err)), 0);
     json_decref(p);
     assert_int_equal(out.slow_ms, 60000);
     assert_int_equal(out.down, 1);
@@ -204,9 +194,10 @@ static void test_mode_patch_subset(void **state)
     assert_int_equal(out.delay_ms, defaults.delay_ms);
     assert_int_equal(out.deliver_twice, 0);
 
-    p = obj("{\"fail_next\": 0, \"delay_ms\": 600000, \"deliver_twice\": true, "
-            "\"down\": false}");
-    assert_int_equal(lf_mode_patch(&out, p, &out, err, sizeof(err)), 0); /* in place */
+    p = test_obj("{\"fail_next\": 0, \"delay_ms\": 600000, \"deliver_twice\": true, "
+                 "\"down\": false}");
+    /* in place */
+    assert_int_equal(standin_mode_patch(&lf_standin, &out, p, &out, err, sizeof(err)), 0);
     json_decref(p);
     assert_int_equal(out.fail_next, 0);
     assert_int_equal(out.delay_ms, 600000);
@@ -214,30 +205,16 @@ static void test_mode_patch_subset(void **state)
     assert_int_equal(out.down, 0);
     assert_int_equal(out.slow_ms, 60000);
 
-    p = obj("{}");
+    p = test_obj("{}");
     cur = out;
-    assert_int_equal(lf_mode_patch(&cur, p, &out, err, sizeof(err)), 0);
+    assert_int_equal(standin_mode_patch(&lf_standin, &cur, p, &out, err, sizeof(err)), 0);
     json_decref(p);
     assert_memory_equal(&cur, &out, sizeof(cur));
 }
 
 static void expect_patch_error(const char *text, const char *want)
 {
-    struct lf_mode cur = defaults,
-                   out = { .fail_next = 77, .slow_ms = 77, .delay_ms = 77, .down = 1,
-                           .deliver_twice = 1 };
-    json_t *p = obj(text);
-    char err[256] = "";
-
-    if (lf_mode_patch(&cur, p, &out, err, sizeof(err)) != -1)
-        fail_msg("accepted: %s", text);
-    json_decref(p);
-    if (strstr(err, want) == NULL)
-        fail_msg("%s: error '%s' does not contain '%s'", text, err, want);
-    /* all or nothing: out untouched */
-    assert_int_equal(out.fail_next, 77);
-    assert_int_equal(out.slow_ms, 77);
-    assert_int_equal(out.delay_ms, 77);
+    test_patch_error(&lf_standin, &defaults, text, want);
 }
 
 static void test_mode_patch_errors(void **state)
@@ -260,7 +237,7 @@ static void test_mode_patch_errors(void **state)
 static void test_mode_json(void **state)
 {
     struct lf_mode m = { .fail_next = 3, .slow_ms = 250, .delay_ms = 1000, .down = 1 };
-    json_t *j = lf_mode_json(&m);
+    json_t *j = standin_mode_json(&lf_standin, &m);
 
     (void)state;
     assert_non_null(j);
@@ -293,18 +270,18 @@ static void test_gate_and_patch(void **state)
     assert_int_equal(state_gate(st, &m), 0);
     assert_int_equal(state_gate(st, &m), 0);
 
-    p = obj("{\"fail_next\": 1, \"deliver_twice\": true}");
-    assert_int_equal(state_mode_patch(st, p, &m, err, sizeof(err)), 0);
+    p = test_obj("{\"fail_next\": 1, \"deliver_twice\": true}");
+    assert_int_equal(standin_patch(state_standin(st), p, &m, err, sizeof(err)), 0);
     json_decref(p);
     assert_int_equal(m.fail_next, 1);
-    p = obj("{\"deliver_twice\": false, \"nope\": 1}");
-    assert_int_equal(state_mode_patch(st, p, &m, err, sizeof(err)), -1);
+    p = test_obj("{\"deliver_twice\": false, \"nope\": 1}");
+    assert_int_equal(standin_patch(state_standin(st), p, &m, err, sizeof(err)), -1);
     json_decref(p);
     assert_int_equal(m.deliver_twice, 1); /* unchanged, and reported as such */
     assert_int_equal(state_gate(st, &m), 1);
 
-    state_reset(st);
-    state_mode_get(st, &m);
+    standin_reset(state_standin(st));
+    standin_mode_get(state_standin(st), &m);
     assert_memory_equal(&m, &defaults, sizeof(m));
     state_free(st);
     state_free(NULL);
@@ -314,19 +291,10 @@ static void test_sleep_and_stop(void **state)
 {
     char err[256] = "";
     lf_state_t *st = state_new(&defaults, err, sizeof(err));
-    int64_t t0;
 
     (void)state;
     assert_non_null(st);
-    t0 = util_mono_ms();
-    assert_int_equal(state_sleep(st, 30), 0);
-    assert_true(util_mono_ms() - t0 >= 30);
-    assert_int_equal(state_sleep(st, 0), 0);
-    state_stop(st);
-    t0 = util_mono_ms();
-    assert_int_equal(state_sleep(st, 60000), -1); /* returns at once once stopping */
-    assert_true(util_mono_ms() - t0 < 1000);
-    assert_int_equal(state_sleep(st, 0), -1);
+    test_sleep_and_stop_of(state_standin(st));
     state_free(st);
 }
 
@@ -338,10 +306,10 @@ static void test_calls_recorded(void **state)
 
     (void)state;
     assert_non_null(st);
-    b = obj("{\"sku\": \"choc\", \"quantity\": 3}");
+    b = test_obj("{\"sku\": \"choc\", \"quantity\": 3}");
     state_record_call(st, b, LF_CALL_UNAVAILABLE);
     json_decref(b);
-    b = obj("{\"sku\": \"bad sku\", \"quantity\": \"x\"}");
+    b = test_obj("{\"sku\": \"bad sku\", \"quantity\": \"x\"}");
     state_record_call(st, b, LF_CALL_INVALID);
     json_decref(b);
     state_record_call(st, NULL, LF_CALL_REFUSED);
@@ -430,7 +398,7 @@ static void test_order_lifecycle(void **state)
 
     /* a reset forgets everything; a late report on an old order is ignored, and new
      * orders get new numbers */
-    state_reset(st);
+    standin_reset(state_standin(st));
     state_order_attempt(st, a);
     state_order_result(st, a, LF_CB_DELIVERED, 1);
     assert_int_equal(state_order_add(st, &in, "fo-d", &a), 0);
@@ -507,12 +475,12 @@ static void test_fail_skus(void **state)
     assert_non_null(strstr(err, "not ok"));
 
     p = json_loads("{\"fail_skus\": [\"a\", \"b\"]}", 0, NULL);
-    assert_int_equal(lf_mode_patch(&m, p, &out, err, sizeof(err)), 0);
+    assert_int_equal(standin_mode_patch(&lf_standin, &m, p, &out, err, sizeof(err)), 0);
     json_decref(p);
     assert_int_equal(lf_mode_fails_sku(&out, "b"), 1);
     assert_int_equal(lf_mode_fails_sku(&out, "glazed"), 0);
     p = json_loads("{\"fail_skus\": [1]}", 0, NULL);
-    assert_int_equal(lf_mode_patch(&m, p, &out, err, sizeof(err)), -1);
+    assert_int_equal(standin_mode_patch(&lf_standin, &m, p, &out, err, sizeof(err)), -1);
     json_decref(p);
 }
 

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "standin_test.h"
 #include "open_data.h"
 #include "util.h"
 
@@ -21,16 +22,6 @@ static const struct od_mode defaults = {
 
 /* 2024-03-01T15:30:00Z in milliseconds */
 #define NOW_MS ((int64_t)1709307000 * 1000)
-
-static json_t *obj(const char *text)
-{
-    json_error_t e;
-    json_t *j = json_loads(text, 0, &e);
-
-    if (j == NULL)
-        fail_msg("bad test JSON '%s': %s", text, e.text);
-    return j;
-}
 
 /* Fails unless a and b hold the same values (compared field by field: padding differs). */
 static void assert_mode_equal(const struct od_mode *a, const struct od_mode *b)
@@ -55,8 +46,8 @@ static void test_mode_patch_subset(void **state)
     char err[256] = "";
 
     (void)state;
-    p = obj("{\"mode\": \"wrong_date\", \"figures\": {\"deaths\": 0, \"confirmed\": 5}}");
-    assert_int_equal(od_mode_patch(&cur, p, &out, err, sizeof(err)), 0);
+    p = test_obj("{\"mode\": \"wrong_date\", \"figures\": {\"deaths\": 0, \"confirmed\": 5}}");
+    assert_int_equal(standin_mode_patch(&od_standin, &cur, p, &out, err, sizeof(err)), 0);
     json_decref(p);
     assert_int_equal(out.kind, OD_WRONG_DATE);
     assert_int_equal(out.figures.confirmed, 5);
@@ -66,9 +57,10 @@ static void test_mode_patch_subset(void **state)
     assert_string_equal(out.date, "2024-03-01");
     assert_int_equal(out.publish_after, 0);
 
-    p = obj("{\"publish_after\": 2, \"slow_ms\": 60000, \"date\": null, \"mode\": \"ok\", "
-            "\"figures\": {\"recovered\": 1000000000000, \"in_treatment\": 7}}");
-    assert_int_equal(od_mode_patch(&out, p, &out, err, sizeof(err)), 0); /* in place */
+    p = test_obj("{\"publish_after\": 2, \"slow_ms\": 60000, \"date\": null, \"mode\": \"ok\", "
+                 "\"figures\": {\"recovered\": 1000000000000, \"in_treatment\": 7}}");
+    /* in place */
+    assert_int_equal(standin_mode_patch(&od_standin, &out, p, &out, err, sizeof(err)), 0);
     json_decref(p);
     assert_int_equal(out.publish_after, 2);
     assert_int_equal(out.slow_ms, 60000);
@@ -78,32 +70,21 @@ static void test_mode_patch_subset(void **state)
     assert_int_equal(out.figures.in_treatment, 7);
     assert_int_equal(out.figures.confirmed, 5);
 
-    p = obj("{\"date\": \"2000-02-29\", \"figures\": {}}");
-    assert_int_equal(od_mode_patch(&out, p, &out, err, sizeof(err)), 0);
+    p = test_obj("{\"date\": \"2000-02-29\", \"figures\": {}}");
+    assert_int_equal(standin_mode_patch(&od_standin, &out, p, &out, err, sizeof(err)), 0);
     json_decref(p);
     assert_string_equal(out.date, "2000-02-29");
 
-    p = obj("{}");
+    p = test_obj("{}");
     cur = out;
-    assert_int_equal(od_mode_patch(&cur, p, &out, err, sizeof(err)), 0);
+    assert_int_equal(standin_mode_patch(&od_standin, &cur, p, &out, err, sizeof(err)), 0);
     json_decref(p);
     assert_mode_equal(&cur, &out);
 }
 
 static void expect_patch_error(const char *text, const char *want)
 {
-    struct od_mode cur = defaults, out, before;
-    json_t *p = obj(text);
-    char err[256] = "";
-
-    memset(&out, 0x5a, sizeof(out));
-    before = out;
-    if (od_mode_patch(&cur, p, &out, err, sizeof(err)) != -1)
-        fail_msg("accepted: %s", text);
-    json_decref(p);
-    if (strstr(err, want) == NULL)
-        fail_msg("%s: error '%s' does not contain '%s'", text, err, want);
-    assert_memory_equal(&out, &before, sizeof(out)); /* all or nothing */
+    test_patch_error(&od_standin, &defaults, text, want);
 }
 
 static void test_mode_patch_errors(void **state)
@@ -143,7 +124,7 @@ static void test_mode_json(void **state)
     m.kind = OD_DECREASING;
     m.publish_after = 3;
     m.slow_ms = 250;
-    j = od_mode_json(&m);
+    j = standin_mode_json(&od_standin, &m);
     assert_non_null(j);
     assert_int_equal(json_object_size(j), 5);
     assert_string_equal(json_string_value(json_object_get(j, "mode")), "decreasing");
@@ -155,12 +136,12 @@ static void test_mode_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(f, "in_treatment")), 3246);
     /* what GET /admin/mode shows, POST /admin/mode takes back */
     memset(&back, 0, sizeof(back));
-    assert_int_equal(od_mode_patch(&back, j, &back, err, sizeof(err)), 0);
+    assert_int_equal(standin_mode_patch(&od_standin, &back, j, &back, err, sizeof(err)), 0);
     assert_mode_equal(&back, &m);
     json_decref(j);
 
     m.date[0] = '\0';
-    j = od_mode_json(&m);
+    j = standin_mode_json(&od_standin, &m);
     assert_true(json_is_null(json_object_get(j, "date")));
     json_decref(j);
 }
@@ -176,17 +157,6 @@ static od_state_t *new_state(const struct od_mode *m)
     if (st == NULL)
         fail_msg("state_new: %s", err);
     return st;
-}
-
-static void patch(od_state_t *st, const char *text)
-{
-    struct od_mode m;
-    char err[256] = "";
-    json_t *p = obj(text);
-
-    if (state_mode_patch(st, p, &m, err, sizeof(err)) != 0)
-        fail_msg("patch %s: %s", text, err);
-    json_decref(p);
 }
 
 static void expect_answer(od_state_t *st, enum od_kind served, int status, const char *date)
@@ -207,26 +177,26 @@ static void test_daily_modes(void **state)
 
     (void)state;
     expect_answer(st, OD_OK, 200, "2024-03-01");
-    patch(st, "{\"mode\": \"not_published\"}");
+    test_patch(state_standin(st), "{\"mode\": \"not_published\"}");
     expect_answer(st, OD_NOT_PUBLISHED, 200, "2024-02-29");
-    patch(st, "{\"mode\": \"wrong_date\"}");
+    test_patch(state_standin(st), "{\"mode\": \"wrong_date\"}");
     expect_answer(st, OD_WRONG_DATE, 200, "2024-02-20");
-    patch(st, "{\"mode\": \"all_zero\"}");
+    test_patch(state_standin(st), "{\"mode\": \"all_zero\"}");
     expect_answer(st, OD_ALL_ZERO, 200, "2024-03-01");
-    patch(st, "{\"mode\": \"decreasing\"}");
+    test_patch(state_standin(st), "{\"mode\": \"decreasing\"}");
     expect_answer(st, OD_DECREASING, 200, "2024-03-01");
-    patch(st, "{\"mode\": \"down\"}");
+    test_patch(state_standin(st), "{\"mode\": \"down\"}");
     expect_answer(st, OD_DOWN, 503, "");
 
     /* invalid answers are numbered, so that they take turns */
-    patch(st, "{\"mode\": \"invalid\"}");
+    test_patch(state_standin(st), "{\"mode\": \"invalid\"}");
     assert_int_equal(state_daily(st, NOW_MS, &a), 0);
     assert_int_equal(a.invalid_seq, 0);
     assert_int_equal(state_daily(st, NOW_MS, &a), 0);
     assert_int_equal(a.invalid_seq, 1);
 
     /* the figures served are those of the moment */
-    patch(st, "{\"mode\": \"ok\", \"figures\": {\"confirmed\": 20000}}");
+    test_patch(state_standin(st), "{\"mode\": \"ok\", \"figures\": {\"confirmed\": 20000}}");
     assert_int_equal(state_daily(st, NOW_MS, &a), 0);
     assert_int_equal(a.figures.confirmed, 20000);
     assert_int_equal(a.figures.deaths, 204);
@@ -234,15 +204,15 @@ static void test_daily_modes(void **state)
     /* unpinned: the clock in the process's zone */
     assert_int_equal(setenv("TZ", "KST-9", 1), 0);
     tzset();
-    patch(st, "{\"date\": null}");
+    test_patch(state_standin(st), "{\"date\": null}");
     expect_answer(st, OD_OK, 200, "2024-03-02");
-    patch(st, "{\"mode\": \"not_published\"}");
+    test_patch(state_standin(st), "{\"mode\": \"not_published\"}");
     expect_answer(st, OD_NOT_PUBLISHED, 200, "2024-03-01");
 
     /* a reset forgets the mode and the numbering */
-    state_reset(st);
+    standin_reset(state_standin(st));
     expect_answer(st, OD_OK, 200, "2024-03-01");
-    patch(st, "{\"mode\": \"invalid\"}");
+    test_patch(state_standin(st), "{\"mode\": \"invalid\"}");
     assert_int_equal(state_daily(st, NOW_MS, &a), 0);
     assert_int_equal(a.invalid_seq, 0);
     state_free(st);
@@ -259,24 +229,24 @@ static void test_publish_after(void **state)
     m.publish_after = 2;
     st = new_state(&m);
     expect_answer(st, OD_NOT_PUBLISHED, 200, "2024-02-29");
-    state_mode_get(st, &m);
+    standin_mode_get(state_standin(st), &m);
     assert_int_equal(m.publish_after, 1);
     expect_answer(st, OD_NOT_PUBLISHED, 200, "2024-02-29");
     expect_answer(st, OD_OK, 200, "2024-03-01");
     expect_answer(st, OD_OK, 200, "2024-03-01");
-    state_mode_get(st, &m);
+    standin_mode_get(state_standin(st), &m);
     assert_int_equal(m.publish_after, 0);
 
     /* set again by the admin API, it counts from then, and goes before any mode */
-    patch(st, "{\"publish_after\": 1, \"mode\": \"down\"}");
+    test_patch(state_standin(st), "{\"publish_after\": 1, \"mode\": \"down\"}");
     expect_answer(st, OD_NOT_PUBLISHED, 200, "2024-02-29");
     expect_answer(st, OD_DOWN, 503, "");
-    patch(st, "{\"publish_after\": 1, \"mode\": \"all_zero\"}");
+    test_patch(state_standin(st), "{\"publish_after\": 1, \"mode\": \"all_zero\"}");
     expect_answer(st, OD_NOT_PUBLISHED, 200, "2024-02-29");
     expect_answer(st, OD_ALL_ZERO, 200, "2024-03-01");
 
     /* a reset starts the count from the environment's value again */
-    state_reset(st);
+    standin_reset(state_standin(st));
     expect_answer(st, OD_NOT_PUBLISHED, 200, "2024-02-29");
     expect_answer(st, OD_NOT_PUBLISHED, 200, "2024-02-29");
     expect_answer(st, OD_OK, 200, "2024-03-01");
@@ -291,8 +261,8 @@ static void test_patch_all_or_nothing(void **state)
     json_t *p;
 
     (void)state;
-    p = obj("{\"mode\": \"down\", \"figures\": {\"confirmed\": 1, \"nope\": 2}}");
-    assert_int_equal(state_mode_patch(st, p, &m, err, sizeof(err)), -1);
+    p = test_obj("{\"mode\": \"down\", \"figures\": {\"confirmed\": 1, \"nope\": 2}}");
+    assert_int_equal(standin_patch(state_standin(st), p, &m, err, sizeof(err)), -1);
     json_decref(p);
     assert_non_null(strstr(err, "figures.nope"));
     assert_int_equal(m.kind, OD_OK);            /* reported unchanged */
@@ -311,9 +281,9 @@ static void test_requests_recorded(void **state)
 
     (void)state;
     expect_answer(st, OD_OK, 200, "2024-03-01");
-    patch(st, "{\"mode\": \"down\"}");
+    test_patch(state_standin(st), "{\"mode\": \"down\"}");
     expect_answer(st, OD_DOWN, 503, "");
-    patch(st, "{\"mode\": \"wrong_date\"}");
+    test_patch(state_standin(st), "{\"mode\": \"wrong_date\"}");
     expect_answer(st, OD_WRONG_DATE, 200, "2024-02-20");
 
     r = state_requests(st);
@@ -335,7 +305,7 @@ static void test_requests_recorded(void **state)
                         "2024-02-20");
     json_decref(r);
 
-    state_reset(st);
+    standin_reset(state_standin(st));
     r = state_requests(st);
     assert_int_equal(json_array_size(json_object_get(r, "requests")), 0);
     json_decref(r);
@@ -350,10 +320,10 @@ static void test_requests_bounded(void **state)
     size_t i;
 
     (void)state;
-    patch(st, "{\"mode\": \"down\"}");
+    test_patch(state_standin(st), "{\"mode\": \"down\"}");
     for (i = 0; i < 3; i++)
         assert_int_equal(state_daily(st, NOW_MS, &a), 0);
-    patch(st, "{\"mode\": \"ok\"}");
+    test_patch(state_standin(st), "{\"mode\": \"ok\"}");
     for (i = 0; i < OD_RECORDS_MAX; i++)
         assert_int_equal(state_daily(st, NOW_MS + (int64_t)i, &a), 0);
     r = state_requests(st);
@@ -376,16 +346,9 @@ static void test_requests_bounded(void **state)
 static void test_sleep_and_stop(void **state)
 {
     od_state_t *st = new_state(&defaults);
-    int64_t t0;
 
     (void)state;
-    t0 = util_mono_ms();
-    assert_int_equal(state_sleep(st, 30), 0);
-    assert_true(util_mono_ms() - t0 >= 30);
-    state_stop(st);
-    t0 = util_mono_ms();
-    assert_int_equal(state_sleep(st, 60000), -1);
-    assert_true(util_mono_ms() - t0 < 1000);
+    test_sleep_and_stop_of(state_standin(st));
     state_free(st);
 }
 

@@ -10,20 +10,11 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "standin_test.h"
 #include "sms_gateway.h"
 #include "util.h"
 
 static const struct sg_mode defaults = { .seed = 7 };
-
-static json_t *obj(const char *text)
-{
-    json_error_t e;
-    json_t *j = json_loads(text, 0, &e);
-
-    if (j == NULL)
-        fail_msg("bad test JSON '%s': %s", text, e.text);
-    return j;
-}
 
 static sg_state_t *new_state(const struct sg_mode *m)
 {
@@ -33,17 +24,6 @@ static sg_state_t *new_state(const struct sg_mode *m)
     if (st == NULL)
         fail_msg("state_new: %s", err);
     return st;
-}
-
-static void patch(sg_state_t *st, const char *text)
-{
-    struct sg_mode m;
-    char err[256] = "";
-    json_t *p = obj(text);
-
-    if (state_mode_patch(st, p, &m, err, sizeof(err)) != 0)
-        fail_msg("patch %s: %s", text, err);
-    json_decref(p);
 }
 
 /* One valid send to to with body; returns state_send's result. The SIDs count up (the
@@ -80,17 +60,17 @@ static void test_mode_patch(void **state)
     char err[256] = "";
 
     (void)state;
-    p = obj("{\"fail_next\": 3, \"down\": true}");
-    assert_int_equal(sg_mode_patch(&cur, p, &out, err, sizeof(err)), 0);
+    p = test_obj("{\"fail_next\": 3, \"down\": true}");
+    assert_int_equal(standin_mode_patch(&sg_standin, &cur, p, &out, err, sizeof(err)), 0);
     json_decref(p);
     assert_int_equal(out.fail_next, 3);
     assert_int_equal(out.down, 1);
     assert_int_equal(out.seed, 7);          /* untouched */
     assert_int_equal(out.fail_rate, 0);
 
-    p = obj("{\"fail_rate\": 100, \"seed\": 9007199254740991, \"slow_ms\": 60000, "
-            "\"down\": false}");
-    assert_int_equal(sg_mode_patch(&out, p, &out, err, sizeof(err)), 0);
+    p = test_obj("{\"fail_rate\": 100, \"seed\": 9007199254740991, \"slow_ms\": 60000, "
+                 "\"down\": false}");
+    assert_int_equal(standin_mode_patch(&sg_standin, &out, p, &out, err, sizeof(err)), 0);
     json_decref(p);
     assert_int_equal(out.fail_rate, 100);
     assert_int_equal(out.seed, 9007199254740991LL);
@@ -98,7 +78,7 @@ static void test_mode_patch(void **state)
     assert_int_equal(out.down, 0);
     assert_int_equal(out.fail_next, 3);
 
-    j = sg_mode_json(&out);
+    j = standin_mode_json(&sg_standin, &out);
     assert_non_null(j);
     assert_int_equal(json_object_size(j), 5);
     assert_int_equal(json_integer_value(json_object_get(j, "fail_next")), 3);
@@ -106,7 +86,7 @@ static void test_mode_patch(void **state)
     assert_true(json_is_false(json_object_get(j, "down")));
     /* what GET /admin/mode shows, POST /admin/mode takes back */
     memset(&cur, 0, sizeof(cur));
-    assert_int_equal(sg_mode_patch(&cur, j, &cur, err, sizeof(err)), 0);
+    assert_int_equal(standin_mode_patch(&sg_standin, &cur, j, &cur, err, sizeof(err)), 0);
     json_decref(j);
     assert_int_equal(cur.seed, out.seed);
     assert_int_equal(cur.slow_ms, out.slow_ms);
@@ -115,18 +95,7 @@ static void test_mode_patch(void **state)
 
 static void expect_patch_error(const char *text, const char *want)
 {
-    struct sg_mode cur = defaults, out, before;
-    json_t *p = obj(text);
-    char err[256] = "";
-
-    memset(&out, 0x5a, sizeof(out));
-    before = out;
-    if (sg_mode_patch(&cur, p, &out, err, sizeof(err)) != -1)
-        fail_msg("accepted: %s", text);
-    json_decref(p);
-    if (strstr(err, want) == NULL)
-        fail_msg("%s: error '%s' does not contain '%s'", text, err, want);
-    assert_memory_equal(&out, &before, sizeof(out)); /* all or nothing */
+    test_patch_error(&sg_standin, &defaults, text, want);
 }
 
 static void test_mode_patch_errors(void **state)
@@ -159,7 +128,7 @@ static void test_fail_next(void **state)
     m.fail_next = 2;
     st = new_state(&m);
     assert_int_equal(send_to(st, "+821012341234", "a", 1), SG_FAILED);
-    state_mode_get(st, &m);
+    standin_mode_get(state_standin(st), &m);
     assert_int_equal(m.fail_next, 1);
     assert_int_equal(send_to(st, "+821012341234", "b", 2), SG_FAILED);
     assert_int_equal(send_to(st, "+821012341234", "c", 3), SG_ACCEPTED);
@@ -168,12 +137,12 @@ static void test_fail_next(void **state)
     assert_int_equal(stat_of(st, "accepted"), 2);
 
     /* set again by the admin API; fail_next goes before fail_rate */
-    patch(st, "{\"fail_next\": 1, \"fail_rate\": 0}");
+    test_patch(state_standin(st), "{\"fail_next\": 1, \"fail_rate\": 0}");
     assert_int_equal(send_to(st, "+821012341234", "e", 5), SG_FAILED);
     assert_int_equal(send_to(st, "+821012341234", "f", 6), SG_ACCEPTED);
 
     /* a reset brings back the environment's fail_next and forgets the counts */
-    state_reset(st);
+    standin_reset(state_standin(st));
     assert_int_equal(stat_of(st, "failed"), 0);
     assert_int_equal(send_to(st, "+821012341234", "g", 7), SG_FAILED);
     state_free(st);
@@ -223,22 +192,22 @@ static void test_fail_rate_seeded(void **state)
     assert_int_equal(stat_of(a, "accepted"), (json_int_t)(1000 - fails));
 
     /* setting the seed restarts the sequence; another seed gives another one */
-    patch(a, "{\"seed\": 42}");
+    test_patch(state_standin(a), "{\"seed\": 42}");
     pattern(a, 1000, pc);
     assert_string_equal(pa, pc);
-    patch(a, "{\"seed\": 43}");
+    test_patch(state_standin(a), "{\"seed\": 43}");
     pattern(a, 1000, pc);
     assert_string_not_equal(pa, pc);
     /* and so does a reset, with the environment's seed */
-    state_reset(a);
+    standin_reset(state_standin(a));
     pattern(a, 1000, pc);
     assert_string_equal(pa, pc);
 
     /* 0 never fails, 100 always does */
-    patch(b, "{\"fail_rate\": 0}");
+    test_patch(state_standin(b), "{\"fail_rate\": 0}");
     pattern(b, 200, pc);
     assert_null(strchr(pc, 'F'));
-    patch(b, "{\"fail_rate\": 100}");
+    test_patch(state_standin(b), "{\"fail_rate\": 100}");
     pattern(b, 200, pc);
     assert_null(strchr(pc, 'A'));
     state_free(a);
@@ -258,7 +227,7 @@ static void test_messages_listed(void **state)
                      SG_ACCEPTED);
     assert_int_equal(send_to(st, "+821099998888", "second", 1709307000001LL), SG_ACCEPTED);
     assert_int_equal(send_to(st, "+821012341234", "third", 1709307000002LL), SG_ACCEPTED);
-    patch(st, "{\"fail_next\": 1}");
+    test_patch(state_standin(st), "{\"fail_next\": 1}");
     assert_int_equal(send_to(st, "+821012341234", "failed one", 5), SG_FAILED);
     state_count(st, SG_REFUSED);
     state_count(st, SG_REJECTED);
@@ -295,7 +264,7 @@ static void test_messages_listed(void **state)
     assert_int_equal(stat_of(st, "refused"), 1);
     assert_int_equal(stat_of(st, "rejected"), 2);
 
-    state_reset(st);
+    standin_reset(state_standin(st));
     r = state_messages(st, NULL);
     assert_int_equal(json_array_size(json_object_get(r, "messages")), 0);
     json_decref(r);
@@ -401,7 +370,7 @@ static void test_twilio_list(void **state)
     assert_int_equal(send_to(st, "+821012341234", "a2", d0), SG_ACCEPTED);     /* 03-01 */
     assert_int_equal(send_to(st, "+821099998888", "b1", d0 + 5), SG_ACCEPTED);
     assert_int_equal(send_to(st, "+821012341234", "a3", d0 + day - 1), SG_ACCEPTED);
-    patch(st, "{\"fail_next\": 1}");
+    test_patch(state_standin(st), "{\"fail_next\": 1}");
     assert_int_equal(send_to(st, "+821012341234", "failed", d0 + day), SG_FAILED);
     assert_int_equal(send_to(st, "+821012341234", "a4", d0 + day), SG_ACCEPTED); /* 03-02 */
 
@@ -502,7 +471,7 @@ static void test_twilio_list(void **state)
     json_decref(list);
 
     /* a reset forgets them */
-    state_reset(st);
+    standin_reset(state_standin(st));
     memset(&a, 0, sizeof(a));
     list = list_of(st, &a, &more);
     assert_int_equal(json_array_size(list), 0);
@@ -513,16 +482,9 @@ static void test_twilio_list(void **state)
 static void test_sleep_and_stop(void **state)
 {
     sg_state_t *st = new_state(&defaults);
-    int64_t t0;
 
     (void)state;
-    t0 = util_mono_ms();
-    assert_int_equal(state_sleep(st, 30), 0);
-    assert_true(util_mono_ms() - t0 >= 30);
-    state_stop(st);
-    t0 = util_mono_ms();
-    assert_int_equal(state_sleep(st, 60000), -1);
-    assert_true(util_mono_ms() - t0 < 1000);
+    test_sleep_and_stop_of(state_standin(st));
     state_free(st);
 }
 

@@ -6,23 +6,6 @@
 
 #include "log.h"
 
-static void log_mode(const char *event, const struct lf_mode *m)
-{
-    log_info("%s fail_next=%lld slow_ms=%lld down=%d deliver_twice=%d delay_ms=%lld", event,
-             m->fail_next, m->slow_ms, m->down, m->deliver_twice, m->delay_ms);
-}
-
-/* Sets a 200 response with the whole mode, or 500 when out of memory. */
-static void reply_mode(http_response_t *res, const struct lf_mode *m)
-{
-    json_t *body = lf_mode_json(m); /* new reference, stolen by http_json */
-
-    if (body == NULL)
-        http_error(res, 500, "out of memory");
-    else
-        http_json(res, 200, body);
-}
-
 /*
  * POST /production-orders. In this order: "down" closes the connection without an answer;
  * then slow_ms passes (a shutdown meanwhile refuses the call too); then fail_next answers
@@ -45,14 +28,14 @@ static void post_order(const http_request_t *req, http_response_t *res, void *ct
      * fails a 400 is set already, which the steps below may replace. New reference. */
     body = http_body_object(req, res);
 
-    state_mode_get(f->state, &mode);
+    standin_mode_get(f->standin, &mode);
     if (mode.down) {
         state_record_call(f->state, body, LF_CALL_REFUSED);
         log_info("production_order_call outcome=refused reason=down");
         res->drop = 1;
         goto done;
     }
-    if (state_sleep(f->state, mode.slow_ms) != 0) {
+    if (standin_sleep(f->standin, mode.slow_ms) != 0) {
         /* Shutting down: the server closes connections now, so nobody would hear a 202
          * and its callback would be dropped; refuse rather than record an order. */
         state_record_call(f->state, body, LF_CALL_REFUSED);
@@ -137,47 +120,12 @@ static void list_orders(const http_request_t *req, http_response_t *res, void *c
 {
     struct factory *f = ctx;
     const char *sku = http_query(req, "sku");
-    json_t *list;
 
     if (sku != NULL && !sku_valid(sku)) {
         http_error(res, 400, "query argument 'sku' must be " SKU_RULE);
         return;
     }
-    list = state_list(f->state, sku);
-    if (list == NULL)
-        http_error(res, 500, "out of memory");
-    else
-        http_json(res, 200, list);
-}
-
-/* GET /admin/mode */
-static void get_mode(const http_request_t *req, http_response_t *res, void *ctx)
-{
-    struct factory *f = ctx;
-    struct lf_mode m;
-
-    (void)req;
-    state_mode_get(f->state, &m);
-    reply_mode(res, &m);
-}
-
-/* POST /admin/mode {any subset of the mode's fields} */
-static void post_mode(const http_request_t *req, http_response_t *res, void *ctx)
-{
-    struct factory *f = ctx;
-    struct lf_mode m;
-    json_t *body;
-    char err[512];
-
-    if ((body = http_body_object(req, res)) == NULL)
-        return;
-    if (state_mode_patch(f->state, body, &m, err, sizeof(err)) != 0) {
-        http_error(res, 400, "%s", err);
-    } else {
-        log_mode("mode_changed", &m);
-        reply_mode(res, &m);
-    }
-    json_decref(body);
+    standin_reply_json(res, state_list(f->state, sku));
 }
 
 /* POST /admin/reset: the mode from the environment again; recorded calls and orders and
@@ -185,31 +133,19 @@ static void post_mode(const http_request_t *req, http_response_t *res, void *ctx
 static void post_reset(const http_request_t *req, http_response_t *res, void *ctx)
 {
     struct factory *f = ctx;
-    struct lf_mode m;
     size_t dropped;
 
     (void)req;
     dropped = deliver_cancel(f->deliver);
-    state_reset(f->state);
-    state_mode_get(f->state, &m);
+    standin_reset(f->standin);
     log_info("reset callbacks_dropped=%zu", dropped);
-    log_mode("mode_changed", &m);
-    reply_mode(res, &m);
+    standin_reply_mode(f->standin, res);
 }
 
 const http_route_t api_routes[] = {
     { "POST", "/production-orders", post_order },
     { "GET", "/production-orders", list_orders },
-    { "GET", "/admin/mode", get_mode },
-    { "POST", "/admin/mode", post_mode },
+    STANDIN_MODE_ROUTES,
     { "POST", "/admin/reset", post_reset },
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
-
-int api_health(void *ctx, char *errstr, size_t errstr_size)
-{
-    (void)ctx;
-    (void)errstr;
-    (void)errstr_size;
-    return 0;
-}

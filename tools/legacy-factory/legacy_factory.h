@@ -9,6 +9,7 @@
 
 #include "http.h"
 #include "sku.h"
+#include "standin.h"
 #include "util.h"
 
 #define LF_SERVICE "legacy-factory"
@@ -18,8 +19,6 @@
 #define LF_ID_LEN            (3 + UTIL_UUID_LEN)  /* "fo-<uuid>", without the NUL */
 #define LF_SCHEDULED_MAX     10000   /* orders whose callbacks are not finished yet */
 #define LF_RECORDS_MAX       10000   /* calls and orders kept for GET /production-orders */
-#define LF_FAIL_NEXT_MAX     1000000000LL
-#define LF_SLOW_MS_MAX       60000LL
 #define LF_DELAY_MS_MAX      600000LL
 
 #define LF_CALLBACK_ATTEMPTS           5     /* per delivery, in all */
@@ -67,6 +66,7 @@ struct lf_job;
 
 /* Everything the HTTP handlers reach through their ctx. */
 struct factory {
+    standin_t *standin;   /* first, for the admin routes (standin.h); borrowed from state */
     struct config cfg;
     lf_state_t *state;
     lf_deliver_t *deliver;
@@ -82,14 +82,9 @@ int lf_order_parse(json_t *body, struct lf_order_in *out, char *errstr, size_t e
  * characters of printable ASCII without quotes or backslashes (so it can be logged as is). */
 int lf_callback_url_valid(const char *url);
 
-/* Applies an admin patch (any subset of the mode's fields; unknown fields and wrong types
- * or ranges are errors) to cur, writing the result to out. All or nothing: on -1 (with a
- * message in errstr) out is untouched. patch is borrowed. */
-int lf_mode_patch(const struct lf_mode *cur, json_t *patch, struct lf_mode *out,
-                  char *errstr, size_t errstr_size);
-
-/* The mode as a new JSON object, or NULL when out of memory. */
-json_t *lf_mode_json(const struct lf_mode *m);
+/* The mode's knobs (fail_next, slow_ms, down, deliver_twice, delay_ms, fail_skus: an array
+ * of SKUs) for standin_mode_patch, standin_mode_json and the admin routes. */
+extern const struct standin_def lf_standin;
 
 /* Sets m->fail_skus from a comma-separated list ("" for none). Returns 0, or -1 with errstr
  * naming a bad SKU or saying the list is too long. */
@@ -101,33 +96,21 @@ int lf_mode_fails_sku(const struct lf_mode *m, const char *sku);
 
 const char *lf_outcome_name(enum lf_outcome o);
 
-/* Allocates the state with mode = defaults. Returns NULL with errstr on failure. */
+/* Allocates the state with mode = defaults; its standin (the lock, the stop flag, the mode:
+ * standin_sleep, standin_patch, ...) is state_standin's. standin_reset also forgets every
+ * recorded call and order. Returns NULL with errstr on failure. */
 lf_state_t *state_new(const struct lf_mode *defaults, char *errstr, size_t errstr_size);
 
-/* Frees the state. Accepts NULL. */
+/* Frees the state and its standin. Accepts NULL. */
 void state_free(lf_state_t *st);
 
-/* Wakes every state_sleep and makes later ones return at once (for shutdown). */
-void state_stop(lf_state_t *st);
-
-/* Sleeps ms milliseconds, or less once state_stop was called. Returns 0, or -1 when the
- * state is stopping (at once, or cut short). */
-int state_sleep(lf_state_t *st, long long ms);
-
-/* Copies the current mode. */
-void state_mode_get(lf_state_t *st, struct lf_mode *out);
+/* The state's standin, owned by the state. */
+standin_t *state_standin(lf_state_t *st);
 
 /* For each production-order call after its slow_ms sleep: returns 1 when this call must be
  * answered 503 (fail_next was above 0 and is decremented), else 0. Copies the mode at that
  * moment into now. */
 int state_gate(lf_state_t *st, struct lf_mode *now);
-
-/* lf_mode_patch on the current mode, applied under the lock. */
-int state_mode_patch(lf_state_t *st, json_t *patch, struct lf_mode *out,
-                     char *errstr, size_t errstr_size);
-
-/* Mode back to the defaults; forgets every recorded call and order. */
-void state_reset(lf_state_t *st);
 
 /* Records a call that did not become an order; sku and quantity are taken from body when
  * it has them in a valid form (body is borrowed and may be NULL). */
@@ -188,6 +171,5 @@ size_t deliver_cancel(lf_deliver_t *d);
 
 extern const http_route_t api_routes[];
 extern const size_t api_nroutes;
-int api_health(void *ctx, char *errstr, size_t errstr_size);
 
 #endif

@@ -22,9 +22,9 @@ static void config_read(struct config *c)
         cfg_port("LEGACY_FACTORY_PORT", 9101, &c->port, err, sizeof(err)) != 0 ||
         cfg_int("FACTORY_DELAY_MS", 5000, 0, LF_DELAY_MS_MAX, &c->mode.delay_ms,
                 err, sizeof(err)) != 0 ||
-        cfg_int("LEGACY_FACTORY_FAIL_NEXT", 0, 0, LF_FAIL_NEXT_MAX, &c->mode.fail_next,
+        cfg_int("LEGACY_FACTORY_FAIL_NEXT", 0, 0, STANDIN_FAIL_NEXT_MAX, &c->mode.fail_next,
                 err, sizeof(err)) != 0 ||
-        cfg_int("LEGACY_FACTORY_SLOW_MS", 0, 0, LF_SLOW_MS_MAX, &c->mode.slow_ms,
+        cfg_int("LEGACY_FACTORY_SLOW_MS", 0, 0, STANDIN_SLOW_MS_MAX, &c->mode.slow_ms,
                 err, sizeof(err)) != 0 ||
         cfg_int("LEGACY_FACTORY_DOWN", 0, 0, 1, &down, err, sizeof(err)) != 0 ||
         cfg_int("LEGACY_FACTORY_DELIVER_TWICE", 0, 0, 1, &twice, err, sizeof(err)) != 0)
@@ -56,21 +56,20 @@ int main(void)
     f.state = state_new(&f.cfg.mode, err, sizeof(err));
     if (f.state == NULL)
         svc_die(LF_SERVICE, "%s", err);
+    f.standin = state_standin(f.state);
     f.deliver = deliver_start(f.state, err, sizeof(err));
     if (f.deliver == NULL)
         svc_die(LF_SERVICE, "%s", err);
     http = http_server_start(f.cfg.http_bind, f.cfg.port, api_routes, api_nroutes,
-                             api_health, &f, err, sizeof(err));
+                             standin_health, &f, err, sizeof(err));
     if (http == NULL)
         svc_die(LF_SERVICE, "HTTP server on %s:%d: %s", f.cfg.http_bind, f.cfg.port, err);
     log_info("started port=%d bind=%s", f.cfg.port, f.cfg.http_bind);
-    log_info("mode fail_next=%lld slow_ms=%lld down=%d deliver_twice=%d delay_ms=%lld",
-             f.cfg.mode.fail_next, f.cfg.mode.slow_ms, f.cfg.mode.down,
-             f.cfg.mode.deliver_twice, f.cfg.mode.delay_ms);
+    standin_log_mode(&lf_standin, "mode", &f.cfg.mode);
 
     sig = svc_wait_signal();
     log_info("stopping signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    state_stop(f.state);        /* cuts slow_ms sleeps short, so handlers end soon */
+    standin_stop(f.standin);     /* cuts slow_ms sleeps short, so handlers end soon */
     http_server_stop(http);     /* waits for running handlers */
     deliver_stop(f.deliver);    /* logs the callbacks it drops */
     state_free(f.state);

@@ -2,7 +2,6 @@
 #include "legacy_factory.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,11 +49,7 @@ struct order_rec {
  * order is found from its seq without a search.
  */
 struct lf_state {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;         /* CLOCK_MONOTONIC; broadcast by state_stop */
-    int stopping;
-    struct lf_mode defaults;
-    struct lf_mode mode;
+    standin_t *si;               /* owned: the lock, the stop flag and the mode */
     struct call_rec *calls;      /* LF_RECORDS_MAX entries, owned */
     size_t calls_head, calls_len;
     struct order_rec *orders;    /* LF_RECORDS_MAX entries, owned */
@@ -180,36 +175,6 @@ int lf_order_parse(json_t *body, struct lf_order_in *out, char *errstr, size_t e
     return 0;
 }
 
-/* Reads an integer field in [min, max]. Returns 0, or -1 with errstr. */
-static int patch_int(const char *key, json_t *v, long long min, long long max,
-                     long long *out, char *errstr, size_t errstr_size)
-{
-    json_int_t n;
-
-    if (!json_is_integer(v)) {
-        util_errf(errstr, errstr_size, "field '%s' must be an integer", key);
-        return -1;
-    }
-    n = json_integer_value(v);
-    if (n < min || n > max) {
-        util_errf(errstr, errstr_size, "field '%s' must be between %lld and %lld", key, min,
-                  max);
-        return -1;
-    }
-    *out = (long long)n;
-    return 0;
-}
-
-static int patch_bool(const char *key, json_t *v, int *out, char *errstr, size_t errstr_size)
-{
-    if (!json_is_boolean(v)) {
-        util_errf(errstr, errstr_size, "field '%s' must be true or false", key);
-        return -1;
-    }
-    *out = json_is_true(v);
-    return 0;
-}
-
 int lf_mode_set_fail_skus(struct lf_mode *m, const char *list, char *errstr,
                           size_t errstr_size)
 {
@@ -247,8 +212,9 @@ int lf_mode_fails_sku(const struct lf_mode *m, const char *sku)
 }
 
 /* "fail_skus": an array of SKUs (empty for none). */
-static int patch_fail_skus(json_t *v, struct lf_mode *m, char *errstr, size_t errstr_size)
+static int patch_fail_skus(json_t *v, void *mode, char *errstr, size_t errstr_size)
 {
+    struct lf_mode *m = mode;
     char list[sizeof(m->fail_skus)] = "";
     size_t i, used = 0;
     json_t *item;
@@ -275,63 +241,34 @@ static int patch_fail_skus(json_t *v, struct lf_mode *m, char *errstr, size_t er
     return lf_mode_set_fail_skus(m, list, errstr, errstr_size);
 }
 
-int lf_mode_patch(const struct lf_mode *cur, json_t *patch, struct lf_mode *out,
-                  char *errstr, size_t errstr_size)
+/* "fail_skus" as GET /admin/mode shows it: an array of SKUs. A new reference, or NULL. */
+static json_t *fail_skus_json(const void *mode)
 {
-    struct lf_mode m = *cur;
-    const char *key;
-    json_t *v;   /* borrowed */
-    int rc;
-
-    if (!json_is_object(patch)) {
-        util_errf(errstr, errstr_size, "request body must be a JSON object");
-        return -1;
-    }
-    json_object_foreach(patch, key, v) {
-        if (strcmp(key, "fail_next") == 0)
-            rc = patch_int(key, v, 0, LF_FAIL_NEXT_MAX, &m.fail_next, errstr, errstr_size);
-        else if (strcmp(key, "slow_ms") == 0)
-            rc = patch_int(key, v, 0, LF_SLOW_MS_MAX, &m.slow_ms, errstr, errstr_size);
-        else if (strcmp(key, "delay_ms") == 0)
-            rc = patch_int(key, v, 0, LF_DELAY_MS_MAX, &m.delay_ms, errstr, errstr_size);
-        else if (strcmp(key, "down") == 0)
-            rc = patch_bool(key, v, &m.down, errstr, errstr_size);
-        else if (strcmp(key, "deliver_twice") == 0)
-            rc = patch_bool(key, v, &m.deliver_twice, errstr, errstr_size);
-        else if (strcmp(key, "fail_skus") == 0)
-            rc = patch_fail_skus(v, &m, errstr, errstr_size);
-        else {
-            /* the name is the client's: cut, and made UTF-8-safe by http_error */
-            util_errf(errstr, errstr_size,
-                      "unknown field '%.64s' (known: fail_next, slow_ms, down, "
-                      "deliver_twice, delay_ms, fail_skus)", key);
-            rc = -1;
-        }
-        if (rc != 0)
-            return -1;
-    }
-    *out = m;
-    return 0;
-}
-
-json_t *lf_mode_json(const struct lf_mode *m)
-{
-    json_t *skus = json_array(), *o;
+    const struct lf_mode *m = mode;
+    json_t *skus = json_array();
     char buf[sizeof(m->fail_skus)], *save = NULL, *item;
 
     memcpy(buf, m->fail_skus, sizeof(buf));
     for (item = strtok_r(buf, ",", &save); skus != NULL && item != NULL;
          item = strtok_r(NULL, ",", &save))
         json_array_append_new(skus, json_string(item));
-    o = json_pack("{s:I, s:I, s:b, s:b, s:I, s:o*}",
-                  "fail_next", (json_int_t)m->fail_next,
-                  "slow_ms", (json_int_t)m->slow_ms,
-                  "down", m->down,
-                  "deliver_twice", m->deliver_twice,
-                  "delay_ms", (json_int_t)m->delay_ms,
-                  "fail_skus", skus);
-    return o;
+    return skus;
 }
+
+/* The knobs, in the order GET /admin/mode shows them; fail_skus is not logged. */
+static const struct standin_knob lf_knobs[] = {
+    STANDIN_FAIL_NEXT(struct lf_mode),
+    STANDIN_SLOW_MS(struct lf_mode),
+    STANDIN_DOWN(struct lf_mode),
+    STANDIN_BOOL(struct lf_mode, deliver_twice),
+    STANDIN_INT(struct lf_mode, delay_ms, 0, LF_DELAY_MS_MAX),
+    STANDIN_CUSTOM("fail_skus", patch_fail_skus, fail_skus_json, NULL),
+    STANDIN_END
+};
+
+static void forget(void *app);
+
+const struct standin_def lf_standin = { lf_knobs, sizeof(struct lf_mode), NULL, forget };
 
 /* ---------------------------------------------------------------------------------- */
 /* The state */
@@ -339,7 +276,6 @@ json_t *lf_mode_json(const struct lf_mode *m)
 lf_state_t *state_new(const struct lf_mode *defaults, char *errstr, size_t errstr_size)
 {
     lf_state_t *st = NULL, *ret = NULL;
-    int lock_ready = 0, cond_ready = 0;
 
     st = calloc(1, sizeof(*st));
     if (st == NULL)
@@ -348,18 +284,9 @@ lf_state_t *state_new(const struct lf_mode *defaults, char *errstr, size_t errst
     st->orders = calloc(LF_RECORDS_MAX, sizeof(*st->orders));
     if (st->calls == NULL || st->orders == NULL)
         goto oom;
-    if (pthread_mutex_init(&st->lock, NULL) != 0) {
-        util_errf(errstr, errstr_size, "cannot create a mutex");
+    st->si = standin_new(&lf_standin, defaults, st, errstr, errstr_size);
+    if (st->si == NULL)
         goto done;
-    }
-    lock_ready = 1;
-    if (util_cond_init_monotonic(&st->wake) != 0) {
-        util_errf(errstr, errstr_size, "cannot create a condition variable");
-        goto done;
-    }
-    cond_ready = 1;
-    st->defaults = *defaults;
-    st->mode = *defaults;
     st->next_seq = 1;
     ret = st;
     st = NULL; /* ownership passed to the caller */
@@ -368,10 +295,6 @@ oom:
     util_errf(errstr, errstr_size, "out of memory");
 done:
     if (st != NULL) {
-        if (cond_ready)
-            pthread_cond_destroy(&st->wake);
-        if (lock_ready)
-            pthread_mutex_destroy(&st->lock);
         free(st->calls);
         free(st->orders);
         free(st);
@@ -399,72 +322,41 @@ void state_free(lf_state_t *st)
     if (st == NULL)
         return;
     orders_clear(st);
-    pthread_cond_destroy(&st->wake);
-    pthread_mutex_destroy(&st->lock);
+    standin_free(st->si);
     free(st->calls);
     free(st->orders);
     free(st);
 }
 
-void state_stop(lf_state_t *st)
+standin_t *state_standin(lf_state_t *st)
 {
-    pthread_mutex_lock(&st->lock);
-    st->stopping = 1;
-    pthread_cond_broadcast(&st->wake);
-    pthread_mutex_unlock(&st->lock);
-}
-
-int state_sleep(lf_state_t *st, long long ms)
-{
-    int stopped;
-
-    pthread_mutex_lock(&st->lock);
-    stopped = util_cond_wait_ms(&st->wake, &st->lock, &st->stopping, ms);
-    pthread_mutex_unlock(&st->lock);
-    return stopped ? -1 : 0;
-}
-
-void state_mode_get(lf_state_t *st, struct lf_mode *out)
-{
-    pthread_mutex_lock(&st->lock);
-    *out = st->mode;
-    pthread_mutex_unlock(&st->lock);
+    return st->si;
 }
 
 int state_gate(lf_state_t *st, struct lf_mode *now)
 {
     int fail = 0;
+    struct lf_mode *m;
 
-    pthread_mutex_lock(&st->lock);
-    if (st->mode.fail_next > 0) {
-        st->mode.fail_next--;
+    standin_lock(st->si);
+    m = standin_mode_locked(st->si);
+    if (m->fail_next > 0) {
+        m->fail_next--;
         fail = 1;
     }
-    *now = st->mode;
-    pthread_mutex_unlock(&st->lock);
+    *now = *m;
+    standin_unlock(st->si);
     return fail;
 }
 
-int state_mode_patch(lf_state_t *st, json_t *patch, struct lf_mode *out,
-                     char *errstr, size_t errstr_size)
+/* The records are forgotten with the mode's reset, under the lock. */
+static void forget(void *app)
 {
-    int rc;
+    lf_state_t *st = app;
 
-    pthread_mutex_lock(&st->lock);
-    rc = lf_mode_patch(&st->mode, patch, &st->mode, errstr, errstr_size);
-    *out = st->mode;
-    pthread_mutex_unlock(&st->lock);
-    return rc;
-}
-
-void state_reset(lf_state_t *st)
-{
-    pthread_mutex_lock(&st->lock);
-    st->mode = st->defaults;
     orders_clear(st);
     st->calls_head = 0;
     st->calls_len = 0;
-    pthread_mutex_unlock(&st->lock);
 }
 
 /* Appends a call, dropping the oldest when full. Lock held. */
@@ -494,10 +386,10 @@ void state_record_call(lf_state_t *st, json_t *body, enum lf_outcome outcome)
     json_t *qty = json_object_get(body, "quantity");
     const char *s = json_string_value(sku);
 
-    pthread_mutex_lock(&st->lock);
+    standin_lock(st->si);
     call_append(st, s != NULL && sku_valid(s) ? s : NULL, json_is_integer(qty),
                 json_is_integer(qty) ? (long long)json_integer_value(qty) : 0, outcome);
-    pthread_mutex_unlock(&st->lock);
+    standin_unlock(st->si);
 }
 
 int state_order_add(lf_state_t *st, const struct lf_order_in *in, const char *id,
@@ -508,7 +400,7 @@ int state_order_add(lf_state_t *st, const struct lf_order_in *in, const char *id
 
     if (url == NULL)
         return -1;
-    pthread_mutex_lock(&st->lock);
+    standin_lock(st->si);
     if (st->orders_len == LF_RECORDS_MAX) {
         free(st->orders[st->orders_head].callback_url);
         st->orders[st->orders_head].callback_url = NULL;
@@ -528,7 +420,7 @@ int state_order_add(lf_state_t *st, const struct lf_order_in *in, const char *id
     o->status = ORDER_SCHEDULED;
     *seq = o->seq;
     call_append(st, in->sku, 1, in->quantity, LF_CALL_ACCEPTED);
-    pthread_mutex_unlock(&st->lock);
+    standin_unlock(st->si);
     return 0;
 }
 
@@ -549,21 +441,21 @@ void state_order_attempt(lf_state_t *st, uint64_t seq)
 {
     struct order_rec *o;
 
-    pthread_mutex_lock(&st->lock);
+    standin_lock(st->si);
     o = order_find(st, seq);
     if (o != NULL) {
         o->attempts++;
         if (o->status == ORDER_SCHEDULED)
             o->status = ORDER_DELIVERING;
     }
-    pthread_mutex_unlock(&st->lock);
+    standin_unlock(st->si);
 }
 
 void state_order_result(lf_state_t *st, uint64_t seq, enum lf_cb_result r, int last)
 {
     struct order_rec *o;
 
-    pthread_mutex_lock(&st->lock);
+    standin_lock(st->si);
     o = order_find(st, seq);
     if (o != NULL) {
         if (r == LF_CB_DELIVERED) {
@@ -573,7 +465,7 @@ void state_order_result(lf_state_t *st, uint64_t seq, enum lf_cb_result r, int l
             o->status = ORDER_CALLBACK_FAILED;
         }
     }
-    pthread_mutex_unlock(&st->lock);
+    standin_unlock(st->si);
 }
 
 static json_t *order_json(const struct order_rec *o)
@@ -615,7 +507,7 @@ json_t *state_list(lf_state_t *st, const char *sku)
 
     if (orders == NULL || calls == NULL)
         goto done;
-    pthread_mutex_lock(&st->lock);
+    standin_lock(st->si);
     for (i = 0; i < st->orders_len && !oom; i++) {
         const struct order_rec *o = &st->orders[(st->orders_head + i) % LF_RECORDS_MAX];
 
@@ -629,7 +521,7 @@ json_t *state_list(lf_state_t *st, const char *sku)
         if (sku == NULL || strcmp(c->sku, sku) == 0)
             oom = json_array_append_new(calls, call_json(c)) != 0;
     }
-    pthread_mutex_unlock(&st->lock);
+    standin_unlock(st->si);
     if (oom)
         goto done;
     /* "o" steals both arrays, also when json_pack fails */

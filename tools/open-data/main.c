@@ -29,7 +29,7 @@ static void config_read(struct config *c)
         cfg_port("OPEN_DATA_PORT", 9102, &c->port, err, sizeof(err)) != 0 ||
         cfg_int("OPEN_DATA_PUBLISH_AFTER", 0, 0, OD_PUBLISH_AFTER_MAX, &c->mode.publish_after,
                 err, sizeof(err)) != 0 ||
-        cfg_int("OPEN_DATA_SLOW_MS", 0, 0, OD_SLOW_MS_MAX, &c->mode.slow_ms,
+        cfg_int("OPEN_DATA_SLOW_MS", 0, 0, STANDIN_SLOW_MS_MAX, &c->mode.slow_ms,
                 err, sizeof(err)) != 0 ||
         cfg_int("OPEN_DATA_CONFIRMED", OD_DEFAULT_CONFIRMED, 0, OD_FIGURE_MAX, &f->confirmed,
                 err, sizeof(err)) != 0 ||
@@ -80,22 +80,18 @@ int main(void)
     f.state = state_new(&f.cfg.mode, err, sizeof(err));
     if (f.state == NULL)
         svc_die(OD_SERVICE, "%s", err);
+    f.standin = state_standin(f.state);
     http = http_server_start(f.cfg.http_bind, f.cfg.port, api_routes, api_nroutes,
-                             api_health, &f, err, sizeof(err));
+                             standin_health, &f, err, sizeof(err));
     if (http == NULL)
         svc_die(OD_SERVICE, "HTTP server on %s:%d: %s", f.cfg.http_bind, f.cfg.port, err);
     log_info("started port=%d bind=%s tz=%s tz_effective=%s today=%s", f.cfg.port,
              f.cfg.http_bind, f.cfg.tz, f.cfg.tz_effective, today);
-    log_info("mode mode=%s publish_after=%lld slow_ms=%lld confirmed=%lld recovered=%lld "
-             "in_treatment=%lld deaths=%lld date=%s", od_kind_name(f.cfg.mode.kind),
-             f.cfg.mode.publish_after, f.cfg.mode.slow_ms, f.cfg.mode.figures.confirmed,
-             f.cfg.mode.figures.recovered, f.cfg.mode.figures.in_treatment,
-             f.cfg.mode.figures.deaths,
-             f.cfg.mode.date[0] != '\0' ? f.cfg.mode.date : "clock");
+    standin_log_mode(&od_standin, "mode", &f.cfg.mode);
 
     sig = svc_wait_signal();
     log_info("stopping signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    state_stop(f.state);        /* cuts slow_ms sleeps short, so handlers end soon */
+    standin_stop(f.standin);    /* cuts slow_ms sleeps short, so handlers end soon */
     http_server_stop(http);     /* waits for running handlers */
     state_free(f.state);
     log_info("stopped");

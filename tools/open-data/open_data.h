@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "http.h"
+#include "standin.h"
 
 #define OD_SERVICE "open-data"
 
@@ -16,7 +17,6 @@
 #define OD_TZ_MAX            64          /* characters of OPEN_DATA_TZ */
 #define OD_RECORDS_MAX       10000       /* requests kept for GET /admin/requests */
 #define OD_PUBLISH_AFTER_MAX 1000000000LL
-#define OD_SLOW_MS_MAX       60000LL
 #define OD_FIGURE_MAX        1000000000000LL
 #define OD_WRONG_DATE_DAYS   10          /* "wrong_date" serves today minus this */
 #define OD_DECREASE          100         /* "decreasing" serves confirmed minus this */
@@ -71,6 +71,7 @@ typedef struct od_state od_state_t;
 
 /* Everything the HTTP handlers reach through their ctx. */
 struct feed {
+    standin_t *standin;          /* first, for the admin routes (standin.h); borrowed */
     struct config cfg;
     od_state_t *state;
 };
@@ -111,38 +112,21 @@ json_t *od_daily_json(const struct od_answer *a);
 
 /* state.c: the mode, the request record and the decision per request */
 
-/* Applies an admin patch (any subset of "mode", "publish_after", "slow_ms", "figures" (any
- * subset of the four), "date" (YYYY-MM-DD, or null to follow the clock); unknown fields and
- * wrong types or ranges are errors) to cur, writing the result to out. All or nothing: on
- * -1 (with a message in errstr) out is untouched. patch is borrowed. */
-int od_mode_patch(const struct od_mode *cur, json_t *patch, struct od_mode *out,
-                  char *errstr, size_t errstr_size);
+/* The mode's knobs ("mode", "publish_after", "slow_ms", "figures" (any subset of the four),
+ * "date" (YYYY-MM-DD, or null to follow the clock)) for standin_mode_patch,
+ * standin_mode_json and the admin routes. */
+extern const struct standin_def od_standin;
 
-/* The mode as a new JSON object, or NULL when out of memory. */
-json_t *od_mode_json(const struct od_mode *m);
-
-/* Allocates the state with mode = defaults. Returns NULL with errstr on failure. */
+/* Allocates the state with mode = defaults; its standin (the lock, the stop flag, the mode:
+ * standin_sleep, standin_patch, ...) is state_standin's. standin_reset also forgets every
+ * recorded request. Returns NULL with errstr on failure. */
 od_state_t *state_new(const struct od_mode *defaults, char *errstr, size_t errstr_size);
 
-/* Frees the state. Accepts NULL. */
+/* Frees the state and its standin. Accepts NULL. */
 void state_free(od_state_t *st);
 
-/* Wakes every state_sleep and makes later ones return at once (for shutdown). */
-void state_stop(od_state_t *st);
-
-/* Sleeps ms milliseconds, or less once state_stop was called. Returns 0, or -1 when the
- * state is stopping (at once, or cut short). */
-int state_sleep(od_state_t *st, long long ms);
-
-/* Copies the current mode. */
-void state_mode_get(od_state_t *st, struct od_mode *out);
-
-/* od_mode_patch on the current mode, applied under the lock; out gets the mode after. */
-int state_mode_patch(od_state_t *st, json_t *patch, struct od_mode *out,
-                     char *errstr, size_t errstr_size);
-
-/* Mode back to the defaults; forgets every recorded request. */
-void state_reset(od_state_t *st);
+/* The state's standin, owned by the state. */
+standin_t *state_standin(od_state_t *st);
 
 /*
  * Decides the answer to one GET /daily at now_ms (wall clock) and records it: while
@@ -160,6 +144,5 @@ json_t *state_requests(od_state_t *st);
 
 extern const http_route_t api_routes[];
 extern const size_t api_nroutes;
-int api_health(void *ctx, char *errstr, size_t errstr_size);
 
 #endif

@@ -11,23 +11,6 @@
 
 #define SG_MORE_INFO "https://www.twilio.com/docs/errors/"
 
-static void log_mode(const char *event, const struct sg_mode *m)
-{
-    log_info("%s fail_next=%lld fail_rate=%lld seed=%lld down=%d slow_ms=%lld", event,
-             m->fail_next, m->fail_rate, m->seed, m->down, m->slow_ms);
-}
-
-/* Sets a 200 response with the whole mode, or 500 when out of memory. */
-static void reply_mode(http_response_t *res, const struct sg_mode *m)
-{
-    json_t *body = sg_mode_json(m); /* new reference, stolen by http_json */
-
-    if (body == NULL)
-        http_error(res, 500, "out of memory");
-    else
-        http_json(res, 200, body);
-}
-
 /* Sets a Twilio error answer: {"code", "message", "more_info", "status"}. message is ours
  * (ASCII), never the client's text. */
 static void twilio_error(http_response_t *res, int status, int code, const char *message)
@@ -125,8 +108,8 @@ static void post_message(const http_request_t *req, http_response_t *res, void *
     int code = 0, outcome;
     int64_t now;
 
-    state_mode_get(g->state, &mode);
-    if (mode.down || state_sleep(g->state, mode.slow_ms) != 0) {
+    standin_mode_get(g->standin, &mode);
+    if (mode.down || standin_sleep(g->standin, mode.slow_ms) != 0) {
         state_count(g->state, SG_REFUSED);
         log_info("sms_send outcome=refused reason=%s", mode.down ? "down" : "shutdown");
         res->drop = 1;
@@ -233,7 +216,7 @@ static void list_twilio(const http_request_t *req, http_response_t *res, void *c
     json_t *list;
     int more = 0;
 
-    state_mode_get(g->state, &mode);
+    standin_mode_get(g->standin, &mode);
     if (mode.down) {
         log_info("sms_list outcome=refused reason=down");
         res->drop = 1;
@@ -279,7 +262,6 @@ static void list_messages(const http_request_t *req, http_response_t *res, void 
     struct gateway *g = ctx;
     const char *q = http_query(req, "to");
     char to[PHONE_MAX + 2];
-    json_t *list;
 
     if (q != NULL) {
         if (strlen(q) >= sizeof(to)) {
@@ -294,69 +276,16 @@ static void list_messages(const http_request_t *req, http_response_t *res, void 
             return;
         }
     }
-    list = state_messages(g->state, q != NULL ? to : NULL);
-    if (list == NULL)
-        http_error(res, 500, "out of memory");
-    else
-        http_json(res, 200, list);
+    standin_reply_json(res, state_messages(g->state, q != NULL ? to : NULL));
 }
 
 /* GET /admin/stats */
 static void get_stats(const http_request_t *req, http_response_t *res, void *ctx)
 {
     struct gateway *g = ctx;
-    json_t *stats;
 
     (void)req;
-    stats = state_stats(g->state);
-    if (stats == NULL)
-        http_error(res, 500, "out of memory");
-    else
-        http_json(res, 200, stats);
-}
-
-/* GET /admin/mode */
-static void get_mode(const http_request_t *req, http_response_t *res, void *ctx)
-{
-    struct gateway *g = ctx;
-    struct sg_mode m;
-
-    (void)req;
-    state_mode_get(g->state, &m);
-    reply_mode(res, &m);
-}
-
-/* POST /admin/mode {any subset of the mode's fields} */
-static void post_mode(const http_request_t *req, http_response_t *res, void *ctx)
-{
-    struct gateway *g = ctx;
-    struct sg_mode m;
-    json_t *body;
-    char err[512];
-
-    if ((body = http_body_object(req, res)) == NULL)
-        return;
-    if (state_mode_patch(g->state, body, &m, err, sizeof(err)) != 0) {
-        http_error(res, 400, "%s", err);
-    } else {
-        log_mode("mode_changed", &m);
-        reply_mode(res, &m);
-    }
-    json_decref(body);
-}
-
-/* POST /admin/reset: the mode from the environment again; messages and counts forgotten. */
-static void post_reset(const http_request_t *req, http_response_t *res, void *ctx)
-{
-    struct gateway *g = ctx;
-    struct sg_mode m;
-
-    (void)req;
-    state_reset(g->state);
-    state_mode_get(g->state, &m);
-    log_info("reset");
-    log_mode("mode_changed", &m);
-    reply_mode(res, &m);
+    standin_reply_json(res, state_stats(g->state));
 }
 
 const http_route_t api_routes[] = {
@@ -364,16 +293,7 @@ const http_route_t api_routes[] = {
     { "GET", "/" SG_API_VERSION "/Accounts/{sid}/Messages.json", list_twilio },
     { "GET", "/messages", list_messages },
     { "GET", "/admin/stats", get_stats },
-    { "GET", "/admin/mode", get_mode },
-    { "POST", "/admin/mode", post_mode },
-    { "POST", "/admin/reset", post_reset },
+    STANDIN_MODE_ROUTES,
+    { "POST", "/admin/reset", standin_post_reset },
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
-
-int api_health(void *ctx, char *errstr, size_t errstr_size)
-{
-    (void)ctx;
-    (void)errstr;
-    (void)errstr_size;
-    return 0;
-}

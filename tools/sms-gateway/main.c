@@ -32,13 +32,13 @@ static void config_read(struct config *c)
         cfg_port("SMS_GATEWAY_PORT", 9103, &c->port, err, sizeof(err)) != 0 ||
         cfg_str("SMS_ACCOUNT_SID", "ACtest", &c->account_sid, err, sizeof(err)) != 0 ||
         cfg_str("SMS_AUTH_TOKEN", "test-token", &c->auth_token, err, sizeof(err)) != 0 ||
-        cfg_int("SMS_GATEWAY_FAIL_NEXT", 0, 0, SG_FAIL_NEXT_MAX, &c->mode.fail_next,
+        cfg_int("SMS_GATEWAY_FAIL_NEXT", 0, 0, STANDIN_FAIL_NEXT_MAX, &c->mode.fail_next,
                 err, sizeof(err)) != 0 ||
         cfg_int("SMS_GATEWAY_FAIL_RATE", 0, 0, 100, &c->mode.fail_rate,
                 err, sizeof(err)) != 0 ||
         cfg_int("SMS_GATEWAY_SEED", 1, 0, SG_SEED_MAX, &c->mode.seed,
                 err, sizeof(err)) != 0 ||
-        cfg_int("SMS_GATEWAY_SLOW_MS", 0, 0, SG_SLOW_MS_MAX, &c->mode.slow_ms,
+        cfg_int("SMS_GATEWAY_SLOW_MS", 0, 0, STANDIN_SLOW_MS_MAX, &c->mode.slow_ms,
                 err, sizeof(err)) != 0 ||
         cfg_int("SMS_GATEWAY_DOWN", 0, 0, 1, &down, err, sizeof(err)) != 0)
         svc_die(SG_SERVICE, "%s", err);
@@ -69,19 +69,18 @@ int main(void)
     g.state = state_new(&g.cfg.mode, err, sizeof(err));
     if (g.state == NULL)
         svc_die(SG_SERVICE, "%s", err);
+    g.standin = state_standin(g.state);
     http = http_server_start(g.cfg.http_bind, g.cfg.port, api_routes, api_nroutes,
-                             api_health, &g, err, sizeof(err));
+                             standin_health, &g, err, sizeof(err));
     if (http == NULL)
         svc_die(SG_SERVICE, "HTTP server on %s:%d: %s", g.cfg.http_bind, g.cfg.port, err);
     log_info("started port=%d bind=%s account_sid=%s", g.cfg.port, g.cfg.http_bind,
              g.cfg.account_sid);
-    log_info("mode fail_next=%lld fail_rate=%lld seed=%lld down=%d slow_ms=%lld",
-             g.cfg.mode.fail_next, g.cfg.mode.fail_rate, g.cfg.mode.seed, g.cfg.mode.down,
-             g.cfg.mode.slow_ms);
+    standin_log_mode(&sg_standin, "mode", &g.cfg.mode);
 
     sig = svc_wait_signal();
     log_info("stopping signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    state_stop(g.state);        /* cuts slow_ms sleeps short, so handlers end soon */
+    standin_stop(g.standin);    /* cuts slow_ms sleeps short, so handlers end soon */
     http_server_stop(http);     /* waits for running handlers */
     state_free(g.state);
     log_info("stopped");

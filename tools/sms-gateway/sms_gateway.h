@@ -9,6 +9,7 @@
 
 #include "http.h"
 #include "phone.h"
+#include "standin.h"
 
 #define SG_SERVICE "sms-gateway"
 
@@ -19,8 +20,6 @@
 #define SG_AUTH_TOKEN_MAX   128
 #define SG_MESSAGES_MAX     100000      /* messages kept for GET /messages */
 #define SG_TEXT_BYTES_MAX   (64L * 1024 * 1024) /* and at most this much From + Body text */
-#define SG_FAIL_NEXT_MAX    1000000000LL
-#define SG_SLOW_MS_MAX      60000LL
 #define SG_SEED_MAX         9007199254740991LL  /* 2^53 - 1: exact in any JSON reader */
 #define SG_PAGE_SIZE_DEFAULT 50         /* the list's PageSize, as Twilio */
 #define SG_PAGE_SIZE_MAX    1000
@@ -113,6 +112,7 @@ typedef struct sg_state sg_state_t;
 
 /* Everything the HTTP handlers reach through their ctx. */
 struct gateway {
+    standin_t *standin;   /* first, for the admin routes (standin.h); borrowed from state */
     struct config cfg;
     sg_state_t *state;
 };
@@ -200,41 +200,23 @@ int sg_list_uri(const char *account_sid, const struct sg_list_query *q, long lon
 /* The next number of a SplitMix64 sequence whose state is *s. */
 uint64_t sg_prng_next(uint64_t *s);
 
-/* Applies an admin patch (any subset of fail_next, fail_rate, seed, down, slow_ms; unknown
- * fields and wrong types or ranges are errors) to cur, writing the result to out. All or
- * nothing: on -1 (with a message in errstr) out is untouched. patch is borrowed. */
-int sg_mode_patch(const struct sg_mode *cur, json_t *patch, struct sg_mode *out,
-                  char *errstr, size_t errstr_size);
-
-/* The mode as a new JSON object, or NULL when out of memory. */
-json_t *sg_mode_json(const struct sg_mode *m);
+/* The mode's knobs (fail_next, fail_rate, seed, down, slow_ms) for standin_mode_patch,
+ * standin_mode_json and the admin routes; a "seed" patched restarts the PRNG. */
+extern const struct standin_def sg_standin;
 
 const char *sg_outcome_name(enum sg_outcome o);
 
-/* Allocates the state with mode = defaults. Returns NULL with errstr on failure. */
+/* Allocates the state with mode = defaults; its standin (the lock, the stop flag, the mode:
+ * standin_sleep, standin_patch, ...) is state_standin's. standin_reset also restarts the
+ * PRNG from the defaults' seed and forgets every message and count. Returns NULL with
+ * errstr on failure. */
 sg_state_t *state_new(const struct sg_mode *defaults, char *errstr, size_t errstr_size);
 
-/* Frees the state and every message. Accepts NULL. */
+/* Frees the state, its standin and every message. Accepts NULL. */
 void state_free(sg_state_t *st);
 
-/* Wakes every state_sleep and makes later ones return at once (for shutdown). */
-void state_stop(sg_state_t *st);
-
-/* Sleeps ms milliseconds, or less once state_stop was called. Returns 0, or -1 when the
- * state is stopping (at once, or cut short). */
-int state_sleep(sg_state_t *st, long long ms);
-
-/* Copies the current mode. */
-void state_mode_get(sg_state_t *st, struct sg_mode *out);
-
-/* sg_mode_patch on the current mode, applied under the lock; a "seed" restarts the PRNG.
- * out gets the mode after. */
-int state_mode_patch(sg_state_t *st, json_t *patch, struct sg_mode *out,
-                     char *errstr, size_t errstr_size);
-
-/* Mode back to the defaults (PRNG restarted from their seed); forgets every message and
- * count. */
-void state_reset(sg_state_t *st);
+/* The state's standin, owned by the state. */
+standin_t *state_standin(sg_state_t *st);
 
 /* Counts an outcome that state_send does not see (refused, rejected). */
 void state_count(sg_state_t *st, enum sg_outcome o);
@@ -270,6 +252,5 @@ json_t *state_stats(sg_state_t *st);
 
 extern const http_route_t api_routes[];
 extern const size_t api_nroutes;
-int api_health(void *ctx, char *errstr, size_t errstr_size);
 
 #endif

@@ -3,7 +3,6 @@
 #include "sms_gateway.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +25,7 @@ struct msg_rec {
  * lock once, for a decision and an append: no scan, no allocation.
  */
 struct sg_state {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;         /* CLOCK_MONOTONIC; broadcast by state_stop */
-    int stopping;
-    struct sg_mode defaults;
-    struct sg_mode mode;
+    standin_t *si;               /* owned: the lock, the stop flag and the mode */
     uint64_t prng;               /* SplitMix64 state, from mode.seed */
     unsigned long long counts[SG_NOUTCOMES];
     struct msg_rec *msgs;        /* SG_MESSAGES_MAX entries, owned */
@@ -61,75 +56,20 @@ uint64_t sg_prng_next(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* Reads an integer field in [min, max]. Returns 0, or -1 with errstr. */
-static int patch_int(const char *key, json_t *v, long long min, long long max,
-                     long long *out, char *errstr, size_t errstr_size)
-{
-    json_int_t n;
+/* The knobs, in the order GET /admin/mode shows them and the log lines list them. */
+static const struct standin_knob sg_knobs[] = {
+    STANDIN_FAIL_NEXT(struct sg_mode),
+    STANDIN_INT(struct sg_mode, fail_rate, 0, 100),
+    STANDIN_INT(struct sg_mode, seed, 0, SG_SEED_MAX),
+    STANDIN_DOWN(struct sg_mode),
+    STANDIN_SLOW_MS(struct sg_mode),
+    STANDIN_END
+};
 
-    if (!json_is_integer(v)) {
-        util_errf(errstr, errstr_size, "field '%s' must be an integer", key);
-        return -1;
-    }
-    n = json_integer_value(v);
-    if (n < min || n > max) {
-        util_errf(errstr, errstr_size, "field '%s' must be between %lld and %lld", key, min,
-                  max);
-        return -1;
-    }
-    *out = (long long)n;
-    return 0;
-}
+static void patched(void *app, json_t *patch);
+static void forget(void *app);
 
-int sg_mode_patch(const struct sg_mode *cur, json_t *patch, struct sg_mode *out,
-                  char *errstr, size_t errstr_size)
-{
-    struct sg_mode m = *cur;
-    const char *key;
-    json_t *v;   /* borrowed */
-    int rc;
-
-    if (!json_is_object(patch)) {
-        util_errf(errstr, errstr_size, "request body must be a JSON object");
-        return -1;
-    }
-    json_object_foreach(patch, key, v) {
-        if (strcmp(key, "fail_next") == 0) {
-            rc = patch_int(key, v, 0, SG_FAIL_NEXT_MAX, &m.fail_next, errstr, errstr_size);
-        } else if (strcmp(key, "fail_rate") == 0) {
-            rc = patch_int(key, v, 0, 100, &m.fail_rate, errstr, errstr_size);
-        } else if (strcmp(key, "seed") == 0) {
-            rc = patch_int(key, v, 0, SG_SEED_MAX, &m.seed, errstr, errstr_size);
-        } else if (strcmp(key, "slow_ms") == 0) {
-            rc = patch_int(key, v, 0, SG_SLOW_MS_MAX, &m.slow_ms, errstr, errstr_size);
-        } else if (strcmp(key, "down") == 0) {
-            rc = json_is_boolean(v) ? 0 : -1;
-            if (rc == 0)
-                m.down = json_is_true(v);
-            else
-                util_errf(errstr, errstr_size, "field 'down' must be true or false");
-        } else {
-            /* the name is the client's: cut, and made UTF-8-safe by http_error */
-            util_errf(errstr, errstr_size, "unknown field '%.64s' (known: fail_next, "
-                      "fail_rate, seed, down, slow_ms)", key);
-            rc = -1;
-        }
-        if (rc != 0)
-            return -1;
-    }
-    *out = m;
-    return 0;
-}
-
-json_t *sg_mode_json(const struct sg_mode *m)
-{
-    return json_pack("{s:I, s:I, s:I, s:b, s:I}",
-                     "fail_next", (json_int_t)m->fail_next,
-                     "fail_rate", (json_int_t)m->fail_rate,
-                     "seed", (json_int_t)m->seed,
-                     "down", m->down,
-                     "slow_ms", (json_int_t)m->slow_ms);
-}
+const struct standin_def sg_standin = { sg_knobs, sizeof(struct sg_mode), patched, forget };
 
 /* ---------------------------------------------------------------------------------- */
 /* The state */
@@ -137,34 +77,20 @@ json_t *sg_mode_json(const struct sg_mode *m)
 sg_state_t *state_new(const struct sg_mode *defaults, char *errstr, size_t errstr_size)
 {
     sg_state_t *st = NULL, *ret = NULL;
-    int lock_ready = 0, cond_ready = 0;
 
     st = calloc(1, sizeof(*st));
     if (st == NULL || (st->msgs = calloc(SG_MESSAGES_MAX, sizeof(*st->msgs))) == NULL) {
         util_errf(errstr, errstr_size, "out of memory");
         goto done;
     }
-    if (pthread_mutex_init(&st->lock, NULL) != 0) {
-        util_errf(errstr, errstr_size, "cannot create a mutex");
+    st->si = standin_new(&sg_standin, defaults, st, errstr, errstr_size);
+    if (st->si == NULL)
         goto done;
-    }
-    lock_ready = 1;
-    if (util_cond_init_monotonic(&st->wake) != 0) {
-        util_errf(errstr, errstr_size, "cannot create a condition variable");
-        goto done;
-    }
-    cond_ready = 1;
-    st->defaults = *defaults;
-    st->mode = *defaults;
     st->prng = (uint64_t)defaults->seed;
     ret = st;
     st = NULL; /* ownership passed to the caller */
 done:
     if (st != NULL) {
-        if (cond_ready)
-            pthread_cond_destroy(&st->wake);
-        if (lock_ready)
-            pthread_mutex_destroy(&st->lock);
         free(st->msgs);
         free(st);
     }
@@ -196,66 +122,41 @@ void state_free(sg_state_t *st)
     if (st == NULL)
         return;
     messages_clear(st);
-    pthread_cond_destroy(&st->wake);
-    pthread_mutex_destroy(&st->lock);
+    standin_free(st->si);
     free(st->msgs);
     free(st);
 }
 
-void state_stop(sg_state_t *st)
+standin_t *state_standin(sg_state_t *st)
 {
-    pthread_mutex_lock(&st->lock);
-    st->stopping = 1;
-    pthread_cond_broadcast(&st->wake);
-    pthread_mutex_unlock(&st->lock);
+    return st->si;
 }
 
-int state_sleep(sg_state_t *st, long long ms)
+/* A "seed" in an admin patch restarts the PRNG. Lock held. */
+static void patched(void *app, json_t *patch)
 {
-    int stopped;
+    sg_state_t *st = app;
 
-    pthread_mutex_lock(&st->lock);
-    stopped = util_cond_wait_ms(&st->wake, &st->lock, &st->stopping, ms);
-    pthread_mutex_unlock(&st->lock);
-    return stopped ? -1 : 0;
+    if (json_object_get(patch, "seed") != NULL)
+        st->prng = (uint64_t)((struct sg_mode *)standin_mode_locked(st->si))->seed;
 }
 
-void state_mode_get(sg_state_t *st, struct sg_mode *out)
+/* A reset restarts the PRNG from the defaults' seed and forgets the messages and counts.
+ * Lock held, the mode already back to the defaults. */
+static void forget(void *app)
 {
-    pthread_mutex_lock(&st->lock);
-    *out = st->mode;
-    pthread_mutex_unlock(&st->lock);
-}
+    sg_state_t *st = app;
 
-int state_mode_patch(sg_state_t *st, json_t *patch, struct sg_mode *out,
-                     char *errstr, size_t errstr_size)
-{
-    int rc;
-
-    pthread_mutex_lock(&st->lock);
-    rc = sg_mode_patch(&st->mode, patch, &st->mode, errstr, errstr_size);
-    if (rc == 0 && json_object_get(patch, "seed") != NULL)
-        st->prng = (uint64_t)st->mode.seed;
-    *out = st->mode;
-    pthread_mutex_unlock(&st->lock);
-    return rc;
-}
-
-void state_reset(sg_state_t *st)
-{
-    pthread_mutex_lock(&st->lock);
-    st->mode = st->defaults;
-    st->prng = (uint64_t)st->mode.seed;
+    st->prng = (uint64_t)((struct sg_mode *)standin_mode_locked(st->si))->seed;
     memset(st->counts, 0, sizeof(st->counts));
     messages_clear(st);
-    pthread_mutex_unlock(&st->lock);
 }
 
 void state_count(sg_state_t *st, enum sg_outcome o)
 {
-    pthread_mutex_lock(&st->lock);
+    standin_lock(st->si);
     st->counts[o]++;
-    pthread_mutex_unlock(&st->lock);
+    standin_unlock(st->si);
 }
 
 int state_send(sg_state_t *st, const char *sid, const struct sg_send *s, int64_t at_ms)
@@ -264,6 +165,7 @@ int state_send(sg_state_t *st, const char *sid, const struct sg_send *s, int64_t
     size_t tlen = flen + blen + 2;
     char *text = malloc(tlen); /* owned here until the record takes it */
     struct msg_rec *m;
+    struct sg_mode *mode;
     enum sg_outcome outcome;
 
     if (text == NULL)
@@ -271,12 +173,13 @@ int state_send(sg_state_t *st, const char *sid, const struct sg_send *s, int64_t
     memcpy(text, s->from, flen + 1);
     memcpy(text + flen + 1, s->body, blen + 1);
 
-    pthread_mutex_lock(&st->lock);
-    if (st->mode.fail_next > 0) {
-        st->mode.fail_next--;
+    standin_lock(st->si);
+    mode = standin_mode_locked(st->si);
+    if (mode->fail_next > 0) {
+        mode->fail_next--;
         outcome = SG_FAILED;
-    } else if (st->mode.fail_rate > 0 &&
-               sg_prng_next(&st->prng) % 100 < (uint64_t)st->mode.fail_rate) {
+    } else if (mode->fail_rate > 0 &&
+               sg_prng_next(&st->prng) % 100 < (uint64_t)mode->fail_rate) {
         outcome = SG_FAILED;
     } else {
         while (st->len > 0 &&
@@ -294,7 +197,7 @@ int state_send(sg_state_t *st, const char *sid, const struct sg_send *s, int64_t
         outcome = SG_ACCEPTED;
     }
     st->counts[outcome]++;
-    pthread_mutex_unlock(&st->lock);
+    standin_unlock(st->si);
     free(text);
     return (int)outcome;
 }
@@ -315,7 +218,7 @@ json_t *state_messages(sg_state_t *st, const char *to)
     size_t i;
     int oom = list == NULL;
 
-    pthread_mutex_lock(&st->lock);
+    standin_lock(st->si);
     for (i = 0; i < st->len && !oom; i++) {
         const struct msg_rec *m = &st->msgs[(st->head + i) % SG_MESSAGES_MAX];
 
@@ -323,7 +226,7 @@ json_t *state_messages(sg_state_t *st, const char *to)
         if (to == NULL || strcmp(m->to, to) == 0)
             oom = json_array_append_new(list, msg_json(m)) != 0;
     }
-    pthread_mutex_unlock(&st->lock);
+    standin_unlock(st->si);
     if (!oom) {
         ret = json_pack("{s:o}", "messages", list); /* "o" steals list, also on failure */
         list = NULL;
@@ -358,7 +261,7 @@ json_t *state_list(sg_state_t *st, const struct sg_list_query *q, const char *ac
     int oom = list == NULL, found = q->after_sid[0] == '\0';
 
     *more = 0;
-    pthread_mutex_lock(&st->lock);
+    standin_lock(st->si);
     if (!found) {
         for (i = 0; i < st->len && !found; i++) {
             if (strcmp(newest(st, i)->sid, q->after_sid) == 0) {
@@ -388,7 +291,7 @@ json_t *state_list(sg_state_t *st, const struct sg_list_query *q, const char *ac
         oom = json_array_append_new(list, item) != 0;
         listed++;
     }
-    pthread_mutex_unlock(&st->lock);
+    standin_unlock(st->si);
     if (!oom) {
         ret = list;
         list = NULL; /* ownership passed to the caller */
@@ -401,9 +304,9 @@ json_t *state_stats(sg_state_t *st)
 {
     unsigned long long c[SG_NOUTCOMES];
 
-    pthread_mutex_lock(&st->lock);
+    standin_lock(st->si);
     memcpy(c, st->counts, sizeof(c));
-    pthread_mutex_unlock(&st->lock);
+    standin_unlock(st->si);
     return json_pack("{s:I, s:I, s:I, s:I}",
                      "accepted", (json_int_t)c[SG_ACCEPTED], "failed", (json_int_t)c[SG_FAILED],
                      "refused", (json_int_t)c[SG_REFUSED], "rejected", (json_int_t)c[SG_REJECTED]);
