@@ -35,6 +35,8 @@ typedef struct outbox_relay_opts {
     const char *producer;   /* which rows are ours: outbox.producer; copied */
     int64_t poll_ms;        /* backstop poll interval (default 5000 if 0) */
     int batch;              /* rows per round (default 500 if 0) */
+    struct metrics *metrics; /* NULL, or where the relay keeps its dozen_outbox_* series
+                              * (borrowed: must outlive the relay) */
 } outbox_relay_opts_t;
 
 typedef struct outbox_relay outbox_relay_t;

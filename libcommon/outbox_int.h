@@ -30,6 +30,7 @@ struct relay_row {
     rd_kafka_resp_err_t err;
     int32_t partition;
     int64_t offset;
+    int64_t created_ms;     /* outbox.created_at: when the writer's transaction began */
 };
 
 struct outbox_relay {
@@ -60,6 +61,12 @@ struct outbox_relay {
     int64_t next_prune_ms;
     char logged_err[512];   /* last failure logged; "" while healthy */
     int standby_logged;
+
+    /* Series in opts->metrics, NULL without one (metric_* accept NULL). */
+    struct metric *m_latency;   /* commit-to-publish: created_at to the broker's ack */
+    struct metric *m_published; /* rows acknowledged */
+    struct metric *m_errors;    /* deliveries that failed or were not reported */
+    struct metric *m_leader;    /* 1 while this relay holds the producer's lock */
 };
 
 /* Whether outbox_relay_stop() was called: long steps check it and give up. */

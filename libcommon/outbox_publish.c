@@ -12,6 +12,7 @@
 #include "event.h"
 #include "kafka.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbox_int.h"
 #include "strbuf.h"
 #include "util.h"
@@ -26,7 +27,8 @@
 const db_stmt_t outbox_publish_stmts[OUTBOX_PUBLISH_NSTMTS] = {
     { "relay_select",
       "SELECT id, topic, msg_key, ce_id, ce_type, ce_source, "
-      "to_char(ce_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), payload "
+      "to_char(ce_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), payload, "
+      "(extract(epoch FROM created_at) * 1000)::bigint "
       "FROM outbox WHERE producer = $1 AND sent_at IS NULL ORDER BY id LIMIT $2::int", 2 },
     /* Marks the acknowledged rows of a round and, when $5 is true (every delivery of the
      * round succeeded), moves the positions past them. After a failed delivery the
@@ -67,6 +69,13 @@ static void relay_dr(void *ctx, void *msg_opaque, rd_kafka_resp_err_t err, int32
     row->partition = partition;
     row->offset = offset;
     r->pending--;
+    if (row->state == ROW_ACKED) {
+        metric_inc(r->m_published);
+        if (row->created_ms > 0)
+            metric_observe(r->m_latency, (double)(util_now_ms() - row->created_ms) / 1000.0);
+    } else {
+        metric_inc(r->m_errors);
+    }
 }
 
 /* Fetches the metadata of every topic once, right after the producer is made, so that the
@@ -244,6 +253,7 @@ int outbox_publish_round(outbox_relay_t *r, char *errstr, size_t errstr_size)
     PGresult *res;
     rd_kafka_resp_err_t ferr;
     int n, i, acked = 0, all_ok = 1, ret = -1;
+    long long created;
 
     errstr[0] = '\0';
     snprintf(batch, sizeof(batch), "%d", r->batch);
@@ -269,6 +279,8 @@ int outbox_publish_round(outbox_relay_t *r, char *errstr, size_t errstr_size)
             all_ok = 0;
             continue;
         }
+        if (outbox_parse_ll(PQgetvalue(res, i, 8), 1, INT64_MAX, &created) == 0)
+            r->rows[i].created_ms = (int64_t)created;
         r->rows[i].state = ROW_INFLIGHT; /* before producing: a report may come at once */
         r->pending++;
         if (produce_row(r, res, i, err, sizeof(err)) != 0) {
@@ -293,6 +305,7 @@ int outbox_publish_round(outbox_relay_t *r, char *errstr, size_t errstr_size)
         }
     }
     if (r->pending > 0) {
+        metric_add(r->m_errors, r->pending);
         all_ok = 0;
         if (errstr[0] == '\0')
             snprintf(errstr, errstr_size, "%d deliveries not reported within %d s",

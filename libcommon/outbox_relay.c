@@ -42,6 +42,7 @@
 
 #include "kafka.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbox_int.h"
 #include "util.h"
 
@@ -137,6 +138,7 @@ static void pg_close(outbox_relay_t *r)
     if (r->leader && !outbox_stopping(r))
         log_info("outbox_relay_leadership_lost producer=%s", r->producer);
     r->leader = 0; /* the lock went with the session */
+    metric_set(r->m_leader, 0);
 }
 
 /* Connects and prepares the statements of every outbox file. Returns 0, or -1 with errstr. */
@@ -262,6 +264,7 @@ static enum step relay_step(outbox_relay_t *r, char *errstr, size_t errstr_size)
             return STEP_FAILED;
         }
         r->leader = 1;
+        metric_set(r->m_leader, 1);
         r->standby_logged = 0;
         r->need_reconcile = 1;
         log_info("outbox_relay_leader producer=%s", r->producer);
@@ -348,6 +351,28 @@ static void relay_free(outbox_relay_t *r)
     free(r);
 }
 
+/* The relay's series, labelled with its producer name. */
+static void relay_metrics(outbox_relay_t *r, metrics_t *m)
+{
+    char labels[64 + MAX_PRODUCER_LEN];
+
+    snprintf(labels, sizeof(labels), "producer=%s", r->producer != NULL ? r->producer : "");
+    r->m_latency = metrics_histogram(m, "dozen_outbox_publish_latency_seconds",
+                                     "From the writing transaction's start (outbox.created_at) "
+                                     "to the broker's acknowledgement of the event.",
+                                     labels, metrics_latency_buckets,
+                                     metrics_latency_nbuckets);
+    r->m_published = metrics_counter(m, "dozen_outbox_published_total",
+                                     "Outbox rows the broker acknowledged.", labels);
+    r->m_errors = metrics_counter(m, "dozen_outbox_publish_errors_total",
+                                  "Outbox deliveries that failed or were not reported in time.",
+                                  labels);
+    r->m_leader = metrics_gauge(m, "dozen_outbox_relay_leader",
+                                "1 while this instance's relay publishes (holds the lock), "
+                                "0 while it stands by.", labels);
+    metric_set(r->m_leader, 0);
+}
+
 outbox_relay_t *outbox_relay_start(const outbox_relay_opts_t *opts,
                                    char *errstr, size_t errstr_size)
 {
@@ -400,6 +425,8 @@ outbox_relay_t *outbox_relay_start(const outbox_relay_opts_t *opts,
     r->conninfo = strdup(opts->conninfo);
     r->bootstrap = strdup(opts->bootstrap);
     r->producer = strdup(opts->producer);
+    if (opts->metrics != NULL && r->producer != NULL)
+        relay_metrics(r, opts->metrics);
     r->rows = calloc((size_t)r->batch, sizeof(*r->rows));
     if (r->conninfo == NULL || r->bootstrap == NULL || r->producer == NULL || r->rows == NULL)
         goto oom;
