@@ -92,7 +92,7 @@ int svc_config_read(const svc_config_spec_t *spec, svc_config_t *out,
 }
 
 /* How far svc_run's start-up got: each stage is stopped again, in reverse, by
- * stop_from(). */
+ * stop_all(). */
 enum svc_stage {
     STAGE_NONE = 0,
     STAGE_POOL,
@@ -103,33 +103,62 @@ enum svc_stage {
     STAGE_HTTP
 };
 
-/* Stops everything up to and including stage, in shutdown order. */
-static void stop_from(const svc_t *s, enum svc_stage stage, http_server_t *http)
+/* Starts hooks in order; *started counts those running (stop_all stops them). Returns 0,
+ * or -1 with errstr ("<what>: ...") at the first that fails. */
+static int hooks_start(const svc_hook_t *h, void *ctx, size_t *started,
+                       char *errstr, size_t errstr_size)
 {
-    if (stage >= STAGE_HTTP)
-        http_server_stop(http);
-    if (stage >= STAGE_AFTER && s->after_consumer.stop != NULL)
-        s->after_consumer.stop(s->ctx);
-    if (stage >= STAGE_CONSUMER && s->consumer_opts != NULL) {
-        kafka_consumer_stop(*s->consumer);
-        *s->consumer = NULL;
+    char err[512];
+
+    for (*started = 0; *started < SVC_HOOKS_MAX && h[*started].start != NULL; (*started)++) {
+        err[0] = '\0';
+        if (h[*started].start(ctx, err, sizeof(err)) != 0) {
+            if (h[*started].what != NULL)
+                snprintf(errstr, errstr_size, "%s: %s", h[*started].what, err);
+            else
+                snprintf(errstr, errstr_size, "%s", err);
+            return -1;
+        }
     }
-    if (stage >= STAGE_BEFORE && s->before_consumer.stop != NULL)
-        s->before_consumer.stop(s->ctx);
-    if (stage >= STAGE_RELAY && s->relay != NULL) {
-        outbox_relay_stop(*s->relay);
-        *s->relay = NULL;
-    }
-    if (stage >= STAGE_POOL) {
-        db_pool_free(*s->pool);
-        *s->pool = NULL;
+    return 0;
+}
+
+/* Stops the first n hooks, last to first. */
+static void hooks_stop(const svc_hook_t *h, void *ctx, size_t n)
+{
+    while (n > 0) {
+        n--;
+        if (h[n].stop != NULL)
+            h[n].stop(ctx);
     }
 }
 
-/* Starts one hook (NULL start: nothing to do). */
-static int hook_start(const svc_hook_t *h, void *ctx, char *errstr, size_t errstr_size)
+/* What is running: the stage reached and how many hooks of each place started. */
+struct svc_progress {
+    enum svc_stage stage;
+    size_t nbefore, nafter;
+    http_server_t *http;
+};
+
+/* Stops everything p says is running, in shutdown order. */
+static void stop_all(const svc_t *s, const struct svc_progress *p)
 {
-    return h->start != NULL ? h->start(ctx, errstr, errstr_size) : 0;
+    if (p->stage >= STAGE_HTTP)
+        http_server_stop(p->http);
+    hooks_stop(s->after_consumer, s->ctx, p->nafter);
+    if (p->stage >= STAGE_CONSUMER && s->consumer_opts != NULL) {
+        kafka_consumer_stop(*s->consumer);
+        *s->consumer = NULL;
+    }
+    hooks_stop(s->before_consumer, s->ctx, p->nbefore);
+    if (p->stage >= STAGE_RELAY && s->relay != NULL) {
+        outbox_relay_stop(*s->relay);
+        *s->relay = NULL;
+    }
+    if (p->stage >= STAGE_POOL) {
+        db_pool_free(*s->pool);
+        *s->pool = NULL;
+    }
 }
 
 /* The "started" line: port, bind and what the service describes. */
@@ -147,8 +176,7 @@ static void log_started(const svc_t *s)
 int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
 {
     const svc_config_t *c = s->cfg;
-    enum svc_stage stage = STAGE_NONE;
-    http_server_t *http = NULL;
+    struct svc_progress p = { STAGE_NONE, 0, 0, NULL };
     outbox_relay_opts_t ro;
     char err[512];
     int ret = -1, sig;
@@ -159,7 +187,7 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
         snprintf(errstr, errstr_size, "DATABASE_URL: %s", err);
         goto done;
     }
-    stage = STAGE_POOL;
+    p.stage = STAGE_POOL;
     if (topics_service_ready(c->kafka_bootstrap, s->name, (int)c->topics_wait_ms,
                              errstr, errstr_size) != 0)
         goto done;
@@ -176,10 +204,10 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
             goto done;
         }
     }
-    stage = STAGE_RELAY;
-    if (hook_start(&s->before_consumer, s->ctx, errstr, errstr_size) != 0)
+    p.stage = STAGE_RELAY;
+    if (hooks_start(s->before_consumer, s->ctx, &p.nbefore, errstr, errstr_size) != 0)
         goto done;
-    stage = STAGE_BEFORE;
+    p.stage = STAGE_BEFORE;
 
     if (s->consumer_opts != NULL) {
         if (s->consumer_opts->bootstrap == NULL)
@@ -192,18 +220,19 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
             goto done;
         }
     }
-    stage = STAGE_CONSUMER;
-    if (hook_start(&s->after_consumer, s->ctx, errstr, errstr_size) != 0)
+    p.stage = STAGE_CONSUMER;
+    if (hooks_start(s->after_consumer, s->ctx, &p.nafter, errstr, errstr_size) != 0)
         goto done;
-    stage = STAGE_AFTER;
+    p.stage = STAGE_AFTER;
 
-    http = http_server_start(c->http_bind, c->port, s->routes, s->nroutes, s->health, s->ctx,
-                             err, sizeof(err));
-    if (http == NULL) {
-        snprintf(errstr, errstr_size, "HTTP server on %s:%d: %s", c->http_bind, c->port, err);
+    p.http = http_server_start(c->http_bind, c->port, s->routes, s->nroutes, s->health,
+                               s->ctx, err, sizeof(err));
+    if (p.http == NULL) {
+        snprintf(errstr, errstr_size, "HTTP server on %s:%d: %s", c->http_bind, c->port,
+                 err);
         goto done;
     }
-    stage = STAGE_HTTP;
+    p.stage = STAGE_HTTP;
     log_started(s);
 
     sig = svc_wait_signal();
@@ -211,7 +240,7 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
     ret = 0;
 
 done:
-    stop_from(s, stage, http);
+    stop_all(s, &p);
     if (ret == 0)
         log_info("stopped");
     return ret;

@@ -63,13 +63,19 @@ typedef struct svc_config_spec {
 int svc_config_read(const svc_config_spec_t *spec, svc_config_t *out,
                     char *errstr, size_t errstr_size);
 
-/* Service-specific workers started and stopped at a fixed place in svc_run's order. start
- * returns 0, or -1 with errstr saying what failed ("scheduler: ...") having left nothing
- * running; stop is called only after a successful start. Either may be NULL. */
+/* A service-specific worker started and stopped at a fixed place in svc_run's order. start
+ * returns 0, or -1 with errstr having left nothing running; svc_run then reports
+ * "<what>: <errstr>" (just errstr when what is NULL). stop is called only after a
+ * successful start, and may be NULL. */
 typedef struct svc_hook {
+    const char *what;            /* "scheduler" */
     int (*start)(void *ctx, char *errstr, size_t errstr_size);
     void (*stop)(void *ctx);
 } svc_hook_t;
+
+/* Hooks in one place of the order: started first to last, stopped last to first; the list
+ * ends at the first entry whose start is NULL. */
+#define SVC_HOOKS_MAX 4
 
 /* What a service gives svc_run. Everything is borrowed and must outlive svc_run. */
 typedef struct svc {
@@ -85,8 +91,10 @@ typedef struct svc {
     kafka_consumer_opts_t *consumer_opts; /* NULL: no libcommon consumer; svc_run sets
                                            * bootstrap and client_id when they are NULL */
     kafka_consumer_t **consumer; /* with consumer_opts */
-    svc_hook_t before_consumer;  /* started after the relay, stopped after the consumer */
-    svc_hook_t after_consumer;   /* started after the consumer, stopped before it */
+    svc_hook_t before_consumer[SVC_HOOKS_MAX]; /* started after the relay, stopped after
+                                                * the consumer */
+    svc_hook_t after_consumer[SVC_HOOKS_MAX];  /* started after the consumer, stopped
+                                                * before it */
     const http_route_t *routes;
     size_t nroutes;
     http_health_fn health;       /* GET /healthz; may be NULL */

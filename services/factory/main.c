@@ -43,11 +43,9 @@ static int curl_start(void *ctx, char *errstr, size_t errstr_size)
 {
     struct factory *f = ctx;
 
-    if ((f->curl = curl_easy_init()) == NULL) {
+    if ((f->curl = curl_easy_init()) == NULL)
         snprintf(errstr, errstr_size, "curl_easy_init failed");
-        return -1;
-    }
-    return 0;
+    return f->curl != NULL ? 0 : -1;
 }
 
 static void curl_stop(void *ctx)
@@ -72,7 +70,6 @@ static const char *const consumed_topics[] = { "stock.depleted" };
 int main(void)
 {
     struct factory f;
-    svc_t sv;
     char err[1024];
 
     memset(&f, 0, sizeof(f));
@@ -89,22 +86,13 @@ int main(void)
     f.consumer_opts.policy = &f.cfg.retry;
 
     /* Deliveries stop first (their events go through the relay), then the consumer. */
-    memset(&sv, 0, sizeof(sv));
-    sv.name = FACTORY_SERVICE;
-    sv.cfg = &f.cfg.svc;
-    sv.stmts = store_stmts;
-    sv.nstmts = store_nstmts;
-    sv.pool = &f.db;
-    sv.relay = &f.relay;
-    sv.before_consumer.start = curl_start;
-    sv.before_consumer.stop = curl_stop;
-    sv.consumer_opts = &f.consumer_opts;
-    sv.consumer = &f.consumer;
-    sv.routes = api_routes;
-    sv.nroutes = api_nroutes;
-    sv.health = api_health;
-    sv.ctx = &f;
-    sv.describe = describe;
+    const svc_t sv = {
+        .name = FACTORY_SERVICE, .cfg = &f.cfg.svc, .ctx = &f, .describe = describe,
+        .stmts = store_stmts, .nstmts = store_nstmts, .pool = &f.db, .relay = &f.relay,
+        .before_consumer = { { NULL, curl_start, curl_stop } },
+        .consumer_opts = &f.consumer_opts, .consumer = &f.consumer,
+        .routes = api_routes, .nroutes = api_nroutes, .health = api_health,
+    };
     if (svc_run(&sv, err, sizeof(err)) != 0)
         svc_die(FACTORY_SERVICE, "%s", err);
     curl_global_cleanup();

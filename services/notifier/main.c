@@ -94,24 +94,31 @@ static void zone_open(struct config *c)
         svc_die(NOTIFIER_SERVICE, "BULLETIN_TZ: %s", err);
 }
 
-/* Before the consumer: the consumer thread's curl handle (for the feed) and the senders;
- * stopped after it. */
+/* Before the consumer and stopped after it: the consumer thread's curl handle (for the
+ * feed), then the senders. After the consumer and stopped before it: the BULLETIN_CRON
+ * clock. */
+static int curl_start(void *ctx, char *errstr, size_t errstr_size)
+{
+    struct notifier *n = ctx;
+
+    if ((n->curl = curl_easy_init()) == NULL)
+        snprintf(errstr, errstr_size, "curl_easy_init failed");
+    return n->curl != NULL ? 0 : -1;
+}
+
+static void curl_stop(void *ctx)
+{
+    struct notifier *n = ctx;
+
+    curl_easy_cleanup(n->curl);
+    n->curl = NULL;
+}
+
 static int senders_start(void *ctx, char *errstr, size_t errstr_size)
 {
     struct notifier *n = ctx;
-    char err[512];
 
-    if ((n->curl = curl_easy_init()) == NULL) {
-        snprintf(errstr, errstr_size, "curl_easy_init failed");
-        return -1;
-    }
-    if ((n->sender = sender_start(n, err, sizeof(err))) == NULL) {
-        snprintf(errstr, errstr_size, "sender: %s", err);
-        curl_easy_cleanup(n->curl);
-        n->curl = NULL;
-        return -1;
-    }
-    return 0;
+    return (n->sender = sender_start(n, errstr, errstr_size)) != NULL ? 0 : -1;
 }
 
 static void senders_stop(void *ctx)
@@ -120,21 +127,13 @@ static void senders_stop(void *ctx)
 
     sender_stop(n->sender);
     n->sender = NULL;
-    curl_easy_cleanup(n->curl);
-    n->curl = NULL;
 }
 
-/* After the consumer: the BULLETIN_CRON clock; stopped before it. */
 static int clock_start(void *ctx, char *errstr, size_t errstr_size)
 {
     struct notifier *n = ctx;
-    char err[512];
 
-    if ((n->scheduler = scheduler_start(n, err, sizeof(err))) == NULL) {
-        snprintf(errstr, errstr_size, "scheduler: %s", err);
-        return -1;
-    }
-    return 0;
+    return (n->scheduler = scheduler_start(n, errstr, errstr_size)) != NULL ? 0 : -1;
 }
 
 static void clock_stop(void *ctx)
@@ -162,7 +161,6 @@ static const char *const consumed_topics[] = { NOTIFIER_TOPIC, "stock.replenishe
 int main(void)
 {
     struct notifier n;
-    svc_t sv;
     char err[1024];
 
     memset(&n, 0, sizeof(n));
@@ -179,24 +177,15 @@ int main(void)
     n.consumer_opts.ctx = &n;
     n.consumer_opts.policy = &n.cfg.retry;
 
-    memset(&sv, 0, sizeof(sv));
-    sv.name = NOTIFIER_SERVICE;
-    sv.cfg = &n.cfg.svc;
-    sv.stmts = store_stmts;
-    sv.nstmts = store_nstmts;
-    sv.pool = &n.db;
-    sv.relay = &n.relay;
-    sv.before_consumer.start = senders_start;
-    sv.before_consumer.stop = senders_stop;
-    sv.consumer_opts = &n.consumer_opts;
-    sv.consumer = &n.consumer;
-    sv.after_consumer.start = clock_start;
-    sv.after_consumer.stop = clock_stop;
-    sv.routes = api_routes;
-    sv.nroutes = api_nroutes;
-    sv.health = api_health;
-    sv.ctx = &n;
-    sv.describe = describe;
+    const svc_t sv = {
+        .name = NOTIFIER_SERVICE, .cfg = &n.cfg.svc, .ctx = &n, .describe = describe,
+        .stmts = store_stmts, .nstmts = store_nstmts, .pool = &n.db, .relay = &n.relay,
+        .before_consumer = { { NULL, curl_start, curl_stop },
+                             { "sender", senders_start, senders_stop } },
+        .consumer_opts = &n.consumer_opts, .consumer = &n.consumer,
+        .after_consumer = { { "scheduler", clock_start, clock_stop } },
+        .routes = api_routes, .nroutes = api_nroutes, .health = api_health,
+    };
     if (svc_run(&sv, err, sizeof(err)) != 0)
         svc_die(NOTIFIER_SERVICE, "%s", err);
     cron_zone_close(n.cfg.zone);

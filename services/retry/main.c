@@ -34,19 +34,14 @@ static void config_read(struct config *c)
  * stores) and stops after it: the consumer's batch is stored and committed, then the
  * scheduler's round finishes; what is left waits in PostgreSQL for the next start. This
  * service's consumer is its own (consumer.c), started where svc_run's would be. */
-static int scheduler_hook_start(void *ctx, char *errstr, size_t errstr_size)
+static int scheduler_up(void *ctx, char *errstr, size_t errstr_size)
 {
     struct retry *r = ctx;
-    char err[512];
 
-    if ((r->scheduler = scheduler_start(r, err, sizeof(err))) == NULL) {
-        snprintf(errstr, errstr_size, "scheduler: %s", err);
-        return -1;
-    }
-    return 0;
+    return (r->scheduler = scheduler_start(r, errstr, errstr_size)) != NULL ? 0 : -1;
 }
 
-static void scheduler_hook_stop(void *ctx)
+static void scheduler_down(void *ctx)
 {
     struct retry *r = ctx;
 
@@ -54,19 +49,14 @@ static void scheduler_hook_stop(void *ctx)
     r->scheduler = NULL;
 }
 
-static int consumer_hook_start(void *ctx, char *errstr, size_t errstr_size)
+static int consumer_up(void *ctx, char *errstr, size_t errstr_size)
 {
     struct retry *r = ctx;
-    char err[512];
 
-    if ((r->consumer = consumer_start(r, err, sizeof(err))) == NULL) {
-        snprintf(errstr, errstr_size, "consumer: %s", err);
-        return -1;
-    }
-    return 0;
+    return (r->consumer = consumer_start(r, errstr, errstr_size)) != NULL ? 0 : -1;
 }
 
-static void consumer_hook_stop(void *ctx)
+static void consumer_down(void *ctx)
 {
     struct retry *r = ctx;
 
@@ -84,28 +74,19 @@ static void describe(void *ctx, strbuf_t *line)
 int main(void)
 {
     struct retry r;
-    svc_t sv;
     char err[1024];
 
     memset(&r, 0, sizeof(r));
     svc_init(RETRY_SERVICE);
     config_read(&r.cfg);
 
-    memset(&sv, 0, sizeof(sv));
-    sv.name = RETRY_SERVICE;
-    sv.cfg = &r.cfg.svc;
-    sv.stmts = store_stmts;
-    sv.nstmts = store_nstmts;
-    sv.pool = &r.db;
-    sv.before_consumer.start = scheduler_hook_start;
-    sv.before_consumer.stop = scheduler_hook_stop;
-    sv.after_consumer.start = consumer_hook_start;
-    sv.after_consumer.stop = consumer_hook_stop;
-    sv.routes = api_routes;
-    sv.nroutes = api_nroutes;
-    sv.health = api_health;
-    sv.ctx = &r;
-    sv.describe = describe;
+    const svc_t sv = {
+        .name = RETRY_SERVICE, .cfg = &r.cfg.svc, .ctx = &r, .describe = describe,
+        .stmts = store_stmts, .nstmts = store_nstmts, .pool = &r.db,
+        .before_consumer = { { "scheduler", scheduler_up, scheduler_down } },
+        .after_consumer = { { "consumer", consumer_up, consumer_down } },
+        .routes = api_routes, .nroutes = api_nroutes, .health = api_health,
+    };
     if (svc_run(&sv, err, sizeof(err)) != 0)
         svc_die(RETRY_SERVICE, "%s", err);
     return 0;

@@ -28,27 +28,18 @@ static void describe(void *ctx, strbuf_t *line)
 int main(void)
 {
     struct sales s;
-    svc_t sv;
     char err[1024];
 
     memset(&s, 0, sizeof(s));
     svc_init(SALES_SERVICE);
     config_read(&s.cfg);
 
-    /* Stop taking orders first (svc_run stops HTTP first), then let the relay publish
-     * what they wrote. */
-    memset(&sv, 0, sizeof(sv));
-    sv.name = SALES_SERVICE;
-    sv.cfg = &s.cfg.svc;
-    sv.stmts = store_stmts;
-    sv.nstmts = store_nstmts;
-    sv.pool = &s.db;
-    sv.relay = &s.relay;
-    sv.routes = api_routes;
-    sv.nroutes = api_nroutes;
-    sv.health = api_health;
-    sv.ctx = &s;
-    sv.describe = describe;
+    /* HTTP stops first (no new orders), then the relay publishes what they wrote. */
+    const svc_t sv = {
+        .name = SALES_SERVICE, .cfg = &s.cfg.svc, .ctx = &s, .describe = describe,
+        .stmts = store_stmts, .nstmts = store_nstmts, .pool = &s.db, .relay = &s.relay,
+        .routes = api_routes, .nroutes = api_nroutes, .health = api_health,
+    };
     if (svc_run(&sv, err, sizeof(err)) != 0)
         svc_die(SALES_SERVICE, "%s", err);
     return 0;

@@ -28,7 +28,6 @@ static const char *const consumed_topics[] = { "stock.replenished" };
 int main(void)
 {
     struct stock s;
-    svc_t sv;
     char err[1024];
 
     memset(&s, 0, sizeof(s));
@@ -41,18 +40,12 @@ int main(void)
     s.consumer_opts.handler = handlers_replenished;
     s.consumer_opts.ctx = &s;
 
-    memset(&sv, 0, sizeof(sv));
-    sv.name = STOCK_SERVICE;
-    sv.cfg = &s.cfg.svc;
-    sv.stmts = store_stmts;
-    sv.nstmts = store_nstmts;
-    sv.pool = &s.db;
-    sv.consumer_opts = &s.consumer_opts;
-    sv.consumer = &s.consumer;
-    sv.routes = api_routes;
-    sv.nroutes = api_nroutes;
-    sv.health = api_health;
-    sv.ctx = &s;
+    const svc_t sv = {
+        .name = STOCK_SERVICE, .cfg = &s.cfg.svc, .ctx = &s,
+        .stmts = store_stmts, .nstmts = store_nstmts, .pool = &s.db,
+        .consumer_opts = &s.consumer_opts, .consumer = &s.consumer,
+        .routes = api_routes, .nroutes = api_nroutes, .health = api_health,
+    };
     if (svc_run(&sv, err, sizeof(err)) != 0)
         svc_die(STOCK_SERVICE, "%s", err);
     return 0;

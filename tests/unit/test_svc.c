@@ -188,10 +188,10 @@ static void test_run_bad_database_url(void **state)
     s.cfg = &c;
     s.pool = &pool;
     s.relay = &relay;
-    s.before_consumer.start = hook_start;
-    s.before_consumer.stop = hook_stop;
-    s.after_consumer.start = hook_start;
-    s.after_consumer.stop = hook_stop;
+    s.before_consumer[0].start = hook_start;
+    s.before_consumer[0].stop = hook_stop;
+    s.after_consumer[0].start = hook_start;
+    s.after_consumer[0].stop = hook_stop;
     hook_calls = 0;
     assert_int_equal(svc_run(&s, err, sizeof(err)), -1);
     assert_int_equal(strncmp(err, "DATABASE_URL: ", 14), 0);
