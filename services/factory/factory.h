@@ -12,6 +12,7 @@
 #include "kafka.h"
 #include "outbox.h"
 #include "retry.h"
+#include "svc.h"
 
 #include <curl/curl.h>
 
@@ -21,17 +22,11 @@
 #define FACTORY_DELIVERY_MAX 1000000
 
 struct config {
-    const char *database_url;
-    const char *kafka_bootstrap;
-    const char *http_bind;
+    svc_config_t svc;           /* the common settings (svc_config_read) */
+    long long db_wait_ms;       /* = svc.db_wait_ms, where routes and handlers read it */
     const char *group;
     const char *legacy_url;     /* LEGACY_FACTORY_URL */
     const char *callback_url;   /* FACTORY_CALLBACK_URL: how the legacy factory reaches us */
-    int port;
-    int db_pool_size;
-    long long db_wait_ms;
-    long long topics_wait_ms;
-    long long outbox_poll_ms;
     long long connect_timeout_ms;
     long long call_timeout_ms;
     long long delivery_timeout_ms;

@@ -2,34 +2,26 @@
  * (retried until a deadline, else an "unavailable today" notice) and back-in-stock alerts. */
 #include "notifier.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <curl/curl.h>
 
 #include "cfg.h"
-#include "log.h"
 #include "phone.h"
 #include "svc.h"
-#include "topics.h"
+
+static const svc_config_spec_t settings = {
+    .port_var = "NOTIFIER_PORT", .port_def = 8083, .pool_def = 16, .pool_min = 4, .outbox = 1,
+};
 
 static void config_read(struct config *c)
 {
     char err[512];
-    long long pool, conc, attempts, initial, max, timeout;
+    long long conc, attempts, initial, max, timeout;
 
-    if (cfg_str("DATABASE_URL", NULL, &c->database_url, err, sizeof(err)) != 0 ||
-        cfg_str("KAFKA_BOOTSTRAP", NULL, &c->kafka_bootstrap, err, sizeof(err)) != 0 ||
+    if (svc_config_read(&settings, &c->svc, err, sizeof(err)) != 0 ||
         cfg_str("ADMIN_TOKEN", NULL, &c->admin_token, err, sizeof(err)) != 0 ||
-        cfg_str("HTTP_BIND", "127.0.0.1", &c->http_bind, err, sizeof(err)) != 0 ||
-        cfg_port("NOTIFIER_PORT", 8083, &c->port, err, sizeof(err)) != 0 ||
-        cfg_int("DB_POOL_SIZE", 16, 4, 256, &pool, err, sizeof(err)) != 0 ||
-        cfg_duration_ms("DB_WAIT", "5s", 1, 60000, &c->db_wait_ms, err, sizeof(err)) != 0 ||
-        cfg_duration_ms("TOPICS_WAIT", "30s", 1000, 600000, &c->topics_wait_ms,
-                        err, sizeof(err)) != 0 ||
-        cfg_duration_ms("OUTBOX_POLL_INTERVAL", "5s", 10, 3600000, &c->outbox_poll_ms,
-                        err, sizeof(err)) != 0 ||
         cfg_str("BULLETIN_CRON", "40 9 * * *", &c->cron_text, err, sizeof(err)) != 0 ||
         cfg_url("BULLETIN_SOURCE_URL", "http://127.0.0.1:9102/daily", &c->source_url,
                 err, sizeof(err)) != 0 ||
@@ -72,14 +64,14 @@ static void config_read(struct config *c)
     if (!phone_sender_valid(c->sms.from))
         svc_die(NOTIFIER_SERVICE, "SMS_FROM: must be an E.164 number or 1 to 11 letters, "
                 "digits and spaces with a letter");
-    if (pool < conc + 3)
-        svc_die(NOTIFIER_SERVICE, "DB_POOL_SIZE (%lld) must be at least SMS_CONCURRENCY + 3 "
-                "(%lld): each sender holds a connection", pool, conc + 3);
+    if (c->svc.db_pool_size < conc + 3)
+        svc_die(NOTIFIER_SERVICE, "DB_POOL_SIZE (%d) must be at least SMS_CONCURRENCY + 3 "
+                "(%lld): each sender holds a connection", c->svc.db_pool_size, conc + 3);
     if (cron_parse(c->cron_text, &c->cron, err, sizeof(err)) != 0)
         svc_die(NOTIFIER_SERVICE, "BULLETIN_CRON: %s", err);
     if (cron_parse_deadline(c->deadline_text, &c->deadline, err, sizeof(err)) != 0)
         svc_die(NOTIFIER_SERVICE, "BULLETIN_DEADLINE: %s", err);
-    c->db_pool_size = (int)pool;
+    c->db_wait_ms = c->svc.db_wait_ms;
     c->sms.timeout_ms = (long)timeout;
     c->sms_concurrency = (int)conc;
     c->sms_max_attempts = (int)attempts;
@@ -102,84 +94,101 @@ static void zone_open(struct config *c)
         svc_die(NOTIFIER_SERVICE, "BULLETIN_TZ: %s", err);
 }
 
+/* Before the consumer and stopped after it: the consumer thread's curl handle (for the
+ * feed), then the senders. After the consumer and stopped before it: the BULLETIN_CRON
+ * clock. */
+static int curl_start(void *ctx, char *errstr, size_t errstr_size)
+{
+    struct notifier *n = ctx;
+
+    if ((n->curl = curl_easy_init()) == NULL)
+        snprintf(errstr, errstr_size, "curl_easy_init failed");
+    return n->curl != NULL ? 0 : -1;
+}
+
+static void curl_stop(void *ctx)
+{
+    struct notifier *n = ctx;
+
+    curl_easy_cleanup(n->curl);
+    n->curl = NULL;
+}
+
+static int senders_start(void *ctx, char *errstr, size_t errstr_size)
+{
+    struct notifier *n = ctx;
+
+    return (n->sender = sender_start(n, errstr, errstr_size)) != NULL ? 0 : -1;
+}
+
+static void senders_stop(void *ctx)
+{
+    struct notifier *n = ctx;
+
+    sender_stop(n->sender);
+    n->sender = NULL;
+}
+
+static int clock_start(void *ctx, char *errstr, size_t errstr_size)
+{
+    struct notifier *n = ctx;
+
+    return (n->scheduler = scheduler_start(n, errstr, errstr_size)) != NULL ? 0 : -1;
+}
+
+static void clock_stop(void *ctx)
+{
+    struct notifier *n = ctx;
+
+    scheduler_stop(n->scheduler);
+    n->scheduler = NULL;
+}
+
+static void describe(void *ctx, strbuf_t *line)
+{
+    const struct notifier *n = ctx;
+
+    strbuf_addf(line, " bulletin_cron=\"%s\" bulletin_tz=%s next_run=%lld deadline=%s "
+                "retry_interval_ms=%lld source=%s fallback=%s sms_gateway=%s senders=%d",
+                n->cfg.cron_text, cron_zone_name(n->cfg.zone), (long long)scheduler_next(n),
+                n->cfg.deadline_text, n->cfg.retry_interval_ms, n->cfg.source_url,
+                n->cfg.fallback_url != NULL ? n->cfg.fallback_url : "none",
+                n->cfg.sms.gateway_url, n->cfg.sms_concurrency);
+}
+
 static const char *const consumed_topics[] = { NOTIFIER_TOPIC, "stock.replenished" };
 
 int main(void)
 {
     struct notifier n;
-    http_server_t *http;
-    outbox_relay_opts_t ro;
-    char err[512];
-    int sig;
+    char err[1024];
 
     memset(&n, 0, sizeof(n));
-    if (svc_block_signals(err, sizeof(err)) != 0)
-        svc_die(NOTIFIER_SERVICE, "%s", err);
-    if (log_init(NOTIFIER_SERVICE) != 0)
-        svc_die(NOTIFIER_SERVICE, "LOG_LEVEL: must be debug, info, warn or error");
+    svc_init(NOTIFIER_SERVICE);
     config_read(&n.cfg);
     zone_open(&n.cfg);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         svc_die(NOTIFIER_SERVICE, "curl_global_init failed");
 
-    n.db = db_pool_new(n.cfg.database_url, n.cfg.db_pool_size, store_stmts, store_nstmts,
-                       err, sizeof(err));
-    if (n.db == NULL)
-        svc_die(NOTIFIER_SERVICE, "DATABASE_URL: %s", err);
-    if (topics_service_ready(n.cfg.kafka_bootstrap, NOTIFIER_SERVICE,
-                             (int)n.cfg.topics_wait_ms, err, sizeof(err)) != 0)
-        svc_die(NOTIFIER_SERVICE, "%s", err);
-
-    memset(&ro, 0, sizeof(ro));
-    ro.conninfo = n.cfg.database_url;
-    ro.bootstrap = n.cfg.kafka_bootstrap;
-    ro.producer = NOTIFIER_SERVICE;
-    ro.poll_ms = n.cfg.outbox_poll_ms;
-    n.relay = outbox_relay_start(&ro, err, sizeof(err));
-    if (n.relay == NULL)
-        svc_die(NOTIFIER_SERVICE, "outbox relay: %s", err);
-    if ((n.curl = curl_easy_init()) == NULL)
-        svc_die(NOTIFIER_SERVICE, "curl_easy_init failed");
-    if ((n.sender = sender_start(&n, err, sizeof(err))) == NULL)
-        svc_die(NOTIFIER_SERVICE, "sender: %s", err);
-
-    n.consumer_opts.bootstrap = n.cfg.kafka_bootstrap;
     n.consumer_opts.group = NOTIFIER_GROUP;
-    n.consumer_opts.client_id = NOTIFIER_SERVICE;
     n.consumer_opts.topics = consumed_topics;
     n.consumer_opts.ntopics = sizeof(consumed_topics) / sizeof(consumed_topics[0]);
     n.consumer_opts.handler = handlers_record;
     n.consumer_opts.ctx = &n;
     n.consumer_opts.policy = &n.cfg.retry;
-    n.consumer = kafka_consumer_start(&n.consumer_opts, err, sizeof(err));
-    if (n.consumer == NULL)
-        svc_die(NOTIFIER_SERVICE, "consumer: %s", err);
-    if ((n.scheduler = scheduler_start(&n, err, sizeof(err))) == NULL)
-        svc_die(NOTIFIER_SERVICE, "scheduler: %s", err);
 
-    http = http_server_start(n.cfg.http_bind, n.cfg.port, api_routes, api_nroutes, api_health,
-                             &n, err, sizeof(err));
-    if (http == NULL)
-        svc_die(NOTIFIER_SERVICE, "HTTP server on %s:%d: %s", n.cfg.http_bind, n.cfg.port, err);
-    log_info("started port=%d bind=%s bulletin_cron=\"%s\" bulletin_tz=%s next_run=%lld "
-             "deadline=%s retry_interval_ms=%lld source=%s fallback=%s sms_gateway=%s "
-             "senders=%d", n.cfg.port, n.cfg.http_bind, n.cfg.cron_text,
-             cron_zone_name(n.cfg.zone), (long long)scheduler_next(&n), n.cfg.deadline_text,
-             n.cfg.retry_interval_ms, n.cfg.source_url,
-             n.cfg.fallback_url != NULL ? n.cfg.fallback_url : "none", n.cfg.sms.gateway_url,
-             n.cfg.sms_concurrency);
-
-    sig = svc_wait_signal();
-    log_info("stopping signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    http_server_stop(http);
-    scheduler_stop(n.scheduler);
-    kafka_consumer_stop(n.consumer);
-    sender_stop(n.sender);
-    curl_easy_cleanup(n.curl);
-    outbox_relay_stop(n.relay);
-    db_pool_free(n.db);
+    const svc_t sv = {
+        .name = NOTIFIER_SERVICE, .cfg = &n.cfg.svc, .ctx = &n, .describe = describe,
+        .stmts = store_stmts, .nstmts = store_nstmts, .pool = &n.db, .relay = &n.relay,
+        .before_consumer = { { NULL, curl_start, curl_stop },
+                             { "sender", senders_start, senders_stop } },
+        .consumer_opts = &n.consumer_opts, .consumer = &n.consumer,
+        .after_consumer = { { "scheduler", clock_start, clock_stop } },
+        .routes = api_routes, .nroutes = api_nroutes, .health = api_health,
+    };
+    if (svc_run(&sv, err, sizeof(err)) != 0)
+        svc_die(NOTIFIER_SERVICE, "%s", err);
     cron_zone_close(n.cfg.zone);
     curl_global_cleanup();
-    log_info("stopped");
     return 0;
 }

@@ -19,6 +19,7 @@
 #include "outbox.h"
 #include "retry.h"
 #include "sms.h"
+#include "svc.h"
 
 #define NOTIFIER_SERVICE "notifier"
 #define NOTIFIER_GROUP "notifier"
@@ -31,15 +32,9 @@
 #define NOTIFIER_KEY_MAX 96           /* bytes of a message key, with the NUL */
 
 struct config {
-    const char *database_url;
-    const char *kafka_bootstrap;
+    svc_config_t svc;               /* the common settings (svc_config_read) */
+    long long db_wait_ms;           /* = svc.db_wait_ms, where the other files read it */
     const char *admin_token;
-    const char *http_bind;
-    int port;
-    int db_pool_size;
-    long long db_wait_ms;
-    long long topics_wait_ms;
-    long long outbox_poll_ms;
     /* The bulletin */
     const char *cron_text;          /* BULLETIN_CRON */
     cron_t cron;

@@ -12,6 +12,7 @@
 
 #include "db.h"
 #include "http.h"
+#include "svc.h"
 
 #define RETRY_SERVICE "retry"
 #define RS_TOPIC "retry"                 /* what the service consumes */
@@ -47,15 +48,12 @@
 #define RS_EPOCH_MS_MAX 253402300799999LL /* 9999-12-31T23:59:59.999Z */
 
 struct config {
-    const char *database_url;
-    const char *kafka_bootstrap;
-    const char *http_bind;
+    svc_config_t svc;           /* the common settings (svc_config_read) */
+    const char *database_url;   /* = svc.database_url, where the other files read it */
+    const char *kafka_bootstrap; /* = svc.kafka_bootstrap, likewise */
+    long long db_wait_ms;       /* = svc.db_wait_ms, likewise */
     const char *group;          /* RETRY_GROUP: this service's consumer group */
-    int port;
-    int db_pool_size;
     int batch;                  /* RETRY_BATCH: records per consumer batch / scheduler round */
-    long long db_wait_ms;
-    long long topics_wait_ms;
 };
 
 struct consumer;

@@ -10,6 +10,7 @@
 #include "http.h"
 #include "outbox.h"
 #include "sku.h"
+#include "svc.h"
 
 #define SALES_SERVICE "sales"
 #define SALES_SOURCE "/dozen/sales"
@@ -18,14 +19,8 @@
 #define ORDER_QUANTITY_MAX 1000
 
 struct config {
-    const char *database_url;
-    const char *kafka_bootstrap;
-    const char *http_bind;
-    int port;
-    int db_pool_size;
-    long long db_wait_ms;
-    long long outbox_poll_ms;
-    long long topics_wait_ms;
+    svc_config_t svc;           /* the common settings (svc_config_read) */
+    long long db_wait_ms;       /* = svc.db_wait_ms, where the routes read it */
 };
 
 struct sales {

@@ -9,21 +9,17 @@
 #include "db.h"
 #include "http.h"
 #include "kafka.h"
+#include "svc.h"
 
 #define STOCK_SERVICE "stock"
 #define STOCK_QUANTITY_MAX 1000000000LL
 #define STOCK_DELIVERY_MAX 1000000  /* largest quantity one replenishment may add */
 
 struct config {
-    const char *database_url;
-    const char *http_bind;
+    svc_config_t svc;           /* the common settings (svc_config_read) */
+    long long db_wait_ms;       /* = svc.db_wait_ms, where routes and handlers read it */
     const char *admin_token;
-    const char *kafka_bootstrap;
     const char *group;
-    int port;
-    int db_pool_size;
-    long long db_wait_ms;
-    long long topics_wait_ms;
 };
 
 struct stock {
