@@ -16,6 +16,8 @@
 #include <microhttpd.h>
 
 #include "log.h"
+#include "metrics.h"
+#include "strbuf.h"
 #include "util.h"
 
 #define HTTP_CONNECTION_TIMEOUT_S 30
@@ -30,6 +32,8 @@ struct http_server {
     size_t nroutes;
     http_health_fn health;
     void *ctx;                    /* borrowed, passed to handlers and health */
+    metrics_t *metrics;           /* borrowed; NULL: no /metrics, nothing counted */
+    metric_t *in_flight;
     pthread_mutex_t err_lock;     /* guards last_error: MHD logs from any thread */
     char last_error[512];         /* last message from MHD, for start-up errors */
 };
@@ -353,7 +357,7 @@ static void allow_add(char *allow, size_t allow_size, const char *method)
 }
 
 static enum MHD_Result serve_health(struct http_server *srv, struct MHD_Connection *conn,
-                                    const char *method, const char *log_path)
+                                    const char *method, const char *log_path, int *status)
 {
     http_response_t res;
     char err[256] = "";
@@ -375,7 +379,70 @@ static enum MHD_Result serve_health(struct http_server *srv, struct MHD_Connecti
         }
         http_json(&res, MHD_HTTP_SERVICE_UNAVAILABLE, body);
     }
+    *status = res.status;
     return send_response(conn, method, log_path, &res, NULL);
+}
+
+/* Queues a non-JSON answer (GET /metrics). */
+static enum MHD_Result send_text(struct MHD_Connection *conn, const char *method,
+                                 const char *log_path, int status, const char *content_type,
+                                 const char *data, size_t len)
+{
+    struct MHD_Response *mres;
+    enum MHD_Result ret = MHD_NO;
+
+    mres = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (mres != NULL &&
+        MHD_add_response_header(mres, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) == MHD_YES)
+        ret = MHD_queue_response(conn, (unsigned int)status, mres);
+    if (ret != MHD_YES)
+        log_error("http_queue_failed method=%s path=\"%s\" status=%d", method, log_path,
+                  status);
+    if (mres != NULL)
+        MHD_destroy_response(mres);
+    return ret;
+}
+
+static enum MHD_Result serve_metrics(struct http_server *srv, struct MHD_Connection *conn,
+                                     const char *method, const char *log_path)
+{
+    strbuf_t text;
+    enum MHD_Result ret;
+
+    strbuf_init(&text, 0);
+    if (metrics_render(srv->metrics, &text) != 0) {
+        strbuf_release(&text);
+        return send_error(conn, method, log_path, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                          "out of memory", NULL);
+    }
+    ret = send_text(conn, method, log_path, MHD_HTTP_OK, METRICS_CONTENT_TYPE, text.buf,
+                    text.len);
+    strbuf_release(&text);
+    return ret;
+}
+
+/* Counts one answered request (when the server has a registry). */
+static void count_request(struct http_server *srv, const char *route, const char *method,
+                          int status, int64_t start_ms)
+{
+    static const char *const known[] = { "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD" };
+    char labels[HTTP_LOG_PATH_MAX + 96];
+    const char *m = "other";
+    size_t i;
+
+    if (srv->metrics == NULL)
+        return;
+    for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(method, known[i]) == 0)
+            m = known[i];
+    snprintf(labels, sizeof(labels), "route=%s,method=%s,code=%dxx", route, m,
+             status >= 100 && status <= 599 ? status / 100 : 5);
+    metric_observe(metrics_histogram(srv->metrics, "dozen_http_request_duration_seconds",
+                                     "Time from a complete request to its queued answer, by "
+                                     "route template, method and status class.",
+                                     labels, metrics_latency_buckets,
+                                     metrics_latency_nbuckets),
+                   (double)(util_mono_ms() - start_ms) / 1000.0);
 }
 
 /* Routes a complete request and queues the answer. */
@@ -393,8 +460,13 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     enum split_result split;
     enum MHD_Result ret = MHD_NO;
 
+    int64_t start_ms = util_mono_ms();
+    const char *route_label = "unmatched";
+    int status = MHD_HTTP_NOT_FOUND;
+
     memset(&req, 0, sizeof(req));
     memset(&res, 0, sizeof(res));
+    metric_add(srv->in_flight, 1);
 
     if (rctx->raw_path[0] != '/') {
         ret = send_error(conn, log_method, log_path, MHD_HTTP_NOT_FOUND, "not found", NULL);
@@ -402,12 +474,14 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     }
     buf = malloc(strlen(rctx->raw_path) + 1);
     if (buf == NULL) {
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
         ret = send_error(conn, log_method, log_path, MHD_HTTP_INTERNAL_SERVER_ERROR,
                          "internal error", NULL);
         goto done;
     }
     split = split_path(rctx->raw_path, buf, seg, &nseg);
     if (split == SPLIT_BAD) {
+        status = MHD_HTTP_BAD_REQUEST;
         ret = send_error(conn, log_method, log_path, MHD_HTTP_BAD_REQUEST,
                          "malformed path: bad percent-encoding, an encoded '/' or NUL, "
                          "or a raw space or control character",
@@ -420,11 +494,26 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     }
 
     if (match_pattern("/healthz", seg, nseg, req.params, &req.nparams)) {
+        route_label = "/healthz";
+        status = MHD_HTTP_METHOD_NOT_ALLOWED;
         if (strcmp(method, "GET") == 0)
-            ret = serve_health(srv, conn, log_method, log_path);
+            ret = serve_health(srv, conn, log_method, log_path, &status);
         else
             ret = send_error(conn, log_method, log_path, MHD_HTTP_METHOD_NOT_ALLOWED,
                              "method not allowed", "GET");
+        goto done;
+    }
+    if (srv->metrics != NULL && match_pattern("/metrics", seg, nseg, req.params,
+                                              &req.nparams)) {
+        route_label = "/metrics";
+        status = MHD_HTTP_METHOD_NOT_ALLOWED;
+        if (strcmp(method, "GET") == 0) {
+            status = MHD_HTTP_OK;
+            ret = serve_metrics(srv, conn, log_method, log_path);
+        } else {
+            ret = send_error(conn, log_method, log_path, MHD_HTTP_METHOD_NOT_ALLOWED,
+                             "method not allowed", "GET");
+        }
         goto done;
     }
 
@@ -445,6 +534,8 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
 
     if (route == NULL) {
         if (allow[0] != '\0')
+            status = MHD_HTTP_METHOD_NOT_ALLOWED;
+        if (allow[0] != '\0')
             ret = send_error(conn, log_method, log_path, MHD_HTTP_METHOD_NOT_ALLOWED,
                              "method not allowed", allow);
         else
@@ -458,7 +549,9 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     req.body = rctx->body != NULL ? rctx->body : "";
     req.body_len = rctx->body_len;
     req.conn = conn;
+    route_label = route->pattern;
     route->fn(&req, &res, srv->ctx);
+    status = res.body != NULL ? res.status : MHD_HTTP_INTERNAL_SERVER_ERROR;
     if (res.drop) {
         /* MHD_NO from the access handler closes the connection without a response. */
         json_decref(res.body);
@@ -473,6 +566,8 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     ret = send_response(conn, log_method, log_path, &res, NULL);
 
 done:
+    count_request(srv, route_label, log_method, status, start_ms);
+    metric_add(srv->in_flight, -1);
     free(buf);
     return ret;
 }
@@ -628,6 +723,18 @@ http_server_t *http_server_start(const char *bind_addr, int port,
                                  http_health_fn health, void *ctx,
                                  char *errstr, size_t errstr_size)
 {
+    http_server_opts_t o = { bind_addr, port, routes, nroutes, health, ctx, NULL };
+
+    return http_server_start_opts(&o, errstr, errstr_size);
+}
+
+http_server_t *http_server_start_opts(const http_server_opts_t *opts,
+                                      char *errstr, size_t errstr_size)
+{
+    const char *bind_addr = opts->bind_addr;
+    int port = opts->port;
+    const http_route_t *routes = opts->routes;
+    size_t nroutes = opts->nroutes;
     struct http_server *srv = NULL;
     struct sockaddr_in sa;
     unsigned int flags;
@@ -671,8 +778,12 @@ http_server_t *http_server_start(const char *bind_addr, int port,
     lock_ready = 1;
     srv->routes = routes;
     srv->nroutes = nroutes;
-    srv->health = health;
-    srv->ctx = ctx;
+    srv->health = opts->health;
+    srv->ctx = opts->ctx;
+    srv->metrics = opts->metrics;
+    if (srv->metrics != NULL)
+        srv->in_flight = metrics_gauge(srv->metrics, "dozen_http_requests_in_flight",
+                                       "Requests being handled now.", NULL);
 
     flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
             MHD_USE_ERROR_LOG;

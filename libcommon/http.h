@@ -1,5 +1,5 @@
 /* http: an HTTP/JSON server on libmicrohttpd: routes by method and path, JSON bodies up to
- * 16 KiB, JSON errors, and GET /healthz. */
+ * 16 KiB, JSON errors, GET /healthz, and GET /metrics when given a metrics registry. */
 #ifndef DOZEN_HTTP_H
 #define DOZEN_HTTP_H
 
@@ -46,6 +46,26 @@ typedef struct http_route {
 } http_route_t;
 
 typedef struct http_server http_server_t;
+struct metrics;
+
+/* Everything http_server_start_opts takes; borrowed pointers must outlive the server. */
+typedef struct http_server_opts {
+    const char *bind_addr;
+    int port;
+    const http_route_t *routes;
+    size_t nroutes;
+    http_health_fn health;       /* may be NULL */
+    void *ctx;
+    struct metrics *metrics;     /* NULL, or: GET /metrics renders it, and every request is
+                                  * counted in dozen_http_request_duration_seconds{route,
+                                  * method,code} (route: the matched pattern, "/healthz",
+                                  * "/metrics" or "unmatched"; code: "2xx".."5xx") and
+                                  * dozen_http_requests_in_flight */
+} http_server_opts_t;
+
+/* http_server_start with every option; see there. */
+http_server_t *http_server_start_opts(const http_server_opts_t *opts,
+                                      char *errstr, size_t errstr_size);
 
 /* Starts a server on bind_addr:port (an IPv4 address such as "127.0.0.1" or "0.0.0.0"),
  * one thread per connection. Unknown path: 404; known path, wrong method: 405 with Allow;

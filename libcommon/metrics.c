@@ -311,7 +311,8 @@ metric_t *metrics_histogram(metrics_t *m, const char *name, const char *help,
 
 void metric_add(metric_t *s, double v)
 {
-    if (s == NULL || s->family->type == METRIC_HISTOGRAM || !(v >= 0))
+    if (s == NULL || s->family->type == METRIC_HISTOGRAM ||
+        (s->family->type == METRIC_COUNTER && !(v >= 0)))
         return;
     f64_add(&s->value, v);
 }

@@ -47,8 +47,8 @@ metric_t *metrics_histogram(metrics_t *m, const char *name, const char *help,
 extern const double metrics_latency_buckets[];
 extern const size_t metrics_latency_nbuckets;
 
-/* Adds v (>= 0) to a counter, or to a gauge. Accepts NULL (does nothing), so a caller that
- * could not create a series keeps working. */
+/* Adds v to a counter (v >= 0; a negative v is ignored) or to a gauge (any v). Accepts NULL
+ * (does nothing), so a caller that could not create a series keeps working. */
 void metric_add(metric_t *s, double v);
 
 /* Counter or gauge + 1. Accepts NULL. */
