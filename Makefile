@@ -55,9 +55,14 @@ UNIT_TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(PROGRAMS)
 
-$(BUILD)/%.o: %.c $(wildcard libcommon/*.h) $(wildcard services/*/*.h) $(wildcard tools/*/*.h)
+# Every object also writes its header dependencies (the compiler's -MMD -MP) next to it, as
+# a .d file that is included below: a changed header rebuilds exactly the objects that
+# include it.
+DEPFLAGS := -MMD -MP
+
+$(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(DEPFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
 $(LIBCOMMON): $(LIBCOMMON_OBJ)
 	@mkdir -p $(dir $@)
@@ -66,31 +71,58 @@ $(LIBCOMMON): $(LIBCOMMON_OBJ)
 # The objects of every .c file in a folder.
 objs_of = $(addprefix $(BUILD)/,$(subst .c,.o,$(wildcard $(1)/*.c)))
 
-# One program from the .c files of one folder and libcommon.
+# A program links the .c files of its own folder, libcommon, and the objects listed in
+# <program>_objs: code it shares with other programs, as source paths with .o, e.g.
+#   legacy-factory_objs := tools/standin/standin.o
+# (one line per program; a program without one links its folder and libcommon only).
+
+# The stand-ins' shared framework (tools/standin/standin.h), linked into each stand-in.
+legacy-factory_objs := tools/standin/standin.o
+open-data_objs      := tools/standin/standin.o
+sms-gateway_objs    := tools/standin/standin.o
+CFLAGS += -Itools/standin
+
 define program_rule
-$(BIN)/$(1): $(call objs_of,$(2)) $(LIBCOMMON)
+$(BIN)/$(1): $(call objs_of,$(2)) $(addprefix $(BUILD)/,$($(1)_objs)) $(LIBCOMMON)
 	@mkdir -p $(BIN)
 	$$(CC) $$(EXTRA_LDFLAGS) -o $$@ $$(filter-out %.a,$$^) $$(LIBCOMMON) $$(PKG_LIBS) $$(LDLIBS)
 endef
 $(foreach s,$(SERVICES),$(eval $(call program_rule,$(s),services/$(s))))
 $(foreach t,$(TOOLS),$(eval $(call program_rule,$(lastword $(subst :, ,$(t))),tools/$(firstword $(subst :, ,$(t))))))
 
-# The stand-ins' shared framework (tools/standin/standin.h), linked into each stand-in and
-# into their unit tests (tests/unit/test_standin.c links it through the rule below).
-STANDIN_OBJ := $(BUILD)/tools/standin/standin.o
-STANDINS    := legacy-factory open-data sms-gateway
-CFLAGS      += -Itools/standin
-$(STANDINS:%=$(BIN)/%) $(filter $(STANDINS:%=$(BUILD)/tests/test_%_%),$(UNIT_TESTS)): $(STANDIN_OBJ)
+# A unit test, tests/unit/test_<name>.c, builds $(BUILD)/tests/test_<name> from that file,
+# libcommon, and exactly the objects listed in test_<name>_objs below (source paths with
+# .o; nothing is linked because of the test's name). Its #include "x.h" is also searched in
+# the folders of those objects. A test without a line links libcommon alone; to link one
+# more object to a test, add it to the test's line.
+test_legacy-factory_state_objs := tools/legacy-factory/state.o tools/standin/standin.o
+test_notifier_bulletin_objs    := services/notifier/bulletin.o services/notifier/feed.o \
+                                  services/notifier/store.o
+test_notifier_feed_objs        := services/notifier/feed.o
+test_notifier_sms_objs         := services/notifier/sms.o
+test_open-data_daily_objs      := tools/open-data/daily.o
+test_open-data_state_objs      := tools/open-data/state.o tools/open-data/daily.o \
+                                  tools/standin/standin.o
+test_retry_record_objs         := services/retry/record.o
+test_sales_order_objs          := services/sales/order.o
+test_sms-gateway_form_objs     := tools/sms-gateway/form.o
+test_sms-gateway_message_objs  := tools/sms-gateway/message.o tools/sms-gateway/form.o
+test_sms-gateway_state_objs    := tools/sms-gateway/state.o tools/sms-gateway/message.o \
+                                  tools/sms-gateway/form.o tools/standin/standin.o
+test_standin_objs              := tools/standin/standin.o
 
-# Unit tests link libcommon and, for tests/unit/test_<name>_*.c, the objects but main.o
-# (the pure logic) of services/<name> or tools/<name>.
-.SECONDEXPANSION:
-unit_dir = $(wildcard services/$(firstword $(subst _, ,$(1))) tools/$(firstword $(subst _, ,$(1))))
-logic_of = $(filter-out %/main.o,$(call objs_of,$(call unit_dir,$(1))))
-$(BUILD)/tests/test_%: tests/unit/test_%.c $$(call logic_of,$$*) $(LIBCOMMON)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(addprefix -I,$(call unit_dir,$*)) $(EXTRA_LDFLAGS) \
-	    -o $@ $(filter-out %.a,$^) $(LIBCOMMON) $(PKG_LIBS) -lcmocka $(LDLIBS)
+define unit_rule
+$(BUILD)/tests/unit/$(1).o: CFLAGS += $(addprefix -I,$(sort $(patsubst %/,%,$(dir $($(1)_objs)))))
+$(BUILD)/tests/$(1): $(BUILD)/tests/unit/$(1).o $(addprefix $(BUILD)/,$($(1)_objs)) $(LIBCOMMON)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(EXTRA_LDFLAGS) -o $$@ $$(filter-out %.a,$$^) $(LIBCOMMON) $$(PKG_LIBS) -lcmocka \
+	    $$(LDLIBS)
+endef
+$(foreach t,$(UNIT_SRC:tests/unit/%.c=%),$(eval $(call unit_rule,$(t))))
+
+# The header dependencies of every object built so far (none before the first build).
+-include $(wildcard $(patsubst %.c,$(BUILD)/%.d,$(LIBCOMMON_SRC) $(wildcard services/*/*.c) \
+                                   $(wildcard tools/*/*.c) $(UNIT_SRC)))
 
 asan:
 	$(MAKE) BUILD=build-asan BIN=bin-asan \

@@ -1,73 +1,18 @@
-/* cron: 5-field cron expressions, IANA time zones through the C library, and deadlines. */
+/* cron: 5-field cron expressions, their next run in an IANA time zone (through tz.c), and
+ * deadlines. */
 #include "cron.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cfg.h"
+#include "tz.h"
 #include "util.h"
 
 #define SECS_PER_DAY INT64_C(86400)
-
-/* Larger than any UTC offset a zone has ever used (Asia/Manila's LMT, -15:56). */
-#define MAX_OFFSET_S (18 * 3600)
-
-struct cron_zone {
-    char name[CRON_ZONE_NAME_MAX + 1];
-    /* The TZ value: ':' and the absolute path of the zone file, so that the C library loads
-     * exactly the file cron_zone_open checked. */
-    char tz[sizeof(CRON_ZONEINFO_DIR) + CRON_ZONE_NAME_MAX + 2];
-};
-
-/* ---------------------------------------------------------------------------------------
- * Calendar arithmetic (proleptic Gregorian, no time zone). */
-
-static int is_leap(int64_t y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int days_in_month(int64_t y, int m)
-{
-    static const int days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-
-    return (m == 2 && is_leap(y)) ? 29 : days[m - 1];
-}
-
-/* Days from 1970-01-01 to y-m-d (Howard Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    int64_t era, yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* Day of week of a day number from days_from_civil, 0 = Sunday (1970-01-01 was a Thursday). */
-static int weekday_of(int64_t days)
-{
-    int64_t w = (days + 4) % 7;
-
-    return (int)(w < 0 ? w + 7 : w);
-}
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
 
 /* ---------------------------------------------------------------------------------------
  * Parsing. */
@@ -327,230 +272,25 @@ int cron_parse(const char *expr, cron_t *out, char *errstr, size_t errstr_size)
 }
 
 /* ---------------------------------------------------------------------------------------
- * Zones. */
-
-/* Returns 1 if name is a zone name we are willing to turn into a path, else 0 with errstr. */
-static int zone_name_ok(const char *name, char *errstr, size_t errstr_size)
-{
-    size_t len = strnlen(name, CRON_ZONE_NAME_MAX + 1), i, part = 0;
-
-    if (len == 0) {
-        util_errf(errstr, errstr_size, "time zone name is empty");
-        return 0;
-    }
-    if (len > CRON_ZONE_NAME_MAX) {
-        util_errf(errstr, errstr_size, "time zone name is longer than %d characters",
-                  CRON_ZONE_NAME_MAX);
-        return 0;
-    }
-    for (i = 0; i < len; i++) {
-        char c = name[i];
-
-        if (!is_alpha(c) && !is_digit(c) && c != '_' && c != '-' && c != '+' && c != '.' &&
-            c != '/') {
-            util_errf(errstr, errstr_size, "time zone name '%s' has a bad character "
-                      "(allowed: letters, digits and ._+-/)", name);
-            return 0;
-        }
-    }
-    /* Every '/'-separated part must be non-empty and neither "." nor "..": no absolute
-     * paths, no climbing out of the zoneinfo directory. */
-    for (i = 0; i <= len; i++) {
-        if (i < len && name[i] != '/')
-            continue;
-        if (i == part || (i - part == 1 && name[part] == '.') ||
-            (i - part == 2 && name[part] == '.' && name[part + 1] == '.')) {
-            util_errf(errstr, errstr_size, "time zone name '%s' is not an IANA zone name "
-                      "(such as Asia/Seoul)", name);
-            return 0;
-        }
-        part = i + 1;
-    }
-    if (strncmp(name, "right/", 6) == 0) {
-        util_errf(errstr, errstr_size, "time zone '%s' counts leap seconds: use '%s'",
-                  name, name + 6);
-        return 0;
-    }
-    return 1;
-}
+ * Zones: tz.c's, loaded once and immutable, so every conversion below is a pure function. */
 
 cron_zone_t *cron_zone_open(const char *name, char *errstr, size_t errstr_size)
 {
-    cron_zone_t *z = NULL, *ret = NULL;
-    char magic[4];
-    ssize_t n;
-    int fd = -1, len;
-
     if (name == NULL) {
         util_errf(errstr, errstr_size, "cron_zone_open: NULL name");
-        goto done;
+        return NULL;
     }
-    if (!zone_name_ok(name, errstr, errstr_size))
-        goto done;
-    z = calloc(1, sizeof(*z));
-    if (z == NULL) {
-        util_errf(errstr, errstr_size, "out of memory");
-        goto done;
-    }
-    len = snprintf(z->name, sizeof(z->name), "%s", name);
-    if (len < 0 || (size_t)len >= sizeof(z->name)) {
-        util_errf(errstr, errstr_size, "time zone name is too long");
-        goto done;
-    }
-    len = snprintf(z->tz, sizeof(z->tz), ":%s/%s", CRON_ZONEINFO_DIR, name);
-    if (len < 0 || (size_t)len >= sizeof(z->tz)) {
-        util_errf(errstr, errstr_size, "time zone name is too long");
-        goto done;
-    }
-    /* The C library silently falls back to UTC when it cannot load TZ's file: check it
-     * here, where the caller can still refuse to start. */
-    fd = open(z->tz + 1, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            util_errf(errstr, errstr_size, "unknown time zone '%s' (no %s; is tzdata "
-                      "installed?)", name, z->tz + 1);
-        else
-            util_errf(errstr, errstr_size, "time zone '%s': %s: %s", name, z->tz + 1,
-                      strerror(errno));
-        goto done;
-    }
-    do {
-        n = read(fd, magic, sizeof(magic));
-    } while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof(magic) || memcmp(magic, "TZif", 4) != 0) {
-        util_errf(errstr, errstr_size, "time zone '%s': %s is not a zone file", name,
-                  z->tz + 1);
-        goto done;
-    }
-    ret = z;
-    z = NULL; /* owned by the caller now */
-done:
-    if (fd >= 0)
-        close(fd);
-    free(z);
-    return ret;
+    return tz_zone_open(name, errstr, errstr_size);
 }
 
 void cron_zone_close(cron_zone_t *z)
 {
-    free(z);
+    tz_zone_close(z);
 }
 
 const char *cron_zone_name(const cron_zone_t *z)
 {
-    return z->name;
-}
-
-/* One lock for TZ: the C library's local time is process-wide state. */
-static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* What zone_enter replaced. */
-struct tz_saved {
-    int was_set;
-    char *value; /* owned; the previous TZ when was_set */
-};
-
-/* Takes tz_lock and makes z the C library's local zone. On success the caller must call
- * zone_leave(saved). Returns 0, or -1 with errstr (and the lock released). */
-static int zone_enter(const cron_zone_t *z, struct tz_saved *saved,
-                      char *errstr, size_t errstr_size)
-{
-    const char *old;
-
-    saved->was_set = 0;
-    saved->value = NULL;
-    if (pthread_mutex_lock(&tz_lock) != 0) {
-        util_errf(errstr, errstr_size, "time zone lock failed");
-        return -1;
-    }
-    old = getenv("TZ");
-    if (old != NULL) {
-        saved->value = strdup(old);
-        if (saved->value == NULL)
-            goto fail;
-        saved->was_set = 1;
-    }
-    if (setenv("TZ", z->tz, 1) != 0)
-        goto fail;
-    tzset();
-    return 0;
-fail:
-    free(saved->value);
-    saved->value = NULL;
-    pthread_mutex_unlock(&tz_lock);
-    util_errf(errstr, errstr_size, "time zone %s: out of memory", z->name);
-    return -1;
-}
-
-/* Restores the TZ that zone_enter replaced and releases the lock. Returns 0, or -1 with
- * errstr if TZ could not be restored. */
-static int zone_leave(struct tz_saved *saved, char *errstr, size_t errstr_size)
-{
-    int rc, err;
-
-    rc = saved->was_set ? setenv("TZ", saved->value, 1) : unsetenv("TZ");
-    err = errno;
-    tzset();
-    free(saved->value);
-    saved->value = NULL;
-    pthread_mutex_unlock(&tz_lock);
-    if (rc != 0) {
-        util_errf(errstr, errstr_size, "could not restore TZ: %s", strerror(err));
-        return -1;
-    }
-    return 0;
-}
-
-/* UTC offset in seconds of the current zone at instant t. Returns 0, or -1. Caller holds
- * the zone (zone_enter). */
-static int utc_offset(int64_t t, long *off)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-
-    if (localtime_r(&tt, &tm) == NULL)
-        return -1;
-    *off = tm.tm_gmtoff;
-    return 0;
-}
-
-/* Converts local wall-clock time L (seconds since 1970-01-01T00:00 local, i.e. the local
- * fields read as if they were UTC) to the first instant at which the wall clock reads L or
- * later: L's only occurrence, its first one in a fall-back overlap, or the end of a
- * spring-forward gap. Assumes at most one offset change within MAX_OFFSET_S of L. Returns 0
- * and *out (seconds since the epoch), or -1. Caller holds the zone. */
-static int local_to_instant(int64_t L, int64_t *out)
-{
-    int64_t lo = L - MAX_OFFSET_S, hi = L + MAX_OFFSET_S, mid, change, t1, t2;
-    long off_lo, off_hi, off_mid;
-
-    /* Every instant before lo reads earlier than L, every one after hi reads later. */
-    if (utc_offset(lo, &off_lo) != 0 || utc_offset(hi, &off_hi) != 0)
-        return -1;
-    if (off_lo == off_hi) {
-        *out = L - off_lo;
-        return 0;
-    }
-    /* One change in (lo, hi]: find its instant, the first second with the new offset. */
-    while (hi - lo > 1) {
-        mid = lo + (hi - lo) / 2;
-        if (utc_offset(mid, &off_mid) != 0)
-            return -1;
-        if (off_mid == off_lo)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    change = hi;
-    t1 = L - off_lo; /* L under the old offset */
-    t2 = L - off_hi; /* L under the new offset */
-    if (t1 < change)
-        *out = t1;     /* before the change (first occurrence if the clock goes back) */
-    else if (t2 >= change)
-        *out = t2;     /* after the change */
-    else
-        *out = change; /* in the gap the clock jumped over */
-    return 0;
+    return tz_zone_name(z);
 }
 
 static int day_matches(const cron_t *c, int month, int mday, int wday)
@@ -575,15 +315,13 @@ static int check_ms(int64_t ms, const char *what, char *errstr, size_t errstr_si
     return 0;
 }
 
+
 int cron_next(const cron_t *c, const cron_zone_t *z, int64_t after_ms, int64_t *next_ms,
               char *errstr, size_t errstr_size)
 {
-    struct tz_saved saved;
-    struct tm tm;
-    time_t tt;
-    int64_t after_s, local_after, day, t = 0;
-    int64_t y;
-    int m, d, wday, h, mi, found = 0, ret = -1;
+    tz_time_t now, lt;
+    int64_t after_s, local_after, day, L, t = 0;
+    int y, m, d, wday, h, mi;
     long i;
 
     if (c == NULL || z == NULL || next_ms == NULL) {
@@ -592,50 +330,49 @@ int cron_next(const cron_t *c, const cron_zone_t *z, int64_t after_ms, int64_t *
     }
     if (check_ms(after_ms, "cron_next: instant", errstr, errstr_size) != 0)
         return -1;
-    after_s = floor_div(after_ms, 1000);
-    if (zone_enter(z, &saved, errstr, errstr_size) != 0)
+    after_s = after_ms / 1000; /* after_ms >= 0: this is the floor */
+    if (tz_utc_to_local(z, after_s, &now) != 0) {
+        util_errf(errstr, errstr_size, "cron_next: local time failed");
         return -1;
-
-    tt = (time_t)after_s;
-    if (localtime_r(&tt, &tm) == NULL) {
-        util_errf(errstr, errstr_size, "cron_next: localtime failed");
-        goto done;
     }
     /* Local times up to the wall-clock reading of after_s first occur at or before it:
      * start with the next one. */
-    local_after = after_s + tm.tm_gmtoff;
-    y = (int64_t)tm.tm_year + 1900;
-    m = tm.tm_mon + 1;
-    d = tm.tm_mday;
-    day = days_from_civil(y, m, d);
-    wday = weekday_of(day);
+    local_after = after_s + now.utoff;
+    y = now.year;
+    m = now.month;
+    d = now.day;
+    wday = now.wday;
+    day = tz_days_from_civil(y, m, d);
 
-    for (i = 0; i <= CRON_SEARCH_DAYS && !found; i++) {
-        if (day_matches(c, m, d, wday)) {
-            for (h = 0; h < 24 && !found; h++) {
-                if (!(c->hours & (UINT32_C(1) << h)))
+    for (i = 0; i <= CRON_SEARCH_DAYS; i++) {
+        for (h = 0; h < 24; h++) {
+            if (!(c->hours & (UINT32_C(1) << h)) || !day_matches(c, m, d, wday))
+                continue;
+            for (mi = 0; mi < 60; mi++) {
+                L = day * SECS_PER_DAY + h * 3600 + mi * 60;
+                if (!(c->minutes & (UINT64_C(1) << mi)) || L <= local_after)
                     continue;
-                for (mi = 0; mi < 60; mi++) {
-                    int64_t L = day * SECS_PER_DAY + h * 3600 + mi * 60;
-
-                    if (!(c->minutes & (UINT64_C(1) << mi)) || L <= local_after)
-                        continue;
-                    if (local_to_instant(L, &t) != 0) {
-                        util_errf(errstr, errstr_size, "cron_next: localtime failed");
-                        goto done;
-                    }
-                    /* Local times map to instants in order, so the first one past after_s
-                     * is the answer. */
-                    if (t > after_s) {
-                        found = 1;
-                        break;
-                    }
+                memset(&lt, 0, sizeof(lt));
+                lt.year = y;
+                lt.month = m;
+                lt.day = d;
+                lt.hour = h;
+                lt.minute = mi;
+                if (tz_local_to_utc(z, &lt, &t) != 0) {
+                    util_errf(errstr, errstr_size, "cron_next: local time failed");
+                    return -1;
+                }
+                /* Local times map to instants in order, so the first one past after_s is
+                 * the answer. */
+                if (t > after_s) {
+                    *next_ms = t * 1000;
+                    return 0;
                 }
             }
         }
         day++;
         wday = (wday + 1) % 7;
-        if (++d > days_in_month(y, m)) {
+        if (++d > tz_days_in_month(y, m)) {
             d = 1;
             if (++m > 12) {
                 m = 1;
@@ -643,48 +380,28 @@ int cron_next(const cron_t *c, const cron_zone_t *z, int64_t after_ms, int64_t *
             }
         }
     }
-    if (!found) {
-        util_errf(errstr, errstr_size, "no match within 400 years (is the day-of-month "
-                  "possible in the months given?)");
-        goto done;
-    }
-    *next_ms = t * 1000;
-    ret = 0;
-done:
-    if (zone_leave(&saved, errstr, errstr_size) != 0)
-        ret = -1;
-    return ret;
+    util_errf(errstr, errstr_size, "no match within 400 years (is the day-of-month possible "
+              "in the months given?)");
+    return -1;
 }
 
 int cron_local_date(const cron_zone_t *z, int64_t at_ms, char out[11])
 {
-    struct tz_saved saved;
-    struct tm tm;
-    time_t tt;
-    int n, ret = -1;
+    tz_time_t lt;
+    int n;
 
     if (out == NULL)
         return -1;
     out[0] = '\0';
-    if (z == NULL || at_ms < CRON_MIN_MS || at_ms > CRON_MAX_MS)
+    if (z == NULL || at_ms < CRON_MIN_MS || at_ms > CRON_MAX_MS ||
+        tz_utc_to_local(z, at_ms / 1000, &lt) != 0)
         return -1;
-    if (zone_enter(z, &saved, NULL, 0) != 0)
-        return -1;
-    tt = (time_t)floor_div(at_ms, 1000);
-    if (localtime_r(&tt, &tm) == NULL)
-        goto done;
-    n = snprintf(out, 11, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    n = snprintf(out, 11, "%04d-%02d-%02d", lt.year, lt.month, lt.day);
     if (n < 0 || n >= 11) {
         out[0] = '\0';
-        goto done;
+        return -1;
     }
-    ret = 0;
-done:
-    if (zone_leave(&saved, NULL, 0) != 0) {
-        out[0] = '\0';
-        ret = -1;
-    }
-    return ret;
+    return 0;
 }
 
 /* Parses exactly "YYYY-MM-DD" (a real date, years 1970..9999). Returns 0, or -1. */
@@ -703,7 +420,8 @@ static int parse_date(const char *s, int *y, int *m, int *d)
             return -1;
         v[k] = v[k] * 10 + (s[i] - '0');
     }
-    if (v[0] < 1970 || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > days_in_month(v[0], v[1]))
+    if (v[0] < 1970 || v[1] < 1 || v[1] > 12 || v[2] < 1 ||
+        v[2] > tz_days_in_month(v[0], v[1]))
         return -1;
     *y = v[0];
     *m = v[1];
@@ -714,15 +432,15 @@ static int parse_date(const char *s, int *y, int *m, int *d)
 int cron_local_time_ms(const cron_zone_t *z, const char *date, int hour, int minute,
                        int64_t *out_ms, char *errstr, size_t errstr_size)
 {
-    struct tz_saved saved;
+    tz_time_t lt;
     int64_t t = 0;
-    int y, m, d, ret = -1;
 
     if (z == NULL || date == NULL || out_ms == NULL) {
         util_errf(errstr, errstr_size, "cron_local_time_ms: NULL argument");
         return -1;
     }
-    if (parse_date(date, &y, &m, &d) != 0) {
+    memset(&lt, 0, sizeof(lt));
+    if (parse_date(date, &lt.year, &lt.month, &lt.day) != 0) {
         util_errf(errstr, errstr_size, "'%.16s' is not a date YYYY-MM-DD (1970..9999)", date);
         return -1;
     }
@@ -731,19 +449,14 @@ int cron_local_time_ms(const cron_zone_t *z, const char *date, int hour, int min
                   minute);
         return -1;
     }
-    if (zone_enter(z, &saved, errstr, errstr_size) != 0)
+    lt.hour = hour;
+    lt.minute = minute;
+    if (tz_local_to_utc(z, &lt, &t) != 0) {
+        util_errf(errstr, errstr_size, "cron_local_time_ms: local time failed");
         return -1;
-    if (local_to_instant(days_from_civil(y, m, d) * SECS_PER_DAY + hour * 3600 + minute * 60,
-                         &t) != 0) {
-        util_errf(errstr, errstr_size, "cron_local_time_ms: localtime failed");
-        goto done;
     }
     *out_ms = t * 1000;
-    ret = 0;
-done:
-    if (zone_leave(&saved, errstr, errstr_size) != 0)
-        ret = -1;
-    return ret;
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -800,9 +513,7 @@ int cron_parse_deadline(const char *text, cron_deadline_t *out, char *errstr,
 int cron_deadline_at(const cron_deadline_t *d, const cron_zone_t *z, int64_t run_ms,
                      int64_t *deadline_ms, char *errstr, size_t errstr_size)
 {
-    struct tz_saved saved;
-    struct tm tm;
-    time_t tt;
+    tz_time_t run;
     char date[11];
     int64_t at = 0;
 
@@ -833,15 +544,11 @@ int cron_deadline_at(const cron_deadline_t *d, const cron_zone_t *z, int64_t run
         return -1;
     if (at <= run_ms) {
         /* The run's local time, for the message. */
-        if (zone_enter(z, &saved, errstr, errstr_size) != 0)
-            return -1;
-        tt = (time_t)floor_div(run_ms, 1000);
-        if (localtime_r(&tt, &tm) == NULL)
-            memset(&tm, 0, sizeof(tm));
-        if (zone_leave(&saved, errstr, errstr_size) != 0)
-            return -1;
+        if (tz_utc_to_local(z, run_ms / 1000, &run) != 0)
+            memset(&run, 0, sizeof(run));
         util_errf(errstr, errstr_size, "deadline %02d:%02d is not after the run at %s "
-                  "%02d:%02d %s", d->hour, d->minute, date, tm.tm_hour, tm.tm_min, z->name);
+                  "%02d:%02d %s", d->hour, d->minute, date, run.hour, run.minute,
+                  tz_zone_name(z));
         return -1;
     }
     *deadline_ms = at;

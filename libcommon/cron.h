@@ -6,14 +6,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tz.h"
+
 /* Longest expression cron_parse accepts, in characters. */
 #define CRON_EXPR_MAX 1024
 
 /* Longest zone name cron_zone_open accepts ("America/Argentina/ComodRivadavia" is 32). */
-#define CRON_ZONE_NAME_MAX 128
+#define CRON_ZONE_NAME_MAX TZ_NAME_MAX
 
 /* Where cron_zone_open looks for zone files (Debian's tzdata package). */
-#define CRON_ZONEINFO_DIR "/usr/share/zoneinfo"
+#define CRON_ZONEINFO_DIR TZ_ZONEINFO_DIR
 
 /* cron_next searches this many days ahead: one 400-year Gregorian cycle, after which the
  * calendar repeats, so an expression with no match in it never matches. */
@@ -35,9 +37,9 @@ typedef struct cron {
     uint8_t dow_star;   /* 1 when the day-of-week field starts with '*' */
 } cron_t;
 
-/* An IANA time zone (opaque). Immutable once open: one handle may be used by any number of
- * threads at once. */
-typedef struct cron_zone cron_zone_t;
+/* An IANA time zone: tz.c's zone (opaque), so a tz_zone_t from tz_zone_open may be passed
+ * too. Immutable once open: one handle may be used by any number of threads at once. */
+typedef struct tz_zone cron_zone_t;
 
 enum cron_deadline_kind {
     CRON_DEADLINE_CLOCK, /* a local wall-clock time on the day of the run ("11:00") */
@@ -68,8 +70,8 @@ typedef struct cron_deadline {
  * ("0 0 31 2 *") is accepted here and reported by cron_next. */
 int cron_parse(const char *expr, cron_t *out, char *errstr, size_t errstr_size);
 
-/* Opens the IANA time zone name ("Asia/Seoul", "America/New_York", "UTC"): checks that
- * CRON_ZONEINFO_DIR/<name> is a zone file (TZif). Names with an empty, "." or ".." part, a
+/* Opens the IANA time zone name ("Asia/Seoul", "America/New_York", "UTC"): loads
+ * CRON_ZONEINFO_DIR/<name>, a zone file (TZif), once (tz_zone_open). Names with an empty, "." or ".." part, a
  * leading '/', characters other than letters, digits and "._+-/", or under "right/" (leap
  * seconds, which cron arithmetic does not count) are refused. Does not read the environment.
  * Returns a new handle that the caller owns and frees with cron_zone_close, or NULL with
@@ -77,19 +79,17 @@ int cron_parse(const char *expr, cron_t *out, char *errstr, size_t errstr_size);
  * installed?)". */
 cron_zone_t *cron_zone_open(const char *name, char *errstr, size_t errstr_size);
 
-/* Frees a zone handle. Accepts NULL. */
+/* Frees a zone handle (tz_zone_close). Accepts NULL. */
 void cron_zone_close(cron_zone_t *z);
 
 /* The zone's name as given to cron_zone_open. Borrowed: valid until cron_zone_close. */
 const char *cron_zone_name(const cron_zone_t *z);
 
 /* Conversions between instants and local time (cron_next, cron_local_date,
- * cron_local_time_ms, cron_deadline_at) use the C library's zone data: under one process-wide
- * mutex they set TZ to the zone, call tzset(), use localtime_r and restore the previous TZ
- * (unset if it was). They are serialized, may re-read the zone file each time (about 10 us
- * in all), and are not meant for hot paths. While one runs, code in other threads that calls localtime(), mktime(), tzset()
- * or getenv("TZ") / setenv() sees the zone being converted: such code must not run at the
- * same time (gmtime_r and util_rfc3339 are unaffected).
+ * cron_local_time_ms, cron_deadline_at) use the zone's own data, read once by
+ * cron_zone_open (tz.c): they are pure functions that take no lock and neither read nor
+ * change the environment (TZ) or the C library's local time, so they may run in any number
+ * of threads at once, next to code that uses localtime() or getenv().
  *
  * Daylight saving. A local time is run at the first instant at which the zone's wall clock
  * reads that time or later:
