@@ -9,16 +9,18 @@
 
 #include "db.h"
 #include "http.h"
+#include "events.h"
 #include "kafka.h"
 #include "outbox.h"
 #include "retry.h"
+#include "router.h"
 
 #include <curl/curl.h>
 
 #define FACTORY_SERVICE "factory"
 #define FACTORY_SOURCE "/dozen/factory"
-#define FACTORY_ORDER_ID_MAX 128
-#define FACTORY_DELIVERY_MAX 1000000
+#define FACTORY_ORDER_ID_MAX EVENT_FACTORY_ORDER_ID_MAX
+#define FACTORY_DELIVERY_MAX EVENT_DELIVERY_MAX
 
 struct config {
     const char *database_url;
@@ -46,6 +48,7 @@ struct factory {
     outbox_relay_t *relay;
     CURL *curl;                 /* the consumer thread's, for legacy_call */
     kafka_consumer_opts_t consumer_opts;
+    router_t router;
     kafka_consumer_t *consumer;
 };
 
@@ -125,7 +128,9 @@ int legacy_call(const struct config *cfg, CURL *curl, const struct claim *c, cha
 
 /* handlers.c: Kafka records */
 
-kafka_verdict_t handlers_depleted(const kafka_record_t *rec, void *ctx, kafka_outcome_t *out);
+/* The consumer's routes (stock.depleted); ctx is the struct factory. */
+extern const router_route_t handlers_routes[];
+extern const size_t handlers_nroutes;
 
 /* api.c: HTTP routes */
 

@@ -47,8 +47,6 @@ static void config_read(struct config *c)
     c->db_pool_size = (int)pool;
 }
 
-static const char *const consumed_topics[] = { "stock.depleted" };
-
 int main(void)
 {
     struct factory f;
@@ -89,10 +87,9 @@ int main(void)
     f.consumer_opts.bootstrap = f.cfg.kafka_bootstrap;
     f.consumer_opts.group = f.cfg.group;
     f.consumer_opts.client_id = FACTORY_SERVICE;
-    f.consumer_opts.topics = consumed_topics;
-    f.consumer_opts.ntopics = sizeof(consumed_topics) / sizeof(consumed_topics[0]);
-    f.consumer_opts.handler = handlers_depleted;
-    f.consumer_opts.ctx = &f;
+    if (router_bind(&f.router, handlers_routes, handlers_nroutes, &f, &f.consumer_opts,
+                    err, sizeof(err)) != 0)
+        svc_die(FACTORY_SERVICE, "consumer: %s", err);
     f.consumer_opts.policy = &f.cfg.retry;
     f.consumer = kafka_consumer_start(&f.consumer_opts, err, sizeof(err));
     if (f.consumer == NULL)

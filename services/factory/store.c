@@ -250,8 +250,9 @@ store_delivery_t store_deliver(PGconn *conn, const char *po, const char *token,
 {
     store_delivery_t out = DELIVERY_FAILED;
     PGresult *res = NULL;
-    json_t *data = NULL;
-    char *text = NULL, qty[24];
+    event_stock_replenished_t ev;
+    event_out_t out_ev = { 0 };
+    char qty[24];
     int committed = 0;
 
     order_id[0] = '\0';
@@ -287,15 +288,14 @@ store_delivery_t store_deliver(PGconn *conn, const char *po, const char *token,
         if (exec_only(conn, "po_delivered", 3, p, errstr, errstr_size) != 0)
             goto done;
     }
-    data = json_pack("{s:s, s:I, s:s, s:s}", "sku", sku, "quantity", (json_int_t)quantity,
-                     "production_order_id", order_id, "factory_order_id", factory_order_id);
-    text = data != NULL ? json_dumps(data, JSON_COMPACT) : NULL;
-    if (text == NULL) {
-        snprintf(errstr, errstr_size, "out of memory");
-        goto done;
-    }
-    if (outbox_add(conn, FACTORY_SERVICE, "stock.replenished", sku, "stock.replenished",
-                   FACTORY_SOURCE, text, NULL, errstr, errstr_size) != 0)
+    memset(&ev, 0, sizeof(ev));
+    snprintf(ev.sku, sizeof(ev.sku), "%s", sku);
+    ev.quantity = quantity;
+    snprintf(ev.production_order_id, sizeof(ev.production_order_id), "%s", order_id);
+    snprintf(ev.factory_order_id, sizeof(ev.factory_order_id), "%s", factory_order_id);
+    if (event_stock_replenished_pack(&ev, &out_ev, errstr, errstr_size) != 0 ||
+        outbox_add(conn, FACTORY_SERVICE, out_ev.spec->topic, out_ev.key, out_ev.spec->type,
+                   FACTORY_SOURCE, out_ev.text, NULL, errstr, errstr_size) != 0)
         goto done;
     if (db_commit(conn, errstr, errstr_size) != 0)
         goto done;
@@ -305,8 +305,7 @@ done:
     if (!committed)
         db_rollback(conn);
     PQclear(res);
-    json_decref(data);
-    free(text);
+    event_out_clear(&out_ev);
     return out;
 }
 

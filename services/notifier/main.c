@@ -102,8 +102,6 @@ static void zone_open(struct config *c)
         svc_die(NOTIFIER_SERVICE, "BULLETIN_TZ: %s", err);
 }
 
-static const char *const consumed_topics[] = { NOTIFIER_TOPIC, "stock.replenished" };
-
 int main(void)
 {
     struct notifier n;
@@ -146,10 +144,9 @@ int main(void)
     n.consumer_opts.bootstrap = n.cfg.kafka_bootstrap;
     n.consumer_opts.group = NOTIFIER_GROUP;
     n.consumer_opts.client_id = NOTIFIER_SERVICE;
-    n.consumer_opts.topics = consumed_topics;
-    n.consumer_opts.ntopics = sizeof(consumed_topics) / sizeof(consumed_topics[0]);
-    n.consumer_opts.handler = handlers_record;
-    n.consumer_opts.ctx = &n;
+    if (router_bind(&n.router, handlers_routes, handlers_nroutes, &n, &n.consumer_opts,
+                    err, sizeof(err)) != 0)
+        svc_die(NOTIFIER_SERVICE, "consumer: %s", err);
     n.consumer_opts.policy = &n.cfg.retry;
     n.consumer = kafka_consumer_start(&n.consumer_opts, err, sizeof(err));
     if (n.consumer == NULL)

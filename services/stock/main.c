@@ -31,8 +31,6 @@ static void config_read(struct config *c)
     c->db_pool_size = (int)n;
 }
 
-static const char *const consumed_topics[] = { "stock.replenished" };
-
 int main(void)
 {
     struct stock s;
@@ -58,10 +56,9 @@ int main(void)
     s.consumer_opts.bootstrap = s.cfg.kafka_bootstrap;
     s.consumer_opts.group = s.cfg.group;
     s.consumer_opts.client_id = STOCK_SERVICE;
-    s.consumer_opts.topics = consumed_topics;
-    s.consumer_opts.ntopics = sizeof(consumed_topics) / sizeof(consumed_topics[0]);
-    s.consumer_opts.handler = handlers_replenished;
-    s.consumer_opts.ctx = &s;
+    if (router_bind(&s.router, handlers_routes, handlers_nroutes, &s, &s.consumer_opts,
+                    err, sizeof(err)) != 0)
+        svc_die(STOCK_SERVICE, "consumer: %s", err);
     s.consumer = kafka_consumer_start(&s.consumer_opts, err, sizeof(err));
     if (s.consumer == NULL)
         svc_die(STOCK_SERVICE, "consumer: %s", err);

@@ -9,10 +9,10 @@
 #include "db.h"
 #include "http.h"
 #include "kafka.h"
+#include "router.h"
 
 #define STOCK_SERVICE "stock"
 #define STOCK_QUANTITY_MAX 1000000000LL
-#define STOCK_DELIVERY_MAX 1000000  /* largest quantity one replenishment may add */
 
 struct config {
     const char *database_url;
@@ -30,6 +30,7 @@ struct stock {
     struct config cfg;
     db_pool_t *db;
     kafka_consumer_opts_t consumer_opts;
+    router_t router;
     kafka_consumer_t *consumer;
 };
 
@@ -58,9 +59,9 @@ int store_replenish(PGconn *conn, const char *ce_id, const char *sku, long long 
 
 /* handlers.c: Kafka records */
 
-/* The consumer of stock.replenished. */
-kafka_verdict_t handlers_replenished(const kafka_record_t *rec, void *ctx,
-                                     kafka_outcome_t *out);
+/* The consumer's routes (stock.replenished); ctx is the struct stock. */
+extern const router_route_t handlers_routes[];
+extern const size_t handlers_nroutes;
 
 /* api.c: HTTP routes */
 
