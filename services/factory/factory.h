@@ -52,6 +52,40 @@ struct factory {
     kafka_consumer_t *consumer;
 };
 
+/* order_state.c: the production order's state machine (pure) */
+
+/* The states' names, as the production_orders.status column stores them (store.c's SQL
+ * uses these macros). */
+#define PO_PENDING_NAME "pending"
+#define PO_REQUESTED_NAME "requested"
+#define PO_DELIVERED_NAME "delivered"
+#define PO_FAILED_NAME "failed"
+
+typedef enum po_state {
+    PO_PENDING = 0,   /* to be called (or being called) for its depletion */
+    PO_REQUESTED,     /* the legacy factory accepted it; a delivery is awaited */
+    PO_DELIVERED,     /* delivered once; final */
+    PO_FAILED,        /* given up; a replayed depletion may reopen it */
+    PO_STATE_COUNT
+} po_state_t;
+
+typedef enum po_event {
+    PO_EV_CALLED,      /* the legacy factory accepted the order */
+    PO_EV_CALL_FAILED, /* a call failed: the order stays pending (attempts + 1) */
+    PO_EV_TAKEN_OVER,  /* requested longer than FACTORY_DELIVERY_TIMEOUT ago: ask again */
+    PO_EV_GIVEN_UP,    /* the retry service gave up on the depletion */
+    PO_EV_REOPENED,    /* the given-up depletion came again (a replay) */
+    PO_EV_DELIVERED    /* the delivery callback */
+} po_event_t;
+
+/* The name of a state, or NULL for a value out of range. */
+const char *po_state_name(po_state_t s);
+/* Reads a state name into *s. Returns 0, or -1 when name is no state. */
+int po_state_parse(const char *name, po_state_t *s);
+/* The one transition function: the state an order in from moves to on ev. Returns 0 with
+ * *to, or -1 when ev does not apply to an order in from (*to unchanged). */
+int po_transition(po_state_t from, po_event_t ev, po_state_t *to);
+
 /* store.c: SQL */
 
 extern const db_stmt_t store_stmts[];
