@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "events.h"
 #include "kafka.h"
 #include "log.h"
 #include "util.h"
@@ -14,12 +15,12 @@
  * suits the single-broker dev and compose set-ups. Dead letters are kept 14 days so an
  * operator can inspect and replay them; everything else uses the broker's retention. */
 const topic_spec_t topics_all[] = {
-    { "orders",            6, 1, -1LL,         "delete" },
-    { "stock.depleted",    6, 1, -1LL,         "delete" },
-    { "stock.replenished", 6, 1, -1LL,         "delete" },
+    { TOPIC_ORDERS,            6, 1, -1LL,         "delete" },
+    { TOPIC_STOCK_DEPLETED,    6, 1, -1LL,         "delete" },
+    { TOPIC_STOCK_REPLENISHED, 6, 1, -1LL,         "delete" },
     /* The notifier's daily bulletin runs (key: the local date), so that a run that must
      * wait for the feed is retried through the retry service like any record. */
-    { "bulletins",         3, 1, 2592000000LL, "delete" },
+    { TOPIC_BULLETINS,         3, 1, 2592000000LL, "delete" },
     { "retry",             3, 1, -1LL,         "delete" },
     { "dead-letter",       3, 1, 1209600000LL, "delete" },
     /* Redeliveries for one consumer group each (retry.<group>), written by the retry

@@ -94,14 +94,14 @@ static void list_orders(const http_request_t *req, http_response_t *res, void *c
     const char *sku = http_query(req, "sku"), *status = http_query(req, "status");
     PGconn *conn;
     json_t *list;
+    po_state_t st;
     char err[512];
 
     if (sku != NULL && !sku_valid(sku)) {
         http_error(res, 400, "sku must be " SKU_RULE);
         return;
     }
-    if (status != NULL && strcmp(status, "pending") != 0 && strcmp(status, "requested") != 0 &&
-        strcmp(status, "delivered") != 0 && strcmp(status, "failed") != 0) {
+    if (status != NULL && po_state_parse(status, &st) != 0) {
         http_error(res, 400, "status must be pending, requested, delivered or failed");
         return;
     }

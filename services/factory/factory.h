@@ -9,17 +9,19 @@
 
 #include "db.h"
 #include "http.h"
+#include "events.h"
 #include "kafka.h"
 #include "outbox.h"
 #include "retry.h"
 #include "svc.h"
+#include "router.h"
 
 #include <curl/curl.h>
 
 #define FACTORY_SERVICE "factory"
 #define FACTORY_SOURCE "/dozen/factory"
-#define FACTORY_ORDER_ID_MAX 128
-#define FACTORY_DELIVERY_MAX 1000000
+#define FACTORY_ORDER_ID_MAX EVENT_FACTORY_ORDER_ID_MAX
+#define FACTORY_DELIVERY_MAX EVENT_DELIVERY_MAX
 
 struct config {
     svc_config_t svc;           /* the common settings (svc_config_read) */
@@ -41,8 +43,43 @@ struct factory {
     outbox_relay_t *relay;
     CURL *curl;                 /* the consumer thread's, for legacy_call */
     kafka_consumer_opts_t consumer_opts;
+    router_t router;
     kafka_consumer_t *consumer;
 };
+
+/* order_state.c: the production order's state machine (pure) */
+
+/* The states' names, as the production_orders.status column stores them (store.c's SQL
+ * uses these macros). */
+#define PO_PENDING_NAME "pending"
+#define PO_REQUESTED_NAME "requested"
+#define PO_DELIVERED_NAME "delivered"
+#define PO_FAILED_NAME "failed"
+
+typedef enum po_state {
+    PO_PENDING = 0,   /* to be called (or being called) for its depletion */
+    PO_REQUESTED,     /* the legacy factory accepted it; a delivery is awaited */
+    PO_DELIVERED,     /* delivered once; final */
+    PO_FAILED,        /* given up; a replayed depletion may reopen it */
+    PO_STATE_COUNT
+} po_state_t;
+
+typedef enum po_event {
+    PO_EV_CALLED,      /* the legacy factory accepted the order */
+    PO_EV_CALL_FAILED, /* a call failed: the order stays pending (attempts + 1) */
+    PO_EV_TAKEN_OVER,  /* requested longer than FACTORY_DELIVERY_TIMEOUT ago: ask again */
+    PO_EV_GIVEN_UP,    /* the retry service gave up on the depletion */
+    PO_EV_REOPENED,    /* the given-up depletion came again (a replay) */
+    PO_EV_DELIVERED    /* the delivery callback */
+} po_event_t;
+
+/* The name of a state, or NULL for a value out of range. */
+const char *po_state_name(po_state_t s);
+/* Reads a state name into *s. Returns 0, or -1 when name is no state. */
+int po_state_parse(const char *name, po_state_t *s);
+/* The one transition function: the state an order in from moves to on ev. Returns 0 with
+ * *to, or -1 when ev does not apply to an order in from (*to unchanged). */
+int po_transition(po_state_t from, po_event_t ev, po_state_t *to);
 
 /* store.c: SQL */
 
@@ -120,7 +157,9 @@ int legacy_call(const struct config *cfg, CURL *curl, const struct claim *c, cha
 
 /* handlers.c: Kafka records */
 
-kafka_verdict_t handlers_depleted(const kafka_record_t *rec, void *ctx, kafka_outcome_t *out);
+/* The consumer's routes (stock.depleted); ctx is the struct factory. */
+extern const router_route_t handlers_routes[];
+extern const size_t handlers_nroutes;
 
 /* api.c: HTTP routes */
 

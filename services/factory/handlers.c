@@ -5,9 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "event.h"
+#include "events.h"
 #include "log.h"
-#include "sku.h"
 #include "util.h"
 
 /* The retry service gave up on a depletion: close its order so the SKU can be ordered again
@@ -32,27 +31,20 @@ static kafka_verdict_t give_up(struct factory *f, const kafka_record_t *rec,
     return KAFKA_DONE;
 }
 
-kafka_verdict_t handlers_depleted(const kafka_record_t *rec, void *ctx, kafka_outcome_t *out)
+static kafka_verdict_t depleted(const kafka_record_t *rec, void *ctx, kafka_outcome_t *out)
 {
     struct factory *f = ctx;
     kafka_verdict_t verdict = KAFKA_FAIL;
     event_meta_t meta;
-    json_t *data;
-    const char *sku;
+    event_stock_depleted_t ev;
+    const char *sku = ev.sku;
     PGconn *conn = NULL;
     struct claim c;
     char fo_id[FACTORY_ORDER_ID_MAX + 1], err[512];
     int called;
 
-    data = event_data_read(rec->msg, "stock.depleted", &meta, out->error, sizeof(out->error));
-    if (data == NULL) {
+    if (event_stock_depleted_parse(rec->msg, &meta, &ev, out->error, sizeof(out->error)) != 0) {
         snprintf(out->reason, sizeof(out->reason), "invalid_record");
-        goto done;
-    }
-    sku = json_string_value(json_object_get(data, "sku"));
-    if (sku == NULL || !sku_valid(sku)) {
-        snprintf(out->reason, sizeof(out->reason), "invalid_record");
-        snprintf(out->error, sizeof(out->error), "field 'sku' must be " SKU_RULE);
         goto done;
     }
     if (rec->expired != NULL) {
@@ -120,6 +112,10 @@ kafka_verdict_t handlers_depleted(const kafka_record_t *rec, void *ctx, kafka_ou
     }
 done:
     db_release(f->db, conn);
-    json_decref(data);
     return verdict;
 }
+
+const router_route_t handlers_routes[] = {
+    { EVENT_STOCK_DEPLETED, depleted },
+};
+const size_t handlers_nroutes = sizeof(handlers_routes) / sizeof(handlers_routes[0]);

@@ -65,8 +65,6 @@ static void describe(void *ctx, strbuf_t *line)
                 f->cfg.retry.max_attempts);
 }
 
-static const char *const consumed_topics[] = { "stock.depleted" };
-
 int main(void)
 {
     struct factory f;
@@ -79,10 +77,9 @@ int main(void)
         svc_die(FACTORY_SERVICE, "curl_global_init failed");
 
     f.consumer_opts.group = f.cfg.group;
-    f.consumer_opts.topics = consumed_topics;
-    f.consumer_opts.ntopics = sizeof(consumed_topics) / sizeof(consumed_topics[0]);
-    f.consumer_opts.handler = handlers_depleted;
-    f.consumer_opts.ctx = &f;
+    if (router_bind(&f.router, handlers_routes, handlers_nroutes, &f, &f.consumer_opts,
+                    err, sizeof(err)) != 0)
+        svc_die(FACTORY_SERVICE, "consumer: %s", err);
     f.consumer_opts.policy = &f.cfg.retry;
 
     /* Deliveries stop first (their events go through the relay), then the consumer. */

@@ -16,6 +16,12 @@
     "to_char(delivered_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "     \
     "delivered_quantity"
 
+/* A state name as an SQL literal. The transitions the statements make are the ones of
+ * po_transition (order_state.c): insert pending; pending -> requested (po_requested),
+ * pending -> pending (po_failed), requested -> pending (po_takeover), pending -> failed
+ * (po_give_up), failed -> pending (po_reopen), anything but delivered -> delivered. */
+#define Q(name) "'" name "'"
+
 const db_stmt_t store_stmts[] = {
     { "batch_of", "SELECT restock_batch FROM inventory WHERE sku = $1", 1 },
     { "seen",
@@ -23,37 +29,38 @@ const db_stmt_t store_stmts[] = {
     /* The SKU's open order, locked: at most one (the partial unique index). */
     { "po_open_lock",
       "SELECT id, status, depletion_ce_id::text, callback_token, quantity, "
-      "(status = 'requested' AND requested_at < now() - "
+      "(status = " Q(PO_REQUESTED_NAME) " AND requested_at < now() - "
       " make_interval(secs => $2::float8 / 1000)) "
-      "FROM production_orders WHERE sku = $1 AND status IN ('pending', 'requested') "
+      "FROM production_orders WHERE sku = $1 AND status IN (" Q(PO_PENDING_NAME) ", " Q(PO_REQUESTED_NAME) ") "
       "FOR UPDATE", 2 },
     /* A delivery newer than the depletion answered it already. */
     { "answered",
-      "SELECT 1 FROM production_orders WHERE sku = $1 AND status = 'delivered' "
+      "SELECT 1 FROM production_orders WHERE sku = $1 AND status = " Q(PO_DELIVERED_NAME) " "
       "AND delivered_at > $2::timestamptz LIMIT 1", 2 },
     { "po_reopen",
-      "UPDATE production_orders SET status = 'pending', last_error = NULL WHERE id = "
+      "UPDATE production_orders SET status = " Q(PO_PENDING_NAME) ", last_error = NULL WHERE id = "
       "(SELECT id FROM production_orders WHERE depletion_ce_id = $1::uuid "
-      " AND status = 'failed' ORDER BY created_at DESC LIMIT 1) "
+      " AND status = " Q(PO_FAILED_NAME) " ORDER BY created_at DESC LIMIT 1) "
       "RETURNING id, callback_token, quantity", 1 },
     { "po_insert",
       "INSERT INTO production_orders (id, sku, quantity, status, callback_token, "
-      "depletion_ce_id) VALUES ($1::uuid, $2, $3::int, 'pending', $4, $5::uuid) "
-      "ON CONFLICT (sku) WHERE status IN ('pending', 'requested') DO NOTHING "
+      "depletion_ce_id) VALUES ($1::uuid, $2, $3::int, " Q(PO_PENDING_NAME) ", $4, $5::uuid) "
+      "ON CONFLICT (sku) WHERE status IN (" Q(PO_PENDING_NAME) ", " Q(PO_REQUESTED_NAME) ") "
+      "DO NOTHING "
       "RETURNING id, callback_token, quantity", 5 },
     { "po_takeover",
-      "UPDATE production_orders SET status = 'pending', depletion_ce_id = $2::uuid "
+      "UPDATE production_orders SET status = " Q(PO_PENDING_NAME) ", depletion_ce_id = $2::uuid "
       "WHERE id = $1::uuid", 2 },
     { "po_requested",
-      "UPDATE production_orders SET status = 'requested', factory_order_id = $2, "
+      "UPDATE production_orders SET status = " Q(PO_REQUESTED_NAME) ", factory_order_id = $2, "
       "requested_at = now(), attempts = attempts + 1, last_error = NULL "
-      "WHERE id = $1::uuid AND status = 'pending'", 2 },
+      "WHERE id = $1::uuid AND status = " Q(PO_PENDING_NAME), 2 },
     { "po_failed",
       "UPDATE production_orders SET attempts = attempts + 1, last_error = $2 "
-      "WHERE id = $1::uuid AND status = 'pending'", 2 },
+      "WHERE id = $1::uuid AND status = " Q(PO_PENDING_NAME), 2 },
     { "po_give_up",
-      "UPDATE production_orders SET status = 'failed', last_error = $2 "
-      "WHERE depletion_ce_id = $1::uuid AND status = 'pending'", 2 },
+      "UPDATE production_orders SET status = " Q(PO_FAILED_NAME) ", last_error = $2 "
+      "WHERE depletion_ce_id = $1::uuid AND status = " Q(PO_PENDING_NAME), 2 },
     { "po_lock_id",
       "SELECT id, sku, status, callback_token FROM production_orders "
       "WHERE id = $1::uuid FOR UPDATE", 1 },
@@ -61,7 +68,7 @@ const db_stmt_t store_stmts[] = {
       "SELECT id, sku, status, callback_token FROM production_orders "
       "WHERE factory_order_id = $1 FOR UPDATE", 1 },
     { "po_delivered",
-      "UPDATE production_orders SET status = 'delivered', delivered_at = now(), "
+      "UPDATE production_orders SET status = " Q(PO_DELIVERED_NAME) ", delivered_at = now(), "
       "delivered_quantity = $2::int, factory_order_id = COALESCE(factory_order_id, $3) "
       "WHERE id = $1::uuid", 3 },
     { "po_list",
@@ -154,7 +161,9 @@ store_plan_t store_plan(PGconn *conn, const char *ce_id, const char *sku,
             goto done;
     }
     if (PQntuples(res) > 0) {
-        int mine = strcmp(PQgetvalue(res, 0, 1), "pending") == 0 &&
+        po_state_t st = PO_REQUESTED, to;
+        int mine = po_state_parse(PQgetvalue(res, 0, 1), &st) == 0 &&
+                   po_transition(st, PO_EV_CALLED, &to) == 0 &&
                    strcmp(PQgetvalue(res, 0, 2), ce_id) == 0;
         int stale = PQgetvalue(res, 0, 5)[0] == 't';
 
@@ -250,8 +259,10 @@ store_delivery_t store_deliver(PGconn *conn, const char *po, const char *token,
 {
     store_delivery_t out = DELIVERY_FAILED;
     PGresult *res = NULL;
-    json_t *data = NULL;
-    char *text = NULL, qty[24];
+    event_stock_replenished_t ev;
+    event_out_t out_ev = { 0 };
+    po_state_t st;
+    char qty[24];
     int committed = 0;
 
     order_id[0] = '\0';
@@ -270,8 +281,12 @@ store_delivery_t store_deliver(PGconn *conn, const char *po, const char *token,
         goto done;
     }
     snprintf(order_id, UTIL_UUID_LEN + 1, "%s", PQgetvalue(res, 0, 0));
-    if (strcmp(PQgetvalue(res, 0, 2), "delivered") == 0) {
-        out = DELIVERY_REPEATED;
+    if (po_state_parse(PQgetvalue(res, 0, 2), &st) != 0) {
+        snprintf(errstr, errstr_size, "production order %s has no known state", order_id);
+        goto done;
+    }
+    if (po_transition(st, PO_EV_DELIVERED, &st) != 0) {
+        out = DELIVERY_REPEATED; /* delivered before */
         goto done;
     }
     if (strcmp(PQgetvalue(res, 0, 1), sku) != 0) {
@@ -287,15 +302,14 @@ store_delivery_t store_deliver(PGconn *conn, const char *po, const char *token,
         if (exec_only(conn, "po_delivered", 3, p, errstr, errstr_size) != 0)
             goto done;
     }
-    data = json_pack("{s:s, s:I, s:s, s:s}", "sku", sku, "quantity", (json_int_t)quantity,
-                     "production_order_id", order_id, "factory_order_id", factory_order_id);
-    text = data != NULL ? json_dumps(data, JSON_COMPACT) : NULL;
-    if (text == NULL) {
-        snprintf(errstr, errstr_size, "out of memory");
-        goto done;
-    }
-    if (outbox_add(conn, FACTORY_SERVICE, "stock.replenished", sku, "stock.replenished",
-                   FACTORY_SOURCE, text, NULL, errstr, errstr_size) != 0)
+    memset(&ev, 0, sizeof(ev));
+    snprintf(ev.sku, sizeof(ev.sku), "%s", sku);
+    ev.quantity = quantity;
+    snprintf(ev.production_order_id, sizeof(ev.production_order_id), "%s", order_id);
+    snprintf(ev.factory_order_id, sizeof(ev.factory_order_id), "%s", factory_order_id);
+    if (event_stock_replenished_pack(&ev, &out_ev, errstr, errstr_size) != 0 ||
+        outbox_add(conn, FACTORY_SERVICE, out_ev.spec->topic, out_ev.key, out_ev.spec->type,
+                   FACTORY_SOURCE, out_ev.text, NULL, errstr, errstr_size) != 0)
         goto done;
     if (db_commit(conn, errstr, errstr_size) != 0)
         goto done;
@@ -305,8 +319,7 @@ done:
     if (!committed)
         db_rollback(conn);
     PQclear(res);
-    json_decref(data);
-    free(text);
+    event_out_clear(&out_ev);
     return out;
 }
 

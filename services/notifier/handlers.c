@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "event.h"
+#include "events.h"
 #include "log.h"
 #include "sku.h"
 #include "util.h"
@@ -46,14 +46,14 @@ static kafka_verdict_t give_up(struct notifier *n, PGconn *conn, const char *day
     }
 }
 
-static kafka_verdict_t bulletin(struct notifier *n, const kafka_record_t *rec,
-                                kafka_outcome_t *out)
+static kafka_verdict_t bulletin(const kafka_record_t *rec, void *ctx, kafka_outcome_t *out)
 {
+    struct notifier *n = ctx;
     kafka_verdict_t verdict = KAFKA_FAIL;
     event_meta_t meta;
-    json_t *data;
-    const char *day;
-    json_int_t deadline_ms;
+    event_bulletin_requested_t ev;
+    const char *day = ev.date;
+    long long deadline_ms;
     struct bulletin_view v;
     struct bulletin_failure fails[2];
     char why[2][512], body[4 * NOTIFIER_SMS_MAX + 1];
@@ -65,15 +65,13 @@ static kafka_verdict_t bulletin(struct notifier *n, const kafka_record_t *rec,
     long long created = 0;
     int64_t now, left;
 
-    data = event_data_read(rec->msg, NOTIFIER_EVENT, &meta, out->error, sizeof(out->error));
-    if (data == NULL) {
+    if (event_bulletin_requested_parse(rec->msg, &meta, &ev, out->error,
+                                       sizeof(out->error)) != 0) {
         snprintf(out->reason, sizeof(out->reason), "invalid_record");
         goto done;
     }
-    day = json_string_value(json_object_get(data, "date"));
-    deadline_ms = json_integer_value(json_object_get(data, "deadline_ms"));
-    if (day == NULL || !feed_date_valid(day) ||
-        !json_is_integer(json_object_get(data, "deadline_ms")) || deadline_ms <= 0) {
+    deadline_ms = ev.deadline_ms;
+    if (!feed_date_valid(day)) {
         snprintf(out->reason, sizeof(out->reason), "invalid_record");
         snprintf(out->error, sizeof(out->error),
                  "fields 'date' (YYYY-MM-DD) and 'deadline_ms' (> 0) are required");
@@ -168,29 +166,27 @@ static kafka_verdict_t bulletin(struct notifier *n, const kafka_record_t *rec,
     verdict = KAFKA_RETRY_LATER;
 done:
     db_release(n->db, conn);
-    json_decref(data);
     return verdict;
 }
 
-static kafka_verdict_t replenished(struct notifier *n, const kafka_record_t *rec,
+static kafka_verdict_t replenished(const kafka_record_t *rec, void *ctx,
                                    kafka_outcome_t *out)
 {
+    struct notifier *n = ctx;
     kafka_verdict_t verdict = KAFKA_FAIL;
     event_meta_t meta;
-    json_t *data;
-    const char *sku;
+    event_stock_replenished_t ev;
+    const char *sku = ev.sku;
     char body[4 * NOTIFIER_SMS_MAX + 1];
     PGconn *conn = NULL;
     long long created = 0;
 
-    data = event_data_read(rec->msg, "stock.replenished", &meta, out->error,
-                           sizeof(out->error));
-    if (data == NULL) {
+    if (event_stock_replenished_parse(rec->msg, &meta, &ev, out->error,
+                                      sizeof(out->error)) != 0) {
         snprintf(out->reason, sizeof(out->reason), "invalid_record");
         goto done;
     }
-    sku = json_string_value(json_object_get(data, "sku"));
-    if (sku == NULL || !sku_valid(sku) || bulletin_restock_text(sku, body, sizeof(body)) != 0) {
+    if (bulletin_restock_text(sku, body, sizeof(body)) != 0) {
         snprintf(out->reason, sizeof(out->reason), "invalid_record");
         snprintf(out->error, sizeof(out->error), "field 'sku' must be " SKU_RULE);
         goto done;
@@ -214,20 +210,11 @@ static kafka_verdict_t replenished(struct notifier *n, const kafka_record_t *rec
     verdict = KAFKA_DONE;
 done:
     db_release(n->db, conn);
-    json_decref(data);
     return verdict;
 }
 
-kafka_verdict_t handlers_record(const kafka_record_t *rec, void *ctx, kafka_outcome_t *out)
-{
-    struct notifier *n = ctx;
-
-    if (strcmp(rec->topic, NOTIFIER_TOPIC) == 0)
-        return bulletin(n, rec, out);
-    if (strcmp(rec->topic, "stock.replenished") == 0)
-        return replenished(n, rec, out);
-    snprintf(out->reason, sizeof(out->reason), "invalid_record");
-    snprintf(out->error, sizeof(out->error), "the notifier does not read topic %s",
-             rec->topic);
-    return KAFKA_FAIL;
-}
+const router_route_t handlers_routes[] = {
+    { EVENT_BULLETIN_REQUESTED, bulletin },
+    { EVENT_STOCK_REPLENISHED, replenished },
+};
+const size_t handlers_nroutes = sizeof(handlers_routes) / sizeof(handlers_routes[0]);

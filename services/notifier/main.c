@@ -156,8 +156,6 @@ static void describe(void *ctx, strbuf_t *line)
                 n->cfg.sms.gateway_url, n->cfg.sms_concurrency);
 }
 
-static const char *const consumed_topics[] = { NOTIFIER_TOPIC, "stock.replenished" };
-
 int main(void)
 {
     struct notifier n;
@@ -171,10 +169,9 @@ int main(void)
         svc_die(NOTIFIER_SERVICE, "curl_global_init failed");
 
     n.consumer_opts.group = NOTIFIER_GROUP;
-    n.consumer_opts.topics = consumed_topics;
-    n.consumer_opts.ntopics = sizeof(consumed_topics) / sizeof(consumed_topics[0]);
-    n.consumer_opts.handler = handlers_record;
-    n.consumer_opts.ctx = &n;
+    if (router_bind(&n.router, handlers_routes, handlers_nroutes, &n, &n.consumer_opts,
+                    err, sizeof(err)) != 0)
+        svc_die(NOTIFIER_SERVICE, "consumer: %s", err);
     n.consumer_opts.policy = &n.cfg.retry;
 
     const svc_t sv = {

@@ -18,14 +18,13 @@
 #include "kafka.h"
 #include "outbox.h"
 #include "retry.h"
+#include "router.h"
 #include "sms.h"
 #include "svc.h"
 
 #define NOTIFIER_SERVICE "notifier"
 #define NOTIFIER_GROUP "notifier"
 #define NOTIFIER_SOURCE "/dozen/notifier"
-#define NOTIFIER_TOPIC "bulletins"
-#define NOTIFIER_EVENT "bulletin.requested"
 #define NOTIFIER_SMS_MAX 160          /* characters of one message */
 #define NOTIFIER_NAME_MAX 100         /* characters of a subscriber's name */
 #define NOTIFIER_SKUS_MAX 100         /* SKUs in one POST /subscribers */
@@ -63,6 +62,7 @@ struct notifier {
     outbox_relay_t *relay;
     CURL *curl;                     /* the consumer thread's, for the feed */
     kafka_consumer_opts_t consumer_opts;
+    router_t router;
     kafka_consumer_t *consumer;
     struct sender *sender;
     struct scheduler *scheduler;
@@ -222,7 +222,10 @@ void sender_stop(struct sender *s);  /* accepts NULL */
 
 /* handlers.c: Kafka records */
 
-kafka_verdict_t handlers_record(const kafka_record_t *rec, void *ctx, kafka_outcome_t *out);
+/* The consumer's routes (bulletin.requested, stock.replenished); ctx is the struct
+ * notifier. */
+extern const router_route_t handlers_routes[];
+extern const size_t handlers_nroutes;
 
 /* api.c: HTTP routes */
 

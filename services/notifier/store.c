@@ -392,8 +392,8 @@ store_result_t store_bulletin_create(PGconn *conn, const char *day, const char *
     PGresult *res = NULL;
     char sched[24], dead[24], sched_at[32], dead_at[32];
     const char *p[4] = { day, trigger, sched, dead };
-    json_t *data = NULL;
-    char *payload = NULL;
+    event_bulletin_requested_t ev;
+    event_out_t out_ev = { 0 };
 
     *created = 0;
     if (out != NULL)
@@ -410,16 +410,16 @@ store_result_t store_bulletin_create(PGconn *conn, const char *day, const char *
             util_errf(errstr, errstr_size, "time out of range");
             goto done;
         }
-        data = json_pack("{s:s,s:s,s:s,s:I,s:s}", "date", day, "scheduled_at", sched_at,
-                         "deadline_at", dead_at, "deadline_ms", (json_int_t)deadline_ms,
-                         "trigger", trigger);
-        payload = data != NULL ? json_dumps(data, JSON_COMPACT) : NULL;
-        if (payload == NULL) {
-            util_errf(errstr, errstr_size, "out of memory");
-            goto done;
-        }
-        if (outbox_add(conn, NOTIFIER_SERVICE, NOTIFIER_TOPIC, day, NOTIFIER_EVENT,
-                       NOTIFIER_SOURCE, payload, NULL, errstr, errstr_size) != 0)
+        memset(&ev, 0, sizeof(ev));
+        snprintf(ev.date, sizeof(ev.date), "%s", day);
+        snprintf(ev.scheduled_at, sizeof(ev.scheduled_at), "%s", sched_at);
+        snprintf(ev.deadline_at, sizeof(ev.deadline_at), "%s", dead_at);
+        ev.deadline_ms = deadline_ms;
+        snprintf(ev.trigger, sizeof(ev.trigger), "%s", trigger);
+        if (event_bulletin_requested_pack(&ev, &out_ev, errstr, errstr_size) != 0 ||
+            outbox_add(conn, NOTIFIER_SERVICE, out_ev.spec->topic, out_ev.key,
+                       out_ev.spec->type, NOTIFIER_SOURCE, out_ev.text, NULL, errstr,
+                       errstr_size) != 0)
             goto done;
         *created = 1;
     }
@@ -438,8 +438,7 @@ done:
         }
     }
     PQclear(res);
-    json_decref(data);
-    free(payload);
+    event_out_clear(&out_ev);
     return r;
 }
 

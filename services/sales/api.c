@@ -14,10 +14,10 @@ static void post_order(const http_request_t *req, http_response_t *res, void *ct
     struct sales *s = ctx;
     order_request_t order;
     const char *key;
-    json_t *body = NULL, *answer = NULL;
+    json_t *body = NULL;
+    order_outcome_t outcome = { 0 };
     PGconn *conn = NULL;
     char err[512];
-    int status = 0;
 
     key = http_header(req, "Idempotency-Key");
     if (key != NULL && !order_idempotency_key_valid(key)) {
@@ -34,34 +34,25 @@ static void post_order(const http_request_t *req, http_response_t *res, void *ct
     }
 
     conn = db_acquire(s->db, (int)s->cfg.db_wait_ms, err, sizeof(err));
-    if (conn == NULL) {
+    if (conn == NULL ||
+        store_place_order(conn, &order, key, &outcome, err, sizeof(err)) != 0) {
         log_error("order_failed sku=%s error=\"%s\"", order.sku, err);
         http_error(res, 503, "database unavailable, try again");
         goto done;
     }
-    switch (store_place_order(conn, &order, key, &status, &answer, err, sizeof(err))) {
-    case STORE_ANSWERED:
-        log_info("order_answered sku=%s quantity=%d status=%d order_id=%s", order.sku,
-                 order.quantity, status,
-                 json_string_value(json_object_get(answer, "order_id")));
-        http_json(res, status, answer);
-        answer = NULL;
-        break;
-    case STORE_UNKNOWN_SKU:
-        http_error(res, 404, "unknown sku '%s'", order.sku);
-        break;
-    case STORE_KEY_REUSED:
-        http_error(res, 422, "Idempotency-Key was already used with a different request");
-        break;
-    case STORE_FAILED:
-        log_error("order_failed sku=%s error=\"%s\"", order.sku, err);
-        http_error(res, 503, "database unavailable, try again");
-        break;
+    if (outcome.body == NULL) {
+        http_error(res, outcome.status, "%s", outcome.error);
+        goto done;
     }
+    log_info("order_answered sku=%s quantity=%d status=%d order_id=%s", order.sku,
+             order.quantity, outcome.status,
+             json_string_value(json_object_get(outcome.body, "order_id")));
+    http_json(res, outcome.status, outcome.body);
+    outcome.body = NULL; /* http_json took it */
 done:
     db_release(s->db, conn);
     json_decref(body);
-    json_decref(answer);
+    order_outcome_clear(&outcome);
 }
 
 /* GET /orders/{id} */

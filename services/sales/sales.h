@@ -7,6 +7,7 @@
 #include <libpq-fe.h>
 
 #include "db.h"
+#include "events.h"
 #include "http.h"
 #include "outbox.h"
 #include "sku.h"
@@ -14,7 +15,7 @@
 
 #define SALES_SERVICE "sales"
 #define SALES_SOURCE "/dozen/sales"
-#define CUSTOMER_MAX 200
+#define CUSTOMER_MAX EVENT_CUSTOMER_MAX
 #define IDEMPOTENCY_KEY_MAX 255
 #define ORDER_QUANTITY_MAX 1000
 
@@ -29,7 +30,7 @@ struct sales {
     outbox_relay_t *relay;
 };
 
-/* order.c: validation of requests (pure, no I/O) */
+/* order.c: validation of requests and the decision on an order (pure, no I/O) */
 
 typedef struct order_request {
     char sku[SKU_MAX + 1];
@@ -49,24 +50,55 @@ int order_idempotency_key_valid(const char *key);
  * string the caller frees, or NULL if out of memory. */
 char *order_canonical(const order_request_t *req);
 
+/* What the database said about one order (store.c finds it, order_decide reads it). */
+typedef enum order_fact {
+    ORDER_TAKEN = 0,      /* the quantity was taken from the level */
+    ORDER_SHORT,          /* the level is lower than the quantity: nothing taken */
+    ORDER_SKU_UNKNOWN,    /* no such sku: nothing changed */
+    ORDER_KEY_REUSED      /* the Idempotency-Key came with another request: nothing changed */
+} order_fact_t;
+
+typedef struct order_facts {
+    order_fact_t fact;
+    char order_id[EVENT_UUID_SIZE];  /* TAKEN, SHORT: the new order's id */
+    long long level;      /* TAKEN: the level after the order; SHORT: the level the refusal
+                           * was decided on */
+} order_facts_t;
+
+#define ORDER_EVENTS_MAX 2
+
+/* The outcome of an order: the answer, the order row's status and the events to write. */
+typedef struct order_outcome {
+    int status;                     /* the HTTP status */
+    const char *state;              /* the order row's status; NULL: no row is written */
+    json_t *body;                   /* the answer (owned), or NULL when error is the answer */
+    char error[160];                /* an error answer's text when body is NULL */
+    size_t nevents;
+    event_out_t events[ORDER_EVENTS_MAX]; /* owned */
+} order_outcome_t;
+
+/* Decides what an order req with facts leads to: 201 and order.completed when taken; 409,
+ * order.rejected and stock.depleted when short; 404 for an unknown sku; 422 for a reused
+ * Idempotency-Key. Fills out (free it with order_outcome_clear). Returns 0, or -1 with
+ * errstr when out of memory. */
+int order_decide(const order_request_t *req, const order_facts_t *facts,
+                 order_outcome_t *out, char *errstr, size_t errstr_size);
+
+/* Frees what out owns and empties it. Accepts NULL. */
+void order_outcome_clear(order_outcome_t *out);
+
 /* store.c: SQL */
 
 extern const db_stmt_t store_stmts[];
 extern const size_t store_nstmts;
 
-typedef enum store_outcome {
-    STORE_ANSWERED = 0,   /* *status and *body hold the answer (new or replayed) */
-    STORE_UNKNOWN_SKU,    /* nothing changed: 404 */
-    STORE_KEY_REUSED,     /* Idempotency-Key seen with another request: 422 */
-    STORE_FAILED          /* database error, errstr says which; nothing changed */
-} store_outcome_t;
-
-/* Places an order in one transaction on conn: conditional decrement, order row, outbox
- * events, and the stored answer when idem_key is not NULL. On STORE_ANSWERED, *status is the
- * HTTP status and *body a new JSON reference the caller owns. */
-store_outcome_t store_place_order(PGconn *conn, const order_request_t *req,
-                                  const char *idem_key, int *status, json_t **body,
-                                  char *errstr, size_t errstr_size);
+/* Places an order in one transaction on conn: the Idempotency-Key's stored answer when
+ * idem_key was used before; else the conditional decrement, then (after order_decide) the
+ * order row, the outcome's events in the outbox and, when idem_key is not NULL, the stored
+ * answer. Fills out (free it with order_outcome_clear): for a replay, status and body are
+ * the stored ones. Returns 0, or -1 with errstr on a database error (nothing changed). */
+int store_place_order(PGconn *conn, const order_request_t *req, const char *idem_key,
+                      order_outcome_t *out, char *errstr, size_t errstr_size);
 
 /* Looks an order up. Returns 1 and a new reference in *order, 0 when there is no such
  * order, -1 with errstr on a database error. */

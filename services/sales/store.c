@@ -60,29 +60,6 @@ static int exec_count(PGconn *conn, const char *stmt, int n, const char *const *
     return rows;
 }
 
-/* Writes an event to the outbox: data is a new reference that this function consumes. */
-static int add_event(PGconn *conn, const char *topic, const char *key, const char *type,
-                     json_t *data, char *errstr, size_t errstr_size)
-{
-    char *text;
-    int ret;
-
-    if (data == NULL) {
-        snprintf(errstr, errstr_size, "out of memory building %s", type);
-        return -1;
-    }
-    text = json_dumps(data, JSON_COMPACT);
-    json_decref(data);
-    if (text == NULL) {
-        snprintf(errstr, errstr_size, "out of memory serialising %s", type);
-        return -1;
-    }
-    ret = outbox_add(conn, SALES_SERVICE, topic, key, type, SALES_SOURCE, text, NULL,
-                     errstr, errstr_size);
-    free(text);
-    return ret;
-}
-
 /* Looks up a stored answer for key. Returns 1 with the stored status and body set (or with
  * *reused = 1 when the request differs), 0 when the key is new, -1 on error. */
 static int idem_lookup(PGconn *conn, const char *key, const char *canonical, int *status,
@@ -117,22 +94,98 @@ done:
     return ret;
 }
 
-store_outcome_t store_place_order(PGconn *conn, const order_request_t *req,
-                                  const char *idem_key, int *status, json_t **body,
-                                  char *errstr, size_t errstr_size)
+/* Takes req's quantity from its SKU's level if the level covers it, deciding for good with
+ * the row locked. Fills facts (fact and level). Returns 0, or -1 with errstr. */
+static int take_stock(PGconn *conn, const order_request_t *req, const char *qty,
+                      order_facts_t *facts, char *errstr, size_t errstr_size)
 {
-    store_outcome_t outcome = STORE_FAILED;
-    char order_id[UTIL_UUID_LEN + 1], qty[16], level[32], code[8];
-    char *canonical = NULL, *answer = NULL;
-    const char *customer = req->has_customer ? req->customer : NULL;
-    json_t *resp = NULL;
-    int rows, reused = 0, completed, committed = 0;
-    long long left;
+    const char *p[2] = { req->sku, qty };
+    char level[32];
+    int rows;
 
-    *body = NULL;
-    if (util_uuid_v4(order_id) != 0) {
+    rows = exec_count(conn, "inv_decrement", 2, p, level, sizeof(level), errstr, errstr_size);
+    if (rows < 0)
+        return -1;
+    if (rows == 0) {
+        rows = exec_count(conn, "inv_lock", 1, p, level, sizeof(level), errstr, errstr_size);
+        if (rows < 0)
+            return -1;
+        if (rows == 0) {
+            facts->fact = ORDER_SKU_UNKNOWN;
+            return 0;
+        }
+        /* The level may have risen between the two statements; with the row now locked,
+         * a second decrement decides for good. */
+        rows = 0;
+        if (strtoll(level, NULL, 10) >= req->quantity) {
+            rows = exec_count(conn, "inv_decrement", 2, p, level, sizeof(level),
+                              errstr, errstr_size);
+            if (rows < 0)
+                return -1;
+        }
+    }
+    facts->fact = rows > 0 ? ORDER_TAKEN : ORDER_SHORT;
+    facts->level = strtoll(level, NULL, 10);
+    return 0;
+}
+
+/* Writes the order row, the outcome's events and (with idem_key) the stored answer. */
+static int record_outcome(PGconn *conn, const order_request_t *req, const char *qty,
+                          const char *idem_key, const char *canonical,
+                          const order_facts_t *facts, const order_outcome_t *out,
+                          char *errstr, size_t errstr_size)
+{
+    const char *customer = req->has_customer ? req->customer : NULL;
+    char level[32], code[8];
+    char *answer = NULL;
+    int ret = -1;
+
+    snprintf(level, sizeof(level), "%lld", facts->level);
+    {
+        int taken = facts->fact == ORDER_TAKEN;
+        const char *p[7] = { facts->order_id, req->sku, qty, out->state, customer,
+                             taken ? level : NULL, taken ? NULL : level };
+        if (exec_count(conn, "order_insert", 7, p, NULL, 0, errstr, errstr_size) < 0)
+            goto done;
+    }
+    for (size_t i = 0; i < out->nevents; i++) {
+        const event_out_t *ev = &out->events[i];
+
+        if (outbox_add(conn, SALES_SERVICE, ev->spec->topic, ev->key, ev->spec->type,
+                       SALES_SOURCE, ev->text, NULL, errstr, errstr_size) != 0)
+            goto done;
+    }
+    if (idem_key != NULL) {
+        const char *p[4] = { idem_key, canonical, code, NULL };
+
+        snprintf(code, sizeof(code), "%d", out->status);
+        if ((answer = json_dumps(out->body, JSON_COMPACT)) == NULL) {
+            snprintf(errstr, errstr_size, "out of memory");
+            goto done;
+        }
+        p[3] = answer;
+        if (exec_count(conn, "idem_put", 4, p, NULL, 0, errstr, errstr_size) < 0)
+            goto done;
+    }
+    ret = 0;
+done:
+    free(answer);
+    return ret;
+}
+
+int store_place_order(PGconn *conn, const order_request_t *req, const char *idem_key,
+                      order_outcome_t *out, char *errstr, size_t errstr_size)
+{
+    order_facts_t facts;
+    char qty[16];
+    char *canonical = NULL;
+    int reused = 0, committed = 0, ret = -1;
+
+    memset(out, 0, sizeof(*out));
+    memset(&facts, 0, sizeof(facts));
+    if (util_uuid_v4(facts.order_id) != 0) {
         snprintf(errstr, errstr_size, "no randomness for an order id");
-        return STORE_FAILED;
+        return -1;
     }
     snprintf(qty, sizeof(qty), "%d", req->quantity);
 
@@ -148,118 +201,44 @@ store_outcome_t store_place_order(PGconn *conn, const order_request_t *req,
         }
         if (exec_count(conn, "idem_lock", 1, p, NULL, 0, errstr, errstr_size) < 0)
             goto done;
-        switch (idem_lookup(conn, idem_key, canonical, status, &resp, &reused,
+        switch (idem_lookup(conn, idem_key, canonical, &out->status, &out->body, &reused,
                             errstr, errstr_size)) {
         case -1:
             goto done;
         case 1:
-            outcome = reused ? STORE_KEY_REUSED : STORE_ANSWERED;
+            if (reused) {
+                facts.fact = ORDER_KEY_REUSED;
+                ret = order_decide(req, &facts, out, errstr, errstr_size);
+            } else {
+                ret = 0; /* the stored answer, replayed */
+            }
             goto done;
         default:
             break;
         }
     }
 
-    {
-        const char *p[2] = { req->sku, qty };
-        rows = exec_count(conn, "inv_decrement", 2, p, level, sizeof(level),
-                          errstr, errstr_size);
-        if (rows < 0)
-            goto done;
-        if (rows == 0) {
-            rows = exec_count(conn, "inv_lock", 1, p, level, sizeof(level),
-                              errstr, errstr_size);
-            if (rows < 0)
-                goto done;
-            if (rows == 0) {
-                outcome = STORE_UNKNOWN_SKU;
-                goto done;
-            }
-            /* The level may have risen between the two statements; with the row now
-             * locked, a second decrement decides for good. */
-            rows = 0;
-            if (strtoll(level, NULL, 10) >= req->quantity) {
-                rows = exec_count(conn, "inv_decrement", 2, p, level, sizeof(level),
-                                  errstr, errstr_size);
-                if (rows < 0)
-                    goto done;
-            }
-        }
-    }
-    completed = rows > 0;
-    left = strtoll(level, NULL, 10);
-
-    {
-        const char *p[7] = { order_id, req->sku, qty,
-                             completed ? "completed" : "out_of_stock", customer,
-                             completed ? level : NULL, completed ? NULL : level };
-        if (exec_count(conn, "order_insert", 7, p, NULL, 0, errstr, errstr_size) < 0)
-            goto done;
-    }
-
-    if (completed) {
-        resp = json_pack("{s:s, s:s, s:s, s:i, s:I}", "order_id", order_id,
-                         "status", "completed", "sku", req->sku,
-                         "quantity", req->quantity, "remaining", (json_int_t)left);
-        if (add_event(conn, "orders", req->sku, "order.completed",
-                      json_pack("{s:s, s:s, s:i, s:I, s:s*}", "order_id", order_id,
-                                "sku", req->sku, "quantity", req->quantity,
-                                "remaining", (json_int_t)left, "customer", customer),
-                      errstr, errstr_size) != 0)
-            goto done;
-        *status = 201;
-    } else {
-        resp = json_pack("{s:s, s:s, s:s, s:i, s:I, s:b}", "order_id", order_id,
-                         "status", "out_of_stock", "sku", req->sku,
-                         "requested", req->quantity, "available", (json_int_t)left,
-                         "restock_requested", 1);
-        if (add_event(conn, "orders", req->sku, "order.rejected",
-                      json_pack("{s:s, s:s, s:i, s:I, s:s*}", "order_id", order_id,
-                                "sku", req->sku, "requested", req->quantity,
-                                "available", (json_int_t)left, "customer", customer),
-                      errstr, errstr_size) != 0)
-            goto done;
-        if (add_event(conn, "stock.depleted", req->sku, "stock.depleted",
-                      json_pack("{s:s, s:i, s:I, s:s}", "sku", req->sku,
-                                "requested", req->quantity, "available", (json_int_t)left,
-                                "order_id", order_id),
-                      errstr, errstr_size) != 0)
-            goto done;
-        *status = 409;
-    }
-    if (resp == NULL) {
-        snprintf(errstr, errstr_size, "out of memory");
+    if (take_stock(conn, req, qty, &facts, errstr, errstr_size) != 0 ||
+        order_decide(req, &facts, out, errstr, errstr_size) != 0)
+        goto done;
+    if (out->state == NULL) {
+        ret = 0; /* nothing to write: the rollback below ends the transaction */
         goto done;
     }
-
-    if (idem_key != NULL) {
-        answer = json_dumps(resp, JSON_COMPACT);
-        snprintf(code, sizeof(code), "%d", *status);
-        const char *p[4] = { idem_key, canonical, code, answer };
-        if (answer == NULL) {
-            snprintf(errstr, errstr_size, "out of memory");
-            goto done;
-        }
-        if (exec_count(conn, "idem_put", 4, p, NULL, 0, errstr, errstr_size) < 0)
-            goto done;
-    }
-
-    if (db_commit(conn, errstr, errstr_size) != 0)
+    if (record_outcome(conn, req, qty, idem_key, canonical, &facts, out, errstr,
+                       errstr_size) != 0 ||
+        db_commit(conn, errstr, errstr_size) != 0)
         goto done;
     committed = 1;
-    outcome = STORE_ANSWERED;
+    ret = 0;
 
 done:
     if (!committed)
         db_rollback(conn); /* also ends a replay, which wrote nothing */
-    if (outcome == STORE_ANSWERED) {
-        *body = resp;
-        resp = NULL;
-    }
-    json_decref(resp);
+    if (ret != 0)
+        order_outcome_clear(out);
     free(canonical);
-    free(answer);
-    return outcome;
+    return ret;
 }
 
 int store_get_order(PGconn *conn, const char *id, json_t **order,

@@ -23,8 +23,6 @@ static void config_read(struct config *c)
     c->db_wait_ms = c->svc.db_wait_ms;
 }
 
-static const char *const consumed_topics[] = { "stock.replenished" };
-
 int main(void)
 {
     struct stock s;
@@ -35,10 +33,9 @@ int main(void)
     config_read(&s.cfg);
 
     s.consumer_opts.group = s.cfg.group;
-    s.consumer_opts.topics = consumed_topics;
-    s.consumer_opts.ntopics = sizeof(consumed_topics) / sizeof(consumed_topics[0]);
-    s.consumer_opts.handler = handlers_replenished;
-    s.consumer_opts.ctx = &s;
+    if (router_bind(&s.router, handlers_routes, handlers_nroutes, &s, &s.consumer_opts,
+                    err, sizeof(err)) != 0)
+        svc_die(STOCK_SERVICE, "consumer: %s", err);
 
     const svc_t sv = {
         .name = STOCK_SERVICE, .cfg = &s.cfg.svc, .ctx = &s,

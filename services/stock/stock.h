@@ -10,10 +10,10 @@
 #include "http.h"
 #include "kafka.h"
 #include "svc.h"
+#include "router.h"
 
 #define STOCK_SERVICE "stock"
 #define STOCK_QUANTITY_MAX 1000000000LL
-#define STOCK_DELIVERY_MAX 1000000  /* largest quantity one replenishment may add */
 
 struct config {
     svc_config_t svc;           /* the common settings (svc_config_read) */
@@ -26,6 +26,7 @@ struct stock {
     struct config cfg;
     db_pool_t *db;
     kafka_consumer_opts_t consumer_opts;
+    router_t router;
     kafka_consumer_t *consumer;
 };
 
@@ -54,9 +55,9 @@ int store_replenish(PGconn *conn, const char *ce_id, const char *sku, long long 
 
 /* handlers.c: Kafka records */
 
-/* The consumer of stock.replenished. */
-kafka_verdict_t handlers_replenished(const kafka_record_t *rec, void *ctx,
-                                     kafka_outcome_t *out);
+/* The consumer's routes (stock.replenished); ctx is the struct stock. */
+extern const router_route_t handlers_routes[];
+extern const size_t handlers_nroutes;
 
 /* api.c: HTTP routes */
 

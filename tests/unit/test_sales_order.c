@@ -1,8 +1,10 @@
-/* test_order: validation of order requests and Idempotency-Keys (services/sales/order.c). */
+/* test_order: validation of order requests and Idempotency-Keys, and the decision on an
+ * order (services/sales/order.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -127,6 +129,113 @@ static void test_canonical_ignores_key_order_and_extras(void **state)
     free(cb);
 }
 
+/* The facts of an order of req; level as the database reported it. */
+static order_facts_t facts_of(order_fact_t fact, long long level)
+{
+    order_facts_t f;
+
+    memset(&f, 0, sizeof(f));
+    f.fact = fact;
+    snprintf(f.order_id, sizeof(f.order_id), "%s", "6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f");
+    f.level = level;
+    return f;
+}
+
+/* Event i of out parsed back: a new reference. */
+static json_t *event_value(const order_outcome_t *out, size_t i)
+{
+    json_t *v = json_loads(out->events[i].text, 0, NULL);
+
+    assert_non_null(v);
+    return v;
+}
+
+static void test_decide_taken(void **state)
+{
+    order_request_t req = { .sku = "glazed", .quantity = 3, .customer = "ann",
+                            .has_customer = 1 };
+    order_facts_t f = facts_of(ORDER_TAKEN, 7);
+    order_outcome_t out;
+    char err[256];
+    json_t *v;
+
+    (void)state;
+    assert_int_equal(order_decide(&req, &f, &out, err, sizeof(err)), 0);
+    assert_int_equal(out.status, 201);
+    assert_string_equal(out.state, "completed");
+    assert_string_equal(json_string_value(json_object_get(out.body, "status")), "completed");
+    assert_int_equal(json_integer_value(json_object_get(out.body, "remaining")), 7);
+    assert_int_equal(out.nevents, 1);
+    assert_string_equal(out.events[0].spec->type, "order.completed");
+    assert_string_equal(out.events[0].spec->topic, TOPIC_ORDERS);
+    assert_string_equal(out.events[0].key, "glazed");
+    v = event_value(&out, 0);
+    assert_string_equal(json_string_value(json_object_get(v, "order_id")), f.order_id);
+    assert_int_equal(json_integer_value(json_object_get(v, "quantity")), 3);
+    assert_int_equal(json_integer_value(json_object_get(v, "remaining")), 7);
+    assert_string_equal(json_string_value(json_object_get(v, "customer")), "ann");
+    json_decref(v);
+    order_outcome_clear(&out);
+    assert_null(out.body);
+}
+
+static void test_decide_short(void **state)
+{
+    order_request_t req = { .sku = "glazed", .quantity = 5 };
+    order_facts_t f = facts_of(ORDER_SHORT, 2);
+    order_outcome_t out;
+    char err[256];
+    json_t *v;
+
+    (void)state;
+    assert_int_equal(order_decide(&req, &f, &out, err, sizeof(err)), 0);
+    assert_int_equal(out.status, 409);
+    assert_string_equal(out.state, "out_of_stock");
+    assert_int_equal(json_integer_value(json_object_get(out.body, "available")), 2);
+    assert_int_equal(json_integer_value(json_object_get(out.body, "requested")), 5);
+    assert_true(json_is_true(json_object_get(out.body, "restock_requested")));
+    assert_int_equal(out.nevents, 2);
+    assert_string_equal(out.events[0].spec->type, "order.rejected");
+    assert_string_equal(out.events[1].spec->type, "stock.depleted");
+    assert_string_equal(out.events[1].spec->topic, TOPIC_STOCK_DEPLETED);
+    assert_string_equal(out.events[1].key, "glazed");
+    v = event_value(&out, 0);
+    assert_null(json_object_get(v, "customer")); /* no customer: left out */
+    assert_int_equal(json_integer_value(json_object_get(v, "available")), 2);
+    json_decref(v);
+    v = event_value(&out, 1);
+    assert_int_equal(json_integer_value(json_object_get(v, "requested")), 5);
+    assert_string_equal(json_string_value(json_object_get(v, "order_id")), f.order_id);
+    json_decref(v);
+    order_outcome_clear(&out);
+}
+
+static void test_decide_refusals(void **state)
+{
+    order_request_t req = { .sku = "no-such-doughnut", .quantity = 1 };
+    order_facts_t f = facts_of(ORDER_SKU_UNKNOWN, 0);
+    order_outcome_t out;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(order_decide(&req, &f, &out, err, sizeof(err)), 0);
+    assert_int_equal(out.status, 404);
+    assert_null(out.state);
+    assert_null(out.body);
+    assert_int_equal(out.nevents, 0);
+    assert_non_null(strstr(out.error, "no-such-doughnut"));
+    order_outcome_clear(&out);
+
+    f = facts_of(ORDER_KEY_REUSED, 0);
+    assert_int_equal(order_decide(&req, &f, &out, err, sizeof(err)), 0);
+    assert_int_equal(out.status, 422);
+    assert_null(out.state);
+    assert_int_equal(out.nevents, 0);
+    assert_non_null(strstr(out.error, "Idempotency-Key"));
+    order_outcome_clear(&out);
+    order_outcome_clear(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -135,6 +244,9 @@ int main(void)
         cmocka_unit_test(test_sku_length_limit),
         cmocka_unit_test(test_idempotency_keys),
         cmocka_unit_test(test_canonical_ignores_key_order_and_extras),
+        cmocka_unit_test(test_decide_taken),
+        cmocka_unit_test(test_decide_short),
+        cmocka_unit_test(test_decide_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
