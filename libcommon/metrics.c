@@ -324,7 +324,7 @@ void metric_inc(metric_t *s)
 
 void metric_set(metric_t *s, double v)
 {
-    if (s == NULL || s->family->type != METRIC_GAUGE)
+    if (s == NULL || s->family->type == METRIC_HISTOGRAM)
         return;
     f64_store(&s->value, v);
 }
@@ -531,7 +531,7 @@ void metrics_process_collect(metrics_t *m, void *ctx)
                                  "Maximum number of open file descriptors.", NULL),
                    rl.rlim_cur == RLIM_INFINITY ? INFINITY : (double)rl.rlim_cur);
     if (tck > 0 && proc_stat_field(14, &ut) == 0 && proc_stat_field(15, &st) == 0)
-        metric_set(metrics_gauge(m, "process_cpu_seconds_total",
+        metric_set(metrics_counter(m, "process_cpu_seconds_total",
                                  "Total user and system CPU time spent in seconds.", NULL),
                    (double)(ut + st) / (double)tck);
     if (proc_stat_field(20, &threads) == 0)

@@ -54,7 +54,8 @@ void metric_add(metric_t *s, double v);
 /* Counter or gauge + 1. Accepts NULL. */
 void metric_inc(metric_t *s);
 
-/* Sets a gauge. Accepts NULL. */
+/* Sets a gauge, or a counter that mirrors a count kept elsewhere (a collector copying the
+ * kernel's CPU time). Accepts NULL. */
 void metric_set(metric_t *s, double v);
 
 /* Records one observation in a histogram. Accepts NULL. */

@@ -180,7 +180,16 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
     outbox_relay_opts_t ro;
     char err[512];
     int ret = -1, sig;
+    http_server_opts_t ho;
 
+    if (s->metrics == NULL) {
+        snprintf(errstr, errstr_size, "metrics: no registry");
+        goto done;
+    }
+    if (metrics_add_collector(s->metrics, metrics_process_collect, NULL) != 0) {
+        snprintf(errstr, errstr_size, "metrics: too many collectors");
+        goto done;
+    }
     *s->pool = db_pool_new(c->database_url, c->db_pool_size, s->stmts, s->nstmts,
                            err, sizeof(err));
     if (*s->pool == NULL) {
@@ -198,6 +207,7 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
         ro.bootstrap = c->kafka_bootstrap;
         ro.producer = s->name;
         ro.poll_ms = c->outbox_poll_ms;
+        ro.metrics = s->metrics;
         *s->relay = outbox_relay_start(&ro, err, sizeof(err));
         if (*s->relay == NULL) {
             snprintf(errstr, errstr_size, "outbox relay: %s", err);
@@ -225,8 +235,15 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
         goto done;
     p.stage = STAGE_AFTER;
 
-    p.http = http_server_start(c->http_bind, c->port, s->routes, s->nroutes, s->health,
-                               s->ctx, err, sizeof(err));
+    memset(&ho, 0, sizeof(ho));
+    ho.bind_addr = c->http_bind;
+    ho.port = c->port;
+    ho.routes = s->routes;
+    ho.nroutes = s->nroutes;
+    ho.health = s->health;
+    ho.ctx = s->ctx;
+    ho.metrics = s->metrics;
+    p.http = http_server_start_opts(&ho, err, sizeof(err));
     if (p.http == NULL) {
         snprintf(errstr, errstr_size, "HTTP server on %s:%d: %s", c->http_bind, c->port,
                  err);

@@ -11,6 +11,7 @@
 #include "http.h"
 #include "kafka.h"
 #include "outbox.h"
+#include "metrics.h"
 #include "strbuf.h"
 
 /* Blocks SIGTERM and SIGINT in the calling thread (and so in every thread it starts after
@@ -98,6 +99,10 @@ typedef struct svc {
     const http_route_t *routes;
     size_t nroutes;
     http_health_fn health;       /* GET /healthz; may be NULL */
+    /* The service's metrics registry, served on GET /metrics with the process_* series,
+     * the HTTP server's and the relay's. Required: main() makes it (metrics_new) so that
+     * its own series exist before anything runs, and frees it after svc_run. */
+    struct metrics *metrics;
     void *ctx;                   /* for routes, health, hooks and describe */
     /* Appends " key=value ..." for the "started" log line after port and bind; may be
      * NULL. */

@@ -8,6 +8,7 @@
 #include <libpq-fe.h>
 
 #include "db.h"
+#include "metrics.h"
 #include "http.h"
 #include "events.h"
 #include "kafka.h"
@@ -40,6 +41,7 @@ struct config {
 struct factory {
     struct config cfg;
     db_pool_t *db;
+    metrics_t *metrics;         /* served on GET /metrics (svc_run) */
     outbox_relay_t *relay;
     CURL *curl;                 /* the consumer thread's, for legacy_call */
     kafka_consumer_opts_t consumer_opts;

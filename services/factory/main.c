@@ -73,6 +73,8 @@ int main(void)
     memset(&f, 0, sizeof(f));
     svc_init(FACTORY_SERVICE);
     config_read(&f.cfg);
+    if ((f.metrics = metrics_new()) == NULL)
+        svc_die(FACTORY_SERVICE, "out of memory");
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         svc_die(FACTORY_SERVICE, "curl_global_init failed");
 
@@ -84,7 +86,7 @@ int main(void)
 
     /* Deliveries stop first (their events go through the relay), then the consumer. */
     const svc_t sv = {
-        .name = FACTORY_SERVICE, .cfg = &f.cfg.svc, .ctx = &f, .describe = describe,
+        .name = FACTORY_SERVICE, .metrics = f.metrics, .cfg = &f.cfg.svc, .ctx = &f, .describe = describe,
         .stmts = store_stmts, .nstmts = store_nstmts, .pool = &f.db, .relay = &f.relay,
         .before_consumer = { { NULL, curl_start, curl_stop } },
         .consumer_opts = &f.consumer_opts, .consumer = &f.consumer,
@@ -92,6 +94,7 @@ int main(void)
     };
     if (svc_run(&sv, err, sizeof(err)) != 0)
         svc_die(FACTORY_SERVICE, "%s", err);
+    metrics_free(f.metrics);
     curl_global_cleanup();
     return 0;
 }

@@ -164,6 +164,8 @@ int main(void)
     memset(&n, 0, sizeof(n));
     svc_init(NOTIFIER_SERVICE);
     config_read(&n.cfg);
+    if ((n.metrics = metrics_new()) == NULL)
+        svc_die(NOTIFIER_SERVICE, "out of memory");
     zone_open(&n.cfg);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         svc_die(NOTIFIER_SERVICE, "curl_global_init failed");
@@ -175,7 +177,7 @@ int main(void)
     n.consumer_opts.policy = &n.cfg.retry;
 
     const svc_t sv = {
-        .name = NOTIFIER_SERVICE, .cfg = &n.cfg.svc, .ctx = &n, .describe = describe,
+        .name = NOTIFIER_SERVICE, .metrics = n.metrics, .cfg = &n.cfg.svc, .ctx = &n, .describe = describe,
         .stmts = store_stmts, .nstmts = store_nstmts, .pool = &n.db, .relay = &n.relay,
         .before_consumer = { { NULL, curl_start, curl_stop },
                              { "sender", senders_start, senders_stop } },
@@ -185,6 +187,7 @@ int main(void)
     };
     if (svc_run(&sv, err, sizeof(err)) != 0)
         svc_die(NOTIFIER_SERVICE, "%s", err);
+    metrics_free(n.metrics);
     cron_zone_close(n.cfg.zone);
     curl_global_cleanup();
     return 0;

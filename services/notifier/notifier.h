@@ -13,6 +13,7 @@
 
 #include "cron.h"
 #include "db.h"
+#include "metrics.h"
 #include "feed.h"
 #include "http.h"
 #include "kafka.h"
@@ -59,6 +60,7 @@ struct sender;
 struct notifier {
     struct config cfg;
     db_pool_t *db;
+    metrics_t *metrics;         /* served on GET /metrics (svc_run) */
     outbox_relay_t *relay;
     CURL *curl;                     /* the consumer thread's, for the feed */
     kafka_consumer_opts_t consumer_opts;

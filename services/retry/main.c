@@ -79,9 +79,11 @@ int main(void)
     memset(&r, 0, sizeof(r));
     svc_init(RETRY_SERVICE);
     config_read(&r.cfg);
+    if ((r.metrics = metrics_new()) == NULL)
+        svc_die(RETRY_SERVICE, "out of memory");
 
     const svc_t sv = {
-        .name = RETRY_SERVICE, .cfg = &r.cfg.svc, .ctx = &r, .describe = describe,
+        .name = RETRY_SERVICE, .metrics = r.metrics, .cfg = &r.cfg.svc, .ctx = &r, .describe = describe,
         .stmts = store_stmts, .nstmts = store_nstmts, .pool = &r.db,
         .before_consumer = { { "scheduler", scheduler_up, scheduler_down } },
         .after_consumer = { { "consumer", consumer_up, consumer_down } },
@@ -89,5 +91,6 @@ int main(void)
     };
     if (svc_run(&sv, err, sizeof(err)) != 0)
         svc_die(RETRY_SERVICE, "%s", err);
+    metrics_free(r.metrics);
     return 0;
 }

@@ -11,6 +11,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "db.h"
+#include "metrics.h"
 #include "http.h"
 #include "svc.h"
 
@@ -62,6 +63,7 @@ struct scheduler;
 struct retry {
     struct config cfg;
     db_pool_t *db;
+    metrics_t *metrics;         /* served on GET /metrics (svc_run) */
     struct scheduler *scheduler;
     struct consumer *consumer;
 };

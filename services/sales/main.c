@@ -33,14 +33,17 @@ int main(void)
     memset(&s, 0, sizeof(s));
     svc_init(SALES_SERVICE);
     config_read(&s.cfg);
+    if ((s.metrics = metrics_new()) == NULL)
+        svc_die(SALES_SERVICE, "out of memory");
 
     /* HTTP stops first (no new orders), then the relay publishes what they wrote. */
     const svc_t sv = {
-        .name = SALES_SERVICE, .cfg = &s.cfg.svc, .ctx = &s, .describe = describe,
+        .name = SALES_SERVICE, .metrics = s.metrics, .cfg = &s.cfg.svc, .ctx = &s, .describe = describe,
         .stmts = store_stmts, .nstmts = store_nstmts, .pool = &s.db, .relay = &s.relay,
         .routes = api_routes, .nroutes = api_nroutes, .health = api_health,
     };
     if (svc_run(&sv, err, sizeof(err)) != 0)
         svc_die(SALES_SERVICE, "%s", err);
+    metrics_free(s.metrics);
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <libpq-fe.h>
 
 #include "db.h"
+#include "metrics.h"
 #include "events.h"
 #include "http.h"
 #include "outbox.h"
@@ -27,6 +28,7 @@ struct config {
 struct sales {
     struct config cfg;
     db_pool_t *db;
+    metrics_t *metrics;         /* served on GET /metrics (svc_run) */
     outbox_relay_t *relay;
 };
 

@@ -31,6 +31,8 @@ int main(void)
     memset(&s, 0, sizeof(s));
     svc_init(STOCK_SERVICE);
     config_read(&s.cfg);
+    if ((s.metrics = metrics_new()) == NULL)
+        svc_die(STOCK_SERVICE, "out of memory");
 
     s.consumer_opts.group = s.cfg.group;
     if (router_bind(&s.router, handlers_routes, handlers_nroutes, &s, &s.consumer_opts,
@@ -38,12 +40,13 @@ int main(void)
         svc_die(STOCK_SERVICE, "consumer: %s", err);
 
     const svc_t sv = {
-        .name = STOCK_SERVICE, .cfg = &s.cfg.svc, .ctx = &s,
+        .name = STOCK_SERVICE, .metrics = s.metrics, .cfg = &s.cfg.svc, .ctx = &s,
         .stmts = store_stmts, .nstmts = store_nstmts, .pool = &s.db,
         .consumer_opts = &s.consumer_opts, .consumer = &s.consumer,
         .routes = api_routes, .nroutes = api_nroutes, .health = api_health,
     };
     if (svc_run(&sv, err, sizeof(err)) != 0)
         svc_die(STOCK_SERVICE, "%s", err);
+    metrics_free(s.metrics);
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <libpq-fe.h>
 
 #include "db.h"
+#include "metrics.h"
 #include "http.h"
 #include "kafka.h"
 #include "svc.h"
@@ -25,6 +26,7 @@ struct config {
 struct stock {
     struct config cfg;
     db_pool_t *db;
+    metrics_t *metrics;         /* served on GET /metrics (svc_run) */
     kafka_consumer_opts_t consumer_opts;
     router_t router;
     kafka_consumer_t *consumer;

@@ -185,6 +185,7 @@ static void test_run_bad_database_url(void **state)
     assert_int_equal(svc_config_read(&with_relay, &c, err, sizeof(err)), 0);
     memset(&s, 0, sizeof(s));
     s.name = "test";
+    s.metrics = metrics_new();
     s.cfg = &c;
     s.pool = &pool;
     s.relay = &relay;
@@ -198,6 +199,7 @@ static void test_run_bad_database_url(void **state)
     assert_null(pool);
     assert_null(relay);
     assert_int_equal(hook_calls, 0);
+    metrics_free(s.metrics);
 }
 
 int main(void)
