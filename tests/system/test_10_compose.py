@@ -117,6 +117,10 @@ def linked_sources(program):
 
 CFG_CALL = re.compile(r"\bcfg_(str|int|port|duration_ms|url)\s*\(\s*\"([A-Za-z_][A-Za-z0-9_]*)\"\s*,"
                       r"\s*([^,)]+)")
+# A service's own port, as main.c declares it for svc_config_read (libcommon/svc_run.c,
+# which reads the common settings with cfg_* calls the scan sees there):
+# `.port_var = "SALES_PORT", .port_def = 8080`.
+SPEC_PORT = re.compile(r"\.port_var\s*=\s*\"([A-Za-z_][A-Za-z0-9_]*)\"\s*,\s*\.port_def\s*=\s*(\d+)")
 GETENV_CALL = re.compile(r"\b(?:secure_)?getenv\s*\(\s*\"([A-Za-z_][A-Za-z0-9_]*)\"\s*\)")
 
 
@@ -137,6 +141,9 @@ class ProgramEnv:
                     self.required.add(name)
                 if kind == "port":
                     self.ports[name] = int(default.strip())
+            for name, default in SPEC_PORT.findall(text):
+                self.names.add(name)
+                self.ports[name] = int(default)
             self.names.update(GETENV_CALL.findall(text))
             # libcommon/kafka.c: every KAFKA_<NAME> becomes a librdkafka property.
             if re.search(r"\"KAFKA_\"", text):
