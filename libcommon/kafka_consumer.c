@@ -14,12 +14,14 @@
 #include "kafka_handover.h"
 #include "log.h"
 #include "retry.h"
+#include "topics.h"
 #include "util.h"
 
 #define CONSUMER_POLL_MS 200    /* how often the consumer loop looks at *stop */
 #define SEEK_TIMEOUT_MS 5000    /* a seek is local and normally immediate */
 #define RETRY_INITIAL_MS 200
 #define RETRY_MAX_MS 10000
+#define REDELIVERY_ENSURE_MS 10000 /* how long to wait for retry.<group> to exist */
 
 /* What the rebalance callback needs; lives on kafka_consumer_run()'s stack. */
 struct consumer_state {
@@ -219,7 +221,8 @@ static int dispatch(struct loop *L, const rd_kafka_message_t *msg, char *errstr,
                 snprintf(err, sizeof(err), "redelivery for group '%s'", info.group);
             memset(&info, 0, sizeof(info));
             kafka_handover_provenance(&info, msg);
-            return kafka_handover_dead_letter(L->handover, msg, &info, "invalid_record", err);
+            return kafka_handover_dead_letter(L->handover, msg, &info, RETRY_REASON_INVALID_RECORD,
+                                              err);
         }
         rec.topic = info.original_topic;
         rec.attempt = info.attempt;
@@ -230,7 +233,8 @@ static int dispatch(struct loop *L, const rd_kafka_message_t *msg, char *errstr,
         kafka_handover_provenance(&info, msg);
     }
     if (event_meta_read(msg, &meta, err, sizeof(err)) != 0)
-        return kafka_handover_dead_letter(L->handover, msg, &info, "invalid_record", err);
+        return kafka_handover_dead_letter(L->handover, msg, &info, RETRY_REASON_INVALID_RECORD,
+                                              err);
 
     verdict = opts->handler(&rec, opts->ctx, &out);
     out.reason[sizeof(out.reason) - 1] = '\0';
@@ -257,7 +261,8 @@ static int dispatch(struct loop *L, const rd_kafka_message_t *msg, char *errstr,
         /* A final notice cannot be retried: it goes where the record already is. */
         /* fall through */
     case KAFKA_FAIL:
-        if (kafka_handover_dead_letter(L->handover, msg, &info, out.reason[0] != '\0' ? out.reason : "failed",
+        if (kafka_handover_dead_letter(L->handover, msg, &info,
+                                       out.reason[0] != '\0' ? out.reason : "failed",
                         out.error) != 0) {
             util_errf(errstr, errstr_size, "hand-over to dead-letter failed");
             return -1;
@@ -351,6 +356,13 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
     /* Rebalances and errors are then served by rd_kafka_consumer_poll(). */
     rd_kafka_poll_set_consumer(rk);
 
+    /* Redeliveries follow from the group: its retry.<group> is made to exist whatever the
+     * group is called. Without it the records of this group that fail are dead-lettered
+     * by the retry service (unknown_group), which is no reason not to consume. */
+    if (topics_ensure_redelivery(opts->bootstrap, opts->group, REDELIVERY_ENSURE_MS, rderr,
+                                 sizeof(rderr)) != 0)
+        log_error("kafka_redelivery_topic_missing group=%s topic=%s error=%s", opts->group,
+                  L.redelivery, LOG_Q(rderr));
     subs = rd_kafka_topic_partition_list_new((int)opts->ntopics + 1);
     for (i = 0; i < opts->ntopics; i++)
         rd_kafka_topic_partition_list_add(subs, opts->topics[i], RD_KAFKA_PARTITION_UA);

@@ -86,7 +86,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static void read_record(const rd_kafka_message_t *msg, store_row_t *row)
 {
     rd_kafka_headers_t *hdrs = NULL;
-    char err[RS_ERROR_MAX - 64]; /* room for the prefix below */
+    char err[RETRY_ERROR_MAX - 64]; /* room for the prefix below */
 
     memset(row, 0, sizeof(*row));
     row->retry_partition = msg->partition;
@@ -104,7 +104,7 @@ static void read_record(const rd_kafka_message_t *msg, store_row_t *row)
                               sizeof(err)) != 0) {
         row->invalid = 1;
         snprintf(row->invalid_error, sizeof(row->invalid_error),
-                 "retry record %s[%d]@%lld: %s", RS_TOPIC, (int)msg->partition,
+                 "retry record %s[%d]@%lld: %s", RETRY_TOPIC, (int)msg->partition,
                  (long long)msg->offset, err);
     }
 }
@@ -136,12 +136,12 @@ static int dead_letter_invalid(struct consumer *c, rd_kafka_t *dlq,
                 continue;
             if (rd_kafka_message_headers(msgs[i], &in) != RD_KAFKA_RESP_ERR_NO_ERROR)
                 in = NULL;
-            hdrs = record_invalid_headers(in, c->r->cfg.group, RS_TOPIC,
+            hdrs = record_invalid_headers(in, c->r->cfg.group, RETRY_TOPIC,
                                           rows[i].retry_partition, rows[i].retry_offset,
                                           rows[i].invalid_error, util_now_ms(), err,
                                           sizeof(err));
             if (hdrs == NULL ||
-                deliver_produce(dlq, &c->outstanding, RS_DEAD_LETTER_TOPIC, msgs[i]->key,
+                deliver_produce(dlq, &c->outstanding, RETRY_DEAD_LETTER_TOPIC, msgs[i]->key,
                                 msgs[i]->key_len, msgs[i]->payload, msgs[i]->len, hdrs,
                                 &st[i], err, sizeof(err)) != 0) {
                 if (hdrs != NULL)
@@ -222,10 +222,10 @@ static void commit_offsets(rd_kafka_t *rk, const char *group, const store_row_t 
 
     for (size_t i = 0; i < n; i++) {
         rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_find(list, RS_TOPIC, rows[i].retry_partition);
+            rd_kafka_topic_partition_list_find(list, RETRY_TOPIC, rows[i].retry_partition);
 
         if (tp == NULL)
-            tp = rd_kafka_topic_partition_list_add(list, RS_TOPIC, rows[i].retry_partition);
+            tp = rd_kafka_topic_partition_list_add(list, RETRY_TOPIC, rows[i].retry_partition);
         if (rows[i].retry_offset + 1 > tp->offset)
             tp->offset = rows[i].retry_offset + 1;
     }
@@ -249,7 +249,7 @@ static void handle_batch(struct consumer *c, rd_kafka_t *rk, rd_kafka_t *dlq,
     for (i = 0; i < n; i++) {
         read_record(msgs[i], &rows[i]);
         if (rows[i].invalid) {
-            char quoted[RS_ERROR_MAX + 1];
+            char quoted[RETRY_ERROR_MAX + 1];
 
             invalid++;
             snprintf(quoted, sizeof(quoted), "%s", rows[i].invalid_error);
@@ -267,8 +267,9 @@ static void handle_batch(struct consumer *c, rd_kafka_t *rk, rd_kafka_t *dlq,
     for (i = 0; i < n; i++) {
         if (!rows[i].invalid)
             log_debug("retry_stored group=%s ce_id=%s attempt=%d partition=%d offset=%lld",
-                      rows[i].rec.group, rows[i].rec.ce_id[0] != '\0' ? rows[i].rec.ce_id : "-",
-                      (int)rows[i].rec.attempt, (int)rows[i].retry_partition,
+                      rows[i].rec.info.group,
+                      rows[i].rec.ce_id[0] != '\0' ? rows[i].rec.ce_id : "-",
+                      (int)rows[i].rec.info.attempt, (int)rows[i].retry_partition,
                       (long long)rows[i].retry_offset);
     }
     log_debug("retry_batch_stored records=%zu new=%zu invalid=%zu", n, inserted, invalid);
@@ -350,7 +351,7 @@ static rd_kafka_t *consumer_new(struct consumer *c, char *errstr, size_t errstr_
     conf = NULL; /* rd_kafka_new() took it */
     rd_kafka_poll_set_consumer(rk);
     subs = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(subs, RS_TOPIC, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(subs, RETRY_TOPIC, RD_KAFKA_PARTITION_UA);
     err = rd_kafka_subscribe(rk, subs);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         util_errf(errstr, errstr_size, "kafka consumer subscribe: %s", rd_kafka_err2str(err));
@@ -375,7 +376,7 @@ static void log_consume_error(const rd_kafka_message_t *msg)
 
     snprintf(detail, sizeof(detail), "%s", rd_kafka_message_errstr(msg));
     record_log_safe(detail);
-    log_error("kafka_consume_error topic=%s partition=%d err=%s detail=\"%s\"", RS_TOPIC,
+    log_error("kafka_consume_error topic=%s partition=%d err=%s detail=\"%s\"", RETRY_TOPIC,
               (int)msg->partition, rd_kafka_err2name(msg->err), detail);
 }
 
@@ -401,7 +402,7 @@ static int consumer_run(struct consumer *c, char *errstr, size_t errstr_size)
     rk = consumer_new(c, errstr, errstr_size);
     if (rk == NULL)
         goto done;
-    log_info("kafka_consumer_started group=%s topic=%s batch=%zu", cfg->group, RS_TOPIC,
+    log_info("kafka_consumer_started group=%s topic=%s batch=%zu", cfg->group, RETRY_TOPIC,
              cap);
 
     while (!c->stop) {

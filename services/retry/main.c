@@ -1,5 +1,5 @@
 /* retry: stores the records consumers could not process yet and redelivers each to its
- * owner group when due, or gives it up to dead-letter (notes/retry-spec.md). */
+ * owner group when due, or gives it up to dead-letter (docs/retry.md). */
 #include "retry_service.h"
 
 #include <signal.h>
@@ -27,9 +27,9 @@ static void config_read(struct config *c)
         cfg_duration_ms("TOPICS_WAIT", "30s", 1000, 600000, &c->topics_wait_ms,
                         err, sizeof(err)) != 0)
         svc_die(RETRY_SERVICE, "%s", err);
-    if (!record_group_valid(c->group))
+    if (!retry_group_valid(c->group))
         svc_die(RETRY_SERVICE, "RETRY_GROUP: '%s' must be 1 to %d characters of letters, "
-                "digits, '.', '_' or '-'", c->group, RS_GROUP_MAX);
+                "digits, '.', '_' or '-'", c->group, RETRY_GROUP_MAX);
     c->db_pool_size = (int)pool;
     c->batch = (int)batch;
 }

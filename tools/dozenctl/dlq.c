@@ -53,8 +53,19 @@ static void dead_read(struct dead *d, const rd_kafka_message_t *msg)
     d->msg = msg;
     r = retry_info_read(msg, &d->info, d->why, sizeof(d->why));
     d->readable = r == 0;
-    if (r == 1)
+    if (r == 1) {
         snprintf(d->why, sizeof(d->why), "no dozen-* headers");
+    } else if (r < 0) {
+        rd_kafka_headers_t *hdrs = NULL;
+        const char *missing;
+
+        /* A missing header is what `dlq list` names first, in its own words. */
+        if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            hdrs = NULL;
+        missing = retry_info_first_missing(hdrs);
+        if (missing != NULL)
+            snprintf(d->why, sizeof(d->why), "header %s is missing", missing);
+    }
     /* NULL when absent, and also when out of memory: then shown as absent. */
     d->ce_id = kafka_header_dup(msg, "ce_id");
     d->timestamp = rd_kafka_message_timestamp(msg, &tstype);
