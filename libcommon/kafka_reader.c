@@ -50,7 +50,10 @@ rd_kafka_t *kafka_reader_client_new(const char *bootstrap, const char *client_id
         util_errf(errstr, errstr_size, "kafka reader: client id too long");
         goto done;
     }
-    if (kafka_conf_set_forced(conf, "group.id", group, errstr, errstr_size) != 0 ||
+    /* An offset the log no longer has: from its start (the rule of kafka_reader_opts.from). */
+    if (kafka_conf_set_default(conf, "auto.offset.reset", "earliest", errstr,
+                               errstr_size) != 0 ||
+        kafka_conf_set_forced(conf, "group.id", group, errstr, errstr_size) != 0 ||
         kafka_conf_set_forced(conf, "enable.auto.commit", "false", errstr, errstr_size) != 0 ||
         kafka_conf_set_forced(conf, "enable.auto.offset.store", "false", errstr,
                               errstr_size) != 0 ||
@@ -164,6 +167,12 @@ kafka_reader_t *kafka_reader_new(const kafka_reader_opts_t *opts, char *errstr,
         if (strcmp(md->topics[i].topic, opts->topic) == 0)
             mt = &md->topics[i];
     }
+    if ((mt == NULL || mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) &&
+        opts->missing_ok) {
+        ret = r; /* no partitions: nothing to read */
+        r = NULL;
+        goto done;
+    }
     if (mt == NULL || mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
         util_errf(errstr, errstr_size, "topic '%s' does not exist", opts->topic);
         goto done;
@@ -200,16 +209,26 @@ rd_kafka_resp_err_t kafka_reader_partition(const kafka_reader_t *r, size_t i, in
     return p->err;
 }
 
+/* Where the read of p starts: an offset outside the log (known watermarks) becomes its
+ * start. */
+static int64_t part_start(const struct part *p)
+{
+    if (p->hi >= 0 && p->from >= 0 && (p->from < p->lo || p->from > p->hi))
+        return p->lo;
+    return p->from;
+}
+
 /* 1 when bounded part p has nothing to read: its start is at or past its high watermark. */
 static int part_empty(const struct part *p)
 {
-    int64_t start;
+    int64_t start = part_start(p);
 
     if (p->hi < 0)
         return 0; /* unknown: the EOF event says */
-    if (p->from == RD_KAFKA_OFFSET_END)
+    if (start == RD_KAFKA_OFFSET_END)
         return 1;
-    start = p->from >= 0 ? p->from : p->lo; /* BEGINNING (or another logical offset) */
+    if (start < 0)
+        start = p->lo; /* BEGINNING (or another logical offset) */
     return start >= p->hi || p->hi <= p->lo;
 }
 
@@ -227,7 +246,8 @@ static int assign_parts(kafka_reader_t *r, char *errstr, size_t errstr_size)
         p->done = !r->opts.follow && part_empty(p);
         if (p->done)
             continue;
-        rd_kafka_topic_partition_list_add(list, r->opts.topic, p->id)->offset = p->from;
+        rd_kafka_topic_partition_list_add(list, r->opts.topic, p->id)->offset =
+            part_start(p);
         open++;
     }
     if (open > 0) {
@@ -264,9 +284,11 @@ int kafka_reader_run(kafka_reader_t *r, kafka_reader_fn fn, char *errstr,
                      size_t errstr_size)
 {
     const kafka_reader_opts_t *o = &r->opts;
-    int64_t idle_until;
+    int64_t idle_until, deadline = util_mono_ms() + o->timeout_ms;
     int ret = -1, open;
 
+    if (r->n == 0)
+        return 0;
     open = assign_parts(r, errstr, errstr_size);
     if (open < 0)
         return -1;
@@ -278,6 +300,11 @@ int kafka_reader_run(kafka_reader_t *r, kafka_reader_fn fn, char *errstr,
 
         if (o->stop != NULL && *o->stop) {
             ret = 1;
+            goto done;
+        }
+        if (o->timeout_ms > 0 && util_mono_ms() >= deadline) {
+            util_errf(errstr, errstr_size, "%s: not read to the end within %d s", o->topic,
+                      o->timeout_ms / 1000);
             goto done;
         }
         msg = rd_kafka_consumer_poll(o->rk, READER_POLL_MS);
@@ -294,14 +321,20 @@ int kafka_reader_run(kafka_reader_t *r, kafka_reader_fn fn, char *errstr,
             if (!o->follow)
                 open = part_end(p, open);
         } else if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            int give_up = 0;
+
             if (o->on_error != NULL)
-                o->on_error(o->ctx, msg);
+                give_up = o->on_error(o->ctx, msg) != 0;
             else
                 log_warn("kafka_reader_error topic=%s partition=%d err=%s detail=%s",
                          o->topic, (int)msg->partition, rd_kafka_err2name(msg->err),
                          LOG_Q(rd_kafka_message_errstr(msg)));
-            if (msg->err == RD_KAFKA_RESP_ERR__FATAL) {
-                util_errf(errstr, errstr_size, "fatal consumer error");
+            if (give_up || msg->err == RD_KAFKA_RESP_ERR__FATAL) {
+                if (give_up)
+                    util_errf(errstr, errstr_size, "%s [%d]: %s", o->topic,
+                              (int)msg->partition, rd_kafka_message_errstr(msg));
+                else
+                    util_errf(errstr, errstr_size, "fatal consumer error");
                 rd_kafka_message_destroy(msg);
                 goto done;
             }

@@ -27,23 +27,29 @@ void kafka_reader_client_free(rd_kafka_t *rk);
  * message is borrowed for the call. Returns 0 to go on, non-zero to end the read. */
 typedef int (*kafka_reader_fn)(void *ctx, const rd_kafka_message_t *msg);
 
-/* Called for an error the consumer reported instead of a record (the read goes on unless
- * it is fatal). NULL: logged as a warning. */
-typedef void (*kafka_reader_error_fn)(void *ctx, const rd_kafka_message_t *msg);
+/* Called for an error the consumer reported instead of a record. Returns 0 to go on (a
+ * fatal error ends the read all the same), non-zero to end the read as failed. NULL: logged
+ * as a warning, and the read goes on. */
+typedef int (*kafka_reader_error_fn)(void *ctx, const rd_kafka_message_t *msg);
 
 typedef struct kafka_reader_opts {
     rd_kafka_t *rk;             /* a client of kafka_reader_client_new, borrowed */
     const char *topic;
     const int32_t *partitions;  /* the partitions to read; NULL: every partition */
     size_t npartitions;
-    const int64_t *from;        /* per entry of partitions: the first offset to read;
-                                 * NULL: every one from `start` */
+    const int64_t *from;        /* per entry of partitions: the first offset to read; one
+                                 * outside the partition's log (retention deleted it, or
+                                 * the log was made anew) reads it from its start; NULL:
+                                 * every one from `start` */
     int64_t start;              /* when from is NULL: RD_KAFKA_OFFSET_BEGINNING (0 works
                                  * too), RD_KAFKA_OFFSET_END, or an offset */
     int follow;                 /* 0: stop at the high watermark; 1: go on reading new
                                  * records until *stop or the callback says so (tail) */
     int idle_ms;                /* neither a record nor an end for this long is an error;
                                  * 0: wait for ever */
+    int timeout_ms;             /* the whole read must end within this; 0: no limit */
+    int missing_ok;             /* 1: a topic that does not exist gives a reader of no
+                                 * partitions (nothing was written to it), not an error */
     int watermark_timeout_ms;   /* for each partition's watermarks (0: 5 s) */
     const volatile sig_atomic_t *stop; /* non-zero: stop between two records; may be NULL */
     kafka_reader_error_fn on_error;
@@ -54,11 +60,11 @@ typedef struct kafka_reader kafka_reader_t;
 
 /* Makes a reader: finds the topic in the cluster's metadata (asked for every topic, which
  * never auto-creates one), and takes each partition's watermarks. opts is copied; what it
- * points to is borrowed until kafka_reader_free. Returns NULL with errstr when the topic does
- * not exist (errstr then says "does not exist"), has no partitions, a partition asked for is
- * not one of it, or the cluster did not answer. A partition whose watermarks cannot be read
- * is not an error: kafka_reader_partition says so and the read of it ends at the
- * partition-EOF event instead. */
+ * points to is borrowed until kafka_reader_free. Returns NULL with errstr when the topic
+ * does not exist (errstr then says "does not exist"; but see missing_ok), has no
+ * partitions, a partition asked for is not one of it, or the cluster did not answer. A
+ * partition whose watermarks cannot be read is not an error: kafka_reader_partition says so
+ * and the read of it ends at the partition-EOF event instead. */
 kafka_reader_t *kafka_reader_new(const kafka_reader_opts_t *opts, char *errstr,
                                  size_t errstr_size);
 

@@ -164,6 +164,23 @@ static void test_reads_everything_then_stops(void **state)
         assert_int_equal(t.last_offset[1], PER_PARTITION - 1);
         kafka_reader_free(r);
     }
+    /* An offset the log does not have reads the partition from its start. */
+    {
+        const int32_t parts[] = { 0 };
+        const int64_t from[] = { PER_PARTITION + 5 };
+        struct seen t = { 0, { 0, 0 }, { 0, 0 }, 1, 0, NULL };
+
+        o = opts_for(rk, &t);
+        o.partitions = parts;
+        o.npartitions = 1;
+        o.from = from;
+        o.timeout_ms = 20000;
+        r = kafka_reader_new(&o, errstr, sizeof(errstr));
+        assert_non_null(r);
+        assert_int_equal(kafka_reader_run(r, on_record, errstr, sizeof(errstr)), 0);
+        assert_int_equal(t.per_part[0], PER_PARTITION);
+        kafka_reader_free(r);
+    }
     /* From the end: nothing to read, done at once. */
     {
         struct seen t = { 0, { 0, 0 }, { 0, 0 }, 1, 0, NULL };
@@ -223,6 +240,16 @@ static void test_bad_topic_and_partition(void **state)
     o.topic = "no-such-topic";
     assert_null(kafka_reader_new(&o, errstr, sizeof(errstr)));
     assert_non_null(strstr(errstr, "topic 'no-such-topic' does not exist"));
+    /* Unless a missing topic is fine: then there is nothing to read. */
+    o.missing_ok = 1;
+    {
+        kafka_reader_t *r = kafka_reader_new(&o, errstr, sizeof(errstr));
+
+        assert_non_null(r);
+        assert_int_equal(kafka_reader_count(r), 0);
+        assert_int_equal(kafka_reader_run(r, on_record, errstr, sizeof(errstr)), 0);
+        kafka_reader_free(r);
+    }
     o = opts_for(rk, &s);
     o.partitions = parts;
     o.npartitions = 1;

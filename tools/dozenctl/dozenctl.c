@@ -189,12 +189,13 @@ void catch_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-void print_consume_error(void *ctx, const rd_kafka_message_t *msg)
+int print_consume_error(void *ctx, const rd_kafka_message_t *msg)
 {
     (void)ctx;
     fprintf(stderr, "dozenctl: %s [%d]: %s\n",
             msg->rkt != NULL ? rd_kafka_topic_name(msg->rkt) : "-", (int)msg->partition,
             rd_kafka_message_errstr(msg));
+    return 0;
 }
 
 int session_open(struct session *s, int create_topics)

@@ -35,8 +35,8 @@ char *find_setting(const char *name, char *errstr, size_t errstr_size);
 void catch_signals(void);
 
 /* Prints on stderr an error the consumer reported instead of a record (a
- * kafka_reader_error_fn). */
-void print_consume_error(void *ctx, const rd_kafka_message_t *msg);
+ * kafka_reader_error_fn: the read goes on). */
+int print_consume_error(void *ctx, const rd_kafka_message_t *msg);
 
 /* What every sub-command talking to the broker starts with. */
 struct session {
