@@ -23,9 +23,11 @@
 #define RETRY_MAX_MS 10000
 #define REDELIVERY_ENSURE_MS 10000 /* how long to wait for retry.<group> to exist */
 
-/* What the rebalance callback needs; lives on kafka_consumer_run()'s stack. */
+/* What the rebalance callback needs: the opaque of a client of kafka_consumer_join, freed
+ * by kafka_consumer_leave. */
 struct consumer_state {
-    const char *group;
+    char group[256];
+    int commit_on_revoke;
 };
 
 /* Writes "topic[p],topic[p],..." into out for the logs, cut with "..." if too long. */
@@ -89,7 +91,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
         log_info("kafka_partitions_revoked group=%s protocol=%s lost=%d partitions=%s",
                  st->group, proto != NULL ? proto : "-", lost, list[0] != '\0' ? list : "-");
-        if (!lost)
+        if (!lost && st->commit_on_revoke)
             commit_stored(rk, st->group, "revoke");
         if (cooperative)
             error = rd_kafka_incremental_unassign(rk, parts);
@@ -176,7 +178,7 @@ static void seek_back(rd_kafka_t *rk, const char *group, const rd_kafka_message_
 
 /* Logs an error the consumer reported instead of a record. Reaching the end of a
  * partition is not one. */
-static void log_consume_error(const char *group, const rd_kafka_message_t *msg)
+void kafka_consumer_log_error(const char *group, const rd_kafka_message_t *msg)
 {
     if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
         return;
@@ -279,13 +281,11 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
                        char *errstr, size_t errstr_size)
 {
     int ret = -1;
-    rd_kafka_conf_t *conf = NULL;
     rd_kafka_t *rk = NULL;
-    rd_kafka_topic_partition_list_t *subs = NULL;
-    struct consumer_state st;
+    const char **topics = NULL;
+    kafka_consumer_join_t join;
     struct loop L;
     int64_t initial_ms, max_ms, backoff_ms;
-    rd_kafka_resp_err_t err;
     char rderr[512];
     size_t i;
 
@@ -309,7 +309,6 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
     if (max_ms < initial_ms)
         max_ms = initial_ms;
     backoff_ms = initial_ms;
-    st.group = opts->group;
     L.opts = opts;
     if (opts->policy != NULL) {
         L.policy = *opts->policy;
@@ -330,32 +329,6 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
     if (L.handover == NULL)
         goto done;
 
-    conf = kafka_conf_new(opts->bootstrap, opts->client_id != NULL ? opts->client_id
-                                                                   : opts->group,
-                          errstr, errstr_size);
-    if (conf == NULL)
-        goto done;
-    /* A new group reads what was written before it existed. */
-    if (kafka_conf_set_default(conf, "auto.offset.reset", "earliest", errstr, errstr_size) != 0)
-        goto done;
-    /* Offsets are stored by us after the handler's effect is committed, and librdkafka
-     * commits only stored offsets: at-least-once, never at-most-once. */
-    if (kafka_conf_set_forced(conf, "group.id", opts->group, errstr, errstr_size) != 0 ||
-        kafka_conf_set_forced(conf, "enable.auto.commit", "true", errstr, errstr_size) != 0 ||
-        kafka_conf_set_forced(conf, "enable.auto.offset.store", "false", errstr, errstr_size) != 0)
-        goto done;
-    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-    rd_kafka_conf_set_opaque(conf, &st);
-
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
-    if (rk == NULL) {
-        util_errf(errstr, errstr_size, "kafka consumer: %s", rderr);
-        goto done;
-    }
-    conf = NULL; /* rd_kafka_new() took it */
-    /* Rebalances and errors are then served by rd_kafka_consumer_poll(). */
-    rd_kafka_poll_set_consumer(rk);
-
     /* Redeliveries follow from the group: its retry.<group> is made to exist whatever the
      * group is called. Without it the records of this group that fail are dead-lettered
      * by the retry service (unknown_group), which is no reason not to consume. */
@@ -363,15 +336,26 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
                                  sizeof(rderr)) != 0)
         log_error("kafka_redelivery_topic_missing group=%s topic=%s error=%s", opts->group,
                   L.redelivery, LOG_Q(rderr));
-    subs = rd_kafka_topic_partition_list_new((int)opts->ntopics + 1);
-    for (i = 0; i < opts->ntopics; i++)
-        rd_kafka_topic_partition_list_add(subs, opts->topics[i], RD_KAFKA_PARTITION_UA);
-    rd_kafka_topic_partition_list_add(subs, L.redelivery, RD_KAFKA_PARTITION_UA);
-    err = rd_kafka_subscribe(rk, subs);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        util_errf(errstr, errstr_size, "kafka consumer subscribe: %s", rd_kafka_err2str(err));
+    topics = calloc(opts->ntopics + 1, sizeof(*topics));
+    if (topics == NULL) {
+        util_errf(errstr, errstr_size, "out of memory");
         goto done;
     }
+    for (i = 0; i < opts->ntopics; i++)
+        topics[i] = opts->topics[i];
+    topics[opts->ntopics] = L.redelivery;
+    memset(&join, 0, sizeof(join));
+    join.bootstrap = opts->bootstrap;
+    join.client_id = opts->client_id != NULL ? opts->client_id : opts->group;
+    join.group = opts->group;
+    join.topics = topics;
+    join.ntopics = opts->ntopics + 1;
+    /* Offsets are stored by us after the handler's effect is committed, and librdkafka
+     * commits only stored offsets: at-least-once, never at-most-once. */
+    join.auto_commit = 1;
+    rk = kafka_consumer_join(&join, errstr, errstr_size);
+    if (rk == NULL)
+        goto done;
     log_info("kafka_consumer_started group=%s topics=%zu", opts->group, opts->ntopics);
 
     while (!*stop) {
@@ -381,7 +365,7 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
         if (msg == NULL)
             continue;
         if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            log_consume_error(opts->group, msg);
+            kafka_consumer_log_error(opts->group, msg);
             if (msg->err == RD_KAFKA_RESP_ERR__FATAL)
                 util_sleep_ms(1000, stop); /* every poll would say the same */
             rd_kafka_message_destroy(msg);
@@ -409,26 +393,115 @@ done:
     if (rk != NULL) {
         if (ret == 0)
             commit_stored(rk, opts->group, "shutdown");
-        /* Revokes the assignment (the rebalance callback commits again) and leaves the
-         * group, so the partitions move to another member at once. */
-        err = rd_kafka_consumer_close(rk);
-        if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-            log_warn("kafka_consumer_close_failed group=%s err=%s", opts->group,
-                     rd_kafka_err2name(err));
-        rd_kafka_destroy(rk);
+        kafka_consumer_leave(rk);
         if (ret == 0)
             log_info("kafka_consumer_stopped group=%s", opts->group);
     }
-    if (subs != NULL)
-        rd_kafka_topic_partition_list_destroy(subs);
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
+    free(topics);
     kafka_handover_free(L.handover);
     return ret;
 }
 
+rd_kafka_t *kafka_consumer_join(const kafka_consumer_join_t *j, char *errstr,
+                                size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = NULL;
+    rd_kafka_t *rk = NULL, *ret = NULL;
+    rd_kafka_topic_partition_list_t *subs = NULL;
+    struct consumer_state *st = NULL;
+    rd_kafka_resp_err_t err;
+    char rderr[512];
+    size_t i;
+
+    if (j->group == NULL || j->group[0] == '\0' || j->ntopics == 0 || j->ntopics > INT_MAX) {
+        util_errf(errstr, errstr_size, "kafka consumer: bad options");
+        goto done;
+    }
+    for (i = 0; i < j->ntopics; i++) {
+        if (j->topics[i] == NULL || j->topics[i][0] == '\0') {
+            util_errf(errstr, errstr_size, "kafka consumer: empty topic name");
+            goto done;
+        }
+    }
+    st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        util_errf(errstr, errstr_size, "out of memory");
+        goto done;
+    }
+    snprintf(st->group, sizeof(st->group), "%s", j->group);
+    st->commit_on_revoke = j->auto_commit;
+    conf = kafka_conf_new(j->bootstrap, j->client_id, errstr, errstr_size);
+    if (conf == NULL)
+        goto done;
+    /* A new group reads what was written before it existed. */
+    if (kafka_conf_set_default(conf, "auto.offset.reset", "earliest", errstr, errstr_size) != 0)
+        goto done;
+    for (i = 0; i < j->ndefaults; i++) {
+        if (kafka_conf_set_default(conf, j->defaults[i][0], j->defaults[i][1], errstr,
+                                   errstr_size) != 0)
+            goto done;
+    }
+    /* Only offsets stored by the loop are ever committed. */
+    if (kafka_conf_set_forced(conf, "group.id", j->group, errstr, errstr_size) != 0 ||
+        kafka_conf_set_forced(conf, "enable.auto.commit", j->auto_commit ? "true" : "false",
+                              errstr, errstr_size) != 0 ||
+        kafka_conf_set_forced(conf, "enable.auto.offset.store", "false", errstr,
+                              errstr_size) != 0)
+        goto done;
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, st);
+
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
+    if (rk == NULL) {
+        util_errf(errstr, errstr_size, "kafka consumer: %s", rderr);
+        goto done;
+    }
+    conf = NULL; /* rd_kafka_new() took it */
+    st = NULL;   /* freed by kafka_consumer_leave() through the handle's opaque */
+    /* Rebalances and errors are then served by rd_kafka_consumer_poll(). */
+    rd_kafka_poll_set_consumer(rk);
+    subs = rd_kafka_topic_partition_list_new((int)j->ntopics);
+    for (i = 0; i < j->ntopics; i++)
+        rd_kafka_topic_partition_list_add(subs, j->topics[i], RD_KAFKA_PARTITION_UA);
+    err = rd_kafka_subscribe(rk, subs);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        util_errf(errstr, errstr_size, "kafka consumer subscribe: %s", rd_kafka_err2str(err));
+        goto done;
+    }
+    ret = rk;
+    rk = NULL; /* the caller's now */
+done:
+    if (subs != NULL)
+        rd_kafka_topic_partition_list_destroy(subs);
+    kafka_consumer_leave(rk);
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    free(st);
+    return ret;
+}
+
+void kafka_consumer_leave(rd_kafka_t *rk)
+{
+    struct consumer_state *st;
+    rd_kafka_resp_err_t err;
+
+    if (rk == NULL)
+        return;
+    st = rd_kafka_opaque(rk);
+    /* Revokes the assignment (the rebalance callback commits again when the group
+     * auto-commits) and leaves the group, so the partitions move to another member at once. */
+    err = rd_kafka_consumer_close(rk);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        log_warn("kafka_consumer_close_failed group=%s err=%s", st != NULL ? st->group : "-",
+                 rd_kafka_err2name(err));
+    rd_kafka_destroy(rk);
+    free(st);
+}
+
 struct kafka_consumer {
-    const kafka_consumer_opts_t *opts;
+    kafka_consumer_loop_fn loop;
+    void *ctx;
+    const char *name;
     pthread_t thread;
     volatile int stop;
     volatile int failed;
@@ -439,15 +512,15 @@ static void *consumer_thread(void *arg)
     kafka_consumer_t *c = arg;
     char err[512];
 
-    if (kafka_consumer_run(c->opts, &c->stop, err, sizeof(err)) != 0) {
-        log_error("kafka_consumer_failed group=%s error=%s", c->opts->group, LOG_Q(err));
+    if (c->loop(c->ctx, &c->stop, err, sizeof(err)) != 0) {
+        log_error("kafka_consumer_failed group=%s error=%s", c->name, LOG_Q(err));
         c->failed = 1;
     }
     return NULL;
 }
 
-kafka_consumer_t *kafka_consumer_start(const kafka_consumer_opts_t *opts,
-                                       char *errstr, size_t errstr_size)
+kafka_consumer_t *kafka_consumer_spawn(kafka_consumer_loop_fn loop, void *ctx,
+                                       const char *name, char *errstr, size_t errstr_size)
 {
     kafka_consumer_t *c = calloc(1, sizeof(*c));
     int err;
@@ -456,7 +529,9 @@ kafka_consumer_t *kafka_consumer_start(const kafka_consumer_opts_t *opts,
         util_errf(errstr, errstr_size, "out of memory");
         return NULL;
     }
-    c->opts = opts;
+    c->loop = loop;
+    c->ctx = ctx;
+    c->name = name;
     err = pthread_create(&c->thread, NULL, consumer_thread, c);
     if (err != 0) {
         util_errf(errstr, errstr_size, "pthread_create: %s", strerror(err));
@@ -464,6 +539,22 @@ kafka_consumer_t *kafka_consumer_start(const kafka_consumer_opts_t *opts,
         return NULL;
     }
     return c;
+}
+
+/* kafka_consumer_run as a kafka_consumer_loop_fn. */
+static int run_loop(void *ctx, const volatile int *stop, char *errstr, size_t errstr_size)
+{
+    return kafka_consumer_run(ctx, stop, errstr, errstr_size);
+}
+
+kafka_consumer_t *kafka_consumer_start(const kafka_consumer_opts_t *opts,
+                                       char *errstr, size_t errstr_size)
+{
+    if (opts == NULL) {
+        util_errf(errstr, errstr_size, "kafka consumer: bad options");
+        return NULL;
+    }
+    return kafka_consumer_spawn(run_loop, (void *)opts, opts->group, errstr, errstr_size);
 }
 
 int kafka_consumer_failed(kafka_consumer_t *c)

@@ -71,8 +71,9 @@ typedef struct kafka_consumer_opts {
  * acknowledged the handed-over copy; KAFKA_FAIL once `dead-letter` has. Stored offsets are
  * committed (auto-commit of stored offsets, plus a synchronous commit on revoke and on
  * shutdown). KAFKA_RETRY, or a hand-over the broker did not acknowledge, seeks back to the
- * record and waits with exponential backoff, so the record is neither skipped nor lost. Returns 0 after a clean shutdown (consumer
- * closed, group left), or -1 with errstr if the consumer could not be created. */
+ * record and waits with exponential backoff, so the record is neither skipped nor lost.
+ * Returns 0 after a clean shutdown (consumer closed, group left), or -1 with errstr if the
+ * consumer could not be created. */
 int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *stop,
                        char *errstr, size_t errstr_size);
 
@@ -92,5 +93,52 @@ int kafka_consumer_failed(kafka_consumer_t *c);
 /* Asks the loop to stop, waits for its clean shutdown (offsets committed, group left) and
  * frees it. Accepts NULL. */
 void kafka_consumer_stop(kafka_consumer_t *c);
+
+/* A loop run on a thread of its own by kafka_consumer_spawn: runs until *stop becomes
+ * non-zero; returns 0 after a clean stop, or -1 with errstr when it could not start. */
+typedef int (*kafka_consumer_loop_fn)(void *ctx, const volatile int *stop, char *errstr,
+                                      size_t errstr_size);
+
+/* Starts loop(ctx) on a new thread, for a consumer whose loop is its own (the retry
+ * service's batches); kafka_consumer_start is this for kafka_consumer_run. ctx and name
+ * (the group, for the log line when the loop fails) are borrowed and must outlive it.
+ * kafka_consumer_failed and kafka_consumer_stop apply. Returns NULL with errstr if the
+ * thread cannot start. */
+kafka_consumer_t *kafka_consumer_spawn(kafka_consumer_loop_fn loop, void *ctx,
+                                       const char *name, char *errstr, size_t errstr_size);
+
+/* How kafka_consumer_join makes a consumer group member. */
+typedef struct kafka_consumer_join {
+    const char *bootstrap;
+    const char *client_id;
+    const char *group;               /* group.id */
+    const char *const *topics;       /* subscribed */
+    size_t ntopics;
+    int auto_commit;                 /* 1: librdkafka commits the stored offsets (and they
+                                      * are committed before partitions are revoked);
+                                      * 0: the caller commits by itself */
+    const char *const (*defaults)[2]; /* more { property, value } defaults, each unless
+                                       * its KAFKA_<PROPERTY> is set; may be NULL */
+    size_t ndefaults;
+} kafka_consumer_join_t;
+
+/* The consumer group member every loop uses, written once: kafka_conf_new, then
+ * auto.offset.reset=earliest (a new group reads what was written before it existed) and
+ * j->defaults unless KAFKA_* chose, then forced group.id, enable.auto.commit per
+ * j->auto_commit and enable.auto.offset.store=false (only offsets the loop stores are
+ * committed), the rebalance callback (logs kafka_partitions_assigned/revoked and applies
+ * eager or cooperative assignments) and the subscription. Rebalances and errors are served
+ * by rd_kafka_consumer_poll. Returns the client (close it with kafka_consumer_leave), or
+ * NULL with errstr. */
+rd_kafka_t *kafka_consumer_join(const kafka_consumer_join_t *j, char *errstr,
+                                size_t errstr_size);
+
+/* Closes a client of kafka_consumer_join (revokes its partitions, leaves the group, so they
+ * move to another member at once) and destroys it. Accepts NULL. */
+void kafka_consumer_leave(rd_kafka_t *rk);
+
+/* Logs an error the consumer reported instead of a record (kafka_consume_error); reaching
+ * the end of a partition is not one. */
+void kafka_consumer_log_error(const char *group, const rd_kafka_message_t *msg);
 
 #endif
