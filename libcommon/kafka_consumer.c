@@ -286,7 +286,6 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
     kafka_consumer_join_t join;
     struct loop L;
     int64_t initial_ms, max_ms, backoff_ms;
-    char rderr[512];
     size_t i;
 
     memset(&L, 0, sizeof(L));
@@ -329,13 +328,6 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
     if (L.handover == NULL)
         goto done;
 
-    /* Redeliveries follow from the group: its retry.<group> is made to exist whatever the
-     * group is called. Without it the records of this group that fail are dead-lettered
-     * by the retry service (unknown_group), which is no reason not to consume. */
-    if (topics_ensure_redelivery(opts->bootstrap, opts->group, REDELIVERY_ENSURE_MS, rderr,
-                                 sizeof(rderr)) != 0)
-        log_error("kafka_redelivery_topic_missing group=%s topic=%s error=%s", opts->group,
-                  L.redelivery, LOG_Q(rderr));
     topics = calloc(opts->ntopics + 1, sizeof(*topics));
     if (topics == NULL) {
         util_errf(errstr, errstr_size, "out of memory");
@@ -353,6 +345,7 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
     /* Offsets are stored by us after the handler's effect is committed, and librdkafka
      * commits only stored offsets: at-least-once, never at-most-once. */
     join.auto_commit = 1;
+    join.ensure_redelivery = 1;
     rk = kafka_consumer_join(&join, errstr, errstr_size);
     if (rk == NULL)
         goto done;
@@ -460,6 +453,13 @@ rd_kafka_t *kafka_consumer_join(const kafka_consumer_join_t *j, char *errstr,
     st = NULL;   /* freed by kafka_consumer_leave() through the handle's opaque */
     /* Rebalances and errors are then served by rd_kafka_consumer_poll(). */
     rd_kafka_poll_set_consumer(rk);
+    /* Redeliveries follow from the group: its retry.<group> is made to exist whatever the
+     * group is called. Without it the records of this group that fail are dead-lettered
+     * by the retry service (unknown_group), which is no reason not to consume. */
+    if (j->ensure_redelivery &&
+        topics_ensure_redelivery(j->bootstrap, j->group, REDELIVERY_ENSURE_MS, rderr,
+                                 sizeof(rderr)) != 0)
+        log_error("kafka_redelivery_topic_missing group=%s error=%s", j->group, LOG_Q(rderr));
     subs = rd_kafka_topic_partition_list_new((int)j->ntopics);
     for (i = 0; i < j->ntopics; i++)
         rd_kafka_topic_partition_list_add(subs, j->topics[i], RD_KAFKA_PARTITION_UA);

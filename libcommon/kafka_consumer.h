@@ -117,6 +117,8 @@ typedef struct kafka_consumer_join {
     int auto_commit;                 /* 1: librdkafka commits the stored offsets (and they
                                       * are committed before partitions are revoked);
                                       * 0: the caller commits by itself */
+    int ensure_redelivery;           /* 1: make retry.<group> exist before subscribing
+                                      * (topics_ensure_redelivery; a failure is logged) */
     const char *const (*defaults)[2]; /* more { property, value } defaults, each unless
                                        * its KAFKA_<PROPERTY> is set; may be NULL */
     size_t ndefaults;
@@ -126,7 +128,7 @@ typedef struct kafka_consumer_join {
  * auto.offset.reset=earliest (a new group reads what was written before it existed) and
  * j->defaults unless KAFKA_* chose, then forced group.id, enable.auto.commit per
  * j->auto_commit and enable.auto.offset.store=false (only offsets the loop stores are
- * committed), the rebalance callback (logs kafka_partitions_assigned/revoked and applies
+ * committed), retry.<group> when j->ensure_redelivery, the rebalance callback (logs kafka_partitions_assigned/revoked and applies
  * eager or cooperative assignments) and the subscription. Rebalances and errors are served
  * by rd_kafka_consumer_poll. Returns the client (close it with kafka_consumer_leave), or
  * NULL with errstr. */
