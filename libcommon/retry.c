@@ -1,4 +1,5 @@
-/* retry: dozen-* headers and the backoff policy shared by consumers, the retry service and
+/* retry: the dozen-* header contract (read with full validation, write, group names, the
+ * redelivery topic) and the backoff policy, shared by consumers, the retry service and
  * dozenctl. */
 #include "retry.h"
 
@@ -12,120 +13,130 @@
 #include "cfg.h"
 #include "util.h"
 
-#define H_PREFIX "dozen-"
+#define QUOTE_MAX 64         /* how much of a bad value an error message quotes */
 
-/* Copies header name's last value into out (NUL-terminated). Returns 1 when found, 0 when
- * absent, -1 when it does not fit or holds a NUL. */
-static int header_text(const rd_kafka_message_t *msg, const char *name, char *out,
-                       size_t out_size)
+void retry_printable(const char *in, size_t in_len, char *out, size_t out_size)
 {
-    rd_kafka_headers_t *hdrs = NULL;
-    const void *val = NULL;
-    size_t size = 0;
+    size_t i;
 
-    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_get_last(hdrs, name, &val, &size) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        val == NULL)
+    if (out_size == 0)
+        return;
+    for (i = 0; in != NULL && i < in_len && i + 1 < out_size; i++) {
+        unsigned char c = (unsigned char)in[i];
+        out[i] = c >= 0x20 && c <= 0x7e ? (char)c : '?';
+    }
+    out[i] = '\0';
+}
+
+/* Quotes a bad header value for an error message: printable, cut to QUOTE_MAX. */
+static void quote_value(const void *val, size_t size, char *out, size_t out_size)
+{
+    char buf[QUOTE_MAX + 4];
+
+    retry_printable(val, size < QUOTE_MAX ? size : QUOTE_MAX, buf, sizeof(buf));
+    snprintf(out, out_size, "'%s%s'", buf, size > QUOTE_MAX ? "..." : "");
+}
+
+/* Finds the last header called name. Returns 1 with the value and its size, 0 when it is
+ * absent or has a null value (which carries nothing). */
+static int header_get(const rd_kafka_headers_t *hdrs, const char *name, const void **val,
+                      size_t *size)
+{
+    *val = NULL;
+    *size = 0;
+    if (hdrs == NULL ||
+        rd_kafka_header_get_last(hdrs, name, val, size) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return 0;
-    if (size >= out_size || memchr(val, '\0', size) != NULL)
+    return *val != NULL;
+}
+
+/* Reads header name as a base-10 integer in [min, max] (digits only, no sign). required:
+ * absent is an error; otherwise absent leaves *out = absent and returns 0. */
+static int header_int(const rd_kafka_headers_t *hdrs, const char *name, int required,
+                      int64_t min, int64_t max, int64_t absent, int64_t *out, char *errstr,
+                      size_t errstr_size)
+{
+    const void *val;
+    const unsigned char *p;
+    size_t size, i;
+    int64_t n = 0;
+    char quoted[QUOTE_MAX + 16];
+
+    *out = absent;
+    if (!header_get(hdrs, name, &val, &size)) {
+        if (!required)
+            return 0;
+        util_errf(errstr, errstr_size, "missing header '%s'", name);
         return -1;
-    memcpy(out, val, size);
-    out[size] = '\0';
+    }
+    p = val;
+    for (i = 0; i < size; i++) {
+        int d = p[i] - '0';
+
+        if (d < 0 || d > 9 || n > (INT64_MAX - d) / 10)
+            break; /* not a digit, or past what an int64_t holds */
+        n = n * 10 + d;
+    }
+    if (size == 0 || i < size || n < min || n > max) {
+        quote_value(val, size, quoted, sizeof(quoted));
+        util_errf(errstr, errstr_size, "header '%s': %s is not an integer from %lld to %lld",
+                  name, quoted, (long long)min, (long long)max);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+/* 1 if s[0..len) is 1..max characters of [A-Za-z0-9._-]. */
+static int name_chars_ok(const unsigned char *s, size_t len, size_t max)
+{
+    if (len == 0 || len > max)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
     return 1;
 }
 
-/* Reads a required (or optional) integer header in [min, max]. */
-static int header_int(const rd_kafka_message_t *msg, const char *name, int required,
-                      int64_t min, int64_t max, int64_t *out, char *errstr, size_t errstr_size)
+int retry_group_valid(const char *s)
 {
-    char buf[32], *end;
-    long long v;
-    int found = header_text(msg, name, buf, sizeof(buf));
+    return s != NULL && name_chars_ok((const unsigned char *)s, strlen(s), RETRY_GROUP_MAX);
+}
 
-    if (found == 0 && !required) {
-        *out = 0;
-        return 0;
-    }
-    if (found <= 0) {
-        util_errf(errstr, errstr_size, "header %s is %s", name, found == 0 ? "missing" : "too long");
+/* Reads a header made of 1..max characters of [A-Za-z0-9._-] into out (max + 1 bytes).
+ * Absent: an error when required, else out = "". */
+static int header_name(const rd_kafka_headers_t *hdrs, const char *name, int required,
+                       size_t max, char *out, char *errstr, size_t errstr_size)
+{
+    const void *val;
+    size_t size;
+    char quoted[QUOTE_MAX + 16];
+
+    out[0] = '\0';
+    if (!header_get(hdrs, name, &val, &size)) {
+        if (!required)
+            return 0;
+        util_errf(errstr, errstr_size, "missing header '%s'", name);
         return -1;
     }
-    errno = 0;
-    v = strtoll(buf, &end, 10);
-    if (errno != 0 || end == buf || *end != '\0' || v < min || v > max) {
-        util_errf(errstr, errstr_size, "header %s: '%s' is not an integer in %" PRId64 "..%"
-                  PRId64, name, buf, min, max);
+    if (!name_chars_ok(val, size, max)) {
+        quote_value(val, size, quoted, sizeof(quoted));
+        util_errf(errstr, errstr_size, "header '%s': %s must be 1 to %zu characters of "
+                  "letters, digits, '.', '_' or '-'", name, quoted, max);
         return -1;
     }
-    *out = v;
+    memcpy(out, val, size);
+    out[size] = '\0';
     return 0;
 }
 
-static int header_str(const rd_kafka_message_t *msg, const char *name, int required,
-                      char *out, size_t out_size, char *errstr, size_t errstr_size)
+/* Copies n bytes of text into info->error, cut to RETRY_ERROR_MAX bytes without splitting
+ * a UTF-8 character. */
+static void set_error_n(retry_info_t *info, const char *text, size_t n)
 {
-    int found = header_text(msg, name, out, out_size);
-
-    if (found < 0 || (found == 0 && required) || (found == 1 && required && out[0] == '\0')) {
-        util_errf(errstr, errstr_size, "header %s is %s", name,
-                  found < 0 ? "too long" : "missing or empty");
-        return -1;
-    }
-    if (found == 0)
-        out[0] = '\0';
-    return 0;
-}
-
-int retry_info_read(const rd_kafka_message_t *msg, retry_info_t *info,
-                    char *errstr, size_t errstr_size)
-{
-    int64_t v;
-    char probe[2];
-
-    memset(info, 0, sizeof(*info));
-    if (header_text(msg, H_PREFIX "group", probe, sizeof(probe)) == 0 &&
-        header_text(msg, H_PREFIX "attempt", probe, sizeof(probe)) == 0 &&
-        header_text(msg, H_PREFIX "original-topic", probe, sizeof(probe)) == 0)
-        return 1;
-    if (header_str(msg, H_PREFIX "original-topic", 1, info->original_topic,
-                   sizeof(info->original_topic), errstr, errstr_size) != 0 ||
-        header_str(msg, H_PREFIX "group", 1, info->group, sizeof(info->group),
-                   errstr, errstr_size) != 0 ||
-        header_str(msg, H_PREFIX "reason", 1, info->reason, sizeof(info->reason),
-                   errstr, errstr_size) != 0 ||
-        header_str(msg, H_PREFIX "last-reason", 0, info->last_reason,
-                   sizeof(info->last_reason), errstr, errstr_size) != 0 ||
-        header_str(msg, H_PREFIX "expired", 0, info->expired, sizeof(info->expired),
-                   errstr, errstr_size) != 0 ||
-        header_str(msg, H_PREFIX "error", 0, info->error, sizeof(info->error),
-                   errstr, errstr_size) != 0)
-        return -1;
-    if (header_int(msg, H_PREFIX "original-partition", 1, 0, INT32_MAX, &v, errstr,
-                   errstr_size) != 0)
-        return -1;
-    info->original_partition = (int32_t)v;
-    if (header_int(msg, H_PREFIX "original-offset", 1, 0, INT64_MAX, &info->original_offset,
-                   errstr, errstr_size) != 0 ||
-        header_int(msg, H_PREFIX "not-before", 1, 0, INT64_MAX, &info->not_before_ms,
-                   errstr, errstr_size) != 0 ||
-        header_int(msg, H_PREFIX "deadline", 0, 0, INT64_MAX, &info->deadline_ms,
-                   errstr, errstr_size) != 0 ||
-        header_int(msg, H_PREFIX "first-failed-at", 1, 0, INT64_MAX,
-                   &info->first_failed_at_ms, errstr, errstr_size) != 0)
-        return -1;
-    if (header_int(msg, H_PREFIX "attempt", 1, 0, 1000000, &v, errstr, errstr_size) != 0)
-        return -1;
-    info->attempt = (int)v;
-    if (header_int(msg, H_PREFIX "max-attempts", 1, 0, 1000000, &v, errstr, errstr_size) != 0)
-        return -1;
-    info->max_attempts = (int)v;
-    return 0;
-}
-
-void retry_set_error(retry_info_t *info, const char *text)
-{
-    size_t n = text != NULL ? strlen(text) : 0;
-
     if (n > RETRY_ERROR_MAX) {
         n = RETRY_ERROR_MAX;
         /* back off to the start of a UTF-8 character */
@@ -137,52 +148,196 @@ void retry_set_error(retry_info_t *info, const char *text)
     info->error[n] = '\0';
 }
 
+void retry_set_error(retry_info_t *info, const char *text)
+{
+    set_error_n(info, text, text != NULL ? strlen(text) : 0);
+}
+
+/* The required headers, in the order retry_info_parse checks them. */
+static const char *const required_headers[] = {
+    RETRY_HDR_ORIGINAL_TOPIC, RETRY_HDR_ORIGINAL_PARTITION, RETRY_HDR_ORIGINAL_OFFSET,
+    RETRY_HDR_GROUP, RETRY_HDR_ATTEMPT, RETRY_HDR_MAX_ATTEMPTS, RETRY_HDR_NOT_BEFORE,
+    RETRY_HDR_REASON, RETRY_HDR_FIRST_FAILED_AT,
+};
+
+const char *retry_info_first_missing(const rd_kafka_headers_t *hdrs)
+{
+    const void *val;
+    size_t size;
+
+    for (size_t i = 0; i < sizeof(required_headers) / sizeof(required_headers[0]); i++) {
+        if (!header_get(hdrs, required_headers[i], &val, &size))
+            return required_headers[i];
+    }
+    return NULL;
+}
+
+int retry_info_parse(const rd_kafka_headers_t *hdrs, int min_attempt, retry_info_t *info,
+                     char *errstr, size_t errstr_size)
+{
+    int64_t v;
+    const void *val;
+    size_t size;
+
+    memset(info, 0, sizeof(*info));
+    if (!header_get(hdrs, RETRY_HDR_ORIGINAL_TOPIC, &val, &size) &&
+        !header_get(hdrs, RETRY_HDR_GROUP, &val, &size) &&
+        !header_get(hdrs, RETRY_HDR_ATTEMPT, &val, &size)) {
+        util_errf(errstr, errstr_size, "missing header '%s'", RETRY_HDR_ORIGINAL_TOPIC);
+        return 1;
+    }
+    if (header_name(hdrs, RETRY_HDR_ORIGINAL_TOPIC, 1, RETRY_TOPIC_MAX, info->original_topic,
+                    errstr, errstr_size) != 0)
+        return -1;
+    if (header_int(hdrs, RETRY_HDR_ORIGINAL_PARTITION, 1, 0, INT32_MAX, 0, &v, errstr,
+                   errstr_size) != 0)
+        return -1;
+    info->original_partition = (int32_t)v;
+    if (header_int(hdrs, RETRY_HDR_ORIGINAL_OFFSET, 1, 0, INT64_MAX, 0, &info->original_offset,
+                   errstr, errstr_size) != 0)
+        return -1;
+    if (header_name(hdrs, RETRY_HDR_GROUP, 1, RETRY_GROUP_MAX, info->group, errstr,
+                    errstr_size) != 0)
+        return -1;
+    if (header_int(hdrs, RETRY_HDR_ATTEMPT, 1, min_attempt, INT32_MAX, 0, &v, errstr,
+                   errstr_size) != 0)
+        return -1;
+    info->attempt = (int)v;
+    if (header_int(hdrs, RETRY_HDR_MAX_ATTEMPTS, 1, 0, INT32_MAX, 0, &v, errstr,
+                   errstr_size) != 0)
+        return -1;
+    info->max_attempts = (int)v;
+    if (header_int(hdrs, RETRY_HDR_NOT_BEFORE, 1, 0, RETRY_EPOCH_MS_MAX, 0,
+                   &info->not_before_ms, errstr, errstr_size) != 0 ||
+        header_int(hdrs, RETRY_HDR_DEADLINE, 0, 1, RETRY_EPOCH_MS_MAX, RETRY_NO_DEADLINE,
+                   &info->deadline_ms, errstr, errstr_size) != 0)
+        return -1;
+    if (header_name(hdrs, RETRY_HDR_REASON, 1, RETRY_REASON_MAX, info->reason, errstr,
+                    errstr_size) != 0)
+        return -1;
+    if (header_int(hdrs, RETRY_HDR_FIRST_FAILED_AT, 1, 0, RETRY_EPOCH_MS_MAX, 0,
+                   &info->first_failed_at_ms, errstr, errstr_size) != 0)
+        return -1;
+    if (header_name(hdrs, RETRY_HDR_LAST_REASON, 0, RETRY_REASON_MAX, info->last_reason,
+                    errstr, errstr_size) != 0 ||
+        header_name(hdrs, RETRY_HDR_EXPIRED, 0, RETRY_EXPIRED_MAX, info->expired, errstr,
+                    errstr_size) != 0)
+        return -1;
+    /* The error is text for people: kept even when odd (a NUL ends it), but cut. */
+    if (header_get(hdrs, RETRY_HDR_ERROR, &val, &size)) {
+        const char *nul = memchr(val, '\0', size);
+
+        set_error_n(info, val, nul != NULL ? (size_t)(nul - (const char *)val) : size);
+    }
+    return 0;
+}
+
+int retry_info_read(const rd_kafka_message_t *msg, retry_info_t *info,
+                    char *errstr, size_t errstr_size)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+
+    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        hdrs = NULL;
+    return retry_info_parse(hdrs, 0, info, errstr, errstr_size);
+}
+
+int retry_header_is_ours(const char *name)
+{
+    return strncmp(name, RETRY_HDR_PREFIX, sizeof(RETRY_HDR_PREFIX) - 1) == 0;
+}
+
+rd_kafka_headers_t *retry_headers_copy(const rd_kafka_headers_t *src)
+{
+    rd_kafka_headers_t *h = rd_kafka_headers_new(16), *ret = NULL;
+    const char *name;
+    const void *val;
+    size_t size;
+
+    if (h == NULL)
+        goto done;
+    for (size_t i = 0; src != NULL &&
+                       rd_kafka_header_get_all(src, i, &name, &val, &size) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
+        if (retry_header_is_ours(name))
+            continue;
+        if (rd_kafka_header_add(h, name, -1, val, val != NULL ? (ssize_t)size : 0) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+            goto done;
+    }
+    ret = h;
+    h = NULL; /* the caller's now */
+done:
+    if (h != NULL)
+        rd_kafka_headers_destroy(h);
+    return ret;
+}
+
 /* Adds name: the decimal value of v. */
-static void add_int(rd_kafka_headers_t *h, const char *name, int64_t v)
+static int add_int(rd_kafka_headers_t *h, const char *name, int64_t v)
 {
     char buf[24];
 
     snprintf(buf, sizeof(buf), "%" PRId64, v);
-    rd_kafka_header_add(h, name, -1, buf, -1);
+    return rd_kafka_header_add(h, name, -1, buf, -1) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+static int add_str(rd_kafka_headers_t *h, const char *name, const char *v)
+{
+    return rd_kafka_header_add(h, name, -1, v, -1) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+int retry_headers_add(rd_kafka_headers_t *h, const retry_info_t *info, retry_hdrs_t which)
+{
+    int full = which == RETRY_HDRS_FULL;
+
+    if (add_str(h, RETRY_HDR_ORIGINAL_TOPIC, info->original_topic) != 0 ||
+        add_int(h, RETRY_HDR_ORIGINAL_PARTITION, info->original_partition) != 0 ||
+        add_int(h, RETRY_HDR_ORIGINAL_OFFSET, info->original_offset) != 0 ||
+        add_str(h, RETRY_HDR_GROUP, info->group) != 0)
+        return -1;
+    if (full && (add_int(h, RETRY_HDR_ATTEMPT, info->attempt) != 0 ||
+                 add_int(h, RETRY_HDR_MAX_ATTEMPTS, info->max_attempts) != 0 ||
+                 add_int(h, RETRY_HDR_NOT_BEFORE, info->not_before_ms) != 0 ||
+                 (info->deadline_ms != RETRY_NO_DEADLINE &&
+                  add_int(h, RETRY_HDR_DEADLINE, info->deadline_ms) != 0)))
+        return -1;
+    if (add_str(h, RETRY_HDR_REASON, info->reason) != 0 ||
+        (full && info->last_reason[0] != '\0' &&
+         add_str(h, RETRY_HDR_LAST_REASON, info->last_reason) != 0) ||
+        add_str(h, RETRY_HDR_ERROR, info->error) != 0 ||
+        add_int(h, RETRY_HDR_FIRST_FAILED_AT, info->first_failed_at_ms) != 0 ||
+        (full && info->expired[0] != '\0' && add_str(h, RETRY_HDR_EXPIRED, info->expired) != 0))
+        return -1;
+    return 0;
 }
 
 rd_kafka_headers_t *retry_headers_build(const rd_kafka_message_t *msg, const retry_info_t *info,
                                         const char *extra_name, const char *extra_value)
 {
-    rd_kafka_headers_t *src = NULL, *h;
-    const char *name;
-    const void *val;
-    size_t size, i;
+    rd_kafka_headers_t *src = NULL, *h, *ret = NULL;
 
-    h = rd_kafka_headers_new(16);
+    if (rd_kafka_message_headers(msg, &src) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        src = NULL;
+    h = retry_headers_copy(src);
     if (h == NULL)
-        return NULL;
-    if (rd_kafka_message_headers(msg, &src) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        for (i = 0; rd_kafka_header_get_all(src, i, &name, &val, &size) ==
-                    RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
-            if (strncmp(name, H_PREFIX, sizeof(H_PREFIX) - 1) != 0)
-                rd_kafka_header_add(h, name, -1, val, (ssize_t)size);
-        }
-    }
-    rd_kafka_header_add(h, H_PREFIX "original-topic", -1, info->original_topic, -1);
-    add_int(h, H_PREFIX "original-partition", info->original_partition);
-    add_int(h, H_PREFIX "original-offset", info->original_offset);
-    rd_kafka_header_add(h, H_PREFIX "group", -1, info->group, -1);
-    add_int(h, H_PREFIX "attempt", info->attempt);
-    add_int(h, H_PREFIX "max-attempts", info->max_attempts);
-    add_int(h, H_PREFIX "not-before", info->not_before_ms);
-    if (info->deadline_ms > 0)
-        add_int(h, H_PREFIX "deadline", info->deadline_ms);
-    rd_kafka_header_add(h, H_PREFIX "reason", -1, info->reason, -1);
-    if (info->last_reason[0] != '\0')
-        rd_kafka_header_add(h, H_PREFIX "last-reason", -1, info->last_reason, -1);
-    rd_kafka_header_add(h, H_PREFIX "error", -1, info->error, -1);
-    add_int(h, H_PREFIX "first-failed-at", info->first_failed_at_ms);
-    if (info->expired[0] != '\0')
-        rd_kafka_header_add(h, H_PREFIX "expired", -1, info->expired, -1);
-    if (extra_name != NULL && extra_value != NULL)
-        rd_kafka_header_add(h, extra_name, -1, extra_value, -1);
-    return h;
+        goto done;
+    if (retry_headers_add(h, info, RETRY_HDRS_FULL) != 0 ||
+        (extra_name != NULL && extra_value != NULL && add_str(h, extra_name, extra_value) != 0))
+        goto done;
+    ret = h;
+    h = NULL; /* the caller's now */
+done:
+    if (h != NULL)
+        rd_kafka_headers_destroy(h);
+    return ret;
+}
+
+int retry_redelivery_topic(const char *group, char *out, size_t out_size)
+{
+    int n = snprintf(out, out_size, "%s%s", RETRY_REDELIVERY_PREFIX, group);
+
+    return n < 0 || (size_t)n >= out_size ? -1 : 0;
 }
 
 int retry_policy_from_env(retry_policy_t *p, char *errstr, size_t errstr_size)
@@ -234,11 +389,4 @@ int64_t retry_policy_delay(const retry_policy_t *p, int attempt)
             d *= p->factor;
     }
     return d < (double)p->max_ms ? (int64_t)d : p->max_ms;
-}
-
-int retry_redelivery_topic(const char *group, char *out, size_t out_size)
-{
-    int n = snprintf(out, out_size, "retry.%s", group);
-
-    return n < 0 || (size_t)n >= out_size ? -1 : 0;
 }

@@ -8,6 +8,7 @@
 #include "events.h"
 #include "kafka.h"
 #include "log.h"
+#include "retry.h"
 #include "util.h"
 
 /* Six partitions for the keyed business topics (per-SKU ordering, room for six consumers
@@ -31,6 +32,8 @@ const topic_spec_t topics_all[] = {
 };
 
 const size_t topics_count = sizeof(topics_all) / sizeof(topics_all[0]);
+
+#define TOPICS_ENSURE_MAX 64  /* topics one topics_ensure call can check */
 
 const topic_spec_t *topics_find(const char *name)
 {
@@ -56,20 +59,15 @@ static int metadata_has(const struct rd_kafka_metadata *md, const char *name)
     return 0;
 }
 
-/* Fills missing[] with the declared topics among names that md lacks; returns how many. */
-static size_t find_missing(const struct rd_kafka_metadata *md, const char *const *names,
-                           const topic_spec_t **missing)
+/* Fills missing[] with the specs among wanted[0..nwanted) that md lacks; returns how many. */
+static size_t find_missing(const struct rd_kafka_metadata *md, const topic_spec_t **wanted,
+                           size_t nwanted, const topic_spec_t **missing)
 {
     size_t n = 0;
 
-    for (size_t i = 0; i < topics_count; i++) {
-        const topic_spec_t *spec = &topics_all[i];
-        int wanted = names == NULL;
-
-        for (size_t j = 0; names != NULL && names[j] != NULL; j++)
-            wanted |= strcmp(names[j], spec->name) == 0;
-        if (wanted && !metadata_has(md, spec->name))
-            missing[n++] = spec;
+    for (size_t i = 0; i < nwanted; i++) {
+        if (!metadata_has(md, wanted[i]->name))
+            missing[n++] = wanted[i];
     }
     return n;
 }
@@ -156,28 +154,41 @@ done:
     return ret;
 }
 
-int topics_ensure(const char *bootstrap, const char *const *names, int timeout_ms,
-                  char *errstr, size_t errstr_size)
+/* Returns a new client for topic administration (the caller destroys it), or NULL with
+ * errstr. */
+static rd_kafka_t *admin_client(const char *bootstrap, char *errstr, size_t errstr_size)
 {
-    const topic_spec_t *missing[sizeof(topics_all) / sizeof(topics_all[0])];
-    const struct rd_kafka_metadata *md = NULL;
     rd_kafka_conf_t *conf;
-    rd_kafka_t *rk = NULL;
-    rd_kafka_resp_err_t err;
+    rd_kafka_t *rk;
     char rderr[256];
-    int64_t deadline = util_mono_ms() + timeout_ms;
-    size_t n;
-    int created = 0, ret = -1;
 
     conf = kafka_conf_new(bootstrap, "dozen-topics", errstr, errstr_size);
     if (conf == NULL)
-        return -1;
+        return NULL;
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof(rderr));
     if (rk == NULL) {
         rd_kafka_conf_destroy(conf);
         util_errf(errstr, errstr_size, "%s", rderr);
-        return -1;
     }
+    return rk;
+}
+
+/* Makes sure the topics wanted[0..nwanted) (at most TOPICS_ENSURE_MAX) exist: see
+ * topics_ensure. */
+static int ensure_specs(const char *bootstrap, const topic_spec_t **wanted, size_t nwanted,
+                        int timeout_ms, char *errstr, size_t errstr_size)
+{
+    const topic_spec_t *missing[TOPICS_ENSURE_MAX];
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_t *rk = NULL;
+    rd_kafka_resp_err_t err;
+    int64_t deadline = util_mono_ms() + timeout_ms;
+    size_t n;
+    int created = 0, ret = -1;
+
+    rk = admin_client(bootstrap, errstr, errstr_size);
+    if (rk == NULL)
+        return -1;
 
     for (;;) {
         int left = (int)(deadline - util_mono_ms());
@@ -189,7 +200,7 @@ int topics_ensure(const char *bootstrap, const char *const *names, int timeout_m
                       rd_kafka_err2str(err));
             goto done;
         }
-        n = find_missing(md, names, missing);
+        n = find_missing(md, wanted, nwanted, missing);
         rd_kafka_metadata_destroy(md);
         md = NULL;
         if (n == 0)
@@ -211,6 +222,85 @@ int topics_ensure(const char *bootstrap, const char *const *names, int timeout_m
 done:
     rd_kafka_destroy(rk);
     return ret;
+}
+
+int topics_ensure(const char *bootstrap, const char *const *names, int timeout_ms,
+                  char *errstr, size_t errstr_size)
+{
+    const topic_spec_t *wanted[TOPICS_ENSURE_MAX];
+    size_t n = 0;
+
+    for (size_t i = 0; i < topics_count && n < TOPICS_ENSURE_MAX; i++) {
+        int want = names == NULL;
+
+        for (size_t j = 0; names != NULL && names[j] != NULL; j++)
+            want |= strcmp(names[j], topics_all[i].name) == 0;
+        if (want)
+            wanted[n++] = &topics_all[i];
+    }
+    return ensure_specs(bootstrap, wanted, n, timeout_ms, errstr, errstr_size);
+}
+
+/* Asks the cluster for topic name alone, which makes a broker that creates topics on use
+ * (auto.create.topics.enable, the dev broker) create it. Returns 0 when it then exists, or
+ * -1 with errstr. */
+static int create_on_use(const char *bootstrap, const char *name, int timeout_ms,
+                         char *errstr, size_t errstr_size)
+{
+    rd_kafka_t *rk = NULL;
+    rd_kafka_topic_t *rkt = NULL;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err;
+    int ret = -1;
+
+    rk = admin_client(bootstrap, errstr, errstr_size);
+    if (rk == NULL)
+        return -1;
+    rkt = rd_kafka_topic_new(rk, name, NULL);
+    if (rkt == NULL) {
+        util_errf(errstr, errstr_size, "topic '%s': %s", name,
+                  rd_kafka_err2str(rd_kafka_last_error()));
+        goto done;
+    }
+    err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR || !metadata_has(md, name)) {
+        util_errf(errstr, errstr_size, "topic '%s' is missing and could not be created: %s",
+                  name, err != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(err)
+                                                          : "not created on use");
+        goto done;
+    }
+    log_info("topic_created topic=%s how=on_use", name);
+    ret = 0;
+done:
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    if (rkt != NULL)
+        rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    return ret;
+}
+
+int topics_ensure_redelivery(const char *bootstrap, const char *group, int timeout_ms,
+                             char *errstr, size_t errstr_size)
+{
+    /* The same as the retry.<group> rows of topics_all. */
+    topic_spec_t spec = { NULL, 3, 1, -1LL, "delete" };
+    const topic_spec_t *wanted[1] = { &spec };
+    char name[RETRY_GROUP_MAX + sizeof(RETRY_REDELIVERY_PREFIX)];
+
+    if (!retry_group_valid(group) || retry_redelivery_topic(group, name, sizeof(name)) != 0) {
+        util_errf(errstr, errstr_size, "consumer group '%s' is not 1 to %d characters of "
+                  "letters, digits, '.', '_' or '-'", group != NULL ? group : "",
+                  RETRY_GROUP_MAX);
+        return -1;
+    }
+    spec.name = name;
+    if (topics_find(name) != NULL)
+        wanted[0] = topics_find(name); /* declared: exactly as declared */
+    if (ensure_specs(bootstrap, wanted, 1, timeout_ms, errstr, errstr_size) == 0)
+        return 0;
+    /* A cluster that refuses CreateTopics (the dev broker) may still create it on use. */
+    return create_on_use(bootstrap, name, timeout_ms, errstr, errstr_size);
 }
 
 int topics_describe(rd_kafka_t *rk, const char *const *names, size_t n, topic_config_t *out,

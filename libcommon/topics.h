@@ -29,6 +29,15 @@ const topic_spec_t *topics_find(const char *name);
 int topics_ensure(const char *bootstrap, const char *const *names, int timeout_ms,
                   char *errstr, size_t errstr_size);
 
+/* Makes sure the redelivery topic of consumer group group, retry.<group>, exists, as
+ * topics_ensure does for a declared topic: declared ones as declared, any other group's
+ * with the spec of the declared retry.<group> topics. So a group chosen at deployment
+ * (STOCK_GROUP, FACTORY_GROUP) gets its redeliveries; the consumer loop calls this before
+ * it subscribes. Returns 0, or -1 with errstr (a group that cannot name a topic, a cluster
+ * that did not answer, a topic that could not be created). */
+int topics_ensure_redelivery(const char *bootstrap, const char *group, int timeout_ms,
+                             char *errstr, size_t errstr_size);
+
 /* The Kafka part of a service's start: checks the KAFKA_* settings (kafka_conf_new) and
  * makes sure every declared topic exists (topics_ensure), waiting up to wait_ms for the
  * cluster. Returns 0, or -1 with errstr naming the bad variable or the missing topic. */

@@ -43,7 +43,7 @@ int api_health(void *ctx, char *errstr, size_t errstr_size)
     struct retry *r = ctx;
 
     if (consumer_failed(r->consumer)) {
-        snprintf(errstr, errstr_size, "the %s consumer stopped", RS_TOPIC);
+        snprintf(errstr, errstr_size, "the %s consumer stopped", RETRY_TOPIC);
         return -1;
     }
     return db_ping(r->db, 2000, errstr, errstr_size);

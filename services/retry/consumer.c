@@ -1,10 +1,12 @@
 /* consumer: reads `retry` in batches and makes each record durable in PostgreSQL before its
  * offset is committed.
  *
- * This loop is the retry service's own rather than libcommon's kafka_consumer_run: a batch
- * is stored in one transaction and its offsets are committed synchronously right after
- * (enable.auto.commit=false), so an offset is never committed for a record that is not in
- * retry_pending (or, for an invalid record, not yet acknowledged on dead-letter). A crash
+ * This loop is the retry service's own rather than libcommon's kafka_consumer_run (its
+ * group member, rebalance handling and thread are libcommon's: kafka_consumer_join,
+ * kafka_consumer_spawn): a batch is stored in one transaction and its offsets are committed
+ * synchronously right after (enable.auto.commit=false), so an offset is never committed for
+ * a record that is not in retry_pending (or, for an invalid record, not yet acknowledged on
+ * dead-letter). A crash
  * between the commit in PostgreSQL and the one in Kafka reads the batch again; the unique
  * key on the record's place on `retry` stores it once. */
 #include "retry_service.h"
@@ -27,66 +29,16 @@
 
 struct consumer {
     struct retry *r;
-    pthread_t thread;
-    volatile int stop;
-    volatile int failed;
+    kafka_consumer_t *thread;     /* runs consumer_run */
+    const volatile int *stop;     /* the thread's stop flag, set when consumer_run starts */
     int outstanding;        /* dead-letter reports still expected (this thread only) */
 };
-
-/* Logs the group's decisions and applies them; nothing to commit on revoke, since every
- * batch is committed before the next poll. */
-static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
-{
-    struct consumer *c = opaque;
-    const char *proto = rd_kafka_rebalance_protocol(rk);
-    int cooperative = proto != NULL && strcmp(proto, "COOPERATIVE") == 0;
-    rd_kafka_error_t *error = NULL;
-    rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
-    char list[256] = "";
-    size_t used = 0;
-
-    for (int i = 0; parts != NULL && i < parts->cnt && used < sizeof(list); i++) {
-        int n = snprintf(list + used, sizeof(list) - used, "%s%s[%d]", i > 0 ? "," : "",
-                         parts->elems[i].topic, (int)parts->elems[i].partition);
-        if (n < 0)
-            break;
-        used += (size_t)n;
-    }
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        log_info("kafka_partitions_assigned group=%s partitions=%s", c->r->cfg.group,
-                 list[0] != '\0' ? list : "-");
-        if (cooperative)
-            error = rd_kafka_incremental_assign(rk, parts);
-        else
-            aerr = rd_kafka_assign(rk, parts);
-    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        log_info("kafka_partitions_revoked group=%s partitions=%s", c->r->cfg.group,
-                 list[0] != '\0' ? list : "-");
-        if (cooperative)
-            error = rd_kafka_incremental_unassign(rk, parts);
-        else
-            aerr = rd_kafka_assign(rk, NULL);
-    } else {
-        log_error("kafka_rebalance_error group=%s err=%s", c->r->cfg.group,
-                  rd_kafka_err2name(err));
-        aerr = rd_kafka_assign(rk, NULL);
-    }
-    if (error != NULL) {
-        log_error("kafka_assign_failed group=%s err=\"%s\"", c->r->cfg.group,
-                  rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-    } else if (aerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        log_error("kafka_assign_failed group=%s err=%s", c->r->cfg.group,
-                  rd_kafka_err2name(aerr));
-    }
-}
 
 /* Reads one record into row: valid, or marked invalid with the reason. */
 static void read_record(const rd_kafka_message_t *msg, store_row_t *row)
 {
     rd_kafka_headers_t *hdrs = NULL;
-    char err[RS_ERROR_MAX - 64]; /* room for the prefix below */
+    char err[RETRY_ERROR_MAX - 64]; /* room for the prefix below */
 
     memset(row, 0, sizeof(*row));
     row->retry_partition = msg->partition;
@@ -104,7 +56,7 @@ static void read_record(const rd_kafka_message_t *msg, store_row_t *row)
                               sizeof(err)) != 0) {
         row->invalid = 1;
         snprintf(row->invalid_error, sizeof(row->invalid_error),
-                 "retry record %s[%d]@%lld: %s", RS_TOPIC, (int)msg->partition,
+                 "retry record %s[%d]@%lld: %s", RETRY_TOPIC, (int)msg->partition,
                  (long long)msg->offset, err);
     }
 }
@@ -136,12 +88,12 @@ static int dead_letter_invalid(struct consumer *c, rd_kafka_t *dlq,
                 continue;
             if (rd_kafka_message_headers(msgs[i], &in) != RD_KAFKA_RESP_ERR_NO_ERROR)
                 in = NULL;
-            hdrs = record_invalid_headers(in, c->r->cfg.group, RS_TOPIC,
+            hdrs = record_invalid_headers(in, c->r->cfg.group, RETRY_TOPIC,
                                           rows[i].retry_partition, rows[i].retry_offset,
                                           rows[i].invalid_error, util_now_ms(), err,
                                           sizeof(err));
             if (hdrs == NULL ||
-                deliver_produce(dlq, &c->outstanding, RS_DEAD_LETTER_TOPIC, msgs[i]->key,
+                deliver_produce(dlq, &c->outstanding, RETRY_DEAD_LETTER_TOPIC, msgs[i]->key,
                                 msgs[i]->key_len, msgs[i]->payload, msgs[i]->len, hdrs,
                                 &st[i], err, sizeof(err)) != 0) {
                 if (hdrs != NULL)
@@ -172,9 +124,9 @@ static int dead_letter_invalid(struct consumer *c, rd_kafka_t *dlq,
             ret = 0;
             break;
         }
-        if (c->stop)
+        if (*c->stop)
             break;
-        util_sleep_ms(backoff, &c->stop);
+        util_sleep_ms(backoff, c->stop);
         backoff = backoff * 2 > STORE_BACKOFF_MAX_MS ? STORE_BACKOFF_MAX_MS : backoff * 2;
     }
     free(st);
@@ -204,9 +156,9 @@ static int store_rows(struct consumer *c, const store_row_t *rows, size_t n,
         record_log_safe(err);
         log_error("retry_store_failed records=%zu retry_in_ms=%lld error=\"%s\"", n,
                   (long long)backoff, err);
-        if (c->stop)
+        if (*c->stop)
             return -1;
-        util_sleep_ms(backoff, &c->stop);
+        util_sleep_ms(backoff, c->stop);
         backoff = backoff * 2 > STORE_BACKOFF_MAX_MS ? STORE_BACKOFF_MAX_MS : backoff * 2;
     }
 }
@@ -222,10 +174,10 @@ static void commit_offsets(rd_kafka_t *rk, const char *group, const store_row_t 
 
     for (size_t i = 0; i < n; i++) {
         rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_find(list, RS_TOPIC, rows[i].retry_partition);
+            rd_kafka_topic_partition_list_find(list, RETRY_TOPIC, rows[i].retry_partition);
 
         if (tp == NULL)
-            tp = rd_kafka_topic_partition_list_add(list, RS_TOPIC, rows[i].retry_partition);
+            tp = rd_kafka_topic_partition_list_add(list, RETRY_TOPIC, rows[i].retry_partition);
         if (rows[i].retry_offset + 1 > tp->offset)
             tp->offset = rows[i].retry_offset + 1;
     }
@@ -249,7 +201,7 @@ static void handle_batch(struct consumer *c, rd_kafka_t *rk, rd_kafka_t *dlq,
     for (i = 0; i < n; i++) {
         read_record(msgs[i], &rows[i]);
         if (rows[i].invalid) {
-            char quoted[RS_ERROR_MAX + 1];
+            char quoted[RETRY_ERROR_MAX + 1];
 
             invalid++;
             snprintf(quoted, sizeof(quoted), "%s", rows[i].invalid_error);
@@ -267,8 +219,9 @@ static void handle_batch(struct consumer *c, rd_kafka_t *rk, rd_kafka_t *dlq,
     for (i = 0; i < n; i++) {
         if (!rows[i].invalid)
             log_debug("retry_stored group=%s ce_id=%s attempt=%d partition=%d offset=%lld",
-                      rows[i].rec.group, rows[i].rec.ce_id[0] != '\0' ? rows[i].rec.ce_id : "-",
-                      (int)rows[i].rec.attempt, (int)rows[i].retry_partition,
+                      rows[i].rec.info.group,
+                      rows[i].rec.ce_id[0] != '\0' ? rows[i].rec.ce_id : "-",
+                      (int)rows[i].rec.info.attempt, (int)rows[i].retry_partition,
                       (long long)rows[i].retry_offset);
     }
     log_debug("retry_batch_stored records=%zu new=%zu invalid=%zu", n, inserted, invalid);
@@ -281,44 +234,19 @@ done:
     }
 }
 
-/* Sets prop to value unless the operator set it through the environment variable var
- * (kafka_conf_new has applied those). Returns 0, or -1 with rderr. */
-static int conf_default(rd_kafka_conf_t *conf, const char *prop, const char *var,
-                        const char *value, char *rderr, size_t rderr_size)
-{
-    if (getenv(var) != NULL)
-        return 0;
-    if (rd_kafka_conf_set(conf, prop, value, rderr, rderr_size) != RD_KAFKA_CONF_OK)
-        return -1;
-    return 0;
-}
-
-/* Creates the consumer client and subscribes it. Returns a new client (the caller closes
- * and destroys it), or NULL with errstr. */
+/* Creates the consumer client and subscribes it to `retry`. Returns a new client (the
+ * caller closes it with kafka_consumer_leave), or NULL with errstr. */
 static rd_kafka_t *consumer_new(struct consumer *c, char *errstr, size_t errstr_size)
 {
     const struct config *cfg = &c->r->cfg;
-    rd_kafka_conf_t *conf;
-    rd_kafka_t *rk = NULL, *ret = NULL;
-    rd_kafka_topic_partition_list_t *subs = NULL;
-    rd_kafka_resp_err_t err;
-    char rderr[512], read_ahead[16];
+    static const char *const topics[] = { RETRY_TOPIC };
+    char read_ahead[16];
+    const char *defaults[2][2] = {
+        { "queued.min.messages", read_ahead },
+        { "queued.max.messages.kbytes", READ_AHEAD_KBYTES },
+    };
+    kafka_consumer_join_t j;
 
-    conf = kafka_conf_new(cfg->kafka_bootstrap, RETRY_SERVICE, errstr, errstr_size);
-    if (conf == NULL)
-        goto done;
-    /* Offsets are committed by hand, after the rows are durable; a new group reads from
-     * the start of `retry` (unless KAFKA_AUTO_OFFSET_RESET says otherwise). */
-    if (rd_kafka_conf_set(conf, "group.id", cfg->group, rderr, sizeof(rderr)) != 0 ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", rderr, sizeof(rderr)) != 0 ||
-        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", rderr,
-                          sizeof(rderr)) != 0 ||
-        (getenv("KAFKA_AUTO_OFFSET_RESET") == NULL &&
-         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", rderr,
-                           sizeof(rderr)) != 0)) {
-        util_errf(errstr, errstr_size, "kafka consumer: %s", rderr);
-        goto done;
-    }
     /* A bounded read-ahead, so that what waits on `retry` waits on the broker, not here.
      * librdkafka's defaults prefetch up to 100,000 records a partition (queued.min.messages)
      * and 64 MiB (queued.max.messages.kbytes, which counts record values only: not keys,
@@ -333,56 +261,26 @@ static rd_kafka_t *consumer_new(struct consumer *c, char *errstr, size_t errstr_
      * operator's KAFKA_QUEUED_MIN_MESSAGES and KAFKA_QUEUED_MAX_MESSAGES_KBYTES still win. */
     snprintf(read_ahead, sizeof(read_ahead), "%d",
              2 * cfg->batch > READ_AHEAD_MSGS ? 2 * cfg->batch : READ_AHEAD_MSGS);
-    if (conf_default(conf, "queued.min.messages", "KAFKA_QUEUED_MIN_MESSAGES", read_ahead,
-                     rderr, sizeof(rderr)) != 0 ||
-        conf_default(conf, "queued.max.messages.kbytes", "KAFKA_QUEUED_MAX_MESSAGES_KBYTES",
-                     READ_AHEAD_KBYTES, rderr, sizeof(rderr)) != 0) {
-        util_errf(errstr, errstr_size, "kafka consumer: %s", rderr);
-        goto done;
-    }
-    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-    rd_kafka_conf_set_opaque(conf, c);
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
-    if (rk == NULL) {
-        util_errf(errstr, errstr_size, "kafka consumer: %s", rderr);
-        goto done;
-    }
-    conf = NULL; /* rd_kafka_new() took it */
-    rd_kafka_poll_set_consumer(rk);
-    subs = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(subs, RS_TOPIC, RD_KAFKA_PARTITION_UA);
-    err = rd_kafka_subscribe(rk, subs);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        util_errf(errstr, errstr_size, "kafka consumer subscribe: %s", rd_kafka_err2str(err));
-        goto done;
-    }
-    ret = rk;
-    rk = NULL; /* the caller's now */
-done:
-    if (subs != NULL)
-        rd_kafka_topic_partition_list_destroy(subs);
-    if (rk != NULL)
-        rd_kafka_destroy(rk);
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
-    return ret;
-}
-
-/* Logs an error the consumer reported instead of a record. */
-static void log_consume_error(const rd_kafka_message_t *msg)
-{
-    char detail[512];
-
-    snprintf(detail, sizeof(detail), "%s", rd_kafka_message_errstr(msg));
-    record_log_safe(detail);
-    log_error("kafka_consume_error topic=%s partition=%d err=%s detail=\"%s\"", RS_TOPIC,
-              (int)msg->partition, rd_kafka_err2name(msg->err), detail);
+    memset(&j, 0, sizeof(j));
+    j.bootstrap = cfg->kafka_bootstrap;
+    j.client_id = RETRY_SERVICE;
+    j.group = cfg->group;
+    j.topics = topics;
+    j.ntopics = 1;
+    /* Offsets are committed by hand, after the rows are durable (nothing to commit on
+     * revoke: every batch is committed before the next poll). */
+    j.auto_commit = 0;
+    j.defaults = (const char *const (*)[2])defaults;
+    j.ndefaults = 2;
+    return kafka_consumer_join(&j, errstr, errstr_size);
 }
 
 /* The loop: returns 0 after a clean stop, or -1 with errstr when a client could not be
  * created. */
-static int consumer_run(struct consumer *c, char *errstr, size_t errstr_size)
+static int consumer_run(void *ctx, const volatile int *stop, char *errstr,
+                        size_t errstr_size)
 {
+    struct consumer *c = ctx;
     const struct config *cfg = &c->r->cfg;
     size_t cap = (size_t)cfg->batch;
     rd_kafka_message_t **msgs = calloc(cap, sizeof(*msgs));
@@ -390,6 +288,7 @@ static int consumer_run(struct consumer *c, char *errstr, size_t errstr_size)
     rd_kafka_t *rk = NULL, *dlq = NULL;
     int ret = -1;
 
+    c->stop = stop;
     if (msgs == NULL || rows == NULL) {
         util_errf(errstr, errstr_size, "out of memory");
         goto done;
@@ -401,18 +300,17 @@ static int consumer_run(struct consumer *c, char *errstr, size_t errstr_size)
     rk = consumer_new(c, errstr, errstr_size);
     if (rk == NULL)
         goto done;
-    log_info("kafka_consumer_started group=%s topic=%s batch=%zu", cfg->group, RS_TOPIC,
+    log_info("kafka_consumer_started group=%s topic=%s batch=%zu", cfg->group, RETRY_TOPIC,
              cap);
 
-    while (!c->stop) {
+    while (!*c->stop) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, POLL_MS);
         size_t good = 0;
 
         /* Whatever is already fetched joins the batch, up to its size. */
         while (msg != NULL) {
             if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                    log_consume_error(msg);
+                kafka_consumer_log_error(cfg->group, msg);
                 rd_kafka_message_destroy(msg);
             } else {
                 msgs[good++] = msg;
@@ -429,12 +327,7 @@ static int consumer_run(struct consumer *c, char *errstr, size_t errstr_size)
     ret = 0;
 done:
     if (rk != NULL) {
-        rd_kafka_resp_err_t err = rd_kafka_consumer_close(rk);
-
-        if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-            log_warn("kafka_consumer_close_failed group=%s err=%s", cfg->group,
-                     rd_kafka_err2name(err));
-        rd_kafka_destroy(rk);
+        kafka_consumer_leave(rk);
         log_info("kafka_consumer_stopped group=%s", cfg->group);
     }
     kafka_producer_close(dlq, 10000);
@@ -443,32 +336,17 @@ done:
     return ret;
 }
 
-static void *consumer_thread(void *arg)
-{
-    struct consumer *c = arg;
-    char err[512];
-
-    if (consumer_run(c, err, sizeof(err)) != 0) {
-        record_log_safe(err);
-        log_error("kafka_consumer_failed group=%s error=\"%s\"", c->r->cfg.group, err);
-        c->failed = 1;
-    }
-    return NULL;
-}
-
 struct consumer *consumer_start(struct retry *r, char *errstr, size_t errstr_size)
 {
     struct consumer *c = calloc(1, sizeof(*c));
-    int err;
 
     if (c == NULL) {
         util_errf(errstr, errstr_size, "out of memory");
         return NULL;
     }
     c->r = r;
-    err = pthread_create(&c->thread, NULL, consumer_thread, c);
-    if (err != 0) {
-        util_errf(errstr, errstr_size, "pthread_create: %s", strerror(err));
+    c->thread = kafka_consumer_spawn(consumer_run, c, r->cfg.group, errstr, errstr_size);
+    if (c->thread == NULL) {
         free(c);
         return NULL;
     }
@@ -477,14 +355,13 @@ struct consumer *consumer_start(struct retry *r, char *errstr, size_t errstr_siz
 
 int consumer_failed(struct consumer *c)
 {
-    return c != NULL && c->failed;
+    return c != NULL && kafka_consumer_failed(c->thread);
 }
 
 void consumer_stop(struct consumer *c)
 {
     if (c == NULL)
         return;
-    c->stop = 1;
-    pthread_join(c->thread, NULL);
+    kafka_consumer_stop(c->thread);
     free(c);
 }

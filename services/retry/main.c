@@ -1,5 +1,5 @@
 /* retry: stores the records consumers could not process yet and redelivers each to its
- * owner group when due, or gives it up to dead-letter (notes/retry-spec.md). */
+ * owner group when due, or gives it up to dead-letter (docs/retry.md). */
 #include "retry_service.h"
 
 #include <stdio.h>
@@ -21,9 +21,9 @@ static void config_read(struct config *c)
         cfg_str("RETRY_GROUP", "retry", &c->group, err, sizeof(err)) != 0 ||
         cfg_int("RETRY_BATCH", 500, 1, 10000, &batch, err, sizeof(err)) != 0)
         svc_die(RETRY_SERVICE, "%s", err);
-    if (!record_group_valid(c->group))
+    if (!retry_group_valid(c->group))
         svc_die(RETRY_SERVICE, "RETRY_GROUP: '%s' must be 1 to %d characters of letters, "
-                "digits, '.', '_' or '-'", c->group, RS_GROUP_MAX);
+                "digits, '.', '_' or '-'", c->group, RETRY_GROUP_MAX);
     c->database_url = c->svc.database_url;
     c->kafka_bootstrap = c->svc.kafka_bootstrap;
     c->db_wait_ms = c->svc.db_wait_ms;

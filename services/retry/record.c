@@ -1,6 +1,7 @@
-/* record: the retry record of notes/retry-spec.md: its dozen-* headers read and checked,
- * the original headers kept in an encoding of ours, the headers written on the way out, and
- * the give-up rule. Pure logic, no I/O. */
+/* record: what the retry service does with the retry contract of libcommon/retry.h (the
+ * contract itself is docs/retry.md): a record on `retry` read into a retry_record_t, the
+ * give-up rule, the original headers kept in an encoding of ours, and the headers of what
+ * it sends. Pure logic, no I/O. */
 #include "retry_service.h"
 
 #include <stdio.h>
@@ -9,193 +10,62 @@
 
 #include "util.h"
 
-#define HDR_VALUE_MAX 1024   /* a dozen-* value longer than this is not ours */
-#define QUOTE_MAX 64         /* how much of a bad value an error message quotes */
 #define ENCODING_V1 0x01
 #define NULL_VALUE_LEN 0xFFFFFFFFu
 
-void record_printable(const char *in, size_t in_len, char *out, size_t out_size)
+/* Copies text, made printable, into info->error (cut to RETRY_ERROR_MAX): the service
+ * keeps and sends errors as printable ASCII only. */
+static void set_printable_error(retry_info_t *info, const char *text)
 {
-    size_t i;
+    char buf[RETRY_ERROR_MAX + 1];
 
-    if (out_size == 0)
-        return;
-    for (i = 0; in != NULL && i < in_len && i + 1 < out_size; i++) {
-        unsigned char c = (unsigned char)in[i];
-        out[i] = c >= 0x20 && c <= 0x7e ? (char)c : '?';
-    }
-    out[i] = '\0';
-}
-
-/* Quotes a bad header value for an error message: printable, cut to QUOTE_MAX. */
-static void quote_value(const void *val, size_t size, char *out, size_t out_size)
-{
-    char buf[QUOTE_MAX + 4];
-
-    record_printable(val, size < QUOTE_MAX ? size : QUOTE_MAX, buf, sizeof(buf));
-    snprintf(out, out_size, "'%s%s'", buf, size > QUOTE_MAX ? "..." : "");
-}
-
-/* Finds the last header called name. Returns 1 with the value and its size, 0 when it is absent or
- * has a null value (which carries nothing). */
-static int header_get(const rd_kafka_headers_t *hdrs, const char *name, const void **val,
-                      size_t *size)
-{
-    *val = NULL;
-    *size = 0;
-    if (hdrs == NULL ||
-        rd_kafka_header_get_last(hdrs, name, val, size) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return 0;
-    return *val != NULL;
-}
-
-/* Reads header name as a base-10 integer in [min, max] (digits only, no sign). required:
- * absent is an error; otherwise absent leaves *out = -1 and returns 0. */
-static int header_int(const rd_kafka_headers_t *hdrs, const char *name, int required,
-                      int64_t min, int64_t max, int64_t *out, char *errstr,
-                      size_t errstr_size)
-{
-    const void *val;
-    const unsigned char *p;
-    size_t size, i;
-    int64_t n = 0;
-    char quoted[QUOTE_MAX + 8];
-
-    *out = -1;
-    if (!header_get(hdrs, name, &val, &size)) {
-        if (!required)
-            return 0;
-        util_errf(errstr, errstr_size, "missing header '%s'", name);
-        return -1;
-    }
-    p = val;
-    for (i = 0; i < size; i++) {
-        int d = p[i] - '0';
-
-        if (d < 0 || d > 9 || n > (INT64_MAX - d) / 10)
-            break; /* not a digit, or past what an int64_t holds */
-        n = n * 10 + d;
-    }
-    if (size == 0 || i < size || n < min || n > max) {
-        quote_value(val, size, quoted, sizeof(quoted));
-        util_errf(errstr, errstr_size, "header '%s': %s is not an integer from %lld to %lld",
-                  name, quoted, (long long)min, (long long)max);
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
-
-/* 1 if s[0..len) is 1..max characters of [A-Za-z0-9._-]. */
-static int name_chars_ok(const unsigned char *s, size_t len, size_t max)
-{
-    if (len == 0 || len > max)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
-int record_group_valid(const char *s)
-{
-    return s != NULL && name_chars_ok((const unsigned char *)s, strlen(s), RS_GROUP_MAX);
-}
-
-/* Reads a required header made of 1..max characters of [A-Za-z0-9._-] into out
- * (max + 1 bytes). */
-static int header_name(const rd_kafka_headers_t *hdrs, const char *name, size_t max,
-                       char *out, char *errstr, size_t errstr_size)
-{
-    const void *val;
-    size_t size;
-    char quoted[QUOTE_MAX + 8];
-
-    if (!header_get(hdrs, name, &val, &size)) {
-        util_errf(errstr, errstr_size, "missing header '%s'", name);
-        return -1;
-    }
-    if (!name_chars_ok(val, size, max)) {
-        quote_value(val, size, quoted, sizeof(quoted));
-        util_errf(errstr, errstr_size, "header '%s': %s must be 1 to %zu characters of "
-                  "letters, digits, '.', '_' or '-'", name, quoted, max);
-        return -1;
-    }
-    memcpy(out, val, size);
-    out[size] = '\0';
-    return 0;
+    retry_printable(text, text != NULL ? strlen(text) : 0, buf, sizeof(buf));
+    retry_set_error(info, buf);
 }
 
 int record_parse(const rd_kafka_headers_t *hdrs, retry_record_t *r,
                  char *errstr, size_t errstr_size)
 {
-    int64_t v;
-    const void *val;
-    size_t size;
+    const void *val = NULL;
+    size_t size = 0;
+    char error[RETRY_ERROR_MAX + 1];
 
     memset(r, 0, sizeof(*r));
     /* First, so that even a record found invalid below can be told by its event. */
-    if (header_get(hdrs, "ce_id", &val, &size) && size == UTIL_UUID_LEN) {
+    if (hdrs != NULL && rd_kafka_header_get_last(hdrs, "ce_id", &val, &size) ==
+                            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        val != NULL && size == UTIL_UUID_LEN) {
         memcpy(r->ce_id, val, size);
         r->ce_id[size] = '\0';
         if (!util_is_uuid(r->ce_id))
             r->ce_id[0] = '\0';
     }
-    if (header_name(hdrs, HDR_ORIGINAL_TOPIC, RS_TOPIC_MAX, r->original_topic, errstr,
-                    errstr_size) != 0)
+    /* On `retry` an attempt is at least 1: only a consumer's hand-over puts records there. */
+    if (retry_info_parse(hdrs, 1, &r->info, errstr, errstr_size) != 0)
         return -1;
-    if (header_int(hdrs, HDR_ORIGINAL_PARTITION, 1, 0, INT32_MAX, &v, errstr,
-                   errstr_size) != 0)
-        return -1;
-    r->original_partition = (int32_t)v;
-    if (header_int(hdrs, HDR_ORIGINAL_OFFSET, 1, 0, INT64_MAX, &r->original_offset, errstr,
-                   errstr_size) != 0)
-        return -1;
-    if (header_name(hdrs, HDR_GROUP, RS_GROUP_MAX, r->group, errstr, errstr_size) != 0)
-        return -1;
-    if (header_int(hdrs, HDR_ATTEMPT, 1, 1, INT32_MAX, &v, errstr, errstr_size) != 0)
-        return -1;
-    r->attempt = (int32_t)v;
-    if (header_int(hdrs, HDR_MAX_ATTEMPTS, 1, 0, INT32_MAX, &v, errstr, errstr_size) != 0)
-        return -1;
-    r->max_attempts = (int32_t)v;
-    if (header_int(hdrs, HDR_NOT_BEFORE, 1, 0, RS_EPOCH_MS_MAX, &r->not_before_ms,
-                   errstr, errstr_size) != 0 ||
-        header_int(hdrs, HDR_DEADLINE, 0, 0, RS_EPOCH_MS_MAX, &r->deadline_ms,
-                   errstr, errstr_size) != 0)
-        return -1;
-    if (header_name(hdrs, HDR_REASON, RS_REASON_MAX, r->reason, errstr, errstr_size) != 0)
-        return -1;
-    if (header_int(hdrs, HDR_FIRST_FAILED_AT, 1, 0, RS_EPOCH_MS_MAX,
-                   &r->first_failed_at_ms, errstr, errstr_size) != 0)
-        return -1;
-    /* The error is text for people: kept even when odd, but printable and cut. */
-    if (header_get(hdrs, HDR_ERROR, &val, &size))
-        record_printable(val, size, r->error, sizeof(r->error));
+    /* A record on `retry` is never a notice or a give-up: what those headers would say is
+     * decided here, on the way out. */
+    r->info.last_reason[0] = '\0';
+    r->info.expired[0] = '\0';
+    snprintf(error, sizeof(error), "%s", r->info.error);
+    set_printable_error(&r->info, error);
     return 0;
-}
-
-int record_redelivery_topic(const char *group, char *out, size_t out_size)
-{
-    int n = snprintf(out, out_size, "%s%s", RS_REDELIVERY_PREFIX, group);
-
-    return n < 0 || (size_t)n >= out_size ? -1 : 0;
 }
 
 int64_t record_due_at(int64_t not_before_ms, int64_t deadline_ms)
 {
-    return deadline_ms >= 0 && deadline_ms < not_before_ms ? deadline_ms : not_before_ms;
+    return deadline_ms != RETRY_NO_DEADLINE && deadline_ms < not_before_ms ? deadline_ms
+                                                                           : not_before_ms;
 }
 
 retry_action_t record_decide(const retry_record_t *r, int64_t now_ms)
 {
-    if (r->attempt > r->max_attempts)
+    const retry_info_t *i = &r->info;
+
+    if (i->attempt > i->max_attempts)
         return RETRY_GIVE_UP_MAX_ATTEMPTS;
-    if (r->deadline_ms >= 0 &&
-        (r->not_before_ms > r->deadline_ms || now_ms >= r->deadline_ms))
+    if (i->deadline_ms != RETRY_NO_DEADLINE &&
+        (i->not_before_ms > i->deadline_ms || now_ms >= i->deadline_ms))
         return RETRY_GIVE_UP_DEADLINE;
     return RETRY_REDELIVER;
 }
@@ -204,17 +74,12 @@ const char *record_action_reason(retry_action_t a)
 {
     switch (a) {
     case RETRY_GIVE_UP_MAX_ATTEMPTS:
-        return REASON_MAX_ATTEMPTS;
+        return RETRY_REASON_MAX_ATTEMPTS;
     case RETRY_GIVE_UP_DEADLINE:
-        return REASON_DEADLINE_EXCEEDED;
+        return RETRY_REASON_DEADLINE_EXCEEDED;
     default:
         return NULL;
     }
-}
-
-static int is_dozen_header(const char *name)
-{
-    return strncmp(name, HDR_PREFIX, sizeof(HDR_PREFIX) - 1) == 0;
 }
 
 static void put_be16(unsigned char *p, size_t v)
@@ -247,7 +112,7 @@ int record_headers_encode(const rd_kafka_headers_t *hdrs, unsigned char **out,
          i++) {
         size_t nlen = strlen(name);
 
-        if (is_dozen_header(name))
+        if (retry_header_is_ours(name))
             continue;
         if (nlen > 0xFFFF || size >= NULL_VALUE_LEN) {
             util_errf(errstr, errstr_size, "header too large");
@@ -267,7 +132,7 @@ int record_headers_encode(const rd_kafka_headers_t *hdrs, unsigned char **out,
          i++) {
         size_t nlen = strlen(name);
 
-        if (is_dozen_header(name))
+        if (retry_header_is_ours(name))
             continue;
         put_be16(buf + pos, nlen);
         memcpy(buf + pos + 2, name, nlen);
@@ -336,55 +201,26 @@ done:
     return ret;
 }
 
-/* Adds name: the base-10 text of v. */
-static int add_int(rd_kafka_headers_t *hdrs, const char *name, int64_t v)
-{
-    char buf[24];
-
-    snprintf(buf, sizeof(buf), "%lld", (long long)v);
-    return rd_kafka_header_add(hdrs, name, -1, buf, -1) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
-}
-
-static int add_str(rd_kafka_headers_t *hdrs, const char *name, const char *v)
-{
-    return rd_kafka_header_add(hdrs, name, -1, v, -1) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
-}
-
-/* The provenance part every outgoing record carries. */
-static int add_provenance(rd_kafka_headers_t *hdrs, const char *topic, int32_t partition,
-                          int64_t offset, const char *group)
-{
-    return add_str(hdrs, HDR_ORIGINAL_TOPIC, topic) != 0 ||
-           add_int(hdrs, HDR_ORIGINAL_PARTITION, partition) != 0 ||
-           add_int(hdrs, HDR_ORIGINAL_OFFSET, offset) != 0 ||
-           add_str(hdrs, HDR_GROUP, group) != 0 ? -1 : 0;
-}
-
 int record_headers_add(rd_kafka_headers_t *hdrs, const retry_record_t *r, record_out_t out,
                        const char *give_up, const char *error, char *errstr,
                        size_t errstr_size)
 {
-    const char *reason = out == OUT_DEAD_LETTER ? give_up : r->reason;
-    char text[RS_ERROR_MAX + 1];
+    retry_info_t info = r->info;
 
-    if ((out != OUT_REDELIVERY && give_up == NULL) || reason == NULL) {
+    if (out != OUT_REDELIVERY && give_up == NULL) {
         util_errf(errstr, errstr_size, "no give-up reason");
         return -1;
     }
-    if (error == NULL)
-        error = r->error;
-    record_printable(error, strlen(error), text, sizeof(text));
-    if (add_provenance(hdrs, r->original_topic, r->original_partition, r->original_offset,
-                       r->group) != 0 ||
-        add_int(hdrs, HDR_ATTEMPT, r->attempt) != 0 ||
-        add_int(hdrs, HDR_MAX_ATTEMPTS, r->max_attempts) != 0 ||
-        add_int(hdrs, HDR_NOT_BEFORE, r->not_before_ms) != 0 ||
-        (r->deadline_ms >= 0 && add_int(hdrs, HDR_DEADLINE, r->deadline_ms) != 0) ||
-        add_str(hdrs, HDR_REASON, reason) != 0 ||
-        add_str(hdrs, HDR_ERROR, text) != 0 ||
-        add_int(hdrs, HDR_FIRST_FAILED_AT, r->first_failed_at_ms) != 0 ||
-        (out == OUT_DEAD_LETTER && add_str(hdrs, HDR_LAST_REASON, r->reason) != 0) ||
-        (out == OUT_NOTICE && add_str(hdrs, HDR_EXPIRED, give_up) != 0)) {
+    set_printable_error(&info, error != NULL ? error : r->info.error);
+    info.last_reason[0] = '\0';
+    info.expired[0] = '\0';
+    if (out == OUT_DEAD_LETTER) {
+        snprintf(info.reason, sizeof(info.reason), "%s", give_up);
+        snprintf(info.last_reason, sizeof(info.last_reason), "%s", r->info.reason);
+    } else if (out == OUT_NOTICE) {
+        snprintf(info.expired, sizeof(info.expired), "%s", give_up);
+    }
+    if (retry_headers_add(hdrs, &info, RETRY_HDRS_FULL) != 0) {
         util_errf(errstr, errstr_size, "cannot add headers");
         return -1;
     }
@@ -396,26 +232,18 @@ rd_kafka_headers_t *record_invalid_headers(const rd_kafka_headers_t *in, const c
                                            int64_t offset, const char *error,
                                            int64_t now_ms, char *errstr, size_t errstr_size)
 {
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(16), *ret = NULL;
-    const char *name;
-    const void *val;
-    size_t size;
-    char text[RS_ERROR_MAX + 1];
+    rd_kafka_headers_t *hdrs = retry_headers_copy(in), *ret = NULL;
+    retry_info_t info;
 
-    for (size_t i = 0; in != NULL &&
-                       rd_kafka_header_get_all(in, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
-         i++) {
-        if (is_dozen_header(name))
-            continue;
-        if (rd_kafka_header_add(hdrs, name, -1, val, val != NULL ? (ssize_t)size : 0) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR)
-            goto done;
-    }
-    record_printable(error, strlen(error), text, sizeof(text));
-    if (add_provenance(hdrs, topic, partition, offset, group) != 0 ||
-        add_str(hdrs, HDR_REASON, REASON_INVALID_RECORD) != 0 ||
-        add_str(hdrs, HDR_ERROR, text) != 0 ||
-        add_int(hdrs, HDR_FIRST_FAILED_AT, now_ms) != 0)
+    memset(&info, 0, sizeof(info));
+    snprintf(info.original_topic, sizeof(info.original_topic), "%s", topic);
+    info.original_partition = partition;
+    info.original_offset = offset;
+    snprintf(info.group, sizeof(info.group), "%s", group);
+    snprintf(info.reason, sizeof(info.reason), "%s", RETRY_REASON_INVALID_RECORD);
+    set_printable_error(&info, error);
+    info.first_failed_at_ms = now_ms;
+    if (hdrs == NULL || retry_headers_add(hdrs, &info, RETRY_HDRS_INVALID) != 0)
         goto done;
     ret = hdrs;
     hdrs = NULL; /* the caller's now */

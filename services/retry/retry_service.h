@@ -13,40 +13,11 @@
 #include "db.h"
 #include "metrics.h"
 #include "http.h"
+#include "retry.h"
 #include "svc.h"
 
 #define RETRY_SERVICE "retry"
-#define RS_TOPIC "retry"                 /* what the service consumes */
-#define RS_DEAD_LETTER_TOPIC "dead-letter"
-#define RS_REDELIVERY_PREFIX "retry."    /* retry.<group>: one group's redeliveries */
-
-/* Header names of the retry contract (notes/retry-spec.md). */
-#define HDR_PREFIX "dozen-"
-#define HDR_ORIGINAL_TOPIC "dozen-original-topic"
-#define HDR_ORIGINAL_PARTITION "dozen-original-partition"
-#define HDR_ORIGINAL_OFFSET "dozen-original-offset"
-#define HDR_GROUP "dozen-group"
-#define HDR_ATTEMPT "dozen-attempt"
-#define HDR_MAX_ATTEMPTS "dozen-max-attempts"
-#define HDR_NOT_BEFORE "dozen-not-before"
-#define HDR_DEADLINE "dozen-deadline"
-#define HDR_REASON "dozen-reason"
-#define HDR_ERROR "dozen-error"
-#define HDR_FIRST_FAILED_AT "dozen-first-failed-at"
-#define HDR_LAST_REASON "dozen-last-reason"
-#define HDR_EXPIRED "dozen-expired"
-
-/* Reason codes this service writes. */
-#define REASON_INVALID_RECORD "invalid_record"
-#define REASON_MAX_ATTEMPTS "max_attempts"
-#define REASON_DEADLINE_EXCEEDED "deadline_exceeded"
-#define REASON_UNKNOWN_GROUP "unknown_group"
-
-#define RS_TOPIC_MAX 249     /* Kafka's limit on a topic name */
-#define RS_GROUP_MAX 200     /* so that "retry.<group>" is a legal topic name */
-#define RS_REASON_MAX 64
-#define RS_ERROR_MAX 512     /* dozen-error is cut to this many bytes */
-#define RS_EPOCH_MS_MAX 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+/* The contract (topics, dozen-* headers, reasons, limits) is libcommon/retry.h. */
 
 struct config {
     svc_config_t svc;           /* the common settings (svc_config_read) */
@@ -68,21 +39,13 @@ struct retry {
     struct consumer *consumer;
 };
 
-/* record.c: the retry record: header validation, header encoding, the give-up rule */
+/* record.c: a record on `retry` as the service keeps it, the give-up rule, the original
+ * headers' encoding, the headers of what the service sends */
 
-/* The dozen-* headers of one retry record, validated. */
+/* One record of `retry`, validated. */
 typedef struct retry_record {
-    char original_topic[RS_TOPIC_MAX + 1];
-    int32_t original_partition;
-    int64_t original_offset;
-    char group[RS_GROUP_MAX + 1];
-    int32_t attempt;            /* >= 1 */
-    int32_t max_attempts;       /* >= 0 */
-    int64_t not_before_ms;
-    int64_t deadline_ms;        /* -1: none */
-    char reason[RS_REASON_MAX + 1];
-    char error[RS_ERROR_MAX + 1]; /* printable ASCII only ("" when absent) */
-    int64_t first_failed_at_ms;
+    retry_info_t info;          /* its dozen-* headers: attempt >= 1; error printable ASCII
+                                 * only; last_reason and expired always "" */
     char ce_id[37];             /* the ce_id header when it is a UUID, else "" */
 } retry_record_t;
 
@@ -93,24 +56,15 @@ typedef enum retry_action {
     RETRY_GIVE_UP_DEADLINE        /* not_before > deadline, or now >= deadline */
 } retry_action_t;
 
-/* Reads and validates the dozen-* headers of a record on `retry` (hdrs may be NULL: then
- * every header is missing). Returns 0 with r filled, or -1 with errstr naming the missing or
- * bad header and quoting (cut, made printable) its value; r->ce_id is filled either way.
- * dozen-error is optional and is cut to RS_ERROR_MAX bytes; dozen-deadline is
- * optional. */
+/* Reads a record on `retry`: retry_info_parse with attempts from 1 (hdrs may be NULL: then
+ * every header is missing), dozen-error made printable. Returns 0 with r filled, or -1 with
+ * errstr naming the missing or bad header and quoting its value; r->ce_id is filled either
+ * way. */
 int record_parse(const rd_kafka_headers_t *hdrs, retry_record_t *r,
                  char *errstr, size_t errstr_size);
 
-/* 1 if s is a legal consumer group for this contract: 1..RS_GROUP_MAX characters of
- * [A-Za-z0-9._-] (so that "retry.<group>" is a legal topic name), else 0. */
-int record_group_valid(const char *s);
-
-/* Writes "retry.<group>" into out. Returns 0, or -1 when it does not fit.
- * TODO: use the libcommon helper once settled (retry_redelivery_topic() in
- * libcommon/retry.h today). */
-int record_redelivery_topic(const char *group, char *out, size_t out_size);
-
-/* due_at of a record: not_before, or the deadline when that comes first. */
+/* due_at of a record: not_before, or the deadline (RETRY_NO_DEADLINE: none) when that
+ * comes first. */
 int64_t record_due_at(int64_t not_before_ms, int64_t deadline_ms);
 
 /* The give-up rule, applied when a record is due (now_ms >= its due_at). */
@@ -162,10 +116,6 @@ rd_kafka_headers_t *record_invalid_headers(const rd_kafka_headers_t *in, const c
 /* Makes s safe inside a double-quoted log value, in place: '"' becomes '\''. Accepts NULL. */
 void record_log_safe(char *s);
 
-/* Copies in to out (out_size > 0) keeping printable ASCII and replacing every other byte
- * with '?'; cuts to out_size - 1 bytes. in_len bytes of in are read (in may hold NULs). */
-void record_printable(const char *in, size_t in_len, char *out, size_t out_size);
-
 /* store.c: SQL */
 
 extern const db_stmt_t store_stmts[];
@@ -184,7 +134,7 @@ typedef struct store_row {
     unsigned char *headers;         /* the encoded non-dozen headers; owned (free) */
     size_t headers_len;
     int invalid;                    /* 1: dead-lettered, only counted */
-    char invalid_error[RS_ERROR_MAX + 1];
+    char invalid_error[RETRY_ERROR_MAX + 1];
 } store_row_t;
 
 /* Stores a consumer batch in one transaction: each valid row into retry_pending, each

@@ -223,13 +223,13 @@ static void plan_row(struct scheduler *s, const pending_row_t *row, int64_t now,
 {
     const retry_record_t *r = &row->rec;
     retry_action_t action = record_decide(r, now);
-    char topic[RS_TOPIC_MAX + 8];
-    char error[RS_ERROR_MAX + 2 * RS_TOPIC_MAX + 64]; /* cut to RS_ERROR_MAX when sent */
+    char topic[RETRY_TOPIC_MAX + 8];
+    char error[RETRY_ERROR_MAX + 2 * RETRY_TOPIC_MAX + 64]; /* cut to RETRY_ERROR_MAX when sent */
     int exists;
 
     memset(p, 0, sizeof(*p));
     p->give_up = record_action_reason(action);
-    if (record_redelivery_topic(r->group, topic, sizeof(topic)) != 0)
+    if (retry_redelivery_topic(r->info.group, topic, sizeof(topic)) != 0)
         topic[0] = '\0'; /* cannot happen: the group was checked when stored */
     exists = topic[0] != '\0' ? topic_exists(s, topic) : 0;
     if (exists < 0) {
@@ -240,11 +240,11 @@ static void plan_row(struct scheduler *s, const pending_row_t *row, int64_t now,
         /* Nobody would ever read a redelivery or a notice: dead-lettered now (as given up,
          * when it is), with what the owner said last. */
         if (p->give_up == NULL)
-            p->give_up = REASON_UNKNOWN_GROUP;
+            p->give_up = RETRY_REASON_UNKNOWN_GROUP;
         snprintf(error, sizeof(error), "no topic '%s' for group '%s'; last error: %s", topic,
-                 r->group, r->error);
+                 r->info.group, r->info.error);
         p->nmsgs = 1;
-        p->produce_failed |= send_one(s, row, RS_DEAD_LETTER_TOPIC, OUT_DEAD_LETTER,
+        p->produce_failed |= send_one(s, row, RETRY_DEAD_LETTER_TOPIC, OUT_DEAD_LETTER,
                                       p->give_up, error, &p->st[0]) != 0;
         return;
     }
@@ -255,7 +255,7 @@ static void plan_row(struct scheduler *s, const pending_row_t *row, int64_t now,
         return;
     }
     p->nmsgs = 2;
-    p->produce_failed |= send_one(s, row, RS_DEAD_LETTER_TOPIC, OUT_DEAD_LETTER,
+    p->produce_failed |= send_one(s, row, RETRY_DEAD_LETTER_TOPIC, OUT_DEAD_LETTER,
                                   p->give_up, NULL, &p->st[0]) != 0;
     p->produce_failed |= send_one(s, row, topic, OUT_NOTICE, p->give_up, NULL,
                                   &p->st[1]) != 0;
@@ -269,14 +269,15 @@ static void log_outcome(const pending_row_t *row, const struct plan *p, int64_t 
 
     if (p->give_up == NULL)
         log_info("retry_redelivered group=%s ce_id=%s attempt=%d max_attempts=%d "
-                 "original=%s[%d]@%lld late_ms=%lld", r->group, ce_id, (int)r->attempt,
-                 (int)r->max_attempts, r->original_topic, (int)r->original_partition,
-                 (long long)r->original_offset, (long long)(acked_at - row->due_at_ms));
+                 "original=%s[%d]@%lld late_ms=%lld", r->info.group, ce_id, (int)r->info.attempt,
+                 (int)r->info.max_attempts, r->info.original_topic, (int)r->info.original_partition,
+                 (long long)r->info.original_offset, (long long)(acked_at - row->due_at_ms));
     else
         log_warn("retry_dead_lettered group=%s ce_id=%s reason=%s last_reason=%s attempt=%d "
-                 "max_attempts=%d original=%s[%d]@%lld", r->group, ce_id, p->give_up,
-                 r->reason, (int)r->attempt, (int)r->max_attempts, r->original_topic,
-                 (int)r->original_partition, (long long)r->original_offset);
+                 "max_attempts=%d original=%s[%d]@%lld", r->info.group, ce_id, p->give_up,
+                 r->info.reason, (int)r->info.attempt, (int)r->info.max_attempts,
+                 r->info.original_topic,
+                 (int)r->info.original_partition, (long long)r->info.original_offset);
 }
 
 /* Writes the outcome of a round, trying again while PostgreSQL fails (its records are out:
@@ -367,7 +368,7 @@ static int run_round(struct scheduler *s)
         for (int m = 0; m < p->nmsgs; m++) {
             if (p->st[m].err != RD_KAFKA_RESP_ERR_NO_ERROR)
                 log_warn("retry_delivery_failed id=%lld group=%s ce_id=%s err=%s "
-                         "retry_in_ms=%d", (long long)rows[i].id, rows[i].rec.group,
+                         "retry_in_ms=%d", (long long)rows[i].id, rows[i].rec.info.group,
                          rows[i].rec.ce_id[0] != '\0' ? rows[i].rec.ce_id : "-",
                          rd_kafka_err2name(p->st[m].err), DELIVERY_RETRY_MS);
         }

@@ -14,7 +14,7 @@
 #define PENDING_COLUMNS                                                                  \
     "id, group_id, original_topic, original_partition, original_offset, msg_key, "       \
     "msg_value, headers, COALESCE(ce_id::text, ''), attempt, max_attempts, not_before, " \
-    "COALESCE(deadline, -1), reason, error, first_failed_at, due_at"
+    "COALESCE(deadline, 0), reason, error, first_failed_at, due_at"
 
 const db_stmt_t store_stmts[] = {
     { "rp_insert",
@@ -30,7 +30,7 @@ const db_stmt_t store_stmts[] = {
     { "dl_invalid",
       "INSERT INTO retry_dead_letters (group_id, reason, error, original_topic, "
       "original_partition, original_offset, retry_partition, retry_offset, retry_timestamp, "
-      "ce_id) VALUES ($1, '" REASON_INVALID_RECORD "', $2, '" RS_TOPIC "', $3::int, "
+      "ce_id) VALUES ($1, '" RETRY_REASON_INVALID_RECORD "', $2, '" RETRY_TOPIC "', $3::int, "
       "$4::bigint, $3::int, $4::bigint, $5::bigint, $6::uuid) "
       "ON CONFLICT (retry_partition, retry_offset, retry_timestamp) DO NOTHING", 6 },
     { "rp_due",
@@ -106,23 +106,25 @@ static int insert_pending(PGconn *conn, const store_row_t *row, int64_t *due_at,
             memcpy(sqlstate, "53200", 6); /* out_of_memory: may pass */
         goto done;
     }
-    snprintf(opart, sizeof(opart), "%d", (int)r->original_partition);
-    snprintf(ooff, sizeof(ooff), "%lld", (long long)r->original_offset);
+    snprintf(opart, sizeof(opart), "%d", (int)r->info.original_partition);
+    snprintf(ooff, sizeof(ooff), "%lld", (long long)r->info.original_offset);
     snprintf(rpart, sizeof(rpart), "%d", (int)row->retry_partition);
     snprintf(roff, sizeof(roff), "%lld", (long long)row->retry_offset);
     snprintf(rts, sizeof(rts), "%lld", (long long)row->retry_timestamp);
-    snprintf(attempt, sizeof(attempt), "%d", (int)r->attempt);
-    snprintf(max, sizeof(max), "%d", (int)r->max_attempts);
-    snprintf(nb, sizeof(nb), "%lld", (long long)r->not_before_ms);
-    snprintf(dl, sizeof(dl), "%lld", (long long)r->deadline_ms);
-    snprintf(ffa, sizeof(ffa), "%lld", (long long)r->first_failed_at_ms);
+    snprintf(attempt, sizeof(attempt), "%d", (int)r->info.attempt);
+    snprintf(max, sizeof(max), "%d", (int)r->info.max_attempts);
+    snprintf(nb, sizeof(nb), "%lld", (long long)r->info.not_before_ms);
+    snprintf(dl, sizeof(dl), "%lld", (long long)r->info.deadline_ms);
+    snprintf(ffa, sizeof(ffa), "%lld", (long long)r->info.first_failed_at_ms);
     snprintf(due, sizeof(due), "%lld",
-             (long long)record_due_at(r->not_before_ms, r->deadline_ms));
+             (long long)record_due_at(r->info.not_before_ms, r->info.deadline_ms));
     {
-        const char *p[19] = { r->group, r->original_topic, opart, ooff, rpart, roff, rts,
+        const char *p[19] = { r->info.group, r->info.original_topic, opart, ooff, rpart, roff, rts,
                               key, value, headers, r->ce_id[0] != '\0' ? r->ce_id : NULL,
-                              attempt, max, nb, r->deadline_ms >= 0 ? dl : NULL, r->reason,
-                              r->error, ffa, due };
+                              attempt, max, nb,
+                              r->info.deadline_ms != RETRY_NO_DEADLINE ? dl : NULL,
+                              r->info.reason,
+                              r->info.error, ffa, due };
         res = db_exec(conn, "rp_insert", 19, p, sqlstate, errstr, errstr_size);
     }
     if (res == NULL)
@@ -253,10 +255,11 @@ int store_due(PGconn *conn, int64_t now_ms, int limit, pending_row_t **rows,
         retry_record_t *r = &row->rec;
 
         row->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-        snprintf(r->group, sizeof(r->group), "%s", PQgetvalue(res, i, 1));
-        snprintf(r->original_topic, sizeof(r->original_topic), "%s", PQgetvalue(res, i, 2));
-        r->original_partition = (int32_t)strtol(PQgetvalue(res, i, 3), NULL, 10);
-        r->original_offset = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+        snprintf(r->info.group, sizeof(r->info.group), "%s", PQgetvalue(res, i, 1));
+        snprintf(r->info.original_topic, sizeof(r->info.original_topic), "%s",
+                 PQgetvalue(res, i, 2));
+        r->info.original_partition = (int32_t)strtol(PQgetvalue(res, i, 3), NULL, 10);
+        r->info.original_offset = strtoll(PQgetvalue(res, i, 4), NULL, 10);
         if (get_bytea(res, i, 5, &row->key, &row->key_len) != 0 ||
             get_bytea(res, i, 6, &row->value, &row->value_len) != 0 ||
             get_bytea(res, i, 7, &row->headers, &row->headers_len) != 0) {
@@ -266,13 +269,13 @@ int store_due(PGconn *conn, int64_t now_ms, int limit, pending_row_t **rows,
             goto done;
         }
         snprintf(r->ce_id, sizeof(r->ce_id), "%s", PQgetvalue(res, i, 8));
-        r->attempt = (int32_t)strtol(PQgetvalue(res, i, 9), NULL, 10);
-        r->max_attempts = (int32_t)strtol(PQgetvalue(res, i, 10), NULL, 10);
-        r->not_before_ms = strtoll(PQgetvalue(res, i, 11), NULL, 10);
-        r->deadline_ms = strtoll(PQgetvalue(res, i, 12), NULL, 10);
-        snprintf(r->reason, sizeof(r->reason), "%s", PQgetvalue(res, i, 13));
-        snprintf(r->error, sizeof(r->error), "%s", PQgetvalue(res, i, 14));
-        r->first_failed_at_ms = strtoll(PQgetvalue(res, i, 15), NULL, 10);
+        r->info.attempt = (int32_t)strtol(PQgetvalue(res, i, 9), NULL, 10);
+        r->info.max_attempts = (int32_t)strtol(PQgetvalue(res, i, 10), NULL, 10);
+        r->info.not_before_ms = strtoll(PQgetvalue(res, i, 11), NULL, 10);
+        r->info.deadline_ms = strtoll(PQgetvalue(res, i, 12), NULL, 10);
+        snprintf(r->info.reason, sizeof(r->info.reason), "%s", PQgetvalue(res, i, 13));
+        snprintf(r->info.error, sizeof(r->info.error), "%s", PQgetvalue(res, i, 14));
+        r->info.first_failed_at_ms = strtoll(PQgetvalue(res, i, 15), NULL, 10);
         row->due_at_ms = strtoll(PQgetvalue(res, i, 16), NULL, 10);
     }
     *rows = out;

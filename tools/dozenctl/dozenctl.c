@@ -13,11 +13,11 @@
 
 #include "dozenctl.h"
 #include "kafka.h"
+#include "kafka_reader.h"
 #include "log.h"
 #include "topics.h"
 #include "util.h"
 
-#define WATERMARK_TIMEOUT_MS 5000
 #define CREATE_TIMEOUT_MS 60000
 
 volatile sig_atomic_t stop_requested;
@@ -177,60 +177,64 @@ char *find_setting(const char *name, char *errstr, size_t errstr_size)
     return NULL;
 }
 
-rd_kafka_t *client_new(const char *bootstrap, int eof, char *errstr, size_t errstr_size)
+void catch_signals(void)
 {
-    rd_kafka_conf_t *conf = NULL;
-    rd_kafka_t *rk = NULL;
-    char rderr[512], group[64];
-    int n;
+    struct sigaction sa;
 
-    conf = kafka_conf_new(bootstrap, "dozenctl", errstr, errstr_size);
-    if (conf == NULL)
-        goto done;
-    /* librdkafka wants a group.id even for rd_kafka_assign(); this one never joins (no
-     * subscribe) and never commits, so it leaves no trace on the cluster. */
-    n = snprintf(group, sizeof(group), "dozenctl-%ld", (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof(group)) {
-        util_errf(errstr, errstr_size, "group.id too long");
-        goto done;
-    }
-    if (rd_kafka_conf_set(conf, "group.id", group, rderr, sizeof(rderr)) != RD_KAFKA_CONF_OK) {
-        util_errf(errstr, errstr_size, "%s", rderr);
-        goto done;
-    }
-    if (rd_kafka_conf_set(conf, "enable.auto.commit", "false", rderr, sizeof(rderr)) !=
-            RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", rderr,
-                          sizeof(rderr)) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "enable.partition.eof", eof ? "true" : "false", rderr,
-                          sizeof(rderr)) != RD_KAFKA_CONF_OK) {
-        util_errf(errstr, errstr_size, "%s", rderr);
-        goto done;
-    }
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
-    if (rk == NULL) {
-        util_errf(errstr, errstr_size, "%s", rderr);
-        goto done;
-    }
-    conf = NULL; /* rd_kafka_new() took it */
-done:
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
-    return rk;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
-const struct rd_kafka_metadata *metadata_get(rd_kafka_t *rk, const char *bootstrap,
-                                             char *errstr, size_t errstr_size)
+int print_consume_error(void *ctx, const rd_kafka_message_t *msg)
 {
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, METADATA_TIMEOUT_MS);
+    (void)ctx;
+    fprintf(stderr, "dozenctl: %s [%d]: %s\n",
+            msg->rkt != NULL ? rd_kafka_topic_name(msg->rkt) : "-", (int)msg->partition,
+            rd_kafka_message_errstr(msg));
+    return 0;
+}
 
+int session_open(struct session *s, int create_topics)
+{
+    rd_kafka_resp_err_t err;
+    char errstr[512];
+
+    memset(s, 0, sizeof(*s));
+    s->bootstrap = find_setting("KAFKA_BOOTSTRAP", errstr, sizeof(errstr));
+    if (s->bootstrap == NULL)
+        goto fail;
+    if (create_topics && topics_ensure(s->bootstrap, NULL, CREATE_TIMEOUT_MS, errstr,
+                                       sizeof(errstr)) != 0)
+        goto fail;
+    s->rk = kafka_reader_client_new(s->bootstrap, "dozenctl", errstr, sizeof(errstr));
+    if (s->rk == NULL)
+        goto fail;
+    /* Every topic: asking for one by name could auto-create it. */
+    err = rd_kafka_metadata(s->rk, 1, NULL, &s->md, METADATA_TIMEOUT_MS);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        util_errf(errstr, errstr_size, "cannot get metadata from %s: %s", bootstrap,
-                rd_kafka_err2str(err));
-        return NULL;
+        s->md = NULL;
+        util_errf(errstr, sizeof(errstr), "cannot get metadata from %s: %s", s->bootstrap,
+                  rd_kafka_err2str(err));
+        goto fail;
     }
-    return md;
+    return 0;
+fail:
+    fprintf(stderr, "dozenctl: %s\n", errstr);
+    session_close(s);
+    return -1;
+}
+
+void session_close(struct session *s)
+{
+    if (s->md != NULL)
+        rd_kafka_metadata_destroy(s->md);
+    kafka_reader_client_free(s->rk);
+    free(s->bootstrap);
+    memset(s, 0, sizeof(*s));
 }
 
 const rd_kafka_metadata_topic_t *metadata_topic(const struct rd_kafka_metadata *md,
@@ -258,22 +262,17 @@ static int topic_row_cmp(const void *a, const void *b)
     return strcmp(((const struct topic_row *)a)->name, ((const struct topic_row *)b)->name);
 }
 
-static int partition_cmp(const void *a, const void *b)
-{
-    int32_t x = ((const rd_kafka_metadata_partition_t *)a)->id;
-    int32_t y = ((const rd_kafka_metadata_partition_t *)b)->id;
-
-    return (x > y) - (x < y);
-}
-
 /* Prints one topic's line. Returns 0, or -1 if an end offset could not be read (the line
  * shows '?' for it and the error goes to stderr). */
 static int print_topic(rd_kafka_t *rk, const struct topic_row *row)
 {
     const rd_kafka_metadata_topic_t *mt = row->mt;
     const topic_spec_t *spec = topics_find(row->name);
-    rd_kafka_metadata_partition_t *parts = NULL;
-    int ret = 0, i;
+    kafka_reader_opts_t opts = { 0 };
+    kafka_reader_t *reader;
+    char errstr[512];
+    size_t i;
+    int ret = 0;
 
     if (mt == NULL) {
         printf("%s MISSING\n", row->name);
@@ -289,36 +288,35 @@ static int print_topic(rd_kafka_t *rk, const struct topic_row *row)
     if (mt->err != RD_KAFKA_RESP_ERR_NO_ERROR)
         printf(" error=%s", rd_kafka_err2name(mt->err));
 
-    /* Metadata does not promise partitions in id order. */
-    if (mt->partition_cnt > 0) {
-        parts = malloc((size_t)mt->partition_cnt * sizeof(*parts));
-        if (parts == NULL) {
-            printf("\n");
-            fprintf(stderr, "dozenctl: out of memory\n");
-            return -1;
-        }
-        memcpy(parts, mt->partitions, (size_t)mt->partition_cnt * sizeof(*parts));
-        qsort(parts, (size_t)mt->partition_cnt, sizeof(*parts), partition_cmp);
-    }
     printf(" end_offsets=");
-    for (i = 0; i < mt->partition_cnt; i++) {
-        int64_t lo = 0, hi = 0;
-        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-            rk, row->name, parts[i].id, &lo, &hi, WATERMARK_TIMEOUT_MS);
+    if (mt->partition_cnt == 0) {
+        printf("-\n");
+        return 0;
+    }
+    opts.rk = rk;
+    opts.topic = row->name;
+    reader = kafka_reader_new(&opts, errstr, sizeof(errstr));
+    if (reader == NULL) {
+        printf("?\n");
+        fprintf(stderr, "dozenctl: %s: end offsets: %s\n", row->name, errstr);
+        return -1;
+    }
+    for (i = 0; i < kafka_reader_count(reader); i++) {
+        int32_t id;
+        int64_t lo, hi;
+        rd_kafka_resp_err_t err = kafka_reader_partition(reader, i, &id, &lo, &hi);
 
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            printf("%s%d:?", i > 0 ? "," : "", (int)parts[i].id);
-            fprintf(stderr, "dozenctl: %s [%d]: end offset: %s\n", row->name,
-                    (int)parts[i].id, rd_kafka_err2str(err));
+            printf("%s%d:?", i > 0 ? "," : "", (int)id);
+            fprintf(stderr, "dozenctl: %s [%d]: end offset: %s\n", row->name, (int)id,
+                    rd_kafka_err2str(err));
             ret = -1;
         } else {
-            printf("%s%d:%lld", i > 0 ? "," : "", (int)parts[i].id, (long long)hi);
+            printf("%s%d:%lld", i > 0 ? "," : "", (int)id, (long long)hi);
         }
     }
-    if (mt->partition_cnt == 0)
-        printf("-");
     printf("\n");
-    free(parts);
+    kafka_reader_free(reader);
     return ret;
 }
 
@@ -360,9 +358,8 @@ done:
 static int cmd_topics(int argc, char **argv)
 {
     int status = 1, create = 0;
-    char *bootstrap = NULL;
-    rd_kafka_t *rk = NULL;
-    const struct rd_kafka_metadata *md = NULL;
+    struct session ses = { NULL, NULL, NULL };
+    const struct rd_kafka_metadata *md;
     struct topic_row *rows = NULL;
     size_t nrows = 0, t;
     char errstr[512];
@@ -380,26 +377,9 @@ static int cmd_topics(int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    bootstrap = find_setting("KAFKA_BOOTSTRAP", errstr, sizeof(errstr));
-    if (bootstrap == NULL) {
-        fprintf(stderr, "dozenctl: %s\n", errstr);
+    if (session_open(&ses, create) != 0)
         goto done;
-    }
-    if (create && topics_ensure(bootstrap, NULL, CREATE_TIMEOUT_MS, errstr,
-                                sizeof(errstr)) != 0) {
-        fprintf(stderr, "dozenctl: %s\n", errstr);
-        goto done;
-    }
-    rk = client_new(bootstrap, 0, errstr, sizeof(errstr));
-    if (rk == NULL) {
-        fprintf(stderr, "dozenctl: %s\n", errstr);
-        goto done;
-    }
-    md = metadata_get(rk, bootstrap, errstr, sizeof(errstr));
-    if (md == NULL) {
-        fprintf(stderr, "dozenctl: %s\n", errstr);
-        goto done;
-    }
+    md = ses.md;
 
     rows = calloc((size_t)md->topic_cnt + topics_count, sizeof(*rows));
     if (rows == NULL) {
@@ -421,24 +401,20 @@ static int cmd_topics(int argc, char **argv)
         }
     }
     qsort(rows, nrows, sizeof(*rows), topic_row_cmp);
-    if (describe_rows(rk, rows, nrows, errstr, sizeof(errstr)) != 0)
+    if (describe_rows(ses.rk, rows, nrows, errstr, sizeof(errstr)) != 0)
         fprintf(stderr, "dozenctl: live topic configuration unavailable (shown as '?'): %s\n",
                 errstr);
 
     status = 0;
     for (t = 0; t < nrows; t++) {
-        if (print_topic(rk, &rows[t]) != 0)
+        if (print_topic(ses.rk, &rows[t]) != 0)
             status = 1;
     }
     if (fflush(stdout) != 0)
         status = 1;
 done:
     free(rows);
-    if (md != NULL)
-        rd_kafka_metadata_destroy(md);
-    if (rk != NULL)
-        rd_kafka_destroy(rk);
-    free(bootstrap);
+    session_close(&ses);
     return status;
 }
 
@@ -482,6 +458,22 @@ static void print_record(const rd_kafka_message_t *msg)
     fflush(stdout); /* one line at a time for whoever reads the pipe */
 }
 
+/* What `dozenctl tail` counts. */
+struct tail {
+    long long max;   /* 0: no limit */
+    long long seen;
+};
+
+/* Prints one record of tail (a kafka_reader_fn); ends the read after max records. */
+static int tail_record(void *ctx, const rd_kafka_message_t *msg)
+{
+    struct tail *t = ctx;
+
+    print_record(msg);
+    t->seen++;
+    return t->max > 0 && t->seen >= t->max;
+}
+
 /* `dozenctl tail TOPIC [--from-beginning] [--max N] [--exit]`. */
 static int cmd_tail(int argc, char **argv)
 {
@@ -493,19 +485,12 @@ static int cmd_tail(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     int status = 1;
-    char *bootstrap = NULL;
     int from_beginning = 0, exit_at_end = 0, opt;
-    long long max = 0, seen = 0;
+    struct tail t = { 0, 0 };
     const char *topic;
-    rd_kafka_t *rk = NULL;
-    const struct rd_kafka_metadata *md = NULL;
-    const rd_kafka_metadata_topic_t *mt;
-    rd_kafka_topic_partition_list_t *assignment = NULL;
-    unsigned char *at_eof = NULL; /* per partition id: at the end since its last record */
-    int32_t max_id = -1;
-    int eofs = 0, i;
-    rd_kafka_resp_err_t err;
-    struct sigaction sa;
+    struct session ses = { NULL, NULL, NULL };
+    kafka_reader_opts_t opts = { 0 };
+    kafka_reader_t *reader = NULL;
     char errstr[512];
 
     optind = 0; /* a fresh scan of this sub-command's arguments */
@@ -522,8 +507,8 @@ static int cmd_tail(int argc, char **argv)
             char *end = NULL;
 
             errno = 0;
-            max = strtoll(optarg, &end, 10);
-            if (errno != 0 || end == optarg || *end != '\0' || max < 1) {
+            t.max = strtoll(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || t.max < 1) {
                 fprintf(stderr, "dozenctl tail: --max: '%s' is not a positive integer\n",
                         optarg);
                 return EXIT_USAGE;
@@ -546,102 +531,29 @@ static int cmd_tail(int argc, char **argv)
     }
     topic = argv[optind];
 
-    bootstrap = find_setting("KAFKA_BOOTSTRAP", errstr, sizeof(errstr));
-    if (bootstrap == NULL) {
+    if (session_open(&ses, 0) != 0)
+        goto done;
+    opts.rk = ses.rk;
+    opts.topic = topic;
+    opts.start = from_beginning ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
+    opts.follow = !exit_at_end;
+    opts.stop = &stop_requested;
+    opts.on_error = print_consume_error;
+    opts.ctx = &t;
+    reader = kafka_reader_new(&opts, errstr, sizeof(errstr));
+    if (reader == NULL) {
         fprintf(stderr, "dozenctl: %s\n", errstr);
         goto done;
     }
-    rk = client_new(bootstrap, exit_at_end, errstr, sizeof(errstr));
-    if (rk == NULL) {
+    catch_signals();
+    if (kafka_reader_run(reader, tail_record, errstr, sizeof(errstr)) < 0) {
         fprintf(stderr, "dozenctl: %s\n", errstr);
         goto done;
     }
-    md = metadata_get(rk, bootstrap, errstr, sizeof(errstr));
-    if (md == NULL) {
-        fprintf(stderr, "dozenctl: %s\n", errstr);
-        goto done;
-    }
-    mt = metadata_topic(md, topic);
-    if (mt == NULL || mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-        fprintf(stderr, "dozenctl: topic '%s' does not exist\n", topic);
-        goto done;
-    }
-    if (mt->partition_cnt <= 0) {
-        fprintf(stderr, "dozenctl: topic '%s' has no partitions (%s)\n", topic,
-                rd_kafka_err2str(mt->err));
-        goto done;
-    }
-
-    assignment = rd_kafka_topic_partition_list_new(mt->partition_cnt);
-    for (i = 0; i < mt->partition_cnt; i++) {
-        rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_add(assignment, topic, mt->partitions[i].id);
-
-        tp->offset = from_beginning ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END;
-        if (mt->partitions[i].id > max_id)
-            max_id = mt->partitions[i].id;
-    }
-    at_eof = calloc((size_t)max_id + 1, 1);
-    if (at_eof == NULL) {
-        fprintf(stderr, "dozenctl: out of memory\n");
-        goto done;
-    }
-    err = rd_kafka_assign(rk, assignment);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        fprintf(stderr, "dozenctl: cannot assign %s: %s\n", topic, rd_kafka_err2str(err));
-        goto done;
-    }
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
     status = 0;
-    while (!stop_requested) {
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, POLL_MS);
-        int done_now = 0;
-
-        if (msg == NULL)
-            continue;
-        if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (msg->partition >= 0 && msg->partition <= max_id && !at_eof[msg->partition]) {
-                at_eof[msg->partition] = 1;
-                eofs++;
-            }
-            done_now = exit_at_end && eofs == mt->partition_cnt;
-        } else if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            fprintf(stderr, "dozenctl: %s [%d]: %s\n", topic, (int)msg->partition,
-                    rd_kafka_message_errstr(msg));
-            if (msg->err == RD_KAFKA_RESP_ERR__FATAL) {
-                status = 1;
-                done_now = 1;
-            }
-        } else {
-            print_record(msg);
-            if (msg->partition >= 0 && msg->partition <= max_id && at_eof[msg->partition]) {
-                at_eof[msg->partition] = 0;
-                eofs--;
-            }
-            seen++;
-            done_now = max > 0 && seen >= max;
-        }
-        rd_kafka_message_destroy(msg);
-        if (done_now)
-            break;
-    }
 done:
-    free(at_eof);
-    if (assignment != NULL)
-        rd_kafka_topic_partition_list_destroy(assignment);
-    if (md != NULL)
-        rd_kafka_metadata_destroy(md);
-    if (rk != NULL) {
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-    }
-    free(bootstrap);
+    kafka_reader_free(reader);
+    session_close(&ses);
     return status;
 }
 

@@ -1,0 +1,146 @@
+/* kafka_consumer: the consumer group verdict loop: each record goes to a handler, whose
+ * verdict decides whether the offset is stored now, the record is tried again in place, or
+ * it is handed over to `retry` or `dead-letter` (kafka_handover.h) first. An offset is
+ * committed only after the record's effect is committed. */
+#ifndef DOZEN_KAFKA_CONSUMER_H
+#define DOZEN_KAFKA_CONSUMER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <librdkafka/rdkafka.h>
+
+/* What a record handler decided. */
+typedef enum kafka_verdict {
+    KAFKA_DONE = 0,     /* the effect is committed (or there is none): commit the offset */
+    KAFKA_RETRY,        /* the consumer itself cannot work now (its database is down): the
+                         * same record again, in place, after a backoff */
+    KAFKA_RETRY_LATER,  /* this record cannot be processed now: hand it to the `retry` topic
+                         * with the outcome's reason (and delay, deadline) and move on */
+    KAFKA_FAIL          /* this record can never be processed: to `dead-letter` with the
+                         * outcome's reason, and move on */
+} kafka_verdict_t;
+
+/* A handler's explanation of RETRY_LATER and FAIL (and of RETRY, for the log). */
+typedef struct kafka_outcome {
+    char reason[64];       /* short code: "factory_unavailable"; FAIL defaults to "failed" */
+    char error[512];       /* what went wrong, for people */
+    int64_t delay_ms;      /* RETRY_LATER: 0 = the group's backoff for this attempt */
+    int64_t deadline_ms;   /* RETRY_LATER: absolute ms since epoch; 0 = keep the record's */
+    int max_attempts;      /* RETRY_LATER: retries allowed; 0 = the group's policy (a record
+                            * retried until a deadline sets enough for the deadline) */
+} kafka_outcome_t;
+
+/* A record as the handler sees it. For a redelivery from `retry.<group>`, topic is the
+ * original topic and attempt the number of earlier retries; expired is set (to
+ * "max_attempts" or "deadline_exceeded") on the one final notice the retry service sends
+ * when it gives up: the handler reacts to the give-up and should return KAFKA_DONE. */
+typedef struct kafka_record {
+    const rd_kafka_message_t *msg;  /* key, value and headers as received */
+    const char *topic;
+    int attempt;                    /* 0 on a first delivery */
+    const char *expired;            /* NULL, or why the record was given up */
+    int64_t deadline_ms;            /* the record's deadline, 0 when none */
+    const char *last_reason;        /* reason of the previous failure, "" on a first delivery */
+} kafka_record_t;
+
+/* Handles one record. It must commit its effect (for example a PostgreSQL transaction that
+ * also records the record's ce_id) before returning KAFKA_DONE, and fill out for anything
+ * else. Records whose CloudEvents headers are missing or invalid never reach the handler:
+ * they go to `dead-letter` with reason `invalid_record`. */
+typedef kafka_verdict_t (*kafka_handler_fn)(const kafka_record_t *rec, void *ctx,
+                                            kafka_outcome_t *out);
+
+struct retry_policy;
+
+typedef struct kafka_consumer_opts {
+    const char *bootstrap;
+    const char *group;             /* group.id; redeliveries come on `retry.<group>` */
+    const char *client_id;
+    const char *const *topics;
+    size_t ntopics;
+    kafka_handler_fn handler;
+    void *ctx;
+    const struct retry_policy *policy; /* RETRY_LATER spacing and limit (NULL: defaults) */
+    int64_t retry_initial_ms;      /* first in-place backoff for KAFKA_RETRY (default 200 ms) */
+    int64_t retry_max_ms;          /* in-place backoff cap (default 10 s if 0) */
+} kafka_consumer_opts_t;
+
+/* Runs a consumer group member until *stop becomes non-zero: subscribes to opts->topics and
+ * to `retry.<group>`, calls the handler for each record in order, and stores the offset only
+ * after the record is dealt with: KAFKA_DONE; KAFKA_RETRY_LATER once the `retry` topic has
+ * acknowledged the handed-over copy; KAFKA_FAIL once `dead-letter` has. Stored offsets are
+ * committed (auto-commit of stored offsets, plus a synchronous commit on revoke and on
+ * shutdown). KAFKA_RETRY, or a hand-over the broker did not acknowledge, seeks back to the
+ * record and waits with exponential backoff, so the record is neither skipped nor lost.
+ * Returns 0 after a clean shutdown (consumer closed, group left), or -1 with errstr if the
+ * consumer could not be created. */
+int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *stop,
+                       char *errstr, size_t errstr_size);
+
+/* A consumer loop on its own thread, for services that also serve HTTP. */
+typedef struct kafka_consumer kafka_consumer_t;
+
+/* Starts kafka_consumer_run(opts) on a new thread. opts and everything it points to are
+ * borrowed and must outlive the consumer. Returns the consumer, or NULL with errstr if the
+ * thread cannot start. A consumer that cannot be created on its thread logs why and
+ * kafka_consumer_failed() says so. */
+kafka_consumer_t *kafka_consumer_start(const kafka_consumer_opts_t *opts,
+                                       char *errstr, size_t errstr_size);
+
+/* 1 when the loop ended by itself (it could not create its consumer), else 0. */
+int kafka_consumer_failed(kafka_consumer_t *c);
+
+/* Asks the loop to stop, waits for its clean shutdown (offsets committed, group left) and
+ * frees it. Accepts NULL. */
+void kafka_consumer_stop(kafka_consumer_t *c);
+
+/* A loop run on a thread of its own by kafka_consumer_spawn: runs until *stop becomes
+ * non-zero; returns 0 after a clean stop, or -1 with errstr when it could not start. */
+typedef int (*kafka_consumer_loop_fn)(void *ctx, const volatile int *stop, char *errstr,
+                                      size_t errstr_size);
+
+/* Starts loop(ctx) on a new thread, for a consumer whose loop is its own (the retry
+ * service's batches); kafka_consumer_start is this for kafka_consumer_run. ctx and name
+ * (the group, for the log line when the loop fails) are borrowed and must outlive it.
+ * kafka_consumer_failed and kafka_consumer_stop apply. Returns NULL with errstr if the
+ * thread cannot start. */
+kafka_consumer_t *kafka_consumer_spawn(kafka_consumer_loop_fn loop, void *ctx,
+                                       const char *name, char *errstr, size_t errstr_size);
+
+/* How kafka_consumer_join makes a consumer group member. */
+typedef struct kafka_consumer_join {
+    const char *bootstrap;
+    const char *client_id;
+    const char *group;               /* group.id */
+    const char *const *topics;       /* subscribed */
+    size_t ntopics;
+    int auto_commit;                 /* 1: librdkafka commits the stored offsets (and they
+                                      * are committed before partitions are revoked);
+                                      * 0: the caller commits by itself */
+    int ensure_redelivery;           /* 1: make retry.<group> exist before subscribing
+                                      * (topics_ensure_redelivery; a failure is logged) */
+    const char *const (*defaults)[2]; /* more { property, value } defaults, each unless
+                                       * its KAFKA_<PROPERTY> is set; may be NULL */
+    size_t ndefaults;
+} kafka_consumer_join_t;
+
+/* The consumer group member every loop uses, written once: kafka_conf_new, then
+ * auto.offset.reset=earliest (a new group reads what was written before it existed) and
+ * j->defaults unless KAFKA_* chose, then forced group.id, enable.auto.commit per
+ * j->auto_commit and enable.auto.offset.store=false (only offsets the loop stores are
+ * committed), retry.<group> when j->ensure_redelivery, the rebalance callback (logs kafka_partitions_assigned/revoked and applies
+ * eager or cooperative assignments) and the subscription. Rebalances and errors are served
+ * by rd_kafka_consumer_poll. Returns the client (close it with kafka_consumer_leave), or
+ * NULL with errstr. */
+rd_kafka_t *kafka_consumer_join(const kafka_consumer_join_t *j, char *errstr,
+                                size_t errstr_size);
+
+/* Closes a client of kafka_consumer_join (revokes its partitions, leaves the group, so they
+ * move to another member at once) and destroys it. Accepts NULL. */
+void kafka_consumer_leave(rd_kafka_t *rk);
+
+/* Logs an error the consumer reported instead of a record (kafka_consume_error); reaching
+ * the end of a partition is not one. */
+void kafka_consumer_log_error(const char *group, const rd_kafka_message_t *msg);
+
+#endif
