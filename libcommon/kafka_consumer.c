@@ -13,6 +13,7 @@
 #include "kafka.h"
 #include "kafka_handover.h"
 #include "log.h"
+#include "metrics.h"
 #include "retry.h"
 #include "topics.h"
 #include "util.h"
@@ -22,6 +23,8 @@
 #define RETRY_INITIAL_MS 200
 #define RETRY_MAX_MS 10000
 #define REDELIVERY_ENSURE_MS 10000 /* how long to wait for retry.<group> to exist */
+#define SESSION_TIMEOUT_MS "6000"
+#define HEARTBEAT_MS "1000"
 
 /* What the rebalance callback needs: the opaque of a client of kafka_consumer_join, freed
  * by kafka_consumer_leave. */
@@ -189,12 +192,96 @@ void kafka_consumer_log_error(const char *group, const rd_kafka_message_t *msg)
 }
 
 /* The state of one consumer loop that the record dispatch needs. */
+/* One partition's lag series (created when the partition is first assigned here). */
+struct lag_series {
+    char topic[256];
+    int32_t partition;
+    metric_t *lag, *position;
+};
+
+#define LAG_SERIES_MAX 256
+#define LAG_EVERY_MS 2000
+
 struct loop {
     const kafka_consumer_opts_t *opts;
     retry_policy_t policy;
     kafka_handover_t *handover;  /* hands records over to retry and dead-letter */
     char redelivery[256];        /* retry.<group> */
+    struct lag_series lags[LAG_SERIES_MAX];
+    int nlags;
+    int64_t next_lag_ms;
 };
+
+/* Counts one record's outcome and, for records that reached the handler, its time. */
+static void count_record(struct loop *L, const char *topic, const char *verdict,
+                         int64_t handler_us)
+{
+    char labels[600];
+
+    if (L->opts->metrics == NULL)
+        return;
+    snprintf(labels, sizeof(labels), "group=%s,topic=%s,verdict=%s", L->opts->group, topic,
+             verdict);
+    metric_inc(metrics_counter(L->opts->metrics, "dozen_consumer_records_total",
+                               "Records a consumer group member dealt with, by topic (the "
+                               "original topic for redeliveries) and verdict.", labels));
+    if (handler_us >= 0) {
+        snprintf(labels, sizeof(labels), "group=%s,topic=%s", L->opts->group, topic);
+        metric_observe(metrics_histogram(L->opts->metrics, "dozen_consumer_processing_seconds",
+                                         "Time a record handler took.", labels,
+                                         metrics_latency_buckets, metrics_latency_nbuckets),
+                       (double)handler_us / 1e6);
+    }
+}
+
+/* Sets the lag and position gauges of the partitions assigned here, from the consumer's
+ * own position and the high watermark its fetches last saw (neither asks the broker). A
+ * partition no longer assigned here shows lag 0: its new owner reports it. */
+static void update_lag(struct loop *L, rd_kafka_t *rk)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    int i, k;
+
+    if (L->opts->metrics == NULL || util_mono_ms() < L->next_lag_ms)
+        return;
+    L->next_lag_ms = util_mono_ms() + LAG_EVERY_MS;
+    if (rd_kafka_assignment(rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || parts == NULL)
+        return;
+    rd_kafka_position(rk, parts);
+    for (k = 0; k < L->nlags; k++)
+        metric_set(L->lags[k].lag, 0);
+    for (i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &parts->elems[i];
+        int64_t lo, hi;
+        struct lag_series *ls = NULL;
+
+        for (k = 0; k < L->nlags && ls == NULL; k++)
+            if (L->lags[k].partition == p->partition && strcmp(L->lags[k].topic, p->topic) == 0)
+                ls = &L->lags[k];
+        if (ls == NULL && L->nlags < LAG_SERIES_MAX) {
+            char labels[600];
+
+            ls = &L->lags[L->nlags++];
+            snprintf(ls->topic, sizeof(ls->topic), "%s", p->topic);
+            ls->partition = p->partition;
+            snprintf(labels, sizeof(labels), "group=%s,topic=%s,partition=%d", L->opts->group,
+                     p->topic, (int)p->partition);
+            ls->lag = metrics_gauge(L->opts->metrics, "dozen_consumer_lag_records",
+                                    "High watermark minus the consumer's position, per "
+                                    "partition assigned to this member.", labels);
+            ls->position = metrics_gauge(L->opts->metrics, "dozen_consumer_position",
+                                         "The next offset this member will read, per "
+                                         "partition assigned to it.", labels);
+        }
+        if (ls == NULL || p->offset < 0 ||
+            rd_kafka_get_watermark_offsets(rk, p->topic, p->partition, &lo, &hi) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0)
+            continue;
+        metric_set(ls->position, (double)p->offset);
+        metric_set(ls->lag, (double)(hi > p->offset ? hi - p->offset : 0));
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
 
 /* Deals with one record. Returns 0 when its offset may be stored (done, handed over), or -1
  * when it must be tried again in place (errstr says why). */
@@ -208,6 +295,7 @@ static int dispatch(struct loop *L, const rd_kafka_message_t *msg, char *errstr,
     event_meta_t meta;
     kafka_verdict_t verdict;
     char err[512];
+    int64_t t0;
     int redelivery = strcmp(rd_kafka_topic_name(msg->rkt), L->redelivery) == 0;
 
     memset(&info, 0, sizeof(info));
@@ -223,6 +311,7 @@ static int dispatch(struct loop *L, const rd_kafka_message_t *msg, char *errstr,
                 snprintf(err, sizeof(err), "redelivery for group '%s'", info.group);
             memset(&info, 0, sizeof(info));
             kafka_handover_provenance(&info, msg);
+            count_record(L, rec.topic, "invalid", -1);
             return kafka_handover_dead_letter(L->handover, msg, &info, RETRY_REASON_INVALID_RECORD,
                                               err);
         }
@@ -234,11 +323,17 @@ static int dispatch(struct loop *L, const rd_kafka_message_t *msg, char *errstr,
     } else {
         kafka_handover_provenance(&info, msg);
     }
-    if (event_meta_read(msg, &meta, err, sizeof(err)) != 0)
+    if (event_meta_read(msg, &meta, err, sizeof(err)) != 0) {
+        count_record(L, rec.topic, "invalid", -1);
         return kafka_handover_dead_letter(L->handover, msg, &info, RETRY_REASON_INVALID_RECORD,
                                               err);
+    }
 
+    t0 = util_mono_us();
     verdict = opts->handler(&rec, opts->ctx, &out);
+    count_record(L, rec.topic, verdict == KAFKA_DONE ? "done" :
+                 verdict == KAFKA_RETRY_LATER ? "retry_later" :
+                 verdict == KAFKA_FAIL ? "dead_letter" : "retry", util_mono_us() - t0);
     out.reason[sizeof(out.reason) - 1] = '\0';
     out.error[sizeof(out.error) - 1] = '\0';
     switch (verdict) {
@@ -346,6 +441,7 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
      * commits only stored offsets: at-least-once, never at-most-once. */
     join.auto_commit = 1;
     join.ensure_redelivery = 1;
+    join.instance_id = opts->instance_id;
     rk = kafka_consumer_join(&join, errstr, errstr_size);
     if (rk == NULL)
         goto done;
@@ -355,6 +451,7 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, CONSUMER_POLL_MS);
         char herr[512];
 
+        update_lag(&L, rk);
         if (msg == NULL)
             continue;
         if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -395,6 +492,23 @@ done:
     return ret;
 }
 
+int kafka_instance_id_valid(const char *s)
+{
+    size_t i;
+
+    if (s == NULL || s[0] == '\0')
+        return 0;
+    for (i = 0; s[i] != '\0'; i++) {
+        char c = s[i];
+
+        if (i >= KAFKA_INSTANCE_ID_MAX ||
+            !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
 rd_kafka_t *kafka_consumer_join(const kafka_consumer_join_t *j, char *errstr,
                                 size_t errstr_size)
 {
@@ -429,6 +543,26 @@ rd_kafka_t *kafka_consumer_join(const kafka_consumer_join_t *j, char *errstr,
     /* A new group reads what was written before it existed. */
     if (kafka_conf_set_default(conf, "auto.offset.reset", "earliest", errstr, errstr_size) != 0)
         goto done;
+    /* A member that died holds its partitions until its session expires: 6 s, the
+     * smallest session a broker allows by default (group.min.session.timeout.ms), instead
+     * of librdkafka's 45 s, with heartbeats often enough for it. */
+    if (kafka_conf_set_default(conf, "session.timeout.ms", SESSION_TIMEOUT_MS, errstr,
+                               errstr_size) != 0 ||
+        kafka_conf_set_default(conf, "heartbeat.interval.ms", HEARTBEAT_MS, errstr,
+                               errstr_size) != 0)
+        goto done;
+    if (j->instance_id != NULL && j->instance_id[0] != '\0') {
+        char gid[KAFKA_INSTANCE_ID_MAX + 256];
+
+        if (!kafka_instance_id_valid(j->instance_id)) {
+            util_errf(errstr, errstr_size, "kafka consumer: bad instance id");
+            goto done;
+        }
+        snprintf(gid, sizeof(gid), "%.200s-%s",
+                 j->client_id != NULL ? j->client_id : j->group, j->instance_id);
+        if (kafka_conf_set_default(conf, "group.instance.id", gid, errstr, errstr_size) != 0)
+            goto done;
+    }
     for (i = 0; i < j->ndefaults; i++) {
         if (kafka_conf_set_default(conf, j->defaults[i][0], j->defaults[i][1], errstr,
                                    errstr_size) != 0)

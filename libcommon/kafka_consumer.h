@@ -63,6 +63,11 @@ typedef struct kafka_consumer_opts {
     const struct retry_policy *policy; /* RETRY_LATER spacing and limit (NULL: defaults) */
     int64_t retry_initial_ms;      /* first in-place backoff for KAFKA_RETRY (default 200 ms) */
     int64_t retry_max_ms;          /* in-place backoff cap (default 10 s if 0) */
+    const char *instance_id;       /* NULL or "": a dynamic group member; else this
+                                    * process's stable name (INSTANCE_ID), see
+                                    * kafka_consumer_join_t.instance_id */
+    struct metrics *metrics;       /* NULL, or where the loop counts its records
+                                    * (dozen_consumer_*; borrowed) */
 } kafka_consumer_opts_t;
 
 /* Runs a consumer group member until *stop becomes non-zero: subscribes to opts->topics and
@@ -122,10 +127,22 @@ typedef struct kafka_consumer_join {
     const char *const (*defaults)[2]; /* more { property, value } defaults, each unless
                                        * its KAFKA_<PROPERTY> is set; may be NULL */
     size_t ndefaults;
+    const char *instance_id;         /* NULL or "": dynamic membership. Else static
+                                      * membership: group.instance.id "<client_id>-<id>"
+                                      * (unless KAFKA_GROUP_INSTANCE_ID is set), so that a
+                                      * restarted process rejoins as the same member and
+                                      * gets its partitions back at once, with no
+                                      * rebalance; two live processes must never share it */
 } kafka_consumer_join_t;
 
+/* Checks an INSTANCE_ID: 1..KAFKA_INSTANCE_ID_MAX of [A-Za-z0-9._-]. */
+#define KAFKA_INSTANCE_ID_MAX 64
+int kafka_instance_id_valid(const char *s);
+
 /* The consumer group member every loop uses, written once: kafka_conf_new, then
- * auto.offset.reset=earliest (a new group reads what was written before it existed) and
+ * auto.offset.reset=earliest (a new group reads what was written before it existed),
+ * session.timeout.ms=6000 and heartbeat.interval.ms=1000 (a crashed member's partitions
+ * move after 6 s, not librdkafka's 45), group.instance.id from j->instance_id, and
  * j->defaults unless KAFKA_* chose, then forced group.id, enable.auto.commit per
  * j->auto_commit and enable.auto.offset.store=false (only offsets the loop stores are
  * committed), retry.<group> when j->ensure_redelivery, the rebalance callback (logs kafka_partitions_assigned/revoked and applies

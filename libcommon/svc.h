@@ -44,6 +44,9 @@ typedef struct svc_config {
                                   * default 30s, 1 s to 10 min */
     long long outbox_poll_ms;    /* OUTBOX_POLL_INTERVAL (only with outbox set): the relay's
                                   * backstop poll, default 5s, 10 ms to 1 h; else 0 */
+    const char *instance_id;     /* INSTANCE_ID: this process's stable name among the
+                                  * instances of the service ("1", "2"), for static
+                                  * consumer group membership; NULL when unset */
 } svc_config_t;
 
 /* What differs between services in the common settings. */
@@ -58,7 +61,8 @@ typedef struct svc_config_spec {
 #define SVC_POOL_MAX 256
 
 /* Reads the common settings into *out, in this order: DATABASE_URL, KAFKA_BOOTSTRAP,
- * HTTP_BIND, spec->port_var, DB_POOL_SIZE, DB_WAIT, TOPICS_WAIT, OUTBOX_POLL_INTERVAL.
+ * HTTP_BIND, spec->port_var, DB_POOL_SIZE, DB_WAIT, TOPICS_WAIT, OUTBOX_POLL_INTERVAL,
+ * INSTANCE_ID.
  * Returns 0, or -1 with errstr naming the first variable that is missing or bad (cfg.h's
  * messages: "SALES_PORT: 'eighty' is not an integer"). */
 int svc_config_read(const svc_config_spec_t *spec, svc_config_t *out,

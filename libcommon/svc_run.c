@@ -29,8 +29,16 @@ int svc_config_read(const svc_config_spec_t *spec, svc_config_t *out,
                         errstr, errstr_size) != 0 ||
         (spec->outbox &&
          cfg_duration_ms("OUTBOX_POLL_INTERVAL", "5s", 10, 3600000, &out->outbox_poll_ms,
-                         errstr, errstr_size) != 0))
+                         errstr, errstr_size) != 0) ||
+        cfg_str("INSTANCE_ID", "", &out->instance_id, errstr, errstr_size) != 0)
         return -1;
+    if (out->instance_id[0] == '\0') {
+        out->instance_id = NULL;
+    } else if (!kafka_instance_id_valid(out->instance_id)) {
+        snprintf(errstr, errstr_size, "INSTANCE_ID: '%.80s' must be 1 to %d characters of "
+                 "letters, digits, '.', '_' or '-'", out->instance_id, KAFKA_INSTANCE_ID_MAX);
+        return -1;
+    }
     out->db_pool_size = (int)pool;
     return 0;
 }
@@ -168,6 +176,10 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
             s->consumer_opts->bootstrap = c->kafka_bootstrap;
         if (s->consumer_opts->client_id == NULL)
             s->consumer_opts->client_id = s->name;
+        if (s->consumer_opts->instance_id == NULL)
+            s->consumer_opts->instance_id = c->instance_id;
+        if (s->consumer_opts->metrics == NULL)
+            s->consumer_opts->metrics = s->metrics;
         *s->consumer = kafka_consumer_start(s->consumer_opts, err, sizeof(err));
         if (*s->consumer == NULL) {
             snprintf(errstr, errstr_size, "consumer: %s", err);

@@ -91,6 +91,14 @@ int64_t util_mono_ms(void)
     return clock_ms(CLOCK_MONOTONIC);
 }
 
+int64_t util_mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int util_rfc3339(int64_t epoch_ms, char *out, size_t out_size)
 {
     int64_t secs = epoch_ms / 1000;

@@ -21,6 +21,9 @@ int64_t util_now_ms(void);
 /* Monotonic clock, milliseconds. */
 int64_t util_mono_ms(void);
 
+/* Monotonic clock, microseconds (for durations well under a millisecond). */
+int64_t util_mono_us(void);
+
 /* Formats ms-since-epoch as RFC 3339 UTC with milliseconds ("2026-11-22T01:40:31.123Z")
  * into out (at least 25 bytes). Returns 0, or -1 if the buffer is too small. */
 int util_rfc3339(int64_t epoch_ms, char *out, size_t out_size);

@@ -13,7 +13,8 @@
 # KAFKA_BOOTSTRAP (use this broker instead of the dev broker; the address RUN/env itself
 # exports for the stack's own broker is recognised as such, so `. .run/env; make up` is safe),
 # KAFKA=apache (start a real Apache Kafka broker with tools/kafka/kafka.sh instead),
-# ADMIN_TOKEN (default: generated once and kept in RUN_DIR/admin_token), UP_TIMEOUT (60 s).
+# ADMIN_TOKEN (default: generated once and kept in RUN_DIR/admin_token), UP_TIMEOUT (60 s),
+# INSTANCE_ID (1: the services' static consumer group membership).
 # Passed on as they are: BULLETIN_* to the notifier (BULLETIN_SOURCE_URL defaults to the
 # open-data stand-in), OPEN_DATA_* to the open-data stand-in (OPEN_DATA_TZ defaults to
 # BULLETIN_TZ, so that both agree on "today"), SMS_GATEWAY_* to the SMS stand-in; a change
@@ -34,6 +35,9 @@ NOTIFIER_PORT=${NOTIFIER_PORT:-8083}
 OPEN_DATA_PORT=${OPEN_DATA_PORT:-9102}
 SMS_GATEWAY_PORT=${SMS_GATEWAY_PORT:-9103}
 UP_TIMEOUT=${UP_TIMEOUT:-60}
+# Each service's stable name among its instances: with it, a service that crashed and is
+# started again rejoins its consumer group as the same member and resumes at once.
+INSTANCE=${INSTANCE_ID:-1}
 # Started in this order (the stand-ins of the outside world first), stopped in reverse.
 SERVICES=(legacy-factory open-data sms-gateway retry sales stock factory notifier)
 # The SMS stand-in's account, given to the stand-in and to the notifier alike, and the
@@ -284,7 +288,7 @@ EOF
     mv -f "$RUN/env.new" "$RUN/env"
 
     START_ENV=(DATABASE_URL="$database_url" KAFKA_BOOTSTRAP="$BOOTSTRAP"
-               ADMIN_TOKEN="$token" LOG_LEVEL="${LOG_LEVEL:-info}"
+               ADMIN_TOKEN="$token" LOG_LEVEL="${LOG_LEVEL:-info}" INSTANCE_ID="$INSTANCE"
                SALES_PORT="$SALES_PORT" STOCK_PORT="$STOCK_PORT" FACTORY_PORT="$FACTORY_PORT"
                LEGACY_FACTORY_PORT="$LEGACY_FACTORY_PORT" RETRY_PORT="$RETRY_PORT"
                LEGACY_FACTORY_URL="http://127.0.0.1:$LEGACY_FACTORY_PORT"

@@ -272,6 +272,7 @@ static rd_kafka_t *consumer_new(struct consumer *c, char *errstr, size_t errstr_
     j.auto_commit = 0;
     j.defaults = (const char *const (*)[2])defaults;
     j.ndefaults = 2;
+    j.instance_id = cfg->svc.instance_id;
     return kafka_consumer_join(&j, errstr, errstr_size);
 }
 
