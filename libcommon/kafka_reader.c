@@ -193,6 +193,19 @@ done:
     return ret;
 }
 
+int kafka_reader_set_from(kafka_reader_t *r, int32_t partition, int64_t from)
+{
+    size_t i;
+
+    for (i = 0; r != NULL && i < r->n; i++) {
+        if (r->parts[i].id == partition) {
+            r->parts[i].from = from;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 size_t kafka_reader_count(const kafka_reader_t *r)
 {
     return r != NULL ? r->n : 0;

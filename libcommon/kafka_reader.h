@@ -77,6 +77,12 @@ size_t kafka_reader_count(const kafka_reader_t *r);
 rd_kafka_resp_err_t kafka_reader_partition(const kafka_reader_t *r, size_t i, int32_t *id,
                                            int64_t *lo, int64_t *hi);
 
+/* Sets where the read of one of r's partitions starts, after kafka_reader_new and before
+ * kafka_reader_run, for a start that depends on what the watermarks are (the outbox's
+ * stored positions); the rule of opts.from applies. Returns 0, or -1 when partition is not
+ * one that r reads. */
+int kafka_reader_set_from(kafka_reader_t *r, int32_t partition, int64_t from);
+
 /* Reads: calls fn for each record of the partitions from their start, until each partition's
  * end (its high watermark when r was made, or the partition-EOF event if that comes first:
  * a log can end in records a consumer never sees), unless opts.follow. Can be called once

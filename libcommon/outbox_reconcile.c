@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "kafka.h"
+#include "kafka_reader.h"
 #include "log.h"
 #include "outbox_int.h"
 #include "strbuf.h"
@@ -52,12 +53,6 @@ struct unsent_id {
     int found;
     int32_t partition;
     int64_t offset;
-};
-
-struct part_scan {
-    int32_t id;
-    int64_t end;  /* high watermark when the scan started */
-    int done;
 };
 
 static int cmp_unsent(const void *a, const void *b)
@@ -96,130 +91,28 @@ done:
     return ret;
 }
 
-/* Creates the consumer that reads topics back: partitions are assigned by hand and nothing
- * is ever committed. librdkafka wants a group.id for assign(); it is never joined. */
-static rd_kafka_t *reader_new(outbox_relay_t *r, char *errstr, size_t errstr_size)
+/* What a read-back matches records against. */
+struct scan {
+    struct unsent_id *ids;
+    int nids;
+};
+
+/* kafka_reader_fn: if the record carries the ce_id of an unsent row, remembers where it
+ * is. Always goes on. */
+static int match_record(void *ctx, const rd_kafka_message_t *msg)
 {
-    static const char *const props[][2] = {
-        { "enable.auto.commit", "false" },
-        { "enable.auto.offset.store", "false" },
-        { "enable.partition.eof", "true" },
-        { "auto.offset.reset", "earliest" },
-        { "isolation.level", "read_uncommitted" },
-    };
-    char name[128], err[256];
-    rd_kafka_conf_t *conf = NULL;
-    rd_kafka_t *rk = NULL;
-    size_t i;
-
-    snprintf(name, sizeof(name), "dozen-outbox-reconcile-%s", r->producer);
-    conf = kafka_conf_new(r->bootstrap, name, err, sizeof(err));
-    if (conf == NULL) {
-        snprintf(errstr, errstr_size, "kafka: %s", err);
-        goto done;
-    }
-    if (rd_kafka_conf_set(conf, "group.id", name, err, sizeof(err)) != RD_KAFKA_CONF_OK)
-        goto conf_err;
-    for (i = 0; i < sizeof(props) / sizeof(props[0]); i++)
-        if (rd_kafka_conf_set(conf, props[i][0], props[i][1], err, sizeof(err)) !=
-            RD_KAFKA_CONF_OK)
-            goto conf_err;
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    if (rk == NULL)
-        goto conf_err;
-    conf = NULL; /* rd_kafka_new took it */
-    goto done;
-conf_err:
-    snprintf(errstr, errstr_size, "kafka reader: %s", err);
-done:
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
-    return rk;
-}
-
-/* Partition ids of topic from the broker's metadata. *out is a new array. Returns the
- * count (0 when the topic does not exist: nothing was published to it), or -1 with errstr. */
-static int topic_partitions(rd_kafka_t *rk, const char *topic, int32_t **out,
-                            char *errstr, size_t errstr_size)
-{
-    rd_kafka_topic_t *rkt = NULL;
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err;
-    int32_t *ids = NULL;
-    int i, n, ret = -1;
-
-    rkt = rd_kafka_topic_new(rk, topic, NULL);
-    if (rkt == NULL) {
-        snprintf(errstr, errstr_size, "topic %s: %s", topic,
-                 rd_kafka_err2str(rd_kafka_last_error()));
-        goto done;
-    }
-    err = rd_kafka_metadata(rk, 0, rkt, &md, KAFKA_QUERY_TIMEOUT_MS);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(errstr, errstr_size, "metadata of %s: %s", topic, rd_kafka_err2str(err));
-        goto done;
-    }
-    if (md->topic_cnt != 1) {
-        snprintf(errstr, errstr_size, "metadata of %s: no answer for the topic", topic);
-        goto done;
-    }
-    if (md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-        *out = NULL;
-        ret = 0;
-        goto done;
-    }
-    if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(errstr, errstr_size, "metadata of %s: %s", topic,
-                 rd_kafka_err2str(md->topics[0].err));
-        goto done;
-    }
-    n = md->topics[0].partition_cnt;
-    ids = calloc(n > 0 ? (size_t)n : 1, sizeof(*ids));
-    if (ids == NULL) {
-        snprintf(errstr, errstr_size, "out of memory");
-        goto done;
-    }
-    for (i = 0; i < n; i++)
-        ids[i] = md->topics[0].partitions[i].id;
-    *out = ids;
-    ids = NULL;
-    ret = n;
-done:
-    free(ids);
-    if (md != NULL)
-        rd_kafka_metadata_destroy(md);
-    if (rkt != NULL)
-        rd_kafka_topic_destroy(rkt);
-    return ret;
-}
-
-static struct part_scan *find_part(struct part_scan *parts, int n, int32_t id)
-{
-    int i;
-
-    if (id >= 0 && id < n && parts[id].id == id)
-        return &parts[id];
-    for (i = 0; i < n; i++)
-        if (parts[i].id == id)
-            return &parts[i];
-    return NULL;
-}
-
-/* Looks at one record read back: if it carries the ce_id of an unsent row, remembers
- * where it is. */
-static void match_record(const rd_kafka_message_t *msg, struct unsent_id *ids, int nids)
-{
+    struct scan *sc = ctx;
     struct unsent_id key, *hit;
     char *v = kafka_header_dup(msg, "ce_id");
     size_t i;
 
     if (v == NULL)
-        return;
+        return 0;
     if (util_is_uuid(v)) {
         for (i = 0; v[i] != '\0'; i++)
             key.id[i] = (char)tolower((unsigned char)v[i]);
         key.id[i] = '\0';
-        hit = bsearch(&key, ids, (size_t)nids, sizeof(*ids), cmp_unsent);
+        hit = bsearch(&key, sc->ids, (size_t)sc->nids, sizeof(*sc->ids), cmp_unsent);
         if (hit != NULL && !hit->found) { /* a duplicate further on keeps the first */
             hit->found = 1;
             hit->partition = msg->partition;
@@ -227,71 +120,15 @@ static void match_record(const rd_kafka_message_t *msg, struct unsent_id *ids, i
         }
     }
     free(v);
+    return 0;
 }
 
-/* Reads the given partitions of topic from their start offsets to their ends and matches
- * every record against ids. Returns 0 when every partition was read to its end, or -1 with
- * errstr (deadline, stop, read error). */
-static int read_back(outbox_relay_t *r, rd_kafka_t *rk, const char *topic,
-                     rd_kafka_topic_partition_list_t *assign, struct part_scan *parts,
-                     int nparts, struct unsent_id *ids, int nids, int64_t deadline,
-                     char *errstr, size_t errstr_size)
+/* kafka_reader_error_fn: a read that cannot see every record proves nothing. */
+static int fail_on_error(void *ctx, const rd_kafka_message_t *msg)
 {
-    rd_kafka_resp_err_t err;
-    int left = 0, i, ret = -1;
-
-    for (i = 0; i < nparts; i++)
-        left += !parts[i].done;
-    err = rd_kafka_assign(rk, assign);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(errstr, errstr_size, "reading back %s: assign: %s", topic,
-                 rd_kafka_err2str(err));
-        return -1;
-    }
-    while (left > 0) {
-        rd_kafka_message_t *msg;
-        struct part_scan *p;
-
-        if (outbox_stopping(r)) {
-            snprintf(errstr, errstr_size, "reading back %s: stopped", topic);
-            goto done;
-        }
-        if (util_mono_ms() >= deadline) {
-            snprintf(errstr, errstr_size, "reading back %s: not done within %d s", topic,
-                     RECONCILE_TIMEOUT_MS / 1000);
-            goto done;
-        }
-        msg = rd_kafka_consumer_poll(rk, 200);
-        if (msg == NULL)
-            continue;
-        p = msg->rkt != NULL && strcmp(rd_kafka_topic_name(msg->rkt), topic) == 0
-                ? find_part(parts, nparts, msg->partition)
-                : NULL;
-        if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (p != NULL && !p->done && msg->offset < p->end)
-                match_record(msg, ids, nids);
-            if (p != NULL && !p->done && msg->offset + 1 >= p->end) {
-                p->done = 1;
-                left--;
-            }
-        } else if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            /* Control records or compaction can leave the end without a record on it. */
-            if (p != NULL && !p->done && msg->offset >= p->end) {
-                p->done = 1;
-                left--;
-            }
-        } else {
-            snprintf(errstr, errstr_size, "reading back %s [%d]: %s", topic,
-                     (int)msg->partition, rd_kafka_message_errstr(msg));
-            rd_kafka_message_destroy(msg);
-            goto done;
-        }
-        rd_kafka_message_destroy(msg);
-    }
-    ret = 0;
-done:
-    rd_kafka_assign(rk, NULL);
-    return ret;
+    (void)ctx;
+    (void)msg;
+    return 1;
 }
 
 /* Reconciles one topic: see the top of this file. Adds the number of rows found to
@@ -300,38 +137,68 @@ static int reconcile_topic(outbox_relay_t *r, rd_kafka_t *rk, const char *topic,
                            int64_t deadline, int *found, char *errstr, size_t errstr_size)
 {
     struct unsent_id *ids = NULL;
+    kafka_reader_t *reader = NULL;
+    kafka_reader_opts_t ro;
+    struct scan sc;
     int32_t *pids = NULL;
-    struct part_scan *parts = NULL;
-    int64_t *stored = NULL;
-    rd_kafka_topic_partition_list_t *assign = NULL;
+    int64_t *ends = NULL;
     PGresult *res = NULL;
     strbuf_t sb_ids = STRBUF_INIT, sb_p = STRBUF_INIT, sb_o = STRBUF_INIT;
     strbuf_t sb_pp = STRBUF_INIT, sb_po = STRBUF_INIT;
     const char *params[5];
-    int nids, nparts, i, nfound = 0, ret = -1;
+    int nids, i, nfound = 0, ret = -1, rc;
+    size_t nparts, k;
+    int64_t left = deadline - util_mono_ms();
 
     nids = load_unsent(r, topic, &ids, errstr, errstr_size);
     if (nids <= 0) {
         ret = nids; /* none left (0) or an error (-1) */
         goto done;
     }
-    nparts = topic_partitions(rk, topic, &pids, errstr, errstr_size);
-    if (nparts <= 0) {
-        ret = nparts; /* a topic that does not exist holds none of ours */
+    if (left <= 0 || outbox_stopping(r)) {
+        snprintf(errstr, errstr_size, "reading back %s: not done in time", topic);
         goto done;
     }
-    parts = calloc((size_t)nparts, sizeof(*parts));
-    stored = calloc((size_t)nparts, sizeof(*stored));
-    assign = rd_kafka_topic_partition_list_new(nparts);
-    if (parts == NULL || stored == NULL || assign == NULL) {
+    memset(&ro, 0, sizeof(ro));
+    ro.rk = rk;
+    ro.topic = topic;
+    ro.start = RD_KAFKA_OFFSET_BEGINNING; /* no usable position: the whole partition */
+    ro.missing_ok = 1;                    /* a topic that does not exist holds none of ours */
+    ro.timeout_ms = (int)left;
+    ro.watermark_timeout_ms = KAFKA_QUERY_TIMEOUT_MS;
+    ro.stop = &r->stop;
+    ro.on_error = fail_on_error;
+    sc.ids = ids;
+    sc.nids = nids;
+    ro.ctx = &sc;
+    reader = kafka_reader_new(&ro, errstr, errstr_size);
+    if (reader == NULL)
+        goto done;
+    nparts = kafka_reader_count(reader);
+    if (nparts == 0) {
+        ret = 0;
+        goto done;
+    }
+    pids = calloc(nparts, sizeof(*pids));
+    ends = calloc(nparts, sizeof(*ends));
+    if (pids == NULL || ends == NULL) {
         snprintf(errstr, errstr_size, "out of memory");
         goto done;
     }
-    for (i = 0; i < nparts; i++) {
-        parts[i].id = pids[i];
-        stored[i] = -1;
+    for (k = 0; k < nparts; k++) {
+        int64_t lo;
+        rd_kafka_resp_err_t err = kafka_reader_partition(reader, k, &pids[k], &lo, &ends[k]);
+
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            snprintf(errstr, errstr_size, "watermarks of %s [%d]: %s", topic, (int)pids[k],
+                     rd_kafka_err2str(err));
+            goto done;
+        }
     }
 
+    /* Each partition from its stored position; one outside the log (retention deleted the
+     * start, or the broker lost everything) is no guide, and the reader then reads all the
+     * partition holds. */
     params[0] = r->producer;
     params[1] = topic;
     res = db_exec(r->pg, "relay_positions", 2, params, NULL, errstr, errstr_size);
@@ -339,47 +206,21 @@ static int reconcile_topic(outbox_relay_t *r, rd_kafka_t *rk, const char *topic,
         goto done;
     for (i = 0; i < PQntuples(res); i++) {
         long long pid, off;
-        struct part_scan *p;
 
         if (outbox_parse_ll(PQgetvalue(res, i, 0), 0, INT32_MAX, &pid) != 0 ||
             outbox_parse_ll(PQgetvalue(res, i, 1), 0, INT64_MAX, &off) != 0)
             continue; /* no usable position: the partition is read from its start */
-        p = find_part(parts, nparts, (int32_t)pid);
-        if (p != NULL)
-            stored[p - parts] = off;
+        kafka_reader_set_from(reader, (int32_t)pid, (int64_t)off); /* -1: not a partition */
     }
     PQclear(res);
     res = NULL;
 
-    for (i = 0; i < nparts; i++) {
-        int64_t lo, hi, start;
-        rd_kafka_resp_err_t err;
-
-        if (util_mono_ms() >= deadline || outbox_stopping(r)) {
-            snprintf(errstr, errstr_size, "reading back %s: not done in time", topic);
-            goto done;
-        }
-        err = rd_kafka_query_watermark_offsets(rk, topic, parts[i].id, &lo, &hi,
-                                               KAFKA_QUERY_TIMEOUT_MS);
-        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            snprintf(errstr, errstr_size, "watermarks of %s [%d]: %s", topic,
-                     (int)parts[i].id, rd_kafka_err2str(err));
-            goto done;
-        }
-        /* A stored position outside the log (retention deleted the start, or the broker
-         * lost everything) is no guide: read all the partition holds. */
-        start = stored[i] >= lo && stored[i] <= hi ? stored[i] : lo;
-        parts[i].end = hi;
-        if (start >= hi) {
-            parts[i].done = 1;
-            continue;
-        }
-        rd_kafka_topic_partition_list_add(assign, topic, parts[i].id)->offset = start;
-    }
-    if (assign->cnt > 0 &&
-        read_back(r, rk, topic, assign, parts, nparts, ids, nids, deadline, errstr,
-                  errstr_size) != 0)
+    rc = kafka_reader_run(reader, match_record, errstr, errstr_size);
+    if (rc != 0) {
+        if (rc == 1)
+            snprintf(errstr, errstr_size, "reading back %s: stopped", topic);
         goto done;
+    }
 
     /* Mark what was found and store the ends, in one transaction. */
     for (i = 0; i < nids; i++) {
@@ -390,9 +231,9 @@ static int reconcile_topic(outbox_relay_t *r, rd_kafka_t *rk, const char *topic,
         db_array_add_int64(&sb_o, ids[i].offset);
         nfound++;
     }
-    for (i = 0; i < nparts; i++) {
-        db_array_add_int64(&sb_pp, parts[i].id);
-        db_array_add_int64(&sb_po, parts[i].end);
+    for (k = 0; k < nparts; k++) {
+        db_array_add_int64(&sb_pp, pids[k]);
+        db_array_add_int64(&sb_po, ends[k]);
     }
     if (db_array_finish(&sb_ids) != 0 || db_array_finish(&sb_p) != 0 ||
         db_array_finish(&sb_o) != 0 || db_array_finish(&sb_pp) != 0 ||
@@ -425,15 +266,13 @@ static int reconcile_topic(outbox_relay_t *r, rd_kafka_t *rk, const char *topic,
 done:
     db_rollback(r->pg); /* ends the transaction if a step above failed */
     PQclear(res);
-    if (assign != NULL)
-        rd_kafka_topic_partition_list_destroy(assign);
+    kafka_reader_free(reader);
     strbuf_release(&sb_ids);
     strbuf_release(&sb_p);
     strbuf_release(&sb_o);
     strbuf_release(&sb_pp);
     strbuf_release(&sb_po);
-    free(stored);
-    free(parts);
+    free(ends);
     free(pids);
     free(ids);
     return ret;
@@ -454,9 +293,16 @@ int outbox_reconcile(outbox_relay_t *r, char *errstr, size_t errstr_size)
         ret = 0;
         goto done;
     }
-    rk = reader_new(r, errstr, errstr_size);
-    if (rk == NULL)
-        goto done;
+    {
+        char name[128], err[256];
+
+        snprintf(name, sizeof(name), "dozen-outbox-reconcile-%s", r->producer);
+        rk = kafka_reader_client_new(r->bootstrap, name, err, sizeof(err));
+        if (rk == NULL) {
+            snprintf(errstr, errstr_size, "kafka reader: %s", err);
+            goto done;
+        }
+    }
     for (i = 0; i < PQntuples(res); i++)
         if (reconcile_topic(r, rk, PQgetvalue(res, i, 0), deadline, &found, errstr,
                             errstr_size) != 0)
@@ -465,10 +311,7 @@ int outbox_reconcile(outbox_relay_t *r, char *errstr, size_t errstr_size)
         log_info("outbox_reconciled producer=%s found=%d", r->producer, found);
     ret = 0;
 done:
-    if (rk != NULL) {
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-    }
+    kafka_reader_client_free(rk);
     PQclear(res);
     return ret;
 }
