@@ -51,7 +51,8 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all asan deps bench-deps up down logs test test-unit test-system test-system-kafka test-asan \
-        valgrind bench clean kafka kafka-down print-programs bench-restock bench-retry bench-notify
+        valgrind bench clean kafka kafka-down print-programs bench-restock bench-retry bench-notify \
+        bench-relay
 
 all: $(PROGRAMS)
 
@@ -214,6 +215,13 @@ kafka-down:
 bench: bench-deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/bench.sh
+	@tests/bench/relay.sh
+
+# Commit-to-publish latency of the outbox relay, at 20 orders/s and under wrk, on the dev
+# broker and on Apache Kafka.
+bench-relay: bench-deps
+	@$(MAKE) --no-print-directory all
+	@tests/bench/relay.sh
 
 # Restock latency: from the 409 to the stock being back, minus the factory's delay.
 bench-restock: deps
