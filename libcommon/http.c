@@ -1,4 +1,6 @@
-/* http: JSON-over-HTTP server on libmicrohttpd: routing, bounded bodies, errors, /healthz. */
+/* http: the JSON-over-HTTP server on libmicrohttpd: the daemon, bounded bodies, dispatch,
+ * /healthz and /metrics. Paths are split and matched in http_path.c, answers and request
+ * helpers are in http_reply.c. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -15,6 +17,7 @@
 
 #include <microhttpd.h>
 
+#include "http_int.h"
 #include "log.h"
 #include "metrics.h"
 #include "strbuf.h"
@@ -22,9 +25,7 @@
 
 #define HTTP_CONNECTION_TIMEOUT_S 30
 #define HTTP_CONNECTION_LIMIT     1024
-#define HTTP_MAX_SEGMENTS         16   /* longer paths match no route */
 #define HTTP_LOG_PATH_MAX         200  /* characters of the path shown in log lines */
-#define HTTP_ERROR_MAX            512  /* characters of an error message */
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -73,62 +74,6 @@ static void log_safe(const char *s, char *out, size_t out_size)
 
 /* ---------------------------------------------------------------------------------- */
 /* Responses */
-
-/* Returns a new JSON string for msg, or NULL when out of memory. Bytes that are not valid
- * UTF-8 (for example a JSON parser message quoting the client's bytes, or a message cut
- * inside a character) are replaced by '?', since jansson accepts only UTF-8. */
-static json_t *safe_string(const char *msg)
-{
-    char copy[HTTP_ERROR_MAX];
-    json_t *str;
-    size_t i;
-
-    str = json_string(msg);
-    if (str != NULL)
-        return str;
-    if (snprintf(copy, sizeof(copy), "%s", msg) < 0) /* a cut message is still useful */
-        copy[0] = '\0';
-    for (i = 0; copy[i] != '\0'; i++) {
-        if ((unsigned char)copy[i] >= 0x80)
-            copy[i] = '?';
-    }
-    return json_string(copy);
-}
-
-/* Returns a new {"error": msg} object, or NULL when out of memory. */
-static json_t *error_body(const char *msg)
-{
-    json_t *obj = json_object();
-
-    /* json_object_set_new consumes the value even when it fails */
-    if (obj == NULL || json_object_set_new(obj, "error", safe_string(msg)) != 0) {
-        json_decref(obj);
-        return NULL;
-    }
-    return obj;
-}
-
-void http_json(http_response_t *res, int status, json_t *body)
-{
-    json_t *old = res->body;
-
-    res->status = status;
-    res->body = body; /* reference stolen */
-    json_decref(old);
-}
-
-void http_error(http_response_t *res, int status, const char *fmt, ...)
-{
-    char msg[HTTP_ERROR_MAX];
-    va_list ap;
-
-    va_start(ap, fmt);
-    if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0) /* a cut message is still useful */
-        snprintf(msg, sizeof(msg), "error");
-    va_end(ap);
-    /* NULL when out of memory: the server then answers 500. */
-    http_json(res, status, error_body(msg));
-}
 
 /* Returns 1 when s may be sent as a header value: no control characters, so a handler
  * cannot split the response with a CR or LF. */
@@ -224,7 +169,7 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, const char *metho
     http_response_t res;
 
     memset(&res, 0, sizeof(res));
-    http_json(&res, status, error_body(msg));
+    http_json(&res, status, http_error_body(msg));
     return send_response(conn, method, log_path, &res, allow);
 }
 
@@ -235,98 +180,6 @@ static enum MHD_Result send_too_large(struct MHD_Connection *conn, const char *m
 
     snprintf(msg, sizeof(msg), "request body is larger than %d bytes", HTTP_MAX_BODY);
     return send_error(conn, method, log_path, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL);
-}
-
-/* ---------------------------------------------------------------------------------- */
-/* Routing */
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-enum split_result { SPLIT_OK, SPLIT_TOO_MANY, SPLIT_BAD };
-
-/* Splits raw (which starts with '/') into percent-decoded segments written into buf
- * (strlen(raw) + 1 bytes; segments point into it). "/" is one empty segment, and a
- * trailing slash gives a trailing empty segment, so "/orders/" does not match "/orders".
- * SPLIT_BAD: a malformed escape, one that decodes to '/' or NUL, or a raw space or
- * control character (MHD lets those through). */
-static enum split_result split_path(const char *raw, char *buf, char **seg, size_t *nseg)
-{
-    const char *p = raw + 1;
-    char *o = buf;
-    size_t n = 0;
-
-    seg[n++] = o;
-    for (; *p != '\0'; p++) {
-        if (*p == '/') {
-            *o++ = '\0';
-            if (n == HTTP_MAX_SEGMENTS)
-                return SPLIT_TOO_MANY;
-            seg[n++] = o;
-        } else if (*p == '%') {
-            int hi = hex_value(p[1]), lo = hi < 0 ? -1 : hex_value(p[2]);
-            int c = hi * 16 + lo;
-
-            if (hi < 0 || lo < 0 || c == '/' || c == 0)
-                return SPLIT_BAD;
-            *o++ = (char)c;
-            p += 2;
-        } else if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
-            return SPLIT_BAD; /* not allowed unescaped in a request target */
-        } else {
-            *o++ = *p;
-        }
-    }
-    *o = '\0';
-    *nseg = n;
-    return SPLIT_OK;
-}
-
-/* Returns 1 when the segments match pattern, filling params/nparams, else 0. A "{..}"
- * pattern segment matches one non-empty segment; others must be equal. */
-static int match_pattern(const char *pattern, char *const *seg, size_t nseg,
-                         const char **params, int *nparams)
-{
-    const char *p = pattern;
-    size_t i = 0;
-    int np = 0;
-
-    if (p == NULL || *p != '/')
-        return 0;
-    p++;
-    for (;;) {
-        const char *end = strchr(p, '/');
-        size_t len;
-
-        if (end == NULL)
-            end = p + strlen(p);
-        len = (size_t)(end - p);
-        if (i >= nseg)
-            return 0;
-        if (len >= 2 && p[0] == '{' && p[len - 1] == '}') {
-            if (seg[i][0] == '\0' || np >= HTTP_MAX_PARAMS)
-                return 0;
-            params[np++] = seg[i];
-        } else if (strlen(seg[i]) != len || memcmp(seg[i], p, len) != 0) {
-            return 0;
-        }
-        i++;
-        if (*end == '\0')
-            break;
-        p = end + 1;
-    }
-    if (i != nseg)
-        return 0;
-    *nparams = np;
-    return 1;
 }
 
 /* Appends method to the comma-separated list in allow unless it is there already. */
@@ -373,7 +226,7 @@ static enum MHD_Result serve_health(struct http_server *srv, struct MHD_Connecti
         if (body != NULL &&
             (json_object_set_new(body, "status", json_string("unavailable")) != 0 ||
              json_object_set_new(body, "error",
-                                 safe_string(err[0] != '\0' ? err : "unhealthy")) != 0)) {
+                                 http_safe_string(err[0] != '\0' ? err : "unhealthy")) != 0)) {
             json_decref(body);
             body = NULL;
         }
@@ -457,7 +310,7 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     http_request_t req;
     http_response_t res;
     const http_route_t *route = NULL;
-    enum split_result split;
+    enum http_split_result split;
     enum MHD_Result ret = MHD_NO;
 
     int64_t start_ms = util_mono_ms();
@@ -479,8 +332,8 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
                          "internal error", NULL);
         goto done;
     }
-    split = split_path(rctx->raw_path, buf, seg, &nseg);
-    if (split == SPLIT_BAD) {
+    split = http_path_split(rctx->raw_path, buf, seg, &nseg);
+    if (split == HTTP_SPLIT_BAD) {
         status = MHD_HTTP_BAD_REQUEST;
         ret = send_error(conn, log_method, log_path, MHD_HTTP_BAD_REQUEST,
                          "malformed path: bad percent-encoding, an encoded '/' or NUL, "
@@ -488,12 +341,12 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
                          NULL);
         goto done;
     }
-    if (split == SPLIT_TOO_MANY) {
+    if (split == HTTP_SPLIT_TOO_MANY) {
         ret = send_error(conn, log_method, log_path, MHD_HTTP_NOT_FOUND, "not found", NULL);
         goto done;
     }
 
-    if (match_pattern("/healthz", seg, nseg, req.params, &req.nparams)) {
+    if (http_path_match("/healthz", seg, nseg, req.params, &req.nparams)) {
         route_label = "/healthz";
         status = MHD_HTTP_METHOD_NOT_ALLOWED;
         if (strcmp(method, "GET") == 0)
@@ -503,7 +356,7 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
                              "method not allowed", "GET");
         goto done;
     }
-    if (srv->metrics != NULL && match_pattern("/metrics", seg, nseg, req.params,
+    if (srv->metrics != NULL && http_path_match("/metrics", seg, nseg, req.params,
                                               &req.nparams)) {
         route_label = "/metrics";
         status = MHD_HTTP_METHOD_NOT_ALLOWED;
@@ -521,7 +374,7 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
         const char *params[HTTP_MAX_PARAMS];
         int nparams = 0;
 
-        if (!match_pattern(srv->routes[i].pattern, seg, nseg, params, &nparams))
+        if (!http_path_match(srv->routes[i].pattern, seg, nseg, params, &nparams))
             continue;
         if (strcmp(srv->routes[i].method, method) == 0) {
             route = &srv->routes[i];
@@ -844,63 +697,3 @@ void http_server_stop(http_server_t *srv)
     free(srv);
 }
 
-/* ---------------------------------------------------------------------------------- */
-/* Helpers for handlers */
-
-const char *http_header(const http_request_t *req, const char *name)
-{
-    if (req == NULL || req->conn == NULL || name == NULL)
-        return NULL;
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
-}
-
-const char *http_query(const http_request_t *req, const char *name)
-{
-    if (req == NULL || req->conn == NULL || name == NULL)
-        return NULL;
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-json_t *http_body_object(const http_request_t *req, http_response_t *res)
-{
-    json_error_t err;
-    json_t *obj;
-
-    if (req->body == NULL || req->body_len == 0) {
-        http_error(res, MHD_HTTP_BAD_REQUEST, "request body is empty");
-        return NULL;
-    }
-    /* JSON_DECODE_ANY so that a bare string or number gets the "must be an object"
-     * message rather than a parser error. */
-    obj = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
-    if (obj == NULL) {
-        http_error(res, MHD_HTTP_BAD_REQUEST, "malformed JSON: %s at line %d column %d",
-                   err.text, err.line, err.column);
-        return NULL;
-    }
-    if (!json_is_object(obj)) {
-        json_decref(obj);
-        http_error(res, MHD_HTTP_BAD_REQUEST, "request body must be a JSON object");
-        return NULL;
-    }
-    return obj; /* new reference, owned by the caller */
-}
-
-int http_check_bearer(const http_request_t *req, http_response_t *res, const char *token)
-{
-    const char *h = http_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
-    const char *given;
-
-    /* An empty configured token would let an empty "Bearer " in: fail closed. */
-    if (h != NULL && token != NULL && token[0] != '\0' &&
-        strncasecmp(h, "Bearer ", 7) == 0) {
-        given = h + 7;
-        while (*given == ' ')
-            given++;
-        if (given[0] != '\0' && util_streq_ct(given, token))
-            return 1;
-    }
-    http_error(res, MHD_HTTP_UNAUTHORIZED, "missing or invalid admin token");
-    snprintf(res->www_authenticate, sizeof(res->www_authenticate), "Bearer");
-    return 0;
-}

@@ -70,7 +70,15 @@ struct notifier {
     struct scheduler *scheduler;
 };
 
-/* store.c: SQL */
+/* store.c, store_delivery.c: SQL */
+
+/* Runs a prepared statement whose result carries nothing needed; *rows (may be NULL) gets
+ * the number of rows it touched. Returns 0, or -1 with errstr. */
+int store_run(PGconn *conn, const char *stmt, int n, const char *const *p, long long *rows,
+              char *errstr, size_t errstr_size);
+
+/* A bigint column of res that must be there (0 when it is not a number). */
+long long store_column_ll(const PGresult *res, int row, int col);
 
 extern const db_stmt_t store_stmts[];
 extern const size_t store_nstmts;

@@ -1,4 +1,5 @@
-/* store: the notifier's SQL: subscribers, bulletins and deliveries. Every statement is
+/* store: the notifier's SQL: subscribers and bulletins (the sender's deliveries are in
+ * store_delivery.c; the statements of both are in store_stmts here). Every statement is
  * prepared with $n parameters; JSON answers are built by PostgreSQL (json_build_object). */
 #include "notifier.h"
 
@@ -151,8 +152,8 @@ const size_t store_nstmts = sizeof(store_stmts) / sizeof(store_stmts[0]);
 
 /* Runs a statement whose result carries nothing we need; *rows (may be NULL) gets the
  * number of rows it touched. */
-static int run(PGconn *conn, const char *stmt, int n, const char *const *p, long long *rows,
-               char *errstr, size_t errstr_size)
+int store_run(PGconn *conn, const char *stmt, int n, const char *const *p, long long *rows,
+              char *errstr, size_t errstr_size)
 {
     PGresult *res = db_exec(conn, stmt, n, p, NULL, errstr, errstr_size);
 
@@ -245,7 +246,7 @@ store_result_t store_subscriber_add(PGconn *conn, const char *phone, const char 
         goto done;
     }
     p[1] = skus_text;
-    if (run(conn, "sub_skus_add", 2, p, NULL, errstr, errstr_size) != 0)
+    if (store_run(conn, "sub_skus_add", 2, p, NULL, errstr, errstr_size) != 0)
         goto done;
     if (one_json(conn, "sub_get", 1, p, out, errstr, errstr_size) != STORE_OK ||
         db_commit(conn, errstr, errstr_size) != 0)
@@ -324,7 +325,7 @@ store_result_t store_subscriber_remove(PGconn *conn, const char *id, json_t **ou
         r = STORE_NOT_FOUND;
         goto done;
     }
-    if (run(conn, "sub_cancel", 1, &id, &cancelled, errstr, errstr_size) != 0)
+    if (store_run(conn, "sub_cancel", 1, &id, &cancelled, errstr, errstr_size) != 0)
         goto done;
     *out = json_pack("{s:s,s:s,s:I}", "id", id, "opted_out_at", PQgetvalue(res, 0, 0),
                      "cancelled_messages", (json_int_t)cancelled);
@@ -363,7 +364,7 @@ store_result_t store_subscriber_sku(PGconn *conn, const char *id, const char *sk
         r = STORE_NOT_FOUND;
         goto done;
     }
-    if (run(conn, add ? "sub_sku_put" : "sub_sku_delete", 2, p, &rows,
+    if (store_run(conn, add ? "sub_sku_put" : "sub_sku_delete", 2, p, &rows,
             errstr, errstr_size) != 0)
         goto done;
     if (!add && rows == 0) {
@@ -448,8 +449,7 @@ store_result_t store_bulletin_get(PGconn *conn, const char *day, json_t **out,
     return one_json(conn, "b_get", 1, &day, out, errstr, errstr_size);
 }
 
-/* Reads a bigint column that must be there. */
-static long long column_ll(const PGresult *res, int row, int col)
+long long store_column_ll(const PGresult *res, int row, int col)
 {
     return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
@@ -468,7 +468,7 @@ store_result_t store_bulletin_view(PGconn *conn, const char *day, struct bulleti
         return STORE_NOT_FOUND;
     }
     snprintf(v->state, sizeof(v->state), "%s", PQgetvalue(res, 0, 0));
-    v->attempts = (int)column_ll(res, 0, 1);
+    v->attempts = (int)store_column_ll(res, 0, 1);
     snprintf(v->last_reason, sizeof(v->last_reason), "%s", PQgetvalue(res, 0, 2));
     PQclear(res);
     if ((res = db_exec(conn, "b_last", 1, &day, NULL, errstr, errstr_size)) == NULL)
@@ -476,10 +476,10 @@ store_result_t store_bulletin_view(PGconn *conn, const char *day, struct bulleti
     if (PQntuples(res) == 1) {
         v->has_last = 1;
         snprintf(v->last.date, sizeof(v->last.date), "%s", PQgetvalue(res, 0, 0));
-        v->last.confirmed = column_ll(res, 0, 1);
-        v->last.recovered = column_ll(res, 0, 2);
-        v->last.in_treatment = column_ll(res, 0, 3);
-        v->last.deaths = column_ll(res, 0, 4);
+        v->last.confirmed = store_column_ll(res, 0, 1);
+        v->last.recovered = store_column_ll(res, 0, 2);
+        v->last.in_treatment = store_column_ll(res, 0, 3);
+        v->last.deaths = store_column_ll(res, 0, 4);
     }
     r = STORE_OK;
     PQclear(res);
@@ -513,7 +513,7 @@ static int deliveries_for_day(PGconn *conn, const char *day, const char *kind,
     const char *p[3] = { key, kind, body };
 
     snprintf(key, sizeof(key), "day:%s", day);
-    return run(conn, "d_all", 3, p, created, errstr, errstr_size);
+    return store_run(conn, "d_all", 3, p, created, errstr, errstr_size);
 }
 
 /* Ends the caller's transaction: commits when r is STORE_OK (a failed commit makes it
@@ -554,7 +554,7 @@ store_result_t store_bulletin_attempt(PGconn *conn, const char *day, int attempt
         p[2] = fails[i].source;
         p[3] = fails[i].reason;
         p[4] = fails[i].error;
-        if (run(conn, "b_failure", 5, p, NULL, errstr, errstr_size) != 0)
+        if (store_run(conn, "b_failure", 5, p, NULL, errstr, errstr_size) != 0)
             goto done;
     }
     p[0] = day;
@@ -569,7 +569,7 @@ store_result_t store_bulletin_attempt(PGconn *conn, const char *day, int attempt
         p[4] = rc;
         p[5] = t;
         p[6] = d;
-        if (run(conn, "b_sent", 7, p, NULL, errstr, errstr_size) != 0 ||
+        if (store_run(conn, "b_sent", 7, p, NULL, errstr, errstr_size) != 0 ||
             deliveries_for_day(conn, day, "bulletin", body, created, errstr,
                                errstr_size) != 0)
             goto done;
@@ -577,7 +577,7 @@ store_result_t store_bulletin_attempt(PGconn *conn, const char *day, int attempt
         /* The first source's reason is the day's (the fallback is the spare). */
         p[2] = fails[0].reason;
         p[3] = fails[0].error;
-        if (run(conn, "b_retrying", 4, p, NULL, errstr, errstr_size) != 0)
+        if (store_run(conn, "b_retrying", 4, p, NULL, errstr, errstr_size) != 0)
             goto done;
     }
     r = STORE_OK;
@@ -598,7 +598,7 @@ store_result_t store_bulletin_unavailable(PGconn *conn, const char *day, const c
     if ((r = lock_open(conn, day, errstr, errstr_size)) != STORE_OK)
         goto done;
     r = STORE_FAILED;
-    if (run(conn, "b_unavailable", 2, p, NULL, errstr, errstr_size) != 0 ||
+    if (store_run(conn, "b_unavailable", 2, p, NULL, errstr, errstr_size) != 0 ||
         deliveries_for_day(conn, day, "unavailable", body, created, errstr,
                            errstr_size) != 0)
         goto done;
@@ -622,121 +622,9 @@ store_result_t store_restock(PGconn *conn, const char *ce_id, const char *sku,
         goto done;
     if ((first = inbox_claim(conn, NOTIFIER_GROUP, ce_id, errstr, errstr_size)) < 0)
         goto done;
-    if (first && run(conn, "d_sku", 3, p, created, errstr, errstr_size) != 0)
+    if (first && store_run(conn, "d_sku", 3, p, created, errstr, errstr_size) != 0)
         goto done;
     r = STORE_OK;
 done:
     return end_tx(conn, r, created, errstr, errstr_size);
-}
-
-int store_claim(PGconn *conn, int max, long long lease_ms, struct delivery *out,
-                char *errstr, size_t errstr_size)
-{
-    char n[16], lease[24];
-    const char *p[2] = { n, lease };
-    PGresult *res;
-    int i, rows;
-
-    snprintf(n, sizeof(n), "%d", max);
-    snprintf(lease, sizeof(lease), "%lld", lease_ms);
-    if ((res = db_exec(conn, "d_claim", 2, p, NULL, errstr, errstr_size)) == NULL)
-        return -1;
-    rows = PQntuples(res);
-    if (rows > max)
-        rows = max;
-    for (i = 0; i < rows; i++) {
-        struct delivery *d = &out[i];
-
-        memset(d, 0, sizeof(*d));
-        d->id = column_ll(res, i, 0);
-        snprintf(d->phone, sizeof(d->phone), "%s", PQgetvalue(res, i, 1));
-        snprintf(d->body, sizeof(d->body), "%s", PQgetvalue(res, i, 2));
-        snprintf(d->since, sizeof(d->since), "%s", PQgetvalue(res, i, 3));
-        d->attempts = (int)column_ll(res, i, 4);
-        d->uncertain = PQgetvalue(res, i, 5)[0] == 't';
-    }
-    PQclear(res);
-    return rows;
-}
-
-int store_sent(PGconn *conn, long long id, const char *sid, char *errstr, size_t errstr_size)
-{
-    char ids[24];
-    const char *p[2] = { ids, sid != NULL ? sid : "" };
-
-    snprintf(ids, sizeof(ids), "%lld", id);
-    return run(conn, "d_sent", 2, p, NULL, errstr, errstr_size);
-}
-
-int store_retry(PGconn *conn, long long id, long long delay_ms, int uncertain,
-                const char *error, char *errstr, size_t errstr_size)
-{
-    char ids[24], delay[24];
-    const char *p[4] = { ids, delay, uncertain ? "true" : "false", error };
-
-    snprintf(ids, sizeof(ids), "%lld", id);
-    snprintf(delay, sizeof(delay), "%lld", delay_ms);
-    return run(conn, "d_retry", 4, p, NULL, errstr, errstr_size);
-}
-
-int store_failed(PGconn *conn, long long id, const char *error,
-                 char *errstr, size_t errstr_size)
-{
-    char ids[24];
-    const char *p[2] = { ids, error };
-
-    snprintf(ids, sizeof(ids), "%lld", id);
-    return run(conn, "d_failed", 2, p, NULL, errstr, errstr_size);
-}
-
-/* Writes ids as a PostgreSQL array literal ("{1,2,3}") into sb. Returns 0, or -1 with
- * errstr when out of memory. */
-static int id_array(const long long *ids, size_t n, strbuf_t *sb, char *errstr,
-                    size_t errstr_size)
-{
-    for (size_t i = 0; i < n; i++)
-        db_array_add_int64(sb, ids[i]);
-    if (db_array_finish(sb) != 0) {
-        util_errf(errstr, errstr_size, "out of memory");
-        return -1;
-    }
-    return 0;
-}
-
-int store_unclaim(PGconn *conn, const long long *ids, size_t n,
-                  char *errstr, size_t errstr_size)
-{
-    strbuf_t buf = STRBUF_INIT;
-    const char *p[1];
-    int ret = -1;
-
-    if (n == 0)
-        return 0;
-    if (id_array(ids, n, &buf, errstr, errstr_size) != 0)
-        goto done;
-    p[0] = buf.buf;
-    ret = run(conn, "d_unclaim", 1, p, NULL, errstr, errstr_size);
-done:
-    strbuf_release(&buf);
-    return ret;
-}
-
-int store_renew(PGconn *conn, const long long *ids, size_t n, long long lease_ms,
-                char *errstr, size_t errstr_size)
-{
-    strbuf_t buf = STRBUF_INIT;
-    char lease[24];
-    const char *p[2] = { NULL, lease };
-    int ret = -1;
-
-    if (n == 0)
-        return 0;
-    if (id_array(ids, n, &buf, errstr, errstr_size) != 0)
-        goto done;
-    p[0] = buf.buf;
-    snprintf(lease, sizeof(lease), "%lld", lease_ms);
-    ret = run(conn, "d_renew", 2, p, NULL, errstr, errstr_size);
-done:
-    strbuf_release(&buf);
-    return ret;
 }

@@ -1,0 +1,123 @@
+/* store_delivery: the sender threads' SQL: claiming due deliveries with a lease, and
+ * writing each one's outcome (sent, retry, failed, given back, lease renewed). The
+ * statements are prepared from store_stmts (store.c). */
+#include "notifier.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+int store_claim(PGconn *conn, int max, long long lease_ms, struct delivery *out,
+                char *errstr, size_t errstr_size)
+{
+    char n[16], lease[24];
+    const char *p[2] = { n, lease };
+    PGresult *res;
+    int i, rows;
+
+    snprintf(n, sizeof(n), "%d", max);
+    snprintf(lease, sizeof(lease), "%lld", lease_ms);
+    if ((res = db_exec(conn, "d_claim", 2, p, NULL, errstr, errstr_size)) == NULL)
+        return -1;
+    rows = PQntuples(res);
+    if (rows > max)
+        rows = max;
+    for (i = 0; i < rows; i++) {
+        struct delivery *d = &out[i];
+
+        memset(d, 0, sizeof(*d));
+        d->id = store_column_ll(res, i, 0);
+        snprintf(d->phone, sizeof(d->phone), "%s", PQgetvalue(res, i, 1));
+        snprintf(d->body, sizeof(d->body), "%s", PQgetvalue(res, i, 2));
+        snprintf(d->since, sizeof(d->since), "%s", PQgetvalue(res, i, 3));
+        d->attempts = (int)store_column_ll(res, i, 4);
+        d->uncertain = PQgetvalue(res, i, 5)[0] == 't';
+    }
+    PQclear(res);
+    return rows;
+}
+
+int store_sent(PGconn *conn, long long id, const char *sid, char *errstr, size_t errstr_size)
+{
+    char ids[24];
+    const char *p[2] = { ids, sid != NULL ? sid : "" };
+
+    snprintf(ids, sizeof(ids), "%lld", id);
+    return store_run(conn, "d_sent", 2, p, NULL, errstr, errstr_size);
+}
+
+int store_retry(PGconn *conn, long long id, long long delay_ms, int uncertain,
+                const char *error, char *errstr, size_t errstr_size)
+{
+    char ids[24], delay[24];
+    const char *p[4] = { ids, delay, uncertain ? "true" : "false", error };
+
+    snprintf(ids, sizeof(ids), "%lld", id);
+    snprintf(delay, sizeof(delay), "%lld", delay_ms);
+    return store_run(conn, "d_retry", 4, p, NULL, errstr, errstr_size);
+}
+
+int store_failed(PGconn *conn, long long id, const char *error,
+                 char *errstr, size_t errstr_size)
+{
+    char ids[24];
+    const char *p[2] = { ids, error };
+
+    snprintf(ids, sizeof(ids), "%lld", id);
+    return store_run(conn, "d_failed", 2, p, NULL, errstr, errstr_size);
+}
+
+/* Writes ids as a PostgreSQL array literal ("{1,2,3}") into sb. Returns 0, or -1 with
+ * errstr when out of memory. */
+static int id_array(const long long *ids, size_t n, strbuf_t *sb, char *errstr,
+                    size_t errstr_size)
+{
+    for (size_t i = 0; i < n; i++)
+        db_array_add_int64(sb, ids[i]);
+    if (db_array_finish(sb) != 0) {
+        util_errf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int store_unclaim(PGconn *conn, const long long *ids, size_t n,
+                  char *errstr, size_t errstr_size)
+{
+    strbuf_t buf = STRBUF_INIT;
+    const char *p[1];
+    int ret = -1;
+
+    if (n == 0)
+        return 0;
+    if (id_array(ids, n, &buf, errstr, errstr_size) != 0)
+        goto done;
+    p[0] = buf.buf;
+    ret = store_run(conn, "d_unclaim", 1, p, NULL, errstr, errstr_size);
+done:
+    strbuf_release(&buf);
+    return ret;
+}
+
+int store_renew(PGconn *conn, const long long *ids, size_t n, long long lease_ms,
+                char *errstr, size_t errstr_size)
+{
+    strbuf_t buf = STRBUF_INIT;
+    char lease[24];
+    const char *p[2] = { NULL, lease };
+    int ret = -1;
+
+    if (n == 0)
+        return 0;
+    if (id_array(ids, n, &buf, errstr, errstr_size) != 0)
+        goto done;
+    p[0] = buf.buf;
+    snprintf(lease, sizeof(lease), "%lld", lease_ms);
+    ret = store_run(conn, "d_renew", 2, p, NULL, errstr, errstr_size);
+done:
+    strbuf_release(&buf);
+    return ret;
+}
