@@ -56,20 +56,11 @@ struct request_ctx {
     size_t body_len;
 };
 
-/* Copies s into out (out_size > 0) for a log line: at most HTTP_LOG_PATH_MAX characters,
- * with quotes, backslashes and control characters replaced by '?', so a client cannot
- * break the key=value format. */
+/* Copies s into out as a log value (LOG_Q: quoted, escaped, cut), so a client cannot break
+ * the key=value format. */
 static void log_safe(const char *s, char *out, size_t out_size)
 {
-    size_t i = 0;
-
-    if (s == NULL)
-        s = "-";
-    for (; s[i] != '\0' && i + 1 < out_size && i < HTTP_LOG_PATH_MAX; i++) {
-        unsigned char c = (unsigned char)s[i];
-        out[i] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
-    }
-    out[i] = '\0';
+    snprintf(out, out_size, "%s", LOG_Q(s != NULL ? s : "-"));
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -102,15 +93,15 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const char *me
     enum MHD_Result ret = MHD_NO;
 
     if (res->body == NULL) {
-        log_error("http_no_response method=%s path=\"%s\"", method, log_path);
+        log_error("http_no_response method=%s path=%s", method, log_path);
     } else if (status < 200 || status > 599 || !header_value_ok(res->location) ||
                !header_value_ok(res->www_authenticate)) {
-        log_error("http_bad_response method=%s path=\"%s\" status=%d", method, log_path,
+        log_error("http_bad_response method=%s path=%s status=%d", method, log_path,
                   status);
     } else {
         text = json_dumps(res->body, JSON_COMPACT); /* malloc'ed, freed below */
         if (text == NULL)
-            log_error("http_json_dump_failed method=%s path=\"%s\"", method, log_path);
+            log_error("http_json_dump_failed method=%s path=%s", method, log_path);
     }
     if (text == NULL) {
         res->location[0] = '\0';
@@ -127,7 +118,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const char *me
 
     mres = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     if (mres == NULL) {
-        log_error("http_response_alloc_failed method=%s path=\"%s\"", method, log_path);
+        log_error("http_response_alloc_failed method=%s path=%s", method, log_path);
         goto done;
     }
     if (len > 0 &&
@@ -146,13 +137,13 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const char *me
 
     ret = MHD_queue_response(conn, (unsigned int)status, mres);
     if (status >= 500)
-        log_warn("http_request_failed method=%s path=\"%s\" status=%d", method, log_path, status);
+        log_warn("http_request_failed method=%s path=%s status=%d", method, log_path, status);
     else
-        log_debug("http_request method=%s path=\"%s\" status=%d", method, log_path, status);
+        log_debug("http_request method=%s path=%s status=%d", method, log_path, status);
 
 done:
     if (ret != MHD_YES)
-        log_error("http_queue_failed method=%s path=\"%s\" status=%d", method, log_path, status);
+        log_error("http_queue_failed method=%s path=%s status=%d", method, log_path, status);
     if (mres != NULL)
         MHD_destroy_response(mres); /* a queued response keeps its own reference */
     free(text);
@@ -249,7 +240,7 @@ static enum MHD_Result send_text(struct MHD_Connection *conn, const char *method
         MHD_add_response_header(mres, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) == MHD_YES)
         ret = MHD_queue_response(conn, (unsigned int)status, mres);
     if (ret != MHD_YES)
-        log_error("http_queue_failed method=%s path=\"%s\" status=%d", method, log_path,
+        log_error("http_queue_failed method=%s path=%s status=%d", method, log_path,
                   status);
     if (mres != NULL)
         MHD_destroy_response(mres);
@@ -409,7 +400,7 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
         /* MHD_NO from the access handler closes the connection without a response. */
         json_decref(res.body);
         res.body = NULL;
-        log_debug("http_request_dropped method=%s path=\"%s\"", log_method, log_path);
+        log_debug("http_request_dropped method=%s path=%s", log_method, log_path);
         ret = MHD_NO;
         goto done;
     }
@@ -456,7 +447,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     struct http_server *srv = cls;
     struct request_ctx *rctx = *con_cls;
-    char safe_method[32], safe_path[HTTP_LOG_PATH_MAX + 1];
+    char safe_method[LOG_VALUE_MAX], safe_path[LOG_VALUE_MAX];
 
     (void)url;     /* already unescaped by MHD: see struct request_ctx */
     (void)version;
@@ -493,7 +484,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (rctx->body == NULL) {
             rctx->body = malloc(HTTP_MAX_BODY + 1);
             if (rctx->body == NULL) {
-                log_error("http_body_alloc_failed method=%s path=\"%s\"", safe_method,
+                log_error("http_body_alloc_failed method=%s path=%s", safe_method,
                           safe_path);
                 return MHD_NO;
             }

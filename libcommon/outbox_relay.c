@@ -161,6 +161,22 @@ static int pg_open(outbox_relay_t *r, char *errstr, size_t errstr_size)
         snprintf(errstr, errstr_size, "database: %s", err);
         return -1;
     }
+    /* The relay's own writes (marks, positions) need not wait for the WAL flush: one lost
+     * in a crash of PostgreSQL leaves rows that look unsent, and the relay reconnects as a
+     * new leader, whose first step is the reconciliation that finds them on the topic. The
+     * orders' own commits stay durable: this is the relay's session only. */
+    {
+        PGresult *res = db_query(r->pg, "SET synchronous_commit TO off", 0, NULL, NULL, err,
+                                 sizeof(err));
+
+        if (res == NULL) {
+            snprintf(errstr, errstr_size, "database: %s", err);
+            PQfinish(r->pg);
+            r->pg = NULL;
+            return -1;
+        }
+        PQclear(res);
+    }
     return 0;
 }
 

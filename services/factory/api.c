@@ -14,7 +14,7 @@ static PGconn *acquire(struct factory *f, http_response_t *res)
     PGconn *conn = db_acquire(f->db, (int)f->cfg.db_wait_ms, err, sizeof(err));
 
     if (conn == NULL) {
-        log_error("db_unavailable error=\"%s\"", err);
+        log_error("db_unavailable error=%s", LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
     }
     return conn;
@@ -60,17 +60,18 @@ static void post_delivery(const http_request_t *req, http_response_t *res, void 
     switch (store_deliver(conn, po, token, fo, sku, (long long)q, order_id, err, sizeof(err))) {
     case DELIVERY_APPLIED:
         log_info("delivery_applied production_order_id=%s factory_order_id=%s sku=%s "
-                 "quantity=%lld", order_id, fo, sku, (long long)q);
+                 "quantity=%lld", order_id, LOG_Q(fo), sku, (long long)q);
         http_json(res, 200, json_pack("{s:s, s:s}", "status", "delivered",
                                       "production_order_id", order_id));
         break;
     case DELIVERY_REPEATED:
-        log_info("delivery_repeated production_order_id=%s factory_order_id=%s", order_id, fo);
+        log_info("delivery_repeated production_order_id=%s factory_order_id=%s", order_id,
+                 LOG_Q(fo));
         http_json(res, 200, json_pack("{s:s, s:s}", "status", "already_delivered",
                                       "production_order_id", order_id));
         break;
     case DELIVERY_UNKNOWN:
-        log_warn("delivery_unknown factory_order_id=%s sku=%s", fo, sku);
+        log_warn("delivery_unknown factory_order_id=%s sku=%s", LOG_Q(fo), sku);
         http_error(res, 404, "unknown production order");
         break;
     case DELIVERY_SKU_MISMATCH:
@@ -78,7 +79,7 @@ static void post_delivery(const http_request_t *req, http_response_t *res, void 
         http_error(res, 409, "sku '%s' does not match the production order", sku);
         break;
     case DELIVERY_FAILED:
-        log_error("delivery_failed factory_order_id=%s error=\"%s\"", fo, err);
+        log_error("delivery_failed factory_order_id=%s error=%s", LOG_Q(fo), LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
         break;
     }
@@ -109,7 +110,7 @@ static void list_orders(const http_request_t *req, http_response_t *res, void *c
         return;
     list = store_list(conn, sku, status, 200, err, sizeof(err));
     if (list == NULL) {
-        log_error("production_orders_list_failed error=\"%s\"", err);
+        log_error("production_orders_list_failed error=%s", LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
     } else {
         http_json(res, 200, json_pack("{s:o}", "production_orders", list));
@@ -139,7 +140,7 @@ static void get_order(const http_request_t *req, http_response_t *res, void *ctx
         http_error(res, 404, "no production order with id %s", req->params[0]);
         break;
     default:
-        log_error("production_order_get_failed error=\"%s\"", err);
+        log_error("production_order_get_failed error=%s", LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
         break;
     }

@@ -91,15 +91,15 @@ static kafka_verdict_t depleted(const kafka_record_t *rec, void *ctx, kafka_outc
             goto done;
         }
         log_info("factory_order_placed production_order_id=%s sku=%s quantity=%d attempt=%d "
-                 "factory_order_id=%s", c.id, sku, c.quantity, rec->attempt + 1, fo_id);
+                 "factory_order_id=%s", c.id, sku, c.quantity, rec->attempt + 1, LOG_Q(fo_id));
         verdict = KAFKA_DONE;
         goto done;
     }
     if (store_call_failed(conn, c.id, err, out->error, sizeof(out->error)) != 0)
-        log_error("factory_record_failed production_order_id=%s error=\"%s\"", c.id,
-                  out->error);
-    log_warn("factory_call_failed production_order_id=%s sku=%s attempt=%d error=\"%s\"", c.id,
-             sku, rec->attempt + 1, err);
+        log_error("factory_record_failed production_order_id=%s error=%s", c.id,
+                  LOG_Q(out->error));
+    log_warn("factory_call_failed production_order_id=%s sku=%s attempt=%d error=%s", c.id,
+             sku, rec->attempt + 1, LOG_Q(err));
     snprintf(out->error, sizeof(out->error), "%s", err);
     if (called == -2) {
         snprintf(out->reason, sizeof(out->reason), "factory_rejected");

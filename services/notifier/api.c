@@ -20,7 +20,7 @@ static PGconn *acquire(struct notifier *n, http_response_t *res)
     PGconn *conn = db_acquire(n->db, (int)n->cfg.db_wait_ms, err, sizeof(err));
 
     if (conn == NULL) {
-        log_error("db_unavailable error=\"%s\"", err);
+        log_error("db_unavailable error=%s", LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
     }
     return conn;
@@ -28,7 +28,7 @@ static PGconn *acquire(struct notifier *n, http_response_t *res)
 
 static void db_failed(http_response_t *res, const char *what, const char *err)
 {
-    log_error("%s_failed error=\"%s\"", what, err);
+    log_error("%s_failed error=%s", what, LOG_Q(err));
     http_error(res, 503, "database unavailable, try again");
 }
 

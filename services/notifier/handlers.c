@@ -116,8 +116,8 @@ static kafka_verdict_t bulletin(const kafka_record_t *rec, void *ctx, kafka_outc
         fails[nfails].reason = feed_reason_code(reason);
         fails[nfails].error = why[i];
         nfails++;
-        log_warn("bulletin_check_failed date=%s attempt=%d source=%s reason=%s error=\"%s\"",
-                 day, v.attempts + 1, sources[i], feed_reason_code(reason), why[i]);
+        log_warn("bulletin_check_failed date=%s attempt=%d source=%s reason=%s error=%s",
+                 day, v.attempts + 1, sources[i], feed_reason_code(reason), LOG_Q(why[i]));
     }
     if (reason == FEED_OK && bulletin_text(&f, body, sizeof(body)) != 0) {
         snprintf(out->error, sizeof(out->error), "bulletin text does not fit");

@@ -66,7 +66,7 @@ static void start_run(struct scheduler *s, int64_t run_ms)
             return;
         }
         db_release(n->db, conn);
-        log_error("bulletin_start_failed run_at=%lld error=\"%s\"", (long long)run_ms, err);
+        log_error("bulletin_start_failed run_at=%lld error=%s", (long long)run_ms, LOG_Q(err));
         if (util_now_ms() >= deadline_ms || wait_ms(s, SCHEDULER_RETRY_MS))
             return;
     }
@@ -103,7 +103,7 @@ static void *scheduler_main(void *arg)
     for (;;) {
         now = util_now_ms();
         if (cron_next(&s->n->cfg.cron, s->n->cfg.zone, now, &next, err, sizeof(err)) != 0) {
-            log_error("bulletin_schedule_failed error=\"%s\"", err);
+            log_error("bulletin_schedule_failed error=%s", LOG_Q(err));
             return NULL;
         }
         /* Wait until the run, re-reading the clock now and then. */

@@ -69,27 +69,27 @@ static void settle(struct notifier *n, PGconn *conn, const struct delivery *d,
         break;
     case SMS_REJECTED:
         rc = store_failed(conn, d->id, why, err, sizeof(err));
-        log_error("sms_rejected delivery=%lld to=%s attempt=%d error=\"%s\"", d->id, masked,
-                  d->attempts, why);
+        log_error("sms_rejected delivery=%lld to=%s attempt=%d error=%s", d->id, masked,
+                  d->attempts, LOG_Q(why));
         break;
     case SMS_RETRY:
     case SMS_UNCERTAIN:
         if (d->attempts >= n->cfg.sms_max_attempts) {
             rc = store_failed(conn, d->id, why, err, sizeof(err));
             log_error("sms_given_up delivery=%lld to=%s attempts=%d uncertain=%s "
-                      "error=\"%s\"", d->id, masked, d->attempts,
-                      res == SMS_UNCERTAIN ? "yes" : "no", why);
+                      "error=%s", d->id, masked, d->attempts,
+                      res == SMS_UNCERTAIN ? "yes" : "no", LOG_Q(why));
             break;
         }
         delay = (long long)retry_policy_delay(&n->cfg.sms_backoff, d->attempts);
         rc = store_retry(conn, d->id, delay, res == SMS_UNCERTAIN, why, err, sizeof(err));
         log_warn("sms_retry delivery=%lld to=%s attempt=%d in_ms=%lld uncertain=%s "
-                 "error=\"%s\"", d->id, masked, d->attempts, delay,
-                 res == SMS_UNCERTAIN ? "yes" : "no", why);
+                 "error=%s", d->id, masked, d->attempts, delay,
+                 res == SMS_UNCERTAIN ? "yes" : "no", LOG_Q(why));
         break;
     }
     if (rc != 0)
-        log_error("sms_outcome_not_recorded delivery=%lld error=\"%s\"", d->id, err);
+        log_error("sms_outcome_not_recorded delivery=%lld error=%s", d->id, LOG_Q(err));
 }
 
 /* A claimed batch on its way out. The claim's lease is renewed before any request that
@@ -126,7 +126,7 @@ static int keep_lease(struct batch *b)
         ids[k++] = b->d[i].id;
     t = util_mono_ms();
     if (store_renew(b->conn, ids, k, cfg->sms_lease_ms, err, sizeof(err)) != 0) {
-        log_error("sender_lease_not_renewed error=\"%s\"", err);
+        log_error("sender_lease_not_renewed error=%s", LOG_Q(err));
         return -1;
     }
     b->lease_from = t;
@@ -182,21 +182,21 @@ static int one_batch(struct worker *w, sms_client_t *sms, struct delivery *deliv
     b.d = deliveries;
     b.conn = db_acquire(b.n->db, (int)b.n->cfg.db_wait_ms, err, sizeof(err));
     if (b.conn == NULL) {
-        log_error("sender_db_unavailable error=\"%s\"", err);
+        log_error("sender_db_unavailable error=%s", LOG_Q(err));
         return -1;
     }
     b.lease_from = util_mono_ms();
     b.count = store_claim(b.conn, SENDER_BATCH, b.n->cfg.sms_lease_ms, deliveries,
                           err, sizeof(err));
     if (b.count < 0)
-        log_error("sender_claim_failed error=\"%s\"", err);
+        log_error("sender_claim_failed error=%s", LOG_Q(err));
     for (b.next = 0; b.next < b.count; b.next++) {
         if (stopping(w->s)) {
             /* Give the rest back: due again at once for the next notifier. */
             for (i = b.next; i < b.count; i++)
                 rest[nrest++] = deliveries[i].id;
             if (store_unclaim(b.conn, rest, nrest, err, sizeof(err)) != 0)
-                log_error("sender_unclaim_failed error=\"%s\"", err);
+                log_error("sender_unclaim_failed error=%s", LOG_Q(err));
             break;
         }
         if (deliver(&b, &deliveries[b.next]) != 0)
@@ -216,7 +216,7 @@ static void *worker_main(void *arg)
     int count;
 
     if (batch == NULL || (sms = sms_client_new(&n->cfg.sms, err, sizeof(err))) == NULL) {
-        log_error("sender_start_failed error=\"%s\"", batch == NULL ? "out of memory" : err);
+        log_error("sender_start_failed error=%s", LOG_Q(batch == NULL ? "out of memory" : err));
         goto done;
     }
     while (!stopping(w->s)) {

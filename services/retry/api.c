@@ -17,16 +17,14 @@ static void get_stats(const http_request_t *req, http_response_t *res, void *ctx
     (void)req;
     conn = db_acquire(r->db, (int)r->cfg.db_wait_ms, err, sizeof(err));
     if (conn == NULL) {
-        record_log_safe(err);
-        log_error("db_unavailable error=\"%s\"", err);
+        log_error("db_unavailable error=%s", LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
         return;
     }
     stats = store_stats(conn, err, sizeof(err));
     db_release(r->db, conn);
     if (stats == NULL) {
-        record_log_safe(err);
-        log_error("retry_stats_failed error=\"%s\"", err);
+        log_error("retry_stats_failed error=%s", LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
         return;
     }

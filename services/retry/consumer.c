@@ -153,9 +153,8 @@ static int store_rows(struct consumer *c, const store_row_t *rows, size_t n,
         db_release(c->r->db, conn);
         if (rc == 0)
             return 0;
-        record_log_safe(err);
-        log_error("retry_store_failed records=%zu retry_in_ms=%lld error=\"%s\"", n,
-                  (long long)backoff, err);
+        log_error("retry_store_failed records=%zu retry_in_ms=%lld error=%s", n,
+                  (long long)backoff, LOG_Q(err));
         if (*c->stop)
             return -1;
         util_sleep_ms(backoff, c->stop);
@@ -201,14 +200,10 @@ static void handle_batch(struct consumer *c, rd_kafka_t *rk, rd_kafka_t *dlq,
     for (i = 0; i < n; i++) {
         read_record(msgs[i], &rows[i]);
         if (rows[i].invalid) {
-            char quoted[RETRY_ERROR_MAX + 1];
-
             invalid++;
-            snprintf(quoted, sizeof(quoted), "%s", rows[i].invalid_error);
-            record_log_safe(quoted);
-            log_warn("retry_record_invalid partition=%d offset=%lld ce_id=%s error=\"%s\"",
+            log_warn("retry_record_invalid partition=%d offset=%lld ce_id=%s error=%s",
                      (int)rows[i].retry_partition, (long long)rows[i].retry_offset,
-                     rows[i].rec.ce_id[0] != '\0' ? rows[i].rec.ce_id : "-", quoted);
+                     rows[i].rec.ce_id[0] != '\0' ? rows[i].rec.ce_id : "-", LOG_Q(rows[i].invalid_error));
         }
     }
     if (invalid > 0 && dead_letter_invalid(c, dlq, msgs, rows, n) != 0)

@@ -254,11 +254,3 @@ done:
         util_errf(errstr, errstr_size, "cannot build headers");
     return ret;
 }
-
-void record_log_safe(char *s)
-{
-    for (; s != NULL && *s != '\0'; s++) {
-        if (*s == '"')
-            *s = '\'';
-    }
-}

@@ -113,8 +113,6 @@ rd_kafka_headers_t *record_invalid_headers(const rd_kafka_headers_t *in, const c
                                            int64_t offset, const char *error,
                                            int64_t now_ms, char *errstr, size_t errstr_size);
 
-/* Makes s safe inside a double-quoted log value, in place: '"' becomes '\''. Accepts NULL. */
-void record_log_safe(char *s);
 
 /* store.c: SQL */
 

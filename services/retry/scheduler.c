@@ -109,8 +109,7 @@ static int ensure_conn(struct scheduler *s)
     }
     s->conn = db_connect(s->r->cfg.database_url, store_stmts, store_nstmts, err, sizeof(err));
     if (s->conn == NULL) {
-        record_log_safe(err);
-        log_warn("retry_scheduler_db_unavailable error=\"%s\"", err);
+        log_warn("retry_scheduler_db_unavailable error=%s", LOG_Q(err));
         return -1;
     }
     return 0;
@@ -137,8 +136,7 @@ static int ensure_lock(struct scheduler *s)
                  "lock\"");
         s->standby_logged = 1;
     } else if (rc < 0) {
-        record_log_safe(err);
-        log_warn("retry_scheduler_lock_failed error=\"%s\"", err);
+        log_warn("retry_scheduler_lock_failed error=%s", LOG_Q(err));
     }
     return -1;
 }
@@ -200,7 +198,7 @@ static int send_one(struct scheduler *s, const pending_row_t *row, const char *t
     hdrs = record_headers_decode(row->headers, row->headers_len, err, sizeof(err));
     if (hdrs == NULL) {
         /* Never held up by its own bytes: sent with the dozen-* headers only. */
-        log_error("retry_headers_unreadable id=%lld error=\"%s\"", (long long)row->id, err);
+        log_error("retry_headers_unreadable id=%lld error=%s", (long long)row->id, LOG_Q(err));
         hdrs = rd_kafka_headers_new(12);
     }
     if (record_headers_add(hdrs, &row->rec, out, give_up, error, err, sizeof(err)) != 0 ||
@@ -209,9 +207,8 @@ static int send_one(struct scheduler *s, const pending_row_t *row, const char *t
         rd_kafka_headers_destroy(hdrs);
         st->pending = 0;
         st->err = RD_KAFKA_RESP_ERR__FAIL;
-        record_log_safe(err);
-        log_error("retry_produce_failed id=%lld topic=%s error=\"%s\"", (long long)row->id,
-                  topic, err);
+        log_error("retry_produce_failed id=%lld topic=%s error=%s", (long long)row->id,
+                  topic, LOG_Q(err));
         return -1;
     }
     return 0;
@@ -294,9 +291,8 @@ static int finish_round(struct scheduler *s, const int64_t *done, size_t n_done,
             if (store_finish_round(s->conn, done, n_done, gave_up, reasons, n_gave_up, later,
                                    later_due, n_later, err, sizeof(err)) == 0)
                 return 0;
-            record_log_safe(err);
-            log_error("retry_round_finish_failed rows=%zu error=\"%s\"", n_done + n_later,
-                      err);
+            log_error("retry_round_finish_failed rows=%zu error=%s", n_done + n_later,
+                      LOG_Q(err));
         }
         if (stopping(s))
             return -1;
@@ -319,8 +315,7 @@ static int run_round(struct scheduler *s)
 
     n = store_due(s->conn, now, s->r->cfg.batch, &rows, err, sizeof(err));
     if (n < 0) {
-        record_log_safe(err);
-        log_error("retry_due_failed error=\"%s\"", err);
+        log_error("retry_due_failed error=%s", LOG_Q(err));
         return -1;
     }
     if (n == 0) {
@@ -424,8 +419,7 @@ static void *scheduler_thread(void *arg)
             continue; /* more may be due already */
         rc = store_next_due(s->conn, &next, err, sizeof(err));
         if (rc < 0) {
-            record_log_safe(err);
-            log_error("retry_next_due_failed error=\"%s\"", err);
+            log_error("retry_next_due_failed error=%s", LOG_Q(err));
             sleep_until(s, INT64_MAX, backoff);
             continue;
         }

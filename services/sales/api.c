@@ -36,7 +36,7 @@ static void post_order(const http_request_t *req, http_response_t *res, void *ct
     conn = db_acquire(s->db, (int)s->cfg.db_wait_ms, err, sizeof(err));
     if (conn == NULL ||
         store_place_order(conn, &order, key, &outcome, err, sizeof(err)) != 0) {
-        log_error("order_failed sku=%s error=\"%s\"", order.sku, err);
+        log_error("order_failed sku=%s error=%s", order.sku, LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
         goto done;
     }
@@ -70,7 +70,7 @@ static void get_order(const http_request_t *req, http_response_t *res, void *ctx
     }
     conn = db_acquire(s->db, (int)s->cfg.db_wait_ms, err, sizeof(err));
     if (conn == NULL) {
-        log_error("order_lookup_failed error=\"%s\"", err);
+        log_error("order_lookup_failed error=%s", LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
         return;
     }
@@ -82,7 +82,7 @@ static void get_order(const http_request_t *req, http_response_t *res, void *ctx
         http_error(res, 404, "no order with id %s", id);
         break;
     default:
-        log_error("order_lookup_failed error=\"%s\"", err);
+        log_error("order_lookup_failed error=%s", LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
         break;
     }

@@ -13,7 +13,7 @@ static PGconn *acquire(struct stock *s, http_response_t *res)
     PGconn *conn = db_acquire(s->db, (int)s->cfg.db_wait_ms, err, sizeof(err));
 
     if (conn == NULL) {
-        log_error("db_unavailable error=\"%s\"", err);
+        log_error("db_unavailable error=%s", LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
     }
     return conn;
@@ -32,7 +32,7 @@ static void list_inventory(const http_request_t *req, http_response_t *res, void
         return;
     items = store_list(conn, err, sizeof(err));
     if (items == NULL) {
-        log_error("inventory_list_failed error=\"%s\"", err);
+        log_error("inventory_list_failed error=%s", LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
     } else {
         http_json(res, 200, json_pack("{s:o}", "inventory", items));
@@ -63,7 +63,7 @@ static void get_inventory(const http_request_t *req, http_response_t *res, void 
         http_error(res, 404, "unknown sku '%s'", sku);
         break;
     default:
-        log_error("inventory_get_failed sku=%s error=\"%s\"", sku, err);
+        log_error("inventory_get_failed sku=%s error=%s", sku, LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
         break;
     }
@@ -107,7 +107,7 @@ static void put_inventory(const http_request_t *req, http_response_t *res, void 
         goto done;
     created = store_set(conn, sku, (long long)q, err, sizeof(err));
     if (created < 0) {
-        log_error("inventory_set_failed sku=%s error=\"%s\"", sku, err);
+        log_error("inventory_set_failed sku=%s error=%s", sku, LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
         goto done;
     }

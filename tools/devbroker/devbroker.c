@@ -155,12 +155,12 @@ int main(int argc, char **argv)
             RD_KAFKA_CONF_OK ||
         rd_kafka_conf_set(conf, "log_level", "4", errstr, sizeof(errstr)) !=
             RD_KAFKA_CONF_OK) {
-        log_error("devbroker_failed step=conf error=\"%s\"", errstr);
+        log_error("devbroker_failed step=conf error=%s", LOG_Q(errstr));
         goto done;
     }
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
     if (rk == NULL) {
-        log_error("devbroker_failed step=rd_kafka_new error=\"%s\"", errstr);
+        log_error("devbroker_failed step=rd_kafka_new error=%s", LOG_Q(errstr));
         goto done;
     }
     conf = NULL; /* rd_kafka_new() took it */
@@ -188,12 +188,12 @@ int main(int argc, char **argv)
 
     addr = rd_kafka_mock_cluster_bootstraps(mcluster);
     if (addr_file != NULL && write_addr_file(addr_file, addr, errstr, sizeof(errstr)) != 0) {
-        log_error("devbroker_failed step=addr_file error=\"%s\"", errstr);
+        log_error("devbroker_failed step=addr_file error=%s", LOG_Q(errstr));
         goto done;
     }
     printf("%s\n", addr);
     if (fflush(stdout) != 0) {
-        log_error("devbroker_failed step=stdout error=\"%s\"", strerror(errno));
+        log_error("devbroker_failed step=stdout error=%s", LOG_Q(strerror(errno)));
         goto done;
     }
     log_info("devbroker_ready bootstrap=%s topics=%zu", addr, topics_count - (skip_topic != NULL));
@@ -204,7 +204,7 @@ int main(int argc, char **argv)
         if (err == 0)
             break;
         if (err != EINTR) {
-            log_error("devbroker_failed step=sigwait error=\"%s\"", strerror(err));
+            log_error("devbroker_failed step=sigwait error=%s", LOG_Q(strerror(err)));
             goto done;
         }
     }
@@ -212,7 +212,7 @@ int main(int argc, char **argv)
     /* The address is dead from now on: a script waiting for the file of the next run must
      * not read this one. */
     if (addr_file != NULL && unlink(addr_file) != 0 && errno != ENOENT)
-        log_warn("devbroker_unlink_failed path=%s error=\"%s\"", addr_file, strerror(errno));
+        log_warn("devbroker_unlink_failed path=%s error=%s", addr_file, LOG_Q(strerror(errno)));
     status = 0;
 
 done:

@@ -65,7 +65,7 @@ static void post_order(const http_request_t *req, http_response_t *res, void *ct
     }
     if (lf_order_parse(body, &in, err, sizeof(err)) != 0) {
         state_record_call(f->state, body, LF_CALL_INVALID);
-        log_info("production_order_call outcome=invalid error=\"%s\"", err);
+        log_info("production_order_call outcome=invalid error=%s", LOG_Q(err));
         http_error(res, 400, "%s", err);
         goto done;
     }

@@ -157,20 +157,6 @@ static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
     return atomic_load(&d->abort) ? 1 : 0;
 }
 
-/* Copies s into out for a quoted log value, replacing quotes, backslashes and control
- * characters by '?'. */
-static void log_safe(const char *s, char *out, size_t out_size)
-{
-    size_t i;
-
-    for (i = 0; s[i] != '\0' && i + 1 < out_size; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        out[i] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
-    }
-    out[i] = '\0';
-}
-
 /* POSTs job's body to its URL with curl (a handle of the calling thread, reused so that
  * connections are kept; NULL when none could be made). Blocks up to
  * LF_CALLBACK_TIMEOUT_MS. Returns the result; *status is the HTTP status or 0, and errstr
@@ -246,7 +232,7 @@ done:
  * with job->due_ms set when the job must be queued again, 0 when it is finished. */
 static int attempt(lf_deliver_t *d, CURL *curl, struct lf_job *job)
 {
-    char err[CURL_ERROR_SIZE + 64], safe_err[sizeof(err)];
+    char err[CURL_ERROR_SIZE + 64];
     enum lf_cb_result r;
     long status;
     int last;
@@ -256,7 +242,6 @@ static int attempt(lf_deliver_t *d, CURL *curl, struct lf_job *job)
     r = post_callback(d, curl, job, &status, err, sizeof(err));
     last = r != LF_CB_FAILED || job->attempt >= LF_CALLBACK_ATTEMPTS;
     state_order_result(d->state, job->seq, r, last);
-    log_safe(err, safe_err, sizeof(safe_err));
 
     switch (r) {
     case LF_CB_DELIVERED:
@@ -280,8 +265,8 @@ static int attempt(lf_deliver_t *d, CURL *curl, struct lf_job *job)
         break;
     }
     log_warn("callback_attempt factory_order_id=%s delivery=%d attempt=%d outcome=failed "
-             "status=%ld error=\"%s\" next=%s", job->id, job->delivery, job->attempt, status,
-             safe_err, atomic_load(&d->abort) ? "drop" : last ? "give_up" : "retry");
+             "status=%ld error=%s next=%s", job->id, job->delivery, job->attempt, status,
+             LOG_Q(err), atomic_load(&d->abort) ? "drop" : last ? "give_up" : "retry");
     if (last)
         return 0;
     job->due_ms = util_mono_ms() + LF_CALLBACK_RETRY_MS;

@@ -126,8 +126,8 @@ static void post_message(const http_request_t *req, http_response_t *res, void *
     if (read_send(req, &form, &s, &code, err, sizeof(err)) != 0) {
         state_count(g->state, SG_REJECTED);
         phone_mask(sg_form_get(&form, "To", NULL), to, sizeof(to));
-        log_info("sms_send outcome=rejected status=400 code=%d to=%s error=\"%s\"", code,
-                 to[0] != '\0' ? to : "-", err);
+        log_info("sms_send outcome=rejected status=400 code=%d to=%s error=%s", code,
+                 to[0] != '\0' ? to : "-", LOG_Q(err));
         twilio_error(res, 400, code, err);
         goto done;
     }
@@ -238,8 +238,8 @@ static void list_twilio(const http_request_t *req, http_response_t *res, void *c
     a.page = http_query(req, "Page");
     a.page_token = http_query(req, "PageToken");
     if (sg_list_check(&a, &q, err, sizeof(err)) != 0) {
-        log_info("sms_list outcome=rejected status=400 code=%d error=\"%s\"",
-                 SG_CODE_BAD_PARAM, err);
+        log_info("sms_list outcome=rejected status=400 code=%d error=%s",
+                 SG_CODE_BAD_PARAM, LOG_Q(err));
         twilio_error(res, 400, SG_CODE_BAD_PARAM, err);
         return;
     }
