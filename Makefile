@@ -30,7 +30,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 DEB_PKGS := build-essential pkg-config librdkafka-dev libmicrohttpd-dev libjansson-dev \
             libpq-dev libcurl4-openssl-dev libcmocka-dev postgresql postgresql-client \
             kcat curl procps util-linux python3 python3-pytest python3-requests \
-            python3-psycopg2 python3-confluent-kafka python3-yaml valgrind \
+            python3-psycopg2 python3-confluent-kafka python3-yaml python3-prometheus-client valgrind \
             maven openjdk-17-jre-headless docker-compose tzdata
 BENCH_PKGS := wrk
 

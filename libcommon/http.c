@@ -410,7 +410,7 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     ret = send_response(conn, log_method, log_path, &res, NULL);
 
 done:
-    count_request(srv, route_label, log_method, status, start_ms);
+    count_request(srv, route_label, method, status, start_ms);
     metric_add(srv->in_flight, -1);
     free(buf);
     return ret;

@@ -1,0 +1,105 @@
+"""GET /metrics on every service: the Prometheus text format (read back with the
+prometheus_client parser from Debian's python3-prometheus-client), the HTTP, outbox and
+consumer series with their values, and the process_* series."""
+
+import json
+import time
+import uuid
+
+import requests
+from confluent_kafka import Producer
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import wait_assigned, wait_for
+
+
+def scrape(svc):
+    r = requests.get(svc.url + "/metrics", timeout=5)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4"), r.headers
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    return families, r.text
+
+
+def samples(families, name, **labels):
+    # The parser names a counter family without its _total suffix.
+    fam = families.get(name) or families.get(name.removesuffix("_total"))
+    assert fam is not None, f"no {name} in {sorted(families)}"
+    return [s for s in fam.samples if all(s.labels.get(k) == v for k, v in labels.items())]
+
+
+def value(families, family, sample, **labels):
+    found = [s.value for s in samples(families, family, **labels) if s.name == sample]
+    return found[0] if found else None
+
+
+def test_sales_counts_requests_and_publishes(stack, migrated, make_sku):
+    sku = make_sku(5)
+    sales = stack.sales().start()
+    for _ in range(3):
+        r = requests.post(sales.url + "/orders", json={"sku": sku, "quantity": 1}, timeout=5)
+        assert r.status_code == 201, r.text
+    assert requests.get(sales.url + "/orders/" + str(uuid.uuid4()), timeout=5).status_code == 404
+    wait_for(lambda: migrated.query("SELECT count(*) FROM outbox WHERE producer = 'sales' "
+                                    "AND sent_at IS NULL")[0][0] == 0, 30, "the events")
+
+    def published():
+        fams, _ = scrape(sales)
+        return value(fams, "dozen_outbox_publish_latency_seconds",
+                     "dozen_outbox_publish_latency_seconds_count", producer="sales") or 0
+    wait_for(lambda: published() >= 3, 10, "the relay's histogram to count the events")
+    fams, text = scrape(sales)
+    # The route template, never the id; the status class.
+    assert value(fams, "dozen_http_request_duration_seconds",
+                 "dozen_http_request_duration_seconds_count", route="/orders", method="POST",
+                 code="2xx") == 3
+    assert value(fams, "dozen_http_request_duration_seconds",
+                 "dozen_http_request_duration_seconds_count", route="/orders/{id}",
+                 method="GET", code="4xx") == 1
+    assert "/orders/" + sku not in text and sku not in text, "an id in a label"
+    assert value(fams, "dozen_outbox_relay_leader", "dozen_outbox_relay_leader",
+                 producer="sales") == 1
+    buckets = [s for s in samples(fams, "dozen_outbox_publish_latency_seconds", producer="sales")
+               if s.name.endswith("_bucket")]
+    assert buckets[-1].labels["le"] == "+Inf" and buckets[-1].value >= 3
+    assert all(a.value <= b.value for a, b in zip(buckets, buckets[1:])), "buckets not cumulative"
+    assert value(fams, "process_resident_memory_bytes", "process_resident_memory_bytes") > 1e6
+    assert value(fams, "process_open_fds", "process_open_fds") > 3
+    start = value(fams, "process_start_time_seconds", "process_start_time_seconds")
+    assert abs(start - time.time()) < 600
+
+
+def test_stock_counts_its_records_and_lag(stack, migrated, broker, make_sku):
+    sku = make_sku(0)
+    stock = stack.stock().start()
+    wait_assigned(stock)
+    p = Producer({"bootstrap.servers": broker})
+    for q in (2, 3):
+        headers = [("ce_specversion", "1.0"), ("ce_id", str(uuid.uuid4())),
+                   ("ce_source", "/test"), ("ce_type", "stock.replenished"),
+                   ("ce_time", time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())),
+                   ("content-type", "application/json")]
+        p.produce("stock.replenished", key=sku, headers=headers, value=json.dumps(
+            {"sku": sku, "quantity": q, "production_order_id": str(uuid.uuid4()),
+             "factory_order_id": "fo-metrics"}).encode())
+    p.produce("stock.replenished", key=sku, value=b"not an event")  # no ce_* headers
+    assert p.flush(10) == 0
+    wait_for(lambda: migrated.query("SELECT quantity FROM inventory WHERE sku = %s",
+                                    (sku,))[0][0] == 5, 30, "the replenishments")
+
+    def counted():
+        fams, _ = scrape(stock)
+        done = value(fams, "dozen_consumer_records_total", "dozen_consumer_records_total",
+                     group="stock", topic="stock.replenished", verdict="done") or 0
+        bad = value(fams, "dozen_consumer_records_total", "dozen_consumer_records_total",
+                    group="stock", topic="stock.replenished", verdict="invalid") or 0
+        lag = "dozen_consumer_lag_records" in fams  # refreshed every 2 s
+        return fams if done >= 2 and bad >= 1 and lag else None
+    fams = wait_for(counted, 15, "the consumer's counters")
+    assert value(fams, "dozen_consumer_processing_seconds",
+                 "dozen_consumer_processing_seconds_count", group="stock",
+                 topic="stock.replenished") >= 2
+    lags = samples(fams, "dozen_consumer_lag_records", group="stock", topic="stock.replenished")
+    assert lags, "no lag series for the assigned partitions"
+    assert all(s.value >= 0 for s in lags)
+    assert requests.post(stock.url + "/metrics", timeout=5).status_code == 405
