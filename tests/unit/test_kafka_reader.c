@@ -51,7 +51,7 @@ static int group_setup(void **state)
         return -1;
     for (int part = 0; part < 2; part++) {
         for (int n = 0; n < PER_PARTITION; n++) {
-            char v[16];
+            char v[32];
 
             snprintf(v, sizeof(v), "p%d-%d", part, n);
             if (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(part),
