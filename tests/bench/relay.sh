@@ -4,7 +4,8 @@
 # the broker's acknowledgement.
 #
 # For each broker (the dev broker, then a private Apache Kafka unless RELAY_BROKERS says
-# otherwise) it starts a private stack (tools/stack.sh up, own RUN_DIR, free ports), then:
+# otherwise) it starts a private stack (tools/stack.sh up, own RUN_DIR, free ports), warms it
+# up (3 s of wrk, 4 connections), then:
 #   steady: RELAY_ORDERS orders (200) posted one after another at RELAY_RATE per second (20);
 #   load:   wrk, 2 threads, 64 connections, 100 SKUs, for RELAY_LOAD_SECONDS (10);
 # and reports, over the events of each phase, p50/p99/max of outbox.sent_at - created_at
@@ -95,10 +96,13 @@ INSERT INTO inventory (sku, quantity)
 SELECT 'bench-' || lpad(i::text, 3, '0'), 100000000 FROM generate_series(0, 99) AS i
 ON CONFLICT (sku) DO UPDATE SET quantity = EXCLUDED.quantity;
 SQL
-    # The relay leads once sales is healthy; one order first, so that neither phase
-    # measures the very first round.
-    curl -fsS -m 5 -o /dev/null -H 'Content-Type: application/json' \
-        -d '{"sku":"bench-000","quantity":1}' "$SALES_URL/orders" || die "the first order failed"
+    # The relay leads once sales is healthy. A warm-up first (3 s of wrk), so that neither
+    # phase measures the first rounds or a broker whose JVM is still compiling its paths:
+    # on a just-started Apache Kafka the first seconds of acknowledgements are up to ten
+    # times slower.
+    bounded 40 "$RUN/warmup.txt" wrk -t1 -c4 -d3s --timeout 10s -s "$HERE/orders.lua" \
+        "$SALES_URL/orders" -- random 100 || die "the warm-up failed: $(tail -n 3 "$RUN/warmup.txt")"
+    for ((i = 0; i < 300; i++)); do [ "$(unsent)" = 0 ] && break; sleep 0.1; done
 
     say "== $BROKER_TEXT: $ORDERS orders at $RATE/s"
     from=$(last_id)

@@ -59,7 +59,7 @@ static void test_producer_conf(void **state)
     rk = kafka_producer_new(bootstrap, "tester", NULL, NULL, errstr, sizeof(errstr));
     assert_non_null(rk);
     conf_expect(rd_kafka_conf(rk), "enable.idempotence", "true");
-    conf_expect(rd_kafka_conf(rk), "linger.ms", "5");
+    conf_expect(rd_kafka_conf(rk), "linger.ms", "0"); /* the default: no lingering */
     conf_expect(rd_kafka_conf(rk), "message.timeout.ms", "30000");
     kafka_producer_close(rk, 1000);
 
