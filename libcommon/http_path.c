@@ -5,16 +5,7 @@
 #include <stddef.h>
 #include <string.h>
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "util.h"
 
 /* Splits raw (which starts with '/') into percent-decoded segments written into buf
  * (strlen(raw) + 1 bytes; segments point into it). "/" is one empty segment, and a
@@ -35,7 +26,7 @@ enum http_split_result http_path_split(const char *raw, char *buf, char **seg, s
                 return HTTP_SPLIT_TOO_MANY;
             seg[n++] = o;
         } else if (*p == '%') {
-            int hi = hex_value(p[1]), lo = hi < 0 ? -1 : hex_value(p[2]);
+            int hi = util_hex_value(p[1]), lo = hi < 0 ? -1 : util_hex_value(p[2]);
             int c = hi * 16 + lo;
 
             if (hi < 0 || lo < 0 || c == '/' || c == 0)

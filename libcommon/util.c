@@ -216,3 +216,14 @@ int util_alnum_valid(const char *s, size_t max)
     }
     return n > 0 && n <= max;
 }
+
+int util_hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

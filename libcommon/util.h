@@ -12,6 +12,9 @@
  * Returns 0, or -1 if the kernel's random source failed. */
 int util_uuid_v4(char *out);
 
+/* The value of one hexadecimal digit (either case), or -1 when c is none. */
+int util_hex_value(char c);
+
 /* Returns 1 if s is a UUID in canonical 8-4-4-4-12 hex form (either case), else 0. */
 int util_is_uuid(const char *s);
 

@@ -8,17 +8,6 @@
 
 #include "util.h"
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes in[0..len) into out, NUL-terminated; out needs len + 1 bytes. Returns the
  * decoded length, or -1 for a bad escape (one that is cut short, not hex, or NUL). */
 static long decode(const char *in, size_t len, char *out)
@@ -33,8 +22,8 @@ static long decode(const char *in, size_t len, char *out)
 
             if (len - i < 3)
                 return -1;
-            hi = hex_value(in[i + 1]);
-            lo = hex_value(in[i + 2]);
+            hi = util_hex_value(in[i + 1]);
+            lo = util_hex_value(in[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return -1;
             out[o++] = (char)(hi * 16 + lo);
