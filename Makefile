@@ -61,7 +61,12 @@ all: $(PROGRAMS)
 # include it.
 DEPFLAGS := -MMD -MP
 
-$(BUILD)/%.o: %.c
+# An object with no .d file beside it (built before the compiler wrote them, or never) depends
+# on every header, so that a build directory from an older checkout is brought up to date once.
+ALL_HEADERS := $(wildcard libcommon/*.h services/*/*.h tools/*/*.h tests/unit/*.h)
+depfile_of = $(patsubst %.o,%.d,$(1))
+.SECONDEXPANSION:
+$(BUILD)/%.o: %.c $$(if $$(wildcard $$(call depfile_of,$$@)),,$(ALL_HEADERS))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DEPFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 

@@ -312,3 +312,15 @@ char *kafka_header_dup(const rd_kafka_message_t *msg, const char *name)
     out[size] = '\0'; /* Kafka header values are not NUL-terminated */
     return out;
 }
+
+void kafka_producer_warm(rd_kafka_t *rk, int timeout_ms)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        log_warn("kafka_producer_warm_failed client=%s error=%s", rd_kafka_name(rk),
+                 rd_kafka_err2name(err));
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+}

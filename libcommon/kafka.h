@@ -50,6 +50,13 @@ int kafka_produce(rd_kafka_t *rk, const char *topic, const char *key,
                   const char *value, size_t value_len, rd_kafka_headers_t *hdrs,
                   void *msg_opaque, char *errstr, size_t errstr_size);
 
+/* Fetches the metadata of every topic once, so that the first record of each topic is not
+ * held while the producer looks its leader up (about a second, or more on a fresh Apache
+ * Kafka: every record produced meanwhile waits with it). Blocks up to timeout_ms; a broker
+ * that does not answer in time only costs the warm-up (logged). For producers whose first
+ * records are waited for: the outbox relay, the consumers' hand-over. */
+void kafka_producer_warm(rd_kafka_t *rk, int timeout_ms);
+
 /* Flushes for at most timeout_ms and destroys the producer. Accepts NULL. */
 void kafka_producer_close(rd_kafka_t *rk, int timeout_ms);
 

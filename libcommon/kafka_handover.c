@@ -128,6 +128,8 @@ int kafka_handover_retry(kafka_handover_t *h, const rd_kafka_message_t *msg,
     return 0;
 }
 
+#define HANDOVER_WARM_MS 2000
+
 kafka_handover_t *kafka_handover_new(const char *bootstrap, const char *client_id,
                                      const char *group, char *errstr, size_t errstr_size)
 {
@@ -147,6 +149,9 @@ kafka_handover_t *kafka_handover_new(const char *bootstrap, const char *client_i
                                      errstr_size);
     if (h->producer == NULL)
         goto done;
+    /* The first hand-over must not stall the consumer while the producer looks up the
+     * leaders of retry and dead-letter (seen: a redelivery waited 2.9 s behind it). */
+    kafka_producer_warm(h->producer, HANDOVER_WARM_MS);
     ret = h;
     h = NULL; /* the caller's now */
 done:

@@ -78,23 +78,9 @@ static void relay_dr(void *ctx, void *msg_opaque, rd_kafka_resp_err_t err, int32
     }
 }
 
-/* Fetches the metadata of every topic once, right after the producer is made, so that the
- * first event of each topic is not held while the producer looks up its leader: without
- * this the first round after a start waited about a second (measured: events committed in
- * that second reached Kafka 30-940 ms late), and every order committed meanwhile with it.
- * Bounded by WARM_MS; a broker that does not answer in time only loses the warm-up. */
-static void outbox_producer_warm(outbox_relay_t *r)
-{
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(r->rk, 1, NULL, &md, WARM_MS);
-
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        log_warn("outbox_producer_warm_failed producer=%s error=%s", r->producer,
-                 rd_kafka_err2name(err));
-    if (md != NULL)
-        rd_kafka_metadata_destroy(md);
-}
-
+/* The first round after a start used to wait about a second for the producer's first
+ * leader lookup (events committed in that second reached Kafka 30-940 ms late): the
+ * metadata is fetched when the producer is made. */
 int outbox_producer_open(outbox_relay_t *r, char *errstr, size_t errstr_size)
 {
     char client_id[128], err[256];
@@ -105,7 +91,7 @@ int outbox_producer_open(outbox_relay_t *r, char *errstr, size_t errstr_size)
         snprintf(errstr, errstr_size, "kafka: %s", err);
         return -1;
     }
-    outbox_producer_warm(r);
+    kafka_producer_warm(r->rk, WARM_MS);
     return 0;
 }
 
