@@ -19,6 +19,7 @@
 
 #include "event.h"
 #include "kafka.h"
+#include "mock_cluster.h"
 #include "log.h"
 #include "retry.h"
 #include "util.h"
@@ -34,22 +35,9 @@ static int topic_seq;
 
 static inline int group_setup(void **state)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char errstr[512];
-
     (void)state;
-    log_init("test_kafka");
-    /* The anchor handle has no brokers of its own; its notice saying so is noise. */
-    if (rd_kafka_conf_set(conf, "log_level", "4", errstr, sizeof(errstr)) !=
-        RD_KAFKA_CONF_OK)
+    if (mock_cluster_start("test_kafka", &mock_rk, &mock, &bootstrap) != 0)
         return -1;
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (mock_rk == NULL)
-        return -1;
-    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
-    if (mock == NULL)
-        return -1;
-    bootstrap = rd_kafka_mock_cluster_bootstraps(mock);
     /* Where the consumer loop hands records over, and the groups' redelivery topics. */
     {
         static const char *const handover_topics[] = {
@@ -68,10 +56,7 @@ static inline int group_setup(void **state)
 static inline int group_teardown(void **state)
 {
     (void)state;
-    if (mock != NULL)
-        rd_kafka_mock_cluster_destroy(mock);
-    if (mock_rk != NULL)
-        rd_kafka_destroy(mock_rk);
+    mock_cluster_stop(mock_rk, mock);
     return 0;
 }
 

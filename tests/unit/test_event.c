@@ -15,6 +15,7 @@
 
 #include "event.h"
 #include "kafka.h"
+#include "mock_cluster.h"
 #include "log.h"
 #include "util.h"
 
@@ -142,21 +143,9 @@ static void consume_all(void)
 
 static int group_setup(void **state)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char errstr[512];
-
     (void)state;
-    log_init("test_event");
-    if (rd_kafka_conf_set(conf, "log_level", "4", errstr, sizeof(errstr)) !=
-        RD_KAFKA_CONF_OK)
+    if (mock_cluster_start("test_event", &mock_rk, &mock, &bootstrap) != 0)
         return -1;
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (mock_rk == NULL)
-        return -1;
-    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
-    if (mock == NULL)
-        return -1;
-    bootstrap = rd_kafka_mock_cluster_bootstraps(mock);
     if (rd_kafka_mock_topic_create(mock, TOPIC, 1, 1) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return -1;
     return 0;
@@ -176,10 +165,7 @@ static int group_teardown(void **state)
         rd_kafka_consumer_close(consumer);
         rd_kafka_destroy(consumer);
     }
-    if (mock != NULL)
-        rd_kafka_mock_cluster_destroy(mock);
-    if (mock_rk != NULL)
-        rd_kafka_destroy(mock_rk);
+    mock_cluster_stop(mock_rk, mock);
     return 0;
 }
 

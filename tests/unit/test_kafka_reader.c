@@ -15,6 +15,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "kafka.h"
+#include "mock_cluster.h"
 #include "kafka_reader.h"
 #include "log.h"
 
@@ -29,21 +30,12 @@ static const char *bootstrap;
  * each partition. */
 static int group_setup(void **state)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_t *p;
     char errstr[512];
 
     (void)state;
-    log_init("test_kafka_reader");
-    if (rd_kafka_conf_set(conf, "log_level", "4", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+    if (mock_cluster_start("test_kafka_reader", &mock_rk, &mock, &bootstrap) != 0)
         return -1;
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (mock_rk == NULL)
-        return -1;
-    mock = rd_kafka_mock_cluster_new(mock_rk, 1);
-    if (mock == NULL)
-        return -1;
-    bootstrap = rd_kafka_mock_cluster_bootstraps(mock);
     if (rd_kafka_mock_topic_create(mock, TOPIC, 2, 1) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return -1;
     p = kafka_producer_new(bootstrap, "tester", NULL, NULL, errstr, sizeof(errstr));
@@ -70,10 +62,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    if (mock != NULL)
-        rd_kafka_mock_cluster_destroy(mock);
-    if (mock_rk != NULL)
-        rd_kafka_destroy(mock_rk);
+    mock_cluster_stop(mock_rk, mock);
     return 0;
 }
 
