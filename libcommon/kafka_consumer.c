@@ -196,6 +196,7 @@ void kafka_consumer_log_error(const char *group, const rd_kafka_message_t *msg)
 struct lag_series {
     char topic[256];
     int32_t partition;
+    int assigned;          /* still assigned here at the last update */
     metric_t *lag, *position;
 };
 
@@ -249,7 +250,7 @@ static void update_lag(struct loop *L, rd_kafka_t *rk)
         return;
     rd_kafka_position(rk, parts);
     for (k = 0; k < L->nlags; k++)
-        metric_set(L->lags[k].lag, 0);
+        L->lags[k].assigned = 0;
     for (i = 0; i < parts->cnt; i++) {
         const rd_kafka_topic_partition_t *p = &parts->elems[i];
         int64_t lo, hi;
@@ -273,13 +274,20 @@ static void update_lag(struct loop *L, rd_kafka_t *rk)
                                          "The next offset this member will read, per "
                                          "partition assigned to it.", labels);
         }
-        if (ls == NULL || p->offset < 0 ||
+        if (ls == NULL)
+            continue;
+        ls->assigned = 1;
+        if (p->offset < 0 ||
             rd_kafka_get_watermark_offsets(rk, p->topic, p->partition, &lo, &hi) !=
                 RD_KAFKA_RESP_ERR_NO_ERROR || hi < 0)
             continue;
         metric_set(ls->position, (double)p->offset);
         metric_set(ls->lag, (double)(hi > p->offset ? hi - p->offset : 0));
     }
+    /* Zeroed only once gone, so that a scrape never sees a live partition at 0 for a moment. */
+    for (k = 0; k < L->nlags; k++)
+        if (!L->lags[k].assigned)
+            metric_set(L->lags[k].lag, 0);
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
