@@ -19,11 +19,12 @@
 #define OUTBOX_DB_STMT                                                                   \
     { OUTBOX_STMT_NAME,                                                                  \
       "INSERT INTO outbox (producer, topic, msg_key, ce_id, ce_type, ce_source, ce_time, " \
-      "payload) VALUES ($1, $2, $3, $4::uuid, $5, $6, $7::timestamptz, $8)", 8 }
+      "payload, traceparent) VALUES ($1, $2, $3, $4::uuid, $5, $6, $7::timestamptz, $8, $9)", \
+      9 }
 
 /* Adds one event to the outbox on conn, which must be inside the caller's transaction and
- * have OUTBOX_DB_STMT prepared. payload_json is the event's data (the Kafka value). A fresh
- * ce_id is generated and, if ce_id_out is not NULL, copied there (37 bytes). Returns 0, or -1
+ * have OUTBOX_DB_STMT prepared. payload_json is the event's data (the Kafka value). The
+ * thread's trace (trace.h) goes with it as its traceparent. A fresh ce_id is generated and, if ce_id_out is not NULL, copied there (37 bytes). Returns 0, or -1
  * with errstr. */
 int outbox_add(PGconn *conn, const char *producer, const char *topic, const char *key,
                const char *ce_type, const char *ce_source, const char *payload_json,

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox_int.h"
+#include "trace.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -28,7 +29,7 @@ const db_stmt_t outbox_publish_stmts[OUTBOX_PUBLISH_NSTMTS] = {
     { "relay_select",
       "SELECT id, topic, msg_key, ce_id, ce_type, ce_source, "
       "to_char(ce_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), payload, "
-      "(extract(epoch FROM created_at) * 1000)::bigint "
+      "(extract(epoch FROM created_at) * 1000)::bigint, traceparent "
       "FROM outbox WHERE producer = $1 AND sent_at IS NULL ORDER BY id LIMIT $2::int", 2 },
     /* Marks the acknowledged rows of a round and, when $5 is true (every delivery of the
      * round succeeded), moves the positions past them. After a failed delivery the
@@ -149,6 +150,10 @@ static int produce_row(outbox_relay_t *r, PGresult *res, int i, char *errstr,
                  PQgetvalue(res, i, 0));
         return -1;
     }
+    /* A traceparent that is missing or not one is left off: the event still goes out. */
+    if (!PQgetisnull(res, i, 9) &&
+        trace_parse(PQgetvalue(res, i, 9), (size_t)PQgetlength(res, i, 9), NULL, NULL) == 0)
+        copy_col(m.traceparent, sizeof(m.traceparent), PQgetvalue(res, i, 9));
     hdrs = event_headers_new(&m);
     if (hdrs == NULL) {
         snprintf(errstr, errstr_size, "out of memory for headers");
