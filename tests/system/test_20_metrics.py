@@ -192,8 +192,39 @@ def test_domain_series_and_promtool_on_every_service(stack, migrated, make_sku):
     assert set(states) == {"scheduled", "retrying", "sent", "unavailable"}, states
     assert sum(states.values()) <= 1
 
-    fams, _ = scrape(svcs["retry"])
-    assert value(fams, "dozen_retry_overdue_seconds", "dozen_retry_overdue_seconds") == 0
+    # The retry service's gauges come from its tables: one row waiting (due in an hour, so
+    # the scheduler leaves it alone) and one dead letter, for a group of this test only.
+    group = "metrics-" + uuid.uuid4().hex[:8]
+    far = int(time.time() * 1000) + 3600 * 1000
+    try:
+        migrated.execute(
+            "INSERT INTO retry_pending (group_id, original_topic, original_partition, "
+            "original_offset, retry_partition, retry_offset, retry_timestamp, headers, attempt, "
+            "max_attempts, not_before, reason, error, first_failed_at, due_at) VALUES "
+            "(%s, 'stock.depleted', 0, 1, 0, 900000001, 1, '\\x01', 1, 5, %s, "
+            "'factory_unavailable', '', %s, %s)", (group, far, far, far))
+        migrated.execute(
+            "INSERT INTO retry_dead_letters (group_id, reason, error, original_topic, "
+            "original_partition, original_offset, retry_partition, retry_offset, "
+            "retry_timestamp) VALUES (%s, 'max_attempts', 'e', 'stock.depleted', 0, 1, 0, "
+            "900000002, 1)", (group,))
+
+        def retry_read():
+            f, _ = scrape(svcs["retry"])
+            pending = value(f, "dozen_retry_pending", "dozen_retry_pending", group=group,
+                            reason="factory_unavailable")
+            return f if pending == 1 else None
+        fams = wait_for(retry_read, 10, "the pending row in dozen_retry_pending")
+        assert value(fams, "dozen_retry_dead_letters", "dozen_retry_dead_letters", group=group,
+                     reason="max_attempts") == 1
+        assert value(fams, "dozen_retry_overdue_seconds", "dozen_retry_overdue_seconds") == 0
+    finally:
+        migrated.execute("DELETE FROM retry_pending WHERE group_id = %s", (group,))
+        migrated.execute("DELETE FROM retry_dead_letters WHERE group_id = %s", (group,))
+    # Gone from the table: the series drops to 0 instead of keeping its last value.
+    wait_for(lambda: value(scrape(svcs["retry"])[0], "dozen_retry_pending",
+                           "dozen_retry_pending", group=group,
+                           reason="factory_unavailable") == 0, 10, "the pending gauge at 0")
 
     for name, svc in svcs.items():
         promtool_check(scrape(svc)[1], name)
