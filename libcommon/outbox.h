@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <libpq-fe.h>
 #include "db.h"
+#include "metrics_sql.h"
 
 /* The prepared statement outbox_add() runs: every service that calls outbox_add() on a
  * pooled connection lists OUTBOX_DB_STMT among its pool's statements. */
@@ -41,6 +42,13 @@ typedef struct outbox_relay_opts {
 } outbox_relay_opts_t;
 
 typedef struct outbox_relay outbox_relay_t;
+
+/* The outbox's scrape-time gauges ($1 = the producer): dozen_outbox_backlog_rows (rows not
+ * yet acknowledged by the broker) and dozen_outbox_oldest_unsent_age_seconds (age of the
+ * oldest of them, 0 when none), labelled producer; both read through the outbox_unsent
+ * partial index. svc_run registers them for a service with a relay. */
+extern const metrics_sql_gauge_t outbox_metrics_gauges[];
+extern const size_t outbox_metrics_ngauges;
 
 /* Starts the relay thread. It connects (and reconnects) by itself, so a database or broker
  * that is down at start is not an error. Returns NULL with errstr only for bad options or

@@ -367,6 +367,19 @@ static void relay_free(outbox_relay_t *r)
     free(r);
 }
 
+const metrics_sql_gauge_t outbox_metrics_gauges[] = {
+    { "dozen_outbox_backlog_rows",
+      "Outbox rows written but not yet acknowledged by the broker.", "producer",
+      "SELECT $1::text, count(*) FROM outbox WHERE producer = $1 AND sent_at IS NULL", 1 },
+    { "dozen_outbox_oldest_unsent_age_seconds",
+      "Age of the oldest outbox row not yet acknowledged by the broker (0 when none).",
+      "producer",
+      "SELECT $1::text, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) "
+      "FROM outbox WHERE producer = $1 AND sent_at IS NULL", 1 },
+};
+const size_t outbox_metrics_ngauges =
+    sizeof(outbox_metrics_gauges) / sizeof(outbox_metrics_gauges[0]);
+
 /* The relay's series, labelled with its producer name. */
 static void relay_metrics(outbox_relay_t *r, metrics_t *m)
 {

@@ -12,6 +12,7 @@
 #include "kafka.h"
 #include "outbox.h"
 #include "metrics.h"
+#include "metrics_sql.h"
 #include "strbuf.h"
 
 /* Blocks SIGTERM and SIGINT in the calling thread (and so in every thread it starts after
@@ -107,6 +108,10 @@ typedef struct svc {
      * the HTTP server's and the relay's. Required: main() makes it (metrics_new) so that
      * its own series exist before anything runs, and frees it after svc_run. */
     struct metrics *metrics;
+    /* Gauges read from PostgreSQL when /metrics is scraped (metrics_sql.h), besides the
+     * outbox's (svc_run adds those when the service has a relay); may be NULL/0. */
+    const metrics_sql_gauge_t *gauges;
+    size_t ngauges;
     void *ctx;                   /* for routes, health, hooks and describe */
     /* Appends " key=value ..." for the "started" log line after port and bind; may be
      * NULL. */

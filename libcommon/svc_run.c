@@ -90,6 +90,7 @@ struct svc_progress {
     enum svc_stage stage;
     size_t nbefore, nafter;
     http_server_t *http;
+    metrics_sql_t *sql[2];       /* the outbox's gauges, the service's */
 };
 
 /* Stops everything p says is running, in shutdown order. */
@@ -97,6 +98,8 @@ static void stop_all(const svc_t *s, const struct svc_progress *p)
 {
     if (p->stage >= STAGE_HTTP)
         http_server_stop(p->http);
+    metrics_sql_stop(p->sql[0]); /* nothing renders the registry any more */
+    metrics_sql_stop(p->sql[1]);
     hooks_stop(s->after_consumer, s->ctx, p->nafter);
     if (p->stage >= STAGE_CONSUMER && s->consumer_opts != NULL) {
         kafka_consumer_stop(*s->consumer);
@@ -128,7 +131,7 @@ static void log_started(const svc_t *s)
 int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
 {
     const svc_config_t *c = s->cfg;
-    struct svc_progress p = { STAGE_NONE, 0, 0, NULL };
+    struct svc_progress p = { STAGE_NONE, 0, 0, NULL, { NULL, NULL } };
     outbox_relay_opts_t ro;
     char err[512];
     int ret = -1, sig;
@@ -149,6 +152,15 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
         goto done;
     }
     p.stage = STAGE_POOL;
+    if ((s->relay != NULL &&
+         (p.sql[0] = metrics_sql_start(s->metrics, *s->pool, s->name, outbox_metrics_gauges,
+                                       outbox_metrics_ngauges, 0, err, sizeof(err))) == NULL) ||
+        (s->ngauges > 0 &&
+         (p.sql[1] = metrics_sql_start(s->metrics, *s->pool, s->name, s->gauges, s->ngauges,
+                                       0, err, sizeof(err))) == NULL)) {
+        snprintf(errstr, errstr_size, "metrics: %s", err);
+        goto done;
+    }
     if (topics_service_ready(c->kafka_bootstrap, s->name, (int)c->topics_wait_ms,
                              errstr, errstr_size) != 0)
         goto done;

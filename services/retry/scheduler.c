@@ -352,6 +352,8 @@ static int run_round(struct scheduler *s)
                 reasons[n_gave_up++] = p->give_up;
             }
             log_outcome(&rows[i], p, acked_at);
+            retry_metrics_outcome(s->r->metrics, rows[i].rec.info.group, p->give_up,
+                                  rows[i].due_at_ms, acked_at);
             continue;
         }
         later[n_later] = rows[i].id;
