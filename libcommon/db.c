@@ -623,7 +623,7 @@ int db_ping(db_pool_t *pool, int timeout_ms, char *errstr, size_t errstr_size)
 
 int db_lease_begin(PGconn *conn, long long lease_ms, char *errstr, size_t errstr_size)
 {
-    char ms[24];
+    char ms[24], sqlstate[6];
     const char *params[1] = { ms };
     PGresult *res;
 
@@ -638,8 +638,21 @@ int db_lease_begin(PGconn *conn, long long lease_ms, char *errstr, size_t errstr
      * its socket; ignored on a Unix-domain socket). */
     res = db_query(conn, "SELECT set_config('idle_session_timeout', $1, false), "
                    "set_config('idle_in_transaction_session_timeout', $1, false), "
-                   "set_config('tcp_user_timeout', $1, false)", 1, params, NULL, errstr,
+                   "set_config('tcp_user_timeout', $1, false)", 1, params, sqlstate, errstr,
                    errstr_size);
+    if (res == NULL && strcmp(sqlstate, "42704") == 0) {
+        /* A server before 14 has no idle_session_timeout: keep what it has. */
+        char err[256];
+
+        res = db_query(conn, "SELECT set_config('idle_in_transaction_session_timeout', $1, "
+                       "false)", 1, params, NULL, err, sizeof(err));
+        if (res == NULL) {
+            snprintf(errstr, errstr_size, "%s", err);
+            return -1;
+        }
+        PQclear(res);
+        return 1;
+    }
     if (res == NULL)
         return -1;
     PQclear(res);

@@ -94,7 +94,10 @@ int db_ping(db_pool_t *pool, int timeout_ms, char *errstr, size_t errstr_size);
  * (a third of the lease) while it has nothing else to run; db_lease_renew is the cheapest.
  * A holder that was paused past its lease finds its session closed at its next statement
  * (an error, the connection CONNECTION_BAD) and must treat the lock as lost.
- * Return 0, or -1 with errstr (a lease out of range, or the statement failed). */
+ * db_lease_begin returns 0; 1 with errstr (the server's complaint) when the server is older
+ * than PostgreSQL 14 and only idle_in_transaction_session_timeout could be set: the lock
+ * then outlives a paused holder, which the caller should log; or -1 with errstr (a lease
+ * out of range, or the statement failed). db_lease_renew returns 0 or -1 with errstr. */
 #define DB_LEASE_MIN_MS 300
 #define DB_LEASE_MAX_MS 600000
 int db_lease_begin(PGconn *conn, long long lease_ms, char *errstr, size_t errstr_size);

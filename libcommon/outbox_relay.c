@@ -298,8 +298,11 @@ static enum step relay_step(outbox_relay_t *r, char *errstr, size_t errstr_size)
          * the relay falls silent (paused, hung, cut off), so that a standby takes over.
          * LISTEN before the first SELECT, so that no row committed after it goes
          * unnoticed. If either fails, the lock goes with the connection. */
-        if (db_lease_begin(r->pg, r->lease_ms, errstr, errstr_size) != 0 ||
-            pg_listen(r, errstr, errstr_size) != 0) {
+        n = db_lease_begin(r->pg, r->lease_ms, errstr, errstr_size);
+        if (n == 1)
+            log_warn("outbox_relay_no_lease producer=%s error=%s reason=\"PostgreSQL before "
+                     "14: a paused leader keeps the lock\"", r->producer, LOG_Q(errstr));
+        if (n < 0 || pg_listen(r, errstr, errstr_size) != 0) {
             pg_close(r);
             return STEP_FAILED;
         }

@@ -138,13 +138,20 @@ static int ensure_lock(struct scheduler *s)
     if (s->locked)
         return 0;
     rc = store_try_scheduler_lock(s->conn, err, sizeof(err));
-    if (rc == 1 && db_lease_begin(s->conn, s->r->cfg.svc.db_leader_lease_ms, err,
-                                  sizeof(err)) != 0) {
-        /* Without its lease the lock could outlive a paused scheduler: give it back. */
-        log_warn("retry_scheduler_lease_failed error=%s", LOG_Q(err));
-        PQfinish(s->conn);
-        s->conn = NULL;
-        return -1;
+    if (rc == 1) {
+        int lease = db_lease_begin(s->conn, s->r->cfg.svc.db_leader_lease_ms, err,
+                                   sizeof(err));
+
+        if (lease < 0) {
+            /* The lock must not be held without its lease: give it back. */
+            log_warn("retry_scheduler_lease_failed error=%s", LOG_Q(err));
+            PQfinish(s->conn);
+            s->conn = NULL;
+            return -1;
+        }
+        if (lease == 1)
+            log_warn("retry_scheduler_no_lease error=%s reason=\"PostgreSQL before 14: a "
+                     "paused scheduler keeps the lock\"", LOG_Q(err));
     }
     if (rc == 1) {
         s->locked = 1;
