@@ -6,8 +6,12 @@
  * How the relay keeps "published exactly once" across crashes:
  *
  * - One publisher per producer. The relay holds a session advisory lock keyed on the
- *   producer name on its own connection; a relay that does not hold it stands by. Losing the
- *   connection loses the lock, and the relay must take it again.
+ *   producer name on its own connection; a relay that does not hold it stands by, asking
+ *   again every second. Losing the connection loses the lock, and the relay must take it
+ *   again. The lock's session has a lease (db_lease_begin, DB_LEADER_LEASE): the leader
+ *   runs a statement at least every third of it (outbox_lease_beat), and the server ends
+ *   the session of a leader that fell silent (paused, hung, cut off), so that a standby
+ *   takes over; a round that finds itself half a lease past its SELECT stops producing.
  * - A row is marked sent (with the partition and offset the broker reported) only after its
  *   delivery report said the broker acknowledged it (idempotent producer, acks=all). The
  *   mark also moves outbox_position(producer, topic, partition).next_offset past the record.
@@ -19,8 +23,9 @@
  *   it publish; the relay never publishes on a guess.
  *
  * What this does not cover: a relay that lost its database session (and so its lock) but
- * keeps running, cut off from PostgreSQL yet not from Kafka, can still deliver the round it
- * had in flight while a new leader publishes the same rows. Fencing that needs Kafka
+ * keeps running, cut off from PostgreSQL yet not from Kafka, or paused between its SELECT
+ * and its produce calls, can still deliver the round it had in flight while a new leader
+ * publishes the same rows. Fencing that needs Kafka
  * transactions; here the window is one round of at most `batch` rows. Consumers deduplicate
  * on ce_id in any case.
  *
