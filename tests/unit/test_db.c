@@ -4,6 +4,7 @@
  * by a fake server that then hangs up. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -174,9 +175,11 @@ static void test_options_merge(void **state)
 }
 
 /* A fake server: accepts one connection, keeps the parameters of its StartupMessage
- * ("key\0value\0...") and hangs up. */
+ * ("key\0value\0...") and hangs up, or, with accept_login, answers AuthenticationOk and
+ * ReadyForQuery and waits for the client to hang up. */
 struct fake_server {
     int fd;
+    int accept_login;
     char params[2048];
     size_t params_len;
 };
@@ -212,6 +215,14 @@ static void *fake_server_main(void *arg)
             fs->params_len = len - 8;
         }
     }
+    if (fs->accept_login) {
+        static const unsigned char ok[] = { 'R', 0, 0, 0, 8, 0, 0, 0, 0,
+                                            'Z', 0, 0, 0, 5, 'I' };
+
+        if (write(c, ok, sizeof(ok)) == (ssize_t)sizeof(ok))
+            while (read(c, body, sizeof(body)) > 0)
+                ; /* until the client's Terminate and close */
+    }
     close(c);
     return NULL;
 }
@@ -234,15 +245,21 @@ static const char *startup_param(const struct fake_server *fs, const char *key)
     return NULL;
 }
 
-/* Connects to a fake server with conninfo_fmt (one %d: the port); fills fs. */
-static void connect_fake(const char *conninfo_fmt, struct fake_server *fs)
+/* Connects to a fake server with conninfo_fmt (one %d: the port); fills fs. With
+ * fs->accept_login set on entry, returns the open connection (the caller PQfinish()es it
+ * and then calls fake_join); else NULL, the server already gone. */
+static pthread_t fake_thread;
+
+static PGconn *connect_fake(const char *conninfo_fmt, struct fake_server *fs)
 {
     struct sockaddr_in a;
     socklen_t alen = sizeof(a);
     char conninfo[512], err[256];
-    pthread_t t;
+    int accept_login = fs->accept_login;
+    PGconn *conn;
 
     memset(fs, 0, sizeof(*fs));
+    fs->accept_login = accept_login;
     memset(&a, 0, sizeof(a));
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -251,12 +268,64 @@ static void connect_fake(const char *conninfo_fmt, struct fake_server *fs)
     assert_int_equal(bind(fs->fd, (struct sockaddr *)&a, sizeof(a)), 0);
     assert_int_equal(listen(fs->fd, 1), 0);
     assert_int_equal(getsockname(fs->fd, (struct sockaddr *)&a, &alen), 0);
-    assert_int_equal(pthread_create(&t, NULL, fake_server_main, fs), 0);
+    assert_int_equal(pthread_create(&fake_thread, NULL, fake_server_main, fs), 0);
     snprintf(conninfo, sizeof(conninfo), conninfo_fmt, ntohs(a.sin_port));
-    assert_null(db_connect(conninfo, NULL, 0, err, sizeof(err))); /* it hangs up */
-    pthread_join(t, NULL);
+    conn = db_connect(conninfo, NULL, 0, err, sizeof(err));
+    if (accept_login) {
+        if (conn == NULL)
+            fail_msg("connect to the fake server failed: %s", err);
+        return conn;
+    }
+    assert_null(conn); /* it hangs up */
+    pthread_join(fake_thread, NULL);
     close(fs->fd);
     assert_true(fs->params_len > 0);
+    return NULL;
+}
+
+static void fake_join(struct fake_server *fs)
+{
+    pthread_join(fake_thread, NULL);
+    close(fs->fd);
+}
+
+static int sockopt(int fd, int level, int name)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+
+    assert_int_equal(getsockopt(fd, level, name, &v, &len), 0);
+    return v;
+}
+
+/* The socket of a connection has the keepalives and user timeout db.h promises, unless the
+ * connection string says otherwise. */
+static void test_socket_options(void **state)
+{
+    struct fake_server fs;
+    PGconn *conn;
+
+    (void)state;
+    memset(&fs, 0, sizeof(fs));
+    fs.accept_login = 1;
+    conn = connect_fake("host=127.0.0.1 port=%d user=u dbname=d sslmode=disable "
+                        "gssencmode=disable", &fs);
+    assert_int_equal(sockopt(PQsocket(conn), SOL_SOCKET, SO_KEEPALIVE), 1);
+    assert_int_equal(sockopt(PQsocket(conn), IPPROTO_TCP, TCP_KEEPIDLE), 5);
+    assert_int_equal(sockopt(PQsocket(conn), IPPROTO_TCP, TCP_KEEPINTVL), 2);
+    assert_int_equal(sockopt(PQsocket(conn), IPPROTO_TCP, TCP_KEEPCNT), 3);
+    assert_int_equal(sockopt(PQsocket(conn), IPPROTO_TCP, TCP_USER_TIMEOUT), 10000);
+    PQfinish(conn);
+    fake_join(&fs);
+
+    fs.accept_login = 1;
+    conn = connect_fake("postgresql://u@127.0.0.1:%d/d?sslmode=disable&gssencmode=disable"
+                        "&keepalives_idle=30&tcp_user_timeout=2500", &fs);
+    assert_int_equal(sockopt(PQsocket(conn), IPPROTO_TCP, TCP_KEEPIDLE), 30);
+    assert_int_equal(sockopt(PQsocket(conn), IPPROTO_TCP, TCP_USER_TIMEOUT), 2500);
+    assert_int_equal(sockopt(PQsocket(conn), IPPROTO_TCP, TCP_KEEPCNT), 3);
+    PQfinish(conn);
+    fake_join(&fs);
 }
 
 static void test_startup_options(void **state)
@@ -264,6 +333,7 @@ static void test_startup_options(void **state)
     struct fake_server fs;
 
     (void)state;
+    memset(&fs, 0, sizeof(fs));
     unsetenv("PGOPTIONS");
     db_set_statement_timeout(0);
     connect_fake("host=127.0.0.1 port=%d user=u dbname=d sslmode=disable "
@@ -310,6 +380,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options_merge),
         cmocka_unit_test(test_startup_options),
+        cmocka_unit_test(test_socket_options),
         cmocka_unit_test(test_lease_arguments),
         cmocka_unit_test(test_pool_options),
         cmocka_unit_test(test_unreachable_server),
