@@ -37,6 +37,8 @@ typedef struct outbox_relay_opts {
     const char *producer;   /* which rows are ours: outbox.producer; copied */
     int64_t poll_ms;        /* backstop poll interval (default 5000 if 0) */
     int batch;              /* rows per round (default 500 if 0) */
+    int64_t lease_ms;       /* the leader's lease (db.h, leader leases): a leader silent
+                             * this long loses the lock to a standby (default 3000 if 0) */
     struct metrics *metrics; /* NULL, or where the relay keeps its dozen_outbox_* series
                               * (borrowed: must outlive the relay) */
 } outbox_relay_opts_t;

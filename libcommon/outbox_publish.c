@@ -185,6 +185,7 @@ static void await_reports(outbox_relay_t *r)
         }
         if (now >= deadline)
             return;
+        outbox_lease_beat(r);
         rd_kafka_flush(r->rk, 100); /* sends at once and serves the reports */
     }
 }
@@ -245,12 +246,14 @@ int outbox_publish_round(outbox_relay_t *r, char *errstr, size_t errstr_size)
     rd_kafka_resp_err_t ferr;
     int n, i, acked = 0, all_ok = 1, ret = -1;
     long long created;
+    int64_t selected_at;
 
     errstr[0] = '\0';
     snprintf(batch, sizeof(batch), "%d", r->batch);
     res = db_exec(r->pg, "relay_select", 2, params, NULL, errstr, errstr_size);
     if (res == NULL)
         return -1;
+    selected_at = util_mono_ms();
     n = PQntuples(res);
     if (n == 0) {
         PQclear(res);
@@ -265,6 +268,17 @@ int outbox_publish_round(outbox_relay_t *r, char *errstr, size_t errstr_size)
 
         if (outbox_stopping(r))
             break; /* the rest stays for the next start */
+        if (util_mono_ms() - selected_at >= r->lease_ms / 2) {
+            /* Paused (or starved) since the SELECT: the lease may have run out and a new
+             * leader may be publishing these rows. The rest waits for the next round,
+             * which starts with a statement that tells whether the session lives. */
+            all_ok = 0;
+            if (errstr[0] == '\0')
+                snprintf(errstr, errstr_size, "round cut short: %lld ms since its SELECT, "
+                         "the lease may have run out",
+                         (long long)(util_mono_ms() - selected_at));
+            break;
+        }
         if (key_blocked(res, r->rows, i, key)) {
             r->rows[i].state = ROW_SKIPPED;
             all_ok = 0;

@@ -30,7 +30,11 @@ int svc_config_read(const svc_config_spec_t *spec, svc_config_t *out,
         (spec->outbox &&
          cfg_duration_ms("OUTBOX_POLL_INTERVAL", "5s", 10, 3600000, &out->outbox_poll_ms,
                          errstr, errstr_size) != 0) ||
-        cfg_str("INSTANCE_ID", "", &out->instance_id, errstr, errstr_size) != 0)
+        cfg_str("INSTANCE_ID", "", &out->instance_id, errstr, errstr_size) != 0 ||
+        cfg_duration_ms("DB_STATEMENT_TIMEOUT", "30s", 0, 3600000,
+                        &out->db_statement_timeout_ms, errstr, errstr_size) != 0 ||
+        cfg_duration_ms("DB_LEADER_LEASE", "3s", 1000, 60000, &out->db_leader_lease_ms,
+                        errstr, errstr_size) != 0)
         return -1;
     if (out->instance_id[0] == '\0') {
         out->instance_id = NULL;
@@ -145,6 +149,7 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
         snprintf(errstr, errstr_size, "metrics: too many collectors");
         goto done;
     }
+    db_set_statement_timeout(c->db_statement_timeout_ms);
     *s->pool = db_pool_new(c->database_url, c->db_pool_size, s->stmts, s->nstmts,
                            err, sizeof(err));
     if (*s->pool == NULL) {
@@ -171,6 +176,7 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
         ro.bootstrap = c->kafka_bootstrap;
         ro.producer = s->name;
         ro.poll_ms = c->outbox_poll_ms;
+        ro.lease_ms = c->db_leader_lease_ms;
         ro.metrics = s->metrics;
         *s->relay = outbox_relay_start(&ro, err, sizeof(err));
         if (*s->relay == NULL) {
