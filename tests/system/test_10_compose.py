@@ -592,6 +592,10 @@ def test_env_example_lists_every_variable_with_a_comment(compose):
 # ---------------------------------------------------------------------------------------
 # Image
 
+MULTIARCH = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+
+
 def needed_packages(program):
     """Debian packages holding the shared libraries BIN/program links directly."""
     out = subprocess.run(["readelf", "-d", os.path.join(BIN, program)], capture_output=True,
@@ -602,8 +606,10 @@ def needed_packages(program):
             continue  # the ASan build; the image ships the plain one
         found = subprocess.run(["dpkg-query", "-S", f"*/{soname}"], capture_output=True,
                                text=True).stdout
+        # Only the library of the programs' own architecture (/lib/x86_64-linux-gnu/...):
+        # libc6-i386's /lib32/libc.so.6, say, is another package that links nothing here.
         owners = {line.split(":")[0] for line in found.splitlines()
-                  if line.rstrip().endswith("/" + soname)}
+                  if line.rstrip().endswith(f"/{MULTIARCH}/" + soname)}
         assert owners, f"no Debian package holds {soname} ({program})"
         pkgs |= owners
     return pkgs
