@@ -443,7 +443,7 @@ static void print_header(rd_kafka_headers_t *hdrs, const char *name)
 static void print_record(const rd_kafka_message_t *msg)
 {
     static const char *const ce[] = { "ce_type", "ce_id", "ce_source", "ce_time",
-                                      "ce_specversion" };
+                                      "ce_specversion", "ce_traceparent" };
     rd_kafka_headers_t *hdrs = NULL; /* borrowed from msg */
     size_t i;
 
