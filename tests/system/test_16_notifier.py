@@ -373,7 +373,9 @@ def test_bad_feed_with_a_fallback_sends_the_fallbacks_figures(stack, migrated, m
     assert len(feed_requests(s.feed)) == 1 and len(feed_requests(s.fallback)) == 1
     wait_everyone_messaged(s.gateway, phones, 15)
     time.sleep(SETTLE)
-    assert_one_bulletin_each(s.gateway, phones, bulletin_text(s.day, FALLBACK_FIGURES))
+    # the changes are counted from yesterday's stored figures
+    assert_one_bulletin_each(s.gateway, phones,
+                             bulletin_text(s.day, FALLBACK_FIGURES, YESTERDAY))
 
 
 @pytest.mark.parametrize("mode,reason", [("wrong_date", "stale_date"),
