@@ -107,7 +107,8 @@ test_factory_order_state_objs  := services/factory/order_state.o
 test_notifier_bulletin_objs    := services/notifier/bulletin.o services/notifier/feed.o \
                                   services/notifier/feed_datagokr.o services/notifier/store.o
 test_notifier_feed_objs        := services/notifier/feed.o services/notifier/feed_datagokr.o
-test_notifier_datagokr_objs    := services/notifier/feed.o services/notifier/feed_datagokr.o
+test_notifier_datagokr_objs    := services/notifier/feed.o services/notifier/feed_datagokr.o \
+                                  tools/open-data/daily.o
 test_notifier_sms_objs         := services/notifier/sms.o
 test_open-data_daily_objs      := tools/open-data/daily.o
 test_open-data_state_objs      := tools/open-data/state.o tools/open-data/daily.o \

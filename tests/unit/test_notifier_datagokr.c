@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "feed.h"
+#include "open_data.h"
 
 #define TODAY "2026-11-22"
 
@@ -226,6 +227,65 @@ static void test_formats(void **state)
     assert_string_equal(feed_reason_code(FEED_SOURCE_REFUSED), "source_refused");
 }
 
+/* The stand-in's XML (tools/open-data) read by the notifier: both sides of one contract. */
+static feed_reason_t standin(enum od_kind kind, uint64_t seq, feed_figures_t *out,
+                             feed_figures_t *prev, int *has_prev, char *err, size_t err_size)
+{
+    struct od_answer a;
+    strbuf_t body;
+    feed_reason_t r;
+
+    memset(&a, 0, sizeof(a));
+    a.served = kind;
+    a.status = 200;
+    a.invalid_seq = seq;
+    a.figures = (struct od_figures){ 345116, 300000, 42258, 2858 };
+    snprintf(a.date, sizeof(a.date), "%s", kind == OD_NOT_PUBLISHED ? "2026-11-21"
+                                           : kind == OD_WRONG_DATE ? "2026-11-12" : TODAY);
+    strbuf_init(&body, 0);
+    assert_int_equal(od_daily_xml(&a, &body), 0);
+    r = feed_validate_datagokr(body.buf, body.len, TODAY, NULL, out, prev, has_prev, err,
+                               err_size);
+    strbuf_release(&body);
+    return r;
+}
+
+static void test_the_standin_speaks_the_same_contract(void **state)
+{
+    static const struct {
+        enum od_kind kind;
+        feed_reason_t want;
+    } modes[] = {
+        { OD_OK, FEED_OK }, { OD_NOT_PUBLISHED, FEED_NOT_PUBLISHED_YET },
+        { OD_WRONG_DATE, FEED_STALE_DATE }, { OD_ALL_ZERO, FEED_ALL_ZERO },
+        { OD_DECREASING, FEED_DECREASING_TOTALS }, { OD_REFUSED, FEED_SOURCE_REFUSED },
+    };
+    feed_figures_t out, prev;
+    int has_prev = 0;
+    char err[256];
+    size_t i;
+    uint64_t seq;
+
+    (void)state;
+    for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        feed_reason_t got = standin(modes[i].kind, 0, &out, &prev, &has_prev, err,
+                                    sizeof(err));
+
+        if (got != modes[i].want)
+            fail_msg("mode %s: %s (%s)", od_kind_name(modes[i].kind), feed_reason_code(got),
+                     err);
+    }
+    for (seq = 0; seq < 4; seq++)
+        assert_int_equal(standin(OD_INVALID, seq, &out, NULL, NULL, err, sizeof(err)),
+                         FEED_INVALID_DATA);
+    assert_int_equal(standin(OD_OK, 0, &out, &prev, &has_prev, err, sizeof(err)), FEED_OK);
+    assert_int_equal(out.confirmed, 345116);
+    assert_int_equal(has_prev, 1);
+    assert_int_equal(out.confirmed - prev.confirmed, OD_DAILY_CONFIRMED);
+    assert_int_equal(out.deaths - prev.deaths, OD_DAILY_DEATHS);
+    assert_int_equal(out.recovered - prev.recovered, OD_DAILY_RECOVERED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -235,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_hostile_xml),
         cmocka_unit_test(test_request_url),
         cmocka_unit_test(test_formats),
+        cmocka_unit_test(test_the_standin_speaks_the_same_contract),
     };
     int failed;
 
