@@ -16,7 +16,9 @@
 # ADMIN_TOKEN (default: generated once and kept in RUN_DIR/admin_token), UP_TIMEOUT (60 s),
 # INSTANCE_ID (1: the services' static consumer group membership).
 # Passed on as they are: BULLETIN_* to the notifier (BULLETIN_SOURCE_URL defaults to the
-# open-data stand-in), OPEN_DATA_* to the open-data stand-in (OPEN_DATA_TZ defaults to
+# open-data stand-in, in the BULLETIN_SOURCE_FORMAT asked for; when it names a real feed,
+# the stand-in is not started and BULLETIN_SOURCE_FORMAT and BULLETIN_SOURCE_KEY go with
+# it), OPEN_DATA_* to the open-data stand-in (OPEN_DATA_TZ defaults to
 # BULLETIN_TZ, so that both agree on "today"), SMS_GATEWAY_* to the SMS stand-in; a change
 # to them restarts that program on the next `up`. The notifier always sends through the SMS
 # stand-in, with the stand-in's account (SMS_SID and SMS_TOKEN below).
@@ -45,6 +47,28 @@ SERVICES=(legacy-factory open-data sms-gateway retry sales stock factory notifie
 SMS_SID=ACdozenlocal
 SMS_TOKEN=dozen-local-sms-token
 SMS_SENDER=dozen
+# Stand-ins not started because the environment names the real system (stopped if running).
+SKIP_STANDINS=()
+# The feed: the open-data stand-in (JSON at /daily, or the data portal's XML service with a
+# key of its own) unless BULLETIN_SOURCE_URL names a real one. The key is a secret: it
+# reaches the notifier through its environment only, never a command line or a file.
+FEED_FORMAT=${BULLETIN_SOURCE_FORMAT:-dozen-json}
+if [ -n "${BULLETIN_SOURCE_URL:-}" ]; then
+    FEED_URL=$BULLETIN_SOURCE_URL
+    FEED_KEY=${BULLETIN_SOURCE_KEY:-}
+    SKIP_STANDINS+=(open-data)
+elif [ "$FEED_FORMAT" = datagokr-covid19 ]; then
+    FEED_URL=http://127.0.0.1:$OPEN_DATA_PORT/openapi/service/rest/Covid19/getCovid19InfStateJson
+    FEED_KEY=${BULLETIN_SOURCE_KEY:-dozen-local-key}
+else
+    FEED_URL=http://127.0.0.1:$OPEN_DATA_PORT/daily
+    FEED_KEY=${BULLETIN_SOURCE_KEY:-}
+fi
+skipped() {
+    local s
+    for s in "${SKIP_STANDINS[@]}"; do [ "$s" = "$1" ] && return 0; done
+    return 1
+}
 # The feed's zone: the notifier's unless set, so that both mean the same day by "today".
 OPEN_DATA_TZ_EFFECTIVE=${OPEN_DATA_TZ:-${BULLETIN_TZ:-Asia/Seoul}}
 
@@ -126,7 +150,11 @@ start_bg() {
 settings_of() {
     {
         case $1 in
-        notifier) env | grep '^BULLETIN_' || true ;;
+        notifier)
+            # the key's digest only: a changed key restarts the notifier, the key stays out
+            env | grep '^BULLETIN_' | grep -v '^BULLETIN_SOURCE_KEY=' || true
+            [ -z "$FEED_KEY" ] ||
+                echo "BULLETIN_SOURCE_KEY_SHA256=$(printf '%s' "$FEED_KEY" | sha256sum | cut -d' ' -f1)" ;;
         open-data)
             echo "OPEN_DATA_TZ=$OPEN_DATA_TZ_EFFECTIVE"
             env | grep '^OPEN_DATA_' | grep -Ev '^OPEN_DATA_(URL|PORT)=' || true ;;
@@ -295,11 +323,16 @@ EOF
                FACTORY_CALLBACK_URL="http://127.0.0.1:$FACTORY_PORT"
                NOTIFIER_PORT="$NOTIFIER_PORT" OPEN_DATA_PORT="$OPEN_DATA_PORT"
                SMS_GATEWAY_PORT="$SMS_GATEWAY_PORT" OPEN_DATA_TZ="$OPEN_DATA_TZ_EFFECTIVE"
-               BULLETIN_SOURCE_URL="${BULLETIN_SOURCE_URL:-http://127.0.0.1:$OPEN_DATA_PORT/daily}"
+               BULLETIN_SOURCE_URL="$FEED_URL" BULLETIN_SOURCE_FORMAT="$FEED_FORMAT"
+               BULLETIN_SOURCE_KEY="$FEED_KEY"
                SMS_GATEWAY_URL="http://127.0.0.1:$SMS_GATEWAY_PORT" SMS_ACCOUNT_SID="$SMS_SID"
                SMS_AUTH_TOKEN="$SMS_TOKEN" SMS_FROM="$SMS_SENDER" "${DEV_BROKER_ENV[@]}")
     local settings
     for svc in "${SERVICES[@]}"; do
+        if skipped "$svc"; then
+            pid_alive "$svc" && stop_pid "$svc" && say "stopped $svc (the real one is configured)"
+            continue
+        fi
         settings=$(settings_of "$svc")
         if pid_alive "$svc" && { [ $restart = 1 ] || [ "$BIN/$svc" -nt "$PIDS/$svc.pid" ] ||
                                  [ "$settings" != "$(cat "$SETTINGS/$svc" 2>/dev/null)" ]; }; then
@@ -312,7 +345,7 @@ EOF
         fi
     done
     wait_healthy legacy-factory "http://127.0.0.1:$LEGACY_FACTORY_PORT"
-    wait_healthy open-data "http://127.0.0.1:$OPEN_DATA_PORT"
+    skipped open-data || wait_healthy open-data "http://127.0.0.1:$OPEN_DATA_PORT"
     wait_healthy sms-gateway "http://127.0.0.1:$SMS_GATEWAY_PORT"
     wait_healthy retry "http://127.0.0.1:$RETRY_PORT"
     wait_healthy sales "http://127.0.0.1:$SALES_PORT"

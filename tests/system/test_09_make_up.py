@@ -176,3 +176,42 @@ def test_up_again_from_a_shell_that_sourced_run_env(run_env):
     r = requests.post(env["SALES_URL"] + "/orders", json={"sku": "glazed", "quantity": 1},
                       timeout=5)
     assert r.status_code == 201, r.text
+
+
+def test_a_real_feed_is_passed_on_and_its_stand_in_not_started(run_env):
+    """BULLETIN_SOURCE_URL names the real feed: the notifier gets it with its format and key
+    (through its environment only), the open-data stand-in is not started, and the key is
+    in no file of RUN_DIR; without it the stand-in serves the asked format (issue 12)."""
+    run_dir = run_env["RUN_DIR"]
+    key = "real+Key/For==Test"
+    real = dict(run_env, BULLETIN_SOURCE_URL="http://127.0.0.1:1/getCovid19InfStateJson",
+                BULLETIN_SOURCE_FORMAT="datagokr-covid19", BULLETIN_SOURCE_KEY=key)
+    up = stack("up", real)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "open-data.pid" not in pids(run_dir) or not os.path.exists(
+        f"/proc/{pids(run_dir)['open-data.pid']}")
+    n = environ(run_dir, "notifier")
+    assert n["BULLETIN_SOURCE_URL"] == real["BULLETIN_SOURCE_URL"]
+    assert n["BULLETIN_SOURCE_FORMAT"] == "datagokr-covid19" and n["BULLETIN_SOURCE_KEY"] == key
+    with open(f"/proc/{pids(run_dir)['notifier.pid']}/cmdline", "rb") as f:
+        assert key.encode() not in f.read()
+    for d, _, files in os.walk(run_dir):
+        for name in files:
+            path = os.path.join(d, name)
+            if os.path.islink(path) or "/pg/" in path:
+                continue
+            with open(path, "rb") as f:
+                assert key.encode() not in f.read(), f"the key is in {path}"
+
+    # Back to the stand-in, in the portal's format: started, and the notifier reads it.
+    local = dict(run_env, BULLETIN_SOURCE_FORMAT="datagokr-covid19")
+    up = stack("up", local)
+    assert up.returncode == 0, up.stdout + up.stderr
+    env = read_env(run_dir)
+    n = environ(run_dir, "notifier")
+    assert n["BULLETIN_SOURCE_URL"] == (env["OPEN_DATA_URL"] +
+                                        "/openapi/service/rest/Covid19/getCovid19InfStateJson")
+    assert n["BULLETIN_SOURCE_KEY"]
+    r = requests.get(n["BULLETIN_SOURCE_URL"], params={"serviceKey": n["BULLETIN_SOURCE_KEY"]},
+                     timeout=5)
+    assert r.status_code == 200 and "<resultCode>00</resultCode>" in r.text, r.text
