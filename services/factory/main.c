@@ -15,17 +15,14 @@ static const svc_config_spec_t settings = {
     .port_var = "FACTORY_PORT", .port_def = 8082, .pool_def = 8, .pool_min = 2, .outbox = 1,
 };
 
-/* An attribute the Legacy Factory API is sent as it is: FACTORY_ATTR_RULE. */
-static int cfg_attr(const char *name, const char *def, const char **out, char *errstr,
-                    size_t errstr_size)
+/* An attribute the Legacy Factory API is sent as it is: FACTORY_ATTR_RULE. Returns 0, or
+ * -1 with errstr naming the variable. */
+static int attr_check(const char *name, const char *value, char *errstr, size_t errstr_size)
 {
-    if (cfg_str(name, def, out, errstr, errstr_size) != 0)
-        return -1;
-    if (!callback_attr_valid(*out)) {
-        snprintf(errstr, errstr_size, "%s: '%.64s' must be %s", name, *out, FACTORY_ATTR_RULE);
-        return -1;
-    }
-    return 0;
+    if (callback_attr_valid(value))
+        return 0;
+    snprintf(errstr, errstr_size, "%s: '%.64s' must be %s", name, value, FACTORY_ATTR_RULE);
+    return -1;
 }
 
 static void config_read(struct config *c)
@@ -46,10 +43,13 @@ static void config_read(struct config *c)
                 err, sizeof(err)) != 0 ||
         cfg_url("FACTORY_CALLBACK_URL", "http://127.0.0.1:8082", &c->callback_url,
                 err, sizeof(err)) != 0 ||
-        cfg_attr("LEGACY_FACTORY_ID", "FF-500293", &c->factory_id, err, sizeof(err)) != 0 ||
-        cfg_attr("LEGACY_FACTORY_REQUESTER", "dozen", &c->requester, err, sizeof(err)) != 0 ||
-        cfg_attr("LEGACY_FACTORY_GROUP_ID", "stock-arrival-group", &c->group_id,
-                 err, sizeof(err)) != 0)
+        cfg_str("LEGACY_FACTORY_ID", "FF-500293", &c->factory_id, err, sizeof(err)) != 0 ||
+        attr_check("LEGACY_FACTORY_ID", c->factory_id, err, sizeof(err)) != 0 ||
+        cfg_str("LEGACY_FACTORY_REQUESTER", "dozen", &c->requester, err, sizeof(err)) != 0 ||
+        attr_check("LEGACY_FACTORY_REQUESTER", c->requester, err, sizeof(err)) != 0 ||
+        cfg_str("LEGACY_FACTORY_GROUP_ID", "stock-arrival-group", &c->group_id,
+                err, sizeof(err)) != 0 ||
+        attr_check("LEGACY_FACTORY_GROUP_ID", c->group_id, err, sizeof(err)) != 0)
         svc_die(FACTORY_SERVICE, "%s", err);
     if (retry_policy_from_env(&c->retry, err, sizeof(err)) != 0)
         svc_die(FACTORY_SERVICE, "%s", err);
