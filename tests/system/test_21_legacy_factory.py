@@ -290,6 +290,19 @@ def test_a_4xx_is_dead_lettered_with_the_factorys_message(stack, migrated, broke
     # The SKU is not blocked: the next depletion orders again, and is delivered.
     sell_out(sales, sku)
     wait_for(lambda: level(migrated, sku) == 4, 20, "the next depletion's restock")
+    # Replaying the refused depletion now finds it answered by that newer delivery.
+    out = subprocess.run([os.path.join(BIN, "dozenctl"), "dlq", "replay", "--group", "factory",
+                          "--reason", "factory_rejected"], capture_output=True, text=True,
+                         timeout=120, env=dict({k: v for k, v in os.environ.items()
+                                                if not k.startswith("KAFKA_")},
+                                               KAFKA_BOOTSTRAP=broker,
+                                               DATABASE_URL=migrated.url))
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: migrated.query(
+        "SELECT count(*) FROM processed_events WHERE consumer = 'factory' AND ce_id = %s",
+        (h["ce_id"],))[0][0] == 1, 30, "the replayed depletion to be handled")
+    assert level(migrated, sku) == 4
+    assert len(production_orders(factory, sku)) == 2
 
 
 # ---------------------------------------------------------------------------------------
