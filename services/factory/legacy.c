@@ -42,13 +42,27 @@ json_t *legacy_request(const struct config *cfg, const struct claim *c, char *er
     return body;
 }
 
-/* The factory's {"message": ...} from a refusal, cut to MESSAGE_MAX bytes, or "" (a pointer
- * into reply, borrowed). */
-static const char *refusal_message(json_t *reply)
+/* How many bytes of the factory's {"message": ...} (valid UTF-8 without NULs: jansson
+ * checks both) to keep: at most MESSAGE_MAX, never cutting a UTF-8 character, so that
+ * the text stays valid for PostgreSQL and the dead-letter headers. *msg is borrowed from
+ * reply, "(no message)" when there is none. */
+static int refusal_message(json_t *reply, const char **msg)
 {
     const char *m = json_string_value(json_object_get(reply, "message"));
+    size_t n;
 
-    return m != NULL ? m : "";
+    if (m == NULL || m[0] == '\0') {
+        *msg = "(no message)";
+        return (int)strlen(*msg);
+    }
+    *msg = m;
+    n = strlen(m);
+    if (n <= MESSAGE_MAX)
+        return (int)n;
+    n = MESSAGE_MAX;
+    while (n > 0 && ((unsigned char)m[n] & 0xc0) == 0x80)
+        n--; /* m[n] continues a character: cut before the character's first byte */
+    return (int)n;
 }
 
 int legacy_call(const struct config *cfg, CURL *curl, const struct claim *c,
@@ -84,9 +98,12 @@ int legacy_call(const struct config *cfg, CURL *curl, const struct claim *c,
         goto done;
     if (res.status >= 400 && res.status < 500) {
         /* A permanent refusal whatever the body; its message says which attribute. */
+        const char *msg;
+        int len;
+
         reply = res.too_long ? NULL : json_loadb(ans.buf, ans.len, 0, NULL);
-        util_errf(err, err_size, "HTTP %ld from the legacy factory: %.*s", res.status,
-                  MESSAGE_MAX, refusal_message(reply));
+        len = refusal_message(reply, &msg);
+        util_errf(err, err_size, "HTTP %ld from the legacy factory: %.*s", res.status, len, msg);
         ret = -2;
         goto done;
     }

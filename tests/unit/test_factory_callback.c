@@ -1,6 +1,6 @@
 /* Unit tests for services/factory/callback.c (the delivery callback's body in every shape
- * the legacy factory sends, the attribute rule, the capability's form) and for
- * util_random_hex, which mints the capabilities. */
+ * the legacy factory sends, the attribute rule, the capability's form), the request body of
+ * services/factory/legacy.c, and util_random_hex, which mints the capabilities. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -146,6 +146,49 @@ static void test_token_form_and_minting(void **state)
     assert_false(callback_token_form(a));
 }
 
+static void test_request_body(void **state)
+{
+    struct config cfg;
+    struct claim c;
+    json_t *body;
+    char err[256] = "", url[512];
+    static char longbase[2100];
+
+    (void)state;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.callback_url = "https://shop.example";
+    cfg.group_id = "stock-arrival-group";
+    cfg.requester = "ops-team";
+    memset(&c, 0, sizeof(c));
+    snprintf(c.id, sizeof(c.id), "6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f");
+    snprintf(c.sku, sizeof(c.sku), "glazed");
+    snprintf(c.factory_id, sizeof(c.factory_id), "FF-500293");
+    snprintf(c.product_id, sizeof(c.product_id), "CP-502101");
+    assert_int_equal(util_random_hex(c.token, FACTORY_TOKEN_BYTES), 0);
+    c.quantity = 10;
+
+    body = legacy_request(&cfg, &c, err, sizeof(err));
+    assert_non_null(body);
+    assert_int_equal(json_object_size(body), 6);
+    assert_string_equal(json_string_value(json_object_get(body, "MessageGroupId")),
+                        "stock-arrival-group");
+    assert_string_equal(json_string_value(json_object_get(body, "MessageAttributeProductId")),
+                        "CP-502101");
+    assert_int_equal(json_integer_value(json_object_get(body, "MessageAttributeProductCnt")), 10);
+    assert_string_equal(json_string_value(json_object_get(body, "MessageAttributeFactoryId")),
+                        "FF-500293");
+    assert_string_equal(json_string_value(json_object_get(body, "MessageAttributeRequester")),
+                        "ops-team");
+    snprintf(url, sizeof(url), "https://shop.example/deliveries/%s?token=%s", c.id, c.token);
+    assert_string_equal(json_string_value(json_object_get(body, "CallbackUrl")), url);
+    json_decref(body);
+
+    memset(longbase, 'a', sizeof(longbase) - 1);
+    cfg.callback_url = longbase;
+    assert_null(legacy_request(&cfg, &c, err, sizeof(err)));
+    assert_non_null(strstr(err, "callback URL longer than"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +196,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_attr_rule),
         cmocka_unit_test(test_token_form_and_minting),
+        cmocka_unit_test(test_request_body),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

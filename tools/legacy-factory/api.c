@@ -75,8 +75,7 @@ static void post_manufacture(const http_request_t *req, http_response_t *res, vo
     if (state_reject_gate(f->state)) {
         state_record_call(f->state, body, LF_CALL_REJECTED);
         snprintf(err, sizeof(err), "The message attribute 'MessageAttributeFactoryId' must "
-                 "contain non-empty message attribute value of a known factory ('%.64s' is "
-                 "not one).", in.factory_id);
+                 "contain non-empty message attribute value of a known factory.");
         log_info("manufacture_call outcome=rejected reason=reject_next");
         reply_message(res, 400, err);
         goto done;
