@@ -29,11 +29,21 @@ enum order_status {
     ORDER_CALLBACK_FAILED
 };
 
+/* A request's attributes without its CallbackUrl, whose buffer would make every record
+ * 2 KiB larger (the URL is kept at its length, in order_rec). */
+struct lf_attrs {
+    char group_id[LF_ATTR_MAX + 1];
+    char product_id[LF_ATTR_MAX + 1];
+    long long count;
+    char factory_id[LF_ATTR_MAX + 1];
+    char requester[LF_ATTR_MAX + 1];
+};
+
 /* One accepted order and what became of its callback. */
 struct order_rec {
     uint64_t seq;
     char id[LF_ID_LEN + 1];
-    struct lf_order_in in;       /* what was asked for; in.callback_url unused (below) */
+    struct lf_attrs in;          /* what was asked for (the URL is below) */
     char *callback_url;          /* owned */
     int64_t received_ms;         /* wall clock */
     enum order_status status;
@@ -538,8 +548,11 @@ int state_order_add(lf_state_t *st, const struct lf_order_in *in, const char *id
     memset(o, 0, sizeof(*o));
     o->seq = st->next_seq++;
     snprintf(o->id, sizeof(o->id), "%s", id);
-    o->in = *in;
-    o->in.callback_url[0] = '\0';
+    memcpy(o->in.group_id, in->group_id, sizeof(o->in.group_id));
+    memcpy(o->in.product_id, in->product_id, sizeof(o->in.product_id));
+    memcpy(o->in.factory_id, in->factory_id, sizeof(o->in.factory_id));
+    memcpy(o->in.requester, in->requester, sizeof(o->in.requester));
+    o->in.count = in->count;
     o->callback_url = url;
     url = NULL;
     o->received_ms = util_now_ms();
