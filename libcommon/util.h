@@ -12,6 +12,9 @@
  * Returns 0, or -1 if the kernel's random source failed. */
 int util_uuid_v4(char *out);
 
+/* Fills buf with len bytes from the kernel's CSPRNG (getrandom). Returns 0, or -1. */
+int util_random_bytes(void *buf, size_t len);
+
 /* Writes nbytes bytes from the kernel's CSPRNG (getrandom(2)) as 2 * nbytes lower-case hex
  * digits and a NUL into out (at least 2 * nbytes + 1 bytes): an unguessable token.
  * Returns 0, or -1 if the random source failed. */

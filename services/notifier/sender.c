@@ -139,6 +139,7 @@ static int deliver(struct batch *b, const struct delivery *d)
 {
     char sid[SMS_SID_MAX], why[512];
     sms_result_t res;
+    int64_t t0;
     int found;
 
     sid[0] = '\0';
@@ -161,7 +162,9 @@ static int deliver(struct batch *b, const struct delivery *d)
     }
     if (keep_lease(b) != 0)
         return -1;
+    t0 = util_mono_us();
     res = sms_send(b->sms, d->phone, d->body, sid, sizeof(sid), why, sizeof(why));
+    notifier_metrics_sms(b->n->metrics, res, why, util_mono_us() - t0);
     settle(b->n, b->conn, d, res, sid, why);
     return 0;
 }
