@@ -104,6 +104,7 @@ $(foreach t,$(TOOLS),$(eval $(call program_rule,$(lastword $(subst :, ,$(t))),to
 # the folders of those objects. A test without a line links libcommon alone; to link one
 # more object to a test, add it to the test's line.
 test_legacy-factory_state_objs := tools/legacy-factory/state.o tools/standin/standin.o
+test_factory_callback_objs     := services/factory/callback.o services/factory/legacy.o
 test_factory_order_state_objs  := services/factory/order_state.o
 test_notifier_bulletin_objs    := services/notifier/bulletin.o services/notifier/feed.o \
                                   services/notifier/feed_datagokr.o services/notifier/store.o

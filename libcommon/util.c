@@ -52,6 +52,27 @@ int util_uuid_v4(char *out)
     return 0;
 }
 
+int util_random_hex(char *out, size_t nbytes)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[64];
+    size_t i, o = 0;
+
+    while (nbytes > 0) {
+        size_t n = nbytes < sizeof(b) ? nbytes : sizeof(b);
+
+        if (util_random_bytes(b, n) != 0)
+            return -1;
+        for (i = 0; i < n; i++) {
+            out[o++] = hex[b[i] >> 4];
+            out[o++] = hex[b[i] & 0x0f];
+        }
+        nbytes -= n;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
 int util_is_uuid(const char *s)
 {
     size_t i;

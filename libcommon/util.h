@@ -15,6 +15,11 @@ int util_uuid_v4(char *out);
 /* Fills buf with len bytes from the kernel's CSPRNG (getrandom). Returns 0, or -1. */
 int util_random_bytes(void *buf, size_t len);
 
+/* Writes nbytes bytes from the kernel's CSPRNG (getrandom(2)) as 2 * nbytes lower-case hex
+ * digits and a NUL into out (at least 2 * nbytes + 1 bytes): an unguessable token.
+ * Returns 0, or -1 if the random source failed. */
+int util_random_hex(char *out, size_t nbytes);
+
 /* The value of one hexadecimal digit (either case), or -1 when c is none. */
 int util_hex_value(char c);
 

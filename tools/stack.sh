@@ -22,6 +22,12 @@
 # BULLETIN_TZ, so that both agree on "today"), SMS_GATEWAY_* to the SMS stand-in; a change
 # to them restarts that program on the next `up`. The notifier always sends through the SMS
 # stand-in, with the stand-in's account (SMS_SID and SMS_TOKEN below).
+# The legacy factory: LEGACY_FACTORY_URL naming another than the stand-in's address makes the
+# factory service call that one (the real Legacy Factory API) and the stand-in is not started
+# (stopped if it runs); FACTORY_CALLBACK_URL (how that factory reaches the factory service,
+# default http://127.0.0.1:FACTORY_PORT) and LEGACY_FACTORY_ID, LEGACY_FACTORY_REQUESTER,
+# LEGACY_FACTORY_GROUP_ID go to the factory service; the stand-in's knobs (FACTORY_DELAY_MS,
+# LEGACY_FACTORY_FAIL_NEXT, ...) to the stand-in. A change to them restarts that program.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,6 +48,15 @@ UP_TIMEOUT=${UP_TIMEOUT:-60}
 INSTANCE=${INSTANCE_ID:-1}
 # Started in this order (the stand-ins of the outside world first), stopped in reverse.
 SERVICES=(legacy-factory open-data sms-gateway retry sales stock factory notifier)
+# The legacy factory the factory service calls: the stand-in unless the environment names
+# another one (the stand-in's own address, which RUN/env exports, is no such request).
+LEGACY_STANDIN_URL=http://127.0.0.1:$LEGACY_FACTORY_PORT
+if [ -n "${LEGACY_FACTORY_URL:-}" ] && [ "${LEGACY_FACTORY_URL%/}" != "$LEGACY_STANDIN_URL" ]; then
+    LEGACY_TARGET=${LEGACY_FACTORY_URL%/}
+else
+    LEGACY_TARGET=$LEGACY_STANDIN_URL
+fi
+FACTORY_CALLBACK=${FACTORY_CALLBACK_URL:-http://127.0.0.1:$FACTORY_PORT}
 # The SMS stand-in's account, given to the stand-in and to the notifier alike, and the
 # notifier's sender id. Not secrets: the stand-in listens on loopback and sends nothing on.
 SMS_SID=ACdozenlocal
@@ -49,6 +64,7 @@ SMS_TOKEN=dozen-local-sms-token
 SMS_SENDER=dozen
 # Stand-ins not started because the environment names the real system (stopped if running).
 SKIP_STANDINS=()
+[ "$LEGACY_TARGET" = "$LEGACY_STANDIN_URL" ] || SKIP_STANDINS+=(legacy-factory)
 # The feed: the open-data stand-in (JSON at /daily, or the data portal's XML service with a
 # key of its own) unless BULLETIN_SOURCE_URL names a real one. The key is a secret: it
 # reaches the notifier through its environment only, never a command line or a file.
@@ -159,6 +175,12 @@ settings_of() {
             echo "OPEN_DATA_TZ=$OPEN_DATA_TZ_EFFECTIVE"
             env | grep '^OPEN_DATA_' | grep -Ev '^OPEN_DATA_(URL|PORT)=' || true ;;
         sms-gateway) env | grep '^SMS_GATEWAY_' | grep -Ev '^SMS_GATEWAY_(URL|PORT)=' || true ;;
+        legacy-factory)
+            env | grep -E '^(LEGACY_FACTORY_|FACTORY_DELAY_MS=)' |
+                grep -Ev '^LEGACY_FACTORY_(URL|PORT|ID|REQUESTER|GROUP_ID)=' || true ;;
+        factory)
+            echo "FACTORY_CALLBACK_URL=$FACTORY_CALLBACK"
+            env | grep -E '^LEGACY_FACTORY_(ID|REQUESTER|GROUP_ID)=' || true ;;
         esac
     } | LC_ALL=C sort -u
 }
@@ -300,7 +322,7 @@ export SALES_URL=http://127.0.0.1:$SALES_PORT
 export STOCK_URL=http://127.0.0.1:$STOCK_PORT
 export FACTORY_URL=http://127.0.0.1:$FACTORY_PORT
 export RETRY_URL=http://127.0.0.1:$RETRY_PORT
-export LEGACY_FACTORY_URL=http://127.0.0.1:$LEGACY_FACTORY_PORT
+export LEGACY_FACTORY_URL=$LEGACY_TARGET
 export NOTIFIER_URL=http://127.0.0.1:$NOTIFIER_PORT
 export OPEN_DATA_URL=http://127.0.0.1:$OPEN_DATA_PORT
 export SMS_GATEWAY_URL=http://127.0.0.1:$SMS_GATEWAY_PORT
@@ -319,8 +341,8 @@ EOF
                ADMIN_TOKEN="$token" LOG_LEVEL="${LOG_LEVEL:-info}" INSTANCE_ID="$INSTANCE"
                SALES_PORT="$SALES_PORT" STOCK_PORT="$STOCK_PORT" FACTORY_PORT="$FACTORY_PORT"
                LEGACY_FACTORY_PORT="$LEGACY_FACTORY_PORT" RETRY_PORT="$RETRY_PORT"
-               LEGACY_FACTORY_URL="http://127.0.0.1:$LEGACY_FACTORY_PORT"
-               FACTORY_CALLBACK_URL="http://127.0.0.1:$FACTORY_PORT"
+               LEGACY_FACTORY_URL="${LEGACY_TARGET:-http://127.0.0.1:$LEGACY_FACTORY_PORT}"
+               FACTORY_CALLBACK_URL="${FACTORY_CALLBACK:-http://127.0.0.1:$FACTORY_PORT}"
                NOTIFIER_PORT="$NOTIFIER_PORT" OPEN_DATA_PORT="$OPEN_DATA_PORT"
                SMS_GATEWAY_PORT="$SMS_GATEWAY_PORT" OPEN_DATA_TZ="$OPEN_DATA_TZ_EFFECTIVE"
                BULLETIN_SOURCE_URL="$FEED_URL" BULLETIN_SOURCE_FORMAT="$FEED_FORMAT"
@@ -344,7 +366,7 @@ EOF
             say "started $svc (pid $(cat "$PIDS/$svc.pid"))"
         fi
     done
-    wait_healthy legacy-factory "http://127.0.0.1:$LEGACY_FACTORY_PORT"
+    skipped legacy-factory || wait_healthy legacy-factory "$LEGACY_STANDIN_URL"
     skipped open-data || wait_healthy open-data "http://127.0.0.1:$OPEN_DATA_PORT"
     wait_healthy sms-gateway "http://127.0.0.1:$SMS_GATEWAY_PORT"
     wait_healthy retry "http://127.0.0.1:$RETRY_PORT"
@@ -358,10 +380,10 @@ EOF
 dozen is up.
   sales     http://127.0.0.1:$SALES_PORT   (POST /orders, GET /orders/{id})
   stock     http://127.0.0.1:$STOCK_PORT   (GET /inventory, GET|PUT /inventory/{sku})
-  factory   http://127.0.0.1:$FACTORY_PORT   (GET /production-orders, POST /deliveries)
+  factory   http://127.0.0.1:$FACTORY_PORT   (GET /production-orders; callbacks at $FACTORY_CALLBACK/deliveries/{id})
   notifier  http://127.0.0.1:$NOTIFIER_PORT   (POST /subscribers, POST /bulletins/run, GET /bulletins/{date})
   retry     http://127.0.0.1:$RETRY_PORT   (GET /stats)
-  legacy factory (stand-in)  http://127.0.0.1:$LEGACY_FACTORY_PORT   (POST /admin/mode)
+  legacy factory             $LEGACY_TARGET   ($([ "$LEGACY_TARGET" = "$LEGACY_STANDIN_URL" ] && echo "stand-in: GET /admin/manufactures, POST /admin/mode" || echo "the real one, from LEGACY_FACTORY_URL"))
   open data (stand-in)       http://127.0.0.1:$OPEN_DATA_PORT   (GET /daily, POST /admin/mode)
   SMS gateway (stand-in)     http://127.0.0.1:$SMS_GATEWAY_PORT   (GET /messages, GET /admin/stats)
   kafka     $BOOTSTRAP

@@ -903,6 +903,8 @@ COMPOSE_ONLY = {
     "BULLETIN_CRON": ".env knob; make up passes BULLETIN_* from the environment",
     "BULLETIN_TZ": "likewise", "BULLETIN_DEADLINE": "likewise",
     "BULLETIN_RETRY_INTERVAL": "likewise", "BULLETIN_FALLBACK_URL": "likewise",
+    "LEGACY_FACTORY_ID": ".env knob; make up passes LEGACY_FACTORY_* from the environment",
+    "LEGACY_FACTORY_REQUESTER": "likewise", "LEGACY_FACTORY_GROUP_ID": "likewise",
 }
 STACK_ONLY = {
     "INSTANCE_ID": "static group membership for make up's restarts; compose restarts the "
