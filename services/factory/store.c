@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "inbox.h"
+#include "trace.h"
 #include "util.h"
 
 #define ORDER_COLUMNS                                                                    \
@@ -44,11 +45,11 @@ const db_stmt_t store_stmts[] = {
       " AND status = " Q(PO_FAILED_NAME) " ORDER BY created_at DESC LIMIT 1) "
       "RETURNING id, quantity", 1 },
     { "po_insert",
-      "INSERT INTO production_orders (id, sku, quantity, status, depletion_ce_id) "
-      "VALUES ($1::uuid, $2, $3::int, " Q(PO_PENDING_NAME) ", $4::uuid) "
+      "INSERT INTO production_orders (id, sku, quantity, status, depletion_ce_id, traceparent) "
+      "VALUES ($1::uuid, $2, $3::int, " Q(PO_PENDING_NAME) ", $4::uuid, $5) "
       "ON CONFLICT (sku) WHERE status IN (" Q(PO_PENDING_NAME) ", " Q(PO_REQUESTED_NAME) ") "
       "DO NOTHING "
-      "RETURNING id, quantity", 4 },
+      "RETURNING id, quantity", 5 },
     /* What this call sends, and its capability's SHA-256 (the token itself is never
      * stored). */
     { "po_sent",
@@ -74,7 +75,7 @@ const db_stmt_t store_stmts[] = {
       "WHERE depletion_ce_id = $1::uuid AND status = " Q(PO_PENDING_NAME), 2 },
     /* The order, locked, only for one of its capabilities. */
     { "po_lock_capability",
-      "SELECT sku, status, COALESCE(factory_product_id, sku) FROM production_orders "
+      "SELECT sku, status, COALESCE(factory_product_id, sku), traceparent FROM production_orders "
       "WHERE id = $1::uuid AND EXISTS (SELECT 1 FROM production_order_tokens "
       " WHERE production_order_id = $1::uuid AND token_sha256 = sha256(convert_to($2, 'UTF8'))) "
       "FOR UPDATE", 2 },
@@ -205,11 +206,12 @@ store_plan_t store_plan(PGconn *conn, const char *ce_id, const char *sku,
             plan = PLAN_COVERED;
         } else {
             const char *r[1] = { ce_id };
-            const char *q[4] = { id, sku, batch, ce_id };
+            /* The trace of the depletion: the delivery, much later, continues it. */
+            const char *q[5] = { id, sku, batch, ce_id, trace_current() };
             if ((rows = exec_claim(conn, "po_reopen", 1, r, c, errstr, errstr_size)) < 0)
                 goto done;
             if (rows == 0 &&
-                (rows = exec_claim(conn, "po_insert", 4, q, c, errstr, errstr_size)) < 0)
+                (rows = exec_claim(conn, "po_insert", 5, q, c, errstr, errstr_size)) < 0)
                 goto done;
             plan = rows > 0 ? PLAN_CALL : PLAN_COVERED;
         }
@@ -310,6 +312,12 @@ store_delivery_t store_deliver(PGconn *conn, const char *po, const char *token,
         goto done;
     }
     snprintf(sku, SKU_MAX + 1, "%s", PQgetvalue(res, 0, 0));
+    /* The callback comes from the factory, without our trace: the delivery and what
+     * follows it (stock.replenished, the stock change, the alerts) go on in the trace of
+     * the depletion that ordered it. */
+    if (!PQgetisnull(res, 0, 3) &&
+        trace_parse(PQgetvalue(res, 0, 3), (size_t)PQgetlength(res, 0, 3), NULL, NULL) == 0)
+        trace_begin(PQgetvalue(res, 0, 3), (size_t)PQgetlength(res, 0, 3));
     if (po_state_parse(PQgetvalue(res, 0, 1), &st) != 0) {
         snprintf(errstr, errstr_size, "production order %s has no known state", po);
         goto done;
