@@ -50,6 +50,12 @@ int kafka_produce(rd_kafka_t *rk, const char *topic, const char *key,
                   const char *value, size_t value_len, rd_kafka_headers_t *hdrs,
                   void *msg_opaque, char *errstr, size_t errstr_size);
 
+/* kafka_produce with exact bytes: a key of key_len bytes (any byte, NUL included; NULL: a
+ * null key) and a value that may be NULL (a null value). */
+int kafka_produce_bytes(rd_kafka_t *rk, const char *topic, const void *key, size_t key_len,
+                        const void *value, size_t value_len, rd_kafka_headers_t *hdrs,
+                        void *msg_opaque, char *errstr, size_t errstr_size);
+
 /* Fetches the metadata of every topic once, so that the first record of each topic is not
  * held while the producer looks its leader up (about a second, or more on a fresh Apache
  * Kafka: every record produced meanwhile waits with it). Blocks up to timeout_ms; a broker

@@ -44,22 +44,17 @@ static int handover(kafka_handover_t *h, const rd_kafka_message_t *msg, const ch
 {
     struct handover_ack ack = { 0, RD_KAFKA_RESP_ERR_NO_ERROR };
     rd_kafka_headers_t *hdrs = retry_headers_build(msg, info, NULL, NULL);
-    char key[1024];
-    const char *k = NULL;
     int64_t deadline = util_mono_ms() + HANDOVER_TIMEOUT_MS;
 
     if (hdrs == NULL) {
         util_errf(errstr, errstr_size, "out of memory");
         return -1;
     }
-    if (msg->key != NULL && msg->key_len < sizeof(key) &&
-        memchr(msg->key, '\0', msg->key_len) == NULL) {
-        memcpy(key, msg->key, msg->key_len);
-        key[msg->key_len] = '\0';
-        k = key;
-    }
-    if (kafka_produce(h->producer, topic, k, msg->payload, msg->len, hdrs, &ack, errstr,
-                      errstr_size) != 0) {
+    /* The key byte for byte (any length, any byte): it chose the partition, and the
+     * redelivery must land where the original's successors do. */
+    if (kafka_produce_bytes(h->producer, topic, msg->key, msg->key != NULL ? msg->key_len : 0,
+                            msg->payload, msg->payload != NULL ? msg->len : 0, hdrs, &ack,
+                            errstr, errstr_size) != 0) {
         rd_kafka_headers_destroy(hdrs);
         return -1;
     }
