@@ -449,6 +449,27 @@ def test_defects_bad_time_dozen_headers_and_keys(stack, migrated, broker, make_s
             assert "record_retry_in_place_exhausted" not in svcs["factory"].log()
         finally:
             pg.execute("ALTER TABLE production_orders DROP CONSTRAINT IF EXISTS t21_no_poison")
+
+        # The same for the retry service's own consumer: a row of its batch that
+        # PostgreSQL refuses is dead-lettered, the rest of the batch is stored.
+        pg.execute("ALTER TABLE retry_pending ADD CONSTRAINT t21_no_poison_reason "
+                   "CHECK (reason <> 't21_poison') NOT VALID")
+        try:
+            k, v, h5 = valid_record("retry", "t21-nobody", 1)
+            h5, m_refused = mark(set_header(h5, "dozen-reason", b"t21_poison"))
+            k, v6, h6 = valid_record("retry", "t21-nobody", 2)
+            after_id = dict(h6)["ce_id"].decode()
+            produce(broker, "retry", [(k, v, h5), (k, v6, h6)])
+            wait_for(lambda: pg.query("SELECT count(*) FROM retry_pending WHERE ce_id = %s",
+                                      (after_id,))[0][0] == 1, 60,
+                     "the retry record behind the refused one to be stored")
+            assert not dead.wait({(m_refused, "retry")}, 30)
+            d = dead.by_mark[m_refused][0]
+            assert d["headers"]["dozen-reason"] == b"invalid_record"
+            assert b"refused by the database: 23514" in d["headers"]["dozen-error"]
+        finally:
+            pg.execute("ALTER TABLE retry_pending DROP CONSTRAINT IF EXISTS "
+                       "t21_no_poison_reason")
         for name, svc in svcs.items():
             assert svc.alive(), f"{name} crashed:\n{svc.log()[-4000:]}"
     finally:
