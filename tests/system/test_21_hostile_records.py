@@ -393,8 +393,12 @@ def test_defects_bad_time_dozen_headers_and_keys(stack, migrated, broker, make_s
     try:
         # Defect 2: a ce_time PostgreSQL refuses (22007), with a long key holding NULs.
         h, m_time = mark(ce_headers("stock.depleted", ce_time=b"not-a-timestamp"))
+        # And a record whose copy is too large for any producer of ours (1,000,100 bytes
+        # of value): it reaches dead-letter without its value instead of blocking.
+        hb, m_big = mark(ce_headers("stock.depleted"))
         produce(broker, "stock.depleted", [
             (long_key, json.dumps({"sku": bad_time_sku}).encode(), h),
+            (b"big", b"[" + b"7" * 1000098 + b"]", hb),
             valid_record("stock.depleted", after_sku)])
         # Defect 2, the retry variant: a dozen-reason that is not UTF-8.
         h2 = set_header(ce_headers("stock.depleted") + dozen_headers("factory",
@@ -413,8 +417,11 @@ def test_defects_bad_time_dozen_headers_and_keys(stack, migrated, broker, make_s
         wait_for(lambda: orders_of(pg, after_poison) == 1, 120,
                  "the redelivery behind the bad ones")
         missing = dead.wait({(m_time, "factory"), (m_reason, "factory"),
-                             (m_nodozen, "factory")}, 60)
+                             (m_nodozen, "factory"), (m_big, "factory")}, 60)
         assert not missing
+        d_big = dead.by_mark[m_big][0]
+        assert d_big["key"] == b"big"
+        assert b"not kept, too large for dead-letter" in d_big["headers"]["dozen-error"]
         d_time = dead.by_mark[m_time][0]
         assert d_time["headers"]["dozen-reason"] == b"invalid_record"
         assert b"ce_time" in d_time["headers"]["dozen-error"]

@@ -7,6 +7,7 @@
 #define GROUP "group-hostile"
 #define TRANSIENT_VALUE "5"
 #define BIG_KEY_LEN 2000
+#define HUGE_VALUE_LEN 1000100 /* over the hand-over producer's message.max.bytes */
 
 /* What the handler saw (the consumer thread writes, the test reads after joining it). */
 struct hostile_seen {
@@ -60,7 +61,7 @@ static void produce_raw(rd_kafka_t *rk, const char *topic, const void *key, size
     char errstr[512];
 
     assert_int_equal(kafka_produce_bytes(rk, topic, key, key_len, value, strlen(value), hdrs,
-                                         NULL, errstr, sizeof(errstr)), 0);
+                                         NULL, NULL, errstr, sizeof(errstr)), 0);
 }
 
 static rd_kafka_headers_t *ce_headers(void)
@@ -139,7 +140,29 @@ static void test_hostile_records(void **state)
     produce_raw(rk, topic, big_key, sizeof(big_key), "x", NULL);
     /* 1: fails transiently for ever: to retry after the in-place bound, key unchanged. */
     produce_raw(rk, topic, nul_key, sizeof(nul_key), TRANSIENT_VALUE, ce_headers());
-    /* 2: valid, and must be reached. */
+    {
+        /* 1b: a value too large for any copy (with CloudEvents headers, a type no route
+         * takes: dead-letter, without its value, not retried for ever). */
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_t *big;
+        char *value = malloc(HUGE_VALUE_LEN + 1);
+
+        assert_non_null(value);
+        memset(value, '7', HUGE_VALUE_LEN);
+        value[HUGE_VALUE_LEN] = '\0';
+        assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr,
+                                           sizeof(errstr)), RD_KAFKA_CONF_OK);
+        assert_int_equal(rd_kafka_conf_set(conf, "message.max.bytes", "2000000", errstr,
+                                           sizeof(errstr)), RD_KAFKA_CONF_OK);
+        big = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+        assert_non_null(big);
+        rd_kafka_flush(rk, 5000); /* 0 and 1 first */
+        produce_raw(big, topic, "huge", 4, value, NULL);
+        assert_int_equal(rd_kafka_flush(big, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+        rd_kafka_destroy(big);
+        free(value);
+    }
+    /* 3: valid, and must be reached. */
     produce_raw(rk, topic, "k", 1, "0", ce_headers());
     /* A redelivery with ce_* headers and no dozen-* ones (issue 11, defect 3). */
     produce_raw(rk, "retry." GROUP, "k", 1, "0", ce_headers());
@@ -168,7 +191,7 @@ static void test_hostile_records(void **state)
             break;
         util_sleep_ms(20, NULL);
     }
-    nd = read_topic("dead-letter", dead, 4, 2, &r1);
+    nd = read_topic("dead-letter", dead, 4, 3, &r1);
     nr = read_topic("retry", retried, 4, 1, &r2);
     c.stop = 1;
     assert_int_equal(pthread_join(c.tid, NULL), 0);
@@ -186,7 +209,7 @@ static void test_hostile_records(void **state)
                         "the database is far away");
     assert_string_equal(header(retried[0], "dozen-original-offset", b, sizeof(b)), "1");
 
-    assert_int_equal(nd, 2);
+    assert_int_equal(nd, 3);
     for (i = 0; i < nd; i++) {
         const char *err;
 
@@ -196,8 +219,13 @@ static void test_hostile_records(void **state)
         assert_true(strlen(err) > 0);
         for (size_t k = 0; err[k] != '\0'; k++)
             assert_true(err[k] >= 0x20 && err[k] < 0x7f);
-        if (strcmp(rd_kafka_topic_name(dead[i]->rkt), "dead-letter") == 0 &&
-            dead[i]->key_len == sizeof(big_key)) {
+        if (dead[i]->key_len == 4) {
+            /* Too large to copy whole: kept without its value, and says so. */
+            assert_memory_equal(dead[i]->key, "huge", 4);
+            assert_null(dead[i]->payload);
+            assert_non_null(strstr(err, "not kept, too large for dead-letter"));
+            assert_string_equal(header(dead[i], "dozen-original-offset", b, sizeof(b)), "2");
+        } else if (dead[i]->key_len == sizeof(big_key)) {
             assert_memory_equal(dead[i]->key, big_key, sizeof(big_key));
             assert_non_null(strstr(err, "ce_specversion"));
         } else {
