@@ -457,6 +457,21 @@ def test_defects_bad_time_dozen_headers_and_keys(stack, migrated, broker, make_s
         finally:
             pg.execute("ALTER TABLE production_orders DROP CONSTRAINT IF EXISTS t21_no_poison")
 
+        # A level that would leave its column's range (SQLSTATE 22003) is a data error
+        # too, classified by the loop: dead-lettered with the database's message.
+        full, next_sku = make_sku(2147483000, prefix="t21f"), make_sku(1, prefix="t21n")
+        k, v, h7 = valid_record("stock.replenished", full, 1000000)
+        h7, m_full = mark(h7)
+        produce(broker, "stock.replenished", [(k, v, h7),
+                                              valid_record("stock.replenished", next_sku, 4)])
+        wait_for(lambda: level(pg, next_sku) == 5, 60, "the replenishment behind the overflow")
+        assert not dead.wait({(m_full, "stock")}, 30)
+        d = dead.by_mark[m_full]
+        d = [x for x in d if x["headers"].get("dozen-group") == b"stock"][0]
+        assert d["headers"]["dozen-reason"] == b"invalid_record"
+        assert d["headers"]["dozen-error"].startswith(b"22003 ")
+        assert level(pg, full) == 2147483000
+
         # The same for the retry service's own consumer: a row of its batch that
         # PostgreSQL refuses is dead-lettered, the rest of the batch is stored.
         pg.execute("ALTER TABLE retry_pending ADD CONSTRAINT t21_no_poison_reason "
