@@ -400,9 +400,11 @@ static int dispatch(struct loop *L, const rd_kafka_message_t *msg, char *errstr,
             verdict = KAFKA_FAIL;
             snprintf(out.reason, sizeof(out.reason), "%s", RETRY_REASON_INVALID_RECORD);
             snprintf(out.error, sizeof(out.error), "%s", dberr.message);
-        } else if (stuck_for(L, msg) >= L->in_place_ms) {
+        } else if (rec.expired == NULL && stuck_for(L, msg) >= L->in_place_ms) {
             /* Transient, but for too long: the partition moves on, the record waits on
-             * `retry` (and, past its attempts, in dead-letter). */
+             * `retry` (and, past its attempts, in dead-letter). Not a final notice: its
+             * copy is in dead-letter already, and its effect (closing an order, telling
+             * subscribers) would be lost; it waits in place for the database. */
             log_warn("record_retry_in_place_exhausted group=%s topic=%s partition=%d "
                      "offset=%lld in_place_ms=%lld error=%s", opts->group,
                      rd_kafka_topic_name(msg->rkt), (int)msg->partition,

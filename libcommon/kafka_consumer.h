@@ -18,7 +18,8 @@ typedef enum kafka_verdict {
                          * invalid_record with the database's message; anything else is
                          * transient: the same record again, in place, after a backoff,
                          * for at most retry_in_place_ms, then to `retry` (reason
-                         * "transient_error" unless the outcome set one) */
+                         * "transient_error" unless the outcome set one); a final
+                         * notice (expired) is retried in place until it passes */
     KAFKA_RETRY_LATER,  /* this record cannot be processed now: hand it to the `retry` topic
                          * with the outcome's reason (and delay, deadline) and move on */
     KAFKA_FAIL          /* this record can never be processed: to `dead-letter` with the
