@@ -60,7 +60,8 @@ struct http_server {
     const http_route_t *routes;   /* borrowed */
     size_t nroutes;
     http_health_fn health;
-    void *ctx;                    /* borrowed, passed to handlers and health */
+    void *health_ctx;             /* borrowed, passed to health */
+    void *ctx;                    /* borrowed, passed to handlers */
     metrics_t *metrics;           /* borrowed; NULL: no /metrics, nothing counted */
     metric_t *in_flight;
     metric_t *deadline_closed;    /* dozen_http_deadline_closed_total; NULL without metrics */
@@ -251,7 +252,7 @@ static enum MHD_Result serve_health(struct http_server *srv, struct MHD_Connecti
     memset(&res, 0, sizeof(res));
     if (live) {
         http_json(&res, MHD_HTTP_OK, json_pack("{s:s}", "status", "live"));
-    } else if (srv->health == NULL || srv->health(srv->ctx, err, sizeof(err)) == 0) {
+    } else if (srv->health == NULL || srv->health(srv->health_ctx, err, sizeof(err)) == 0) {
         body = json_pack("{s:s}", "status", "ok");
         http_json(&res, MHD_HTTP_OK, body);
     } else {
@@ -908,6 +909,7 @@ http_server_t *http_server_start_opts(const http_server_opts_t *opts,
     srv->routes = routes;
     srv->nroutes = nroutes;
     srv->health = opts->health;
+    srv->health_ctx = opts->health_ctx != NULL ? opts->health_ctx : opts->ctx;
     srv->ctx = opts->ctx;
     srv->metrics = opts->metrics;
     if (srv->metrics != NULL)

@@ -66,6 +66,7 @@ typedef struct http_server_opts {
     const http_route_t *routes;
     size_t nroutes;
     http_health_fn health;       /* /readyz and /healthz; may be NULL (always ready) */
+    void *health_ctx;            /* passed to health; NULL: ctx */
     void *ctx;
     struct metrics *metrics;     /* NULL, or: GET /metrics renders it, and every request is
                                   * counted in dozen_http_request_duration_seconds{route,

@@ -116,7 +116,10 @@ typedef struct svc {
                                                 * before it */
     const http_route_t *routes;
     size_t nroutes;
-    http_health_fn health;       /* GET /healthz; may be NULL */
+    http_health_fn health;       /* the service's part of GET /readyz (and /healthz): its
+                                  * database, relay, consumer thread; svc_run adds fresh
+                                  * Kafka metadata and consumer group assignment; may be
+                                  * NULL */
     /* The service's metrics registry, served on GET /metrics with the process_* series,
      * the HTTP server's and the relay's. Required: main() makes it (metrics_new) so that
      * its own series exist before anything runs, and frees it after svc_run. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "health.h"
 #include "log.h"
 #include "topics.h"
 
@@ -106,7 +107,22 @@ struct svc_progress {
     size_t nbefore, nafter;
     http_server_t *http;
     metrics_sql_t *sql[2];       /* the outbox's gauges, the service's */
+    health_kafka_t *kafka_health; /* from STAGE_POOL on */
+    const svc_t *s;
 };
+
+/* GET /readyz: the service's own check (PostgreSQL, its relay, its consumer thread), then
+ * fresh Kafka metadata, then every consumer group member of the process assigned. */
+static int svc_ready(void *ctx, char *errstr, size_t errstr_size)
+{
+    const struct svc_progress *p = ctx;
+
+    if (p->s->health != NULL && p->s->health(p->s->ctx, errstr, errstr_size) != 0)
+        return -1;
+    if (health_kafka_status(p->kafka_health, errstr, errstr_size) != 0)
+        return -1;
+    return health_consumers_ready(errstr, errstr_size);
+}
 
 /* Stops everything p says is running, in shutdown order. */
 static void stop_all(const svc_t *s, const struct svc_progress *p)
@@ -121,6 +137,7 @@ static void stop_all(const svc_t *s, const struct svc_progress *p)
         *s->consumer = NULL;
     }
     hooks_stop(s->before_consumer, s->ctx, p->nbefore);
+    health_kafka_stop(p->kafka_health);
     if (p->stage >= STAGE_RELAY && s->relay != NULL) {
         outbox_relay_stop(*s->relay);
         *s->relay = NULL;
@@ -146,7 +163,7 @@ static void log_started(const svc_t *s)
 int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
 {
     const svc_config_t *c = s->cfg;
-    struct svc_progress p = { STAGE_NONE, 0, 0, NULL, { NULL, NULL } };
+    struct svc_progress p = { STAGE_NONE, 0, 0, NULL, { NULL, NULL }, NULL, s };
     outbox_relay_opts_t ro;
     char err[512];
     int ret = -1, sig;
@@ -180,6 +197,11 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
     if (topics_service_ready(c->kafka_bootstrap, s->name, (int)c->topics_wait_ms,
                              errstr, errstr_size) != 0)
         goto done;
+    p.kafka_health = health_kafka_start(c->kafka_bootstrap, s->name, err, sizeof(err));
+    if (p.kafka_health == NULL) {
+        snprintf(errstr, errstr_size, "Kafka health: %s", err);
+        goto done;
+    }
 
     if (s->relay != NULL) {
         memset(&ro, 0, sizeof(ro));
@@ -225,7 +247,8 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
     ho.port = c->port;
     ho.routes = s->routes;
     ho.nroutes = s->nroutes;
-    ho.health = s->health;
+    ho.health = svc_ready;
+    ho.health_ctx = &p;
     ho.ctx = s->ctx;
     ho.metrics = s->metrics;
     ho.threads = c->http_threads;
