@@ -554,7 +554,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     char safe_method[LOG_VALUE_MAX], safe_path[LOG_VALUE_MAX];
 
     (void)url;     /* already unescaped by MHD: see struct request_ctx */
-    (void)version;
 
     if (rctx == NULL) {
         /* on_uri failed to allocate: nothing sensible can be sent; close. */
@@ -566,6 +565,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     if (!rctx->started) {
         rctx->started = 1;
+        /* RFC 9112 section 3.2: a server must answer 400 to an HTTP/1.1 request without
+         * Host; libmicrohttpd 0.9.75 lets it through. */
+        if (version != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST) == NULL)
+            return send_error(conn, safe_method, safe_path, MHD_HTTP_BAD_REQUEST,
+                              "missing Host header", NULL);
         if (headers_too_large(conn)) {
             char msg[64];
 
