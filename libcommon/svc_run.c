@@ -111,13 +111,16 @@ struct svc_progress {
     const svc_t *s;
 };
 
-/* GET /readyz: the service's own check (PostgreSQL, its relay, its consumer thread), then
- * fresh Kafka metadata, then every consumer group member of the process assigned. */
+/* GET /readyz: the service's own check (PostgreSQL, its consumer thread), the outbox
+ * relay where the service has one, fresh Kafka metadata, then every consumer group member
+ * of the process assigned. */
 static int svc_ready(void *ctx, char *errstr, size_t errstr_size)
 {
     const struct svc_progress *p = ctx;
 
     if (p->s->health != NULL && p->s->health(p->s->ctx, errstr, errstr_size) != 0)
+        return -1;
+    if (p->s->relay != NULL && outbox_relay_status(*p->s->relay, errstr, errstr_size) != 0)
         return -1;
     if (health_kafka_status(p->kafka_health, errstr, errstr_size) != 0)
         return -1;
