@@ -44,3 +44,34 @@ def test_not_ready_with_the_reason_while_postgres_is_down(stack, migrated):
         migrated.start()
     for svc in (sales, stock):
         wait_for(lambda: get(svc, "/readyz")[0] == 200, 30, f"{svc.name} to be ready again")
+
+
+def test_not_ready_when_kafka_is_gone(migrated, workdir):
+    """A broker of this test's own, stopped under a running stock service: /readyz turns 503
+    with a reason naming Kafka within the metadata bound (15 s, plus a check interval),
+    /livez stays 200."""
+    import os
+    import uuid
+    from conftest import Proc, Service, free_port, service_env, CONSUMER_ENV
+
+    addr_file = os.path.join(workdir, f"devbroker-{uuid.uuid4().hex[:8]}.addr")
+    broker = Proc("devbroker", dict(os.environ), ["--addr-file", addr_file], workdir).start()
+    stock = None
+    try:
+        wait_for(lambda: os.path.exists(addr_file) and open(addr_file).read().strip(), 10,
+                 "the dev broker's address")
+        bootstrap = open(addr_file).read().strip()
+        port = free_port()
+        stock = Service("stock", service_env(migrated, bootstrap, STOCK_PORT=port,
+                                             STOCK_GROUP="health-" + uuid.uuid4().hex[:8],
+                                             **CONSUMER_ENV), port, workdir).start()
+        assert get(stock, "/readyz") == (200, {"status": "ok"})
+        broker.stop()
+        wait_for(lambda: get(stock, "/readyz")[0] == 503, 30, "stock to say Kafka is gone")
+        body = get(stock, "/readyz")[1]
+        assert "kafka" in body["reason"].lower() or "consumer group" in body["reason"], body
+        assert get(stock, "/livez") == (200, {"status": "live"})
+    finally:
+        if stock is not None:
+            stock.stop()
+        broker.stop()
