@@ -910,6 +910,8 @@ http_server_t *http_server_start_opts(const http_server_opts_t *opts,
         per_client = 1;
     if (per_client > max_conns)
         per_client = max_conns;
+    if (threads > max_conns)
+        threads = max_conns; /* libmicrohttpd splits the limit between the threads */
     srv->deadline_ms = timeout_ms;
     srv->routes = routes;
     srv->nroutes = nroutes;

@@ -260,6 +260,28 @@ static void test_livez_readyz(void **state)
     http_server_stop(srv);
 }
 
+static void test_small_limit_with_more_threads(void **state)
+{
+    http_server_opts_t o;
+    char err[256] = "", buf[4096];
+    http_server_t *srv;
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.bind_addr = "127.0.0.1";
+    o.routes = routes;
+    o.nroutes = 1;
+    o.threads = 8;
+    o.max_connections = 2;
+    srv = http_server_start_opts(&o, err, sizeof(err));
+    if (srv == NULL)
+        fail_msg("http_server_start_opts: %s", err);
+    assert_int_equal(exchange(http_server_port(srv),
+                              "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                              buf, sizeof(buf)), 200);
+    http_server_stop(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_per_client_cap),
         cmocka_unit_test(test_oversize_headers_get_json_431),
         cmocka_unit_test(test_livez_readyz),
+        cmocka_unit_test(test_small_limit_with_more_threads),
     };
 
     log_init("test_http_limits");
