@@ -133,4 +133,9 @@ int cmd_dlq_replay(int argc, char **argv);
 /* `dozenctl groups [GROUP] [--max-lag N] [--json]`. Returns the exit status. */
 int cmd_groups(int argc, char **argv);
 
+/* trace.c */
+
+/* `dozenctl trace ID [--since DURATION|RFC3339] [--json]`. Returns the exit status. */
+int cmd_trace(int argc, char **argv);
+
 #endif
