@@ -489,7 +489,8 @@ static void trace_production_order(struct trace *t, json_t *po, int covered)
     jcopy(f, "attempts", po, "attempts");
     jcopy(f, "last_error", po, "last_error");
     jcopy(f, "depletion_ce_id", po, "depletion_ce_id");
-    jcopy(f, "next_attempt_at", po, "next_attempt_at");
+    if (status != NULL && strcmp(status, "pending") == 0)
+        jcopy(f, "next_attempt_at", po, "next_attempt_at");
     if (covered)
         json_object_set_new(f, "covered", json_true());
     step_add(t, jtime(po, "created_at"), "production_order", "factory", f);
@@ -573,6 +574,21 @@ static int ce_id_array(struct trace *t, strbuf_t *sb)
     return db_array_finish(sb);
 }
 
+/* Sets f's level_now to the SKU's stock level today (nothing when unknown). */
+static void level_now(struct trace *t, json_t *f, const char *sku)
+{
+    const char *p[1] = { sku };
+    PGresult *res;
+
+    if (sku == NULL)
+        return;
+    res = query(t, "the stock level", "SELECT quantity FROM inventory WHERE sku = $1", 1, p);
+    if (res != NULL && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+        json_object_set_new(f, "level_now", json_integer(strtoll(PQgetvalue(res, 0, 0),
+                                                                 NULL, 10)));
+    PQclear(res);
+}
+
 /* Who consumed the trace's events (processed_events), the stock change, the alerts, and
  * the retries still waiting (retry_pending). */
 static void trace_consumers(struct trace *t)
@@ -624,6 +640,7 @@ static void trace_consumers(struct trace *t)
 
                         jcopy(f, "sku", data, "sku");
                         jcopy(f, "added", data, "quantity");
+                        level_now(t, f, jstr(data, "sku"));
                         break;
                     }
                 }
