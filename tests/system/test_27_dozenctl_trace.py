@@ -8,8 +8,11 @@ import os
 import subprocess
 import uuid
 
-from conftest import BIN, wait_for
+from conftest import BIN, wait_assigned, wait_for
 from test_12_restock import level, order, restock_stack
+from test_16_notifier import SMS_FROM, SMS_SID, SMS_TOKEN, subscribe_ok
+
+PHONE = "+821055501234"
 
 TIME_COLUMN = 24  # the human form: time, kind, where, then key=value details
 
@@ -39,11 +42,18 @@ def first(steps, kind, **fields):
     raise AssertionError(f"no {kind} {fields} in {json.dumps(steps, indent=1)}")
 
 
-def sold_out_and_restocked(stack, migrated, batch, legacy_env=None):
+def sold_out_and_restocked(stack, migrated, batch, legacy_env=None, subscriber=None):
     """An order of 2 of an SKU with 1 left: rejected, so the SKU is depleted, and restocked
-    by the factory. Returns (sku, order id) once the stock service has applied it."""
+    by the factory (with a subscriber of the SKU: a notifier that alerts them). Returns
+    (sku, order id) once the stock service has applied it."""
     sku = stack_sku(migrated, 1, batch)
     sales, stock, factory, legacy = restock_stack(stack, legacy_env)
+    if subscriber is not None:
+        feed = stack.open_data().start()
+        gw = stack.sms_gateway(SMS_ACCOUNT_SID=SMS_SID, SMS_AUTH_TOKEN=SMS_TOKEN).start()
+        notifier = stack.notifier(feed, gw, SMS_FROM=SMS_FROM).start()
+        wait_assigned(notifier)
+        subscribe_ok(notifier, subscriber, skus=[sku])
     r = order(sales, sku, 2)
     assert r.status_code == 409, r.text
     order_id = r.json()["order_id"]
@@ -59,7 +69,11 @@ def stack_sku(migrated, quantity, batch):
 
 
 def test_trace_of_a_sold_out_order_tells_the_whole_restock(stack, migrated, broker):
-    sku, order_id = sold_out_and_restocked(stack, migrated, 7)
+    sku, order_id = sold_out_and_restocked(stack, migrated, 7, subscriber=PHONE)
+    wait_for(lambda: migrated.query(
+        "SELECT d.status FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+        "WHERE s.phone = %s AND d.kind = 'restock' AND d.body LIKE %s",
+        (PHONE, f"%{sku}%")) == [("sent",)], 30, "the back-in-stock SMS")
     steps = trace_json(migrated, broker, order_id)
 
     times = [s["time"] for s in steps]
@@ -89,7 +103,12 @@ def test_trace_of_a_sold_out_order_tells_the_whole_restock(stack, migrated, brok
     assert rep["fields"]["on_topic"] == "yes"
     ich, change = first(steps, "stock_change", consumer="stock")
     assert change["fields"]["added"] == 7 and change["fields"]["ce_id"] == rep["fields"]["ce_id"]
+    ial, alert = first(steps, "alert", status="sent")
+    assert alert["fields"]["to"] == "+82******1234"
+    assert alert["fields"]["message_key"] == "restock:" + rep["fields"]["ce_id"]
+    assert change["fields"]["level_now"] == level(migrated, sku)
     assert io < idp < ipo < icall < idl < irep < ich, kinds(steps)
+    assert irep < ial, kinds(steps)
     assert ir < idp or steps[ir]["time"] == steps[idp]["time"]
 
     # The same story, one line per step.
@@ -101,6 +120,7 @@ def test_trace_of_a_sold_out_order_tells_the_whole_restock(stack, migrated, brok
         assert line[:TIME_COLUMN].strip() == step["time"]
         assert line.split()[1] == step["kind"]
     assert f"order_id={order_id}" in lines[io]
+    assert PHONE[3:] not in out.stdout + json.dumps(steps), "a full phone number is shown"
 
     # Any of its events leads to the same order.
     by_ce = trace_json(migrated, broker, rep["fields"]["ce_id"])
