@@ -10,6 +10,7 @@ import uuid
 
 from conftest import BIN, wait_assigned, wait_for
 from test_12_restock import level, order, restock_stack
+from test_14_dlq import Dead, produce_dead
 from test_16_notifier import SMS_FROM, SMS_SID, SMS_TOKEN, subscribe_ok
 
 PHONE = "+821055501234"
@@ -145,6 +146,18 @@ def test_a_failed_legacy_call_shows_its_retries(stack, migrated, broker):
     icall, _ = first(steps, "legacy_call", outcome="accepted")
     assert all(steps.index(r) < icall for r in retries)
     assert not [s for s in steps if s["kind"] == "dead_letter"]
+
+    # A dead letter of the depletion is part of the story; one of another event of the
+    # same SKU is not.
+    ours, other = Dead("factory", "max_attempts"), Dead("factory", "max_attempts", key=sku.encode())
+    dep = depleted["fields"]["ce_id"].encode()
+    ours.headers = [(k, dep if k == "ce_id" else v) for k, v in ours.headers]
+    produce_dead(broker, [ours, other])
+    steps = trace_json(migrated, broker, order_id)
+    [dead] = [s for s in steps if s["kind"] == "dead_letter"]
+    assert dead["where"] == f"dead-letter[{ours.partition}]@{ours.offset}"
+    assert dead["fields"]["reason"] == "max_attempts" and dead["fields"]["group"] == "factory"
+    assert dead["fields"]["ce_id"] == dep.decode()
 
 
 def test_sku_since_unknown_ids_and_bad_arguments(stack, migrated, broker):
