@@ -1022,6 +1022,12 @@ static void print_step(FILE *out, const struct step *s)
         snprintf(when, sizeof(when), "?");
     fprintf(out, "%-24s %-16s %-28s", when, s->kind, s->where);
     json_object_foreach(s->fields, k, v) {
+        /* A published event's topic, partition and offset are in the where column. */
+        if (strcmp(s->kind, "event") == 0 && json_is_integer(json_object_get(s->fields,
+                                                                             "offset")) &&
+            (strcmp(k, "topic") == 0 || strcmp(k, "partition") == 0 ||
+             strcmp(k, "offset") == 0))
+            continue;
         if (strcmp(k, "data") == 0 && json_is_object(v)) {
             const char *dk;
             json_t *dv;
