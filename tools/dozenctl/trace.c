@@ -76,89 +76,6 @@ struct trace {
 
 /* --- time --------------------------------------------------------------------------- */
 
-/* Reads digits [p, p+n) as a number. Returns -1 when one is not a digit. */
-static int digits(const char *p, int n)
-{
-    int v = 0;
-
-    for (int i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return -1;
-        v = v * 10 + (p[i] - '0');
-    }
-    return v;
-}
-
-/* Parses an RFC 3339 time, or PostgreSQL's JSON form of a timestamptz:
- * YYYY-MM-DD('T'|' ')HH:MM:SS[.fraction](Z|+HH:MM|+HHMM|+HH|-...), into ms since the
- * epoch. Returns 0, or -1 when s is not such a time. */
-static int ts_parse(const char *s, int64_t *out)
-{
-    struct tm tm;
-    int y, mo, d, h, mi, sec, ms = 0, off = 0;
-    const char *p;
-    time_t t;
-
-    if (strlen(s) < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' &&
-        s[10] != ' ') || s[13] != ':' || s[16] != ':')
-        return -1;
-    y = digits(s, 4);
-    mo = digits(s + 5, 2);
-    d = digits(s + 8, 2);
-    h = digits(s + 11, 2);
-    mi = digits(s + 14, 2);
-    sec = digits(s + 17, 2);
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
-        mi > 59 || sec < 0 || sec > 60)
-        return -1;
-    p = s + 19;
-    if (*p == '.') {
-        int n = 0;
-
-        for (p++; *p >= '0' && *p <= '9'; p++, n++) {
-            if (n < 3)
-                ms = ms * 10 + (*p - '0');
-        }
-        if (n == 0)
-            return -1;
-        for (; n < 3; n++)
-            ms *= 10;
-    }
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p == '-' ? -1 : 1, oh, om = 0;
-
-        oh = digits(p + 1, 2);
-        p += 3;
-        if (*p == ':')
-            p++;
-        if (*p != '\0') {
-            om = digits(p, 2);
-            p += 2;
-        }
-        if (oh < 0 || oh > 23 || om < 0 || om > 59)
-            return -1;
-        off = sign * (oh * 60 + om);
-    } else {
-        return -1;
-    }
-    if (*p != '\0')
-        return -1;
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    t = timegm(&tm);
-    if (t == (time_t)-1)
-        return -1;
-    *out = ((int64_t)t - (int64_t)off * 60) * 1000 + ms;
-    return 0;
-}
-
 /* A new JSON string of ms as RFC 3339 UTC, or JSON null when unknown. */
 static json_t *time_json(int64_t ms)
 {
@@ -183,7 +100,7 @@ static int64_t jtime(const json_t *o, const char *key)
     const char *s = jstr(o, key);
     int64_t ms;
 
-    return s != NULL && ts_parse(s, &ms) == 0 ? ms : NO_TIME;
+    return s != NULL && util_rfc3339_parse(s, &ms) == 0 ? ms : NO_TIME;
 }
 
 /* Copies src[key] into dst[as] when present and not null; a time is normalised to RFC 3339
@@ -195,7 +112,7 @@ static void jcopy(json_t *dst, const char *as, const json_t *src, const char *ke
 
     if (v == NULL || json_is_null(v))
         return;
-    if (json_is_string(v) && ts_parse(json_string_value(v), &ms) == 0)
+    if (json_is_string(v) && util_rfc3339_parse(json_string_value(v), &ms) == 0)
         json_object_set_new(dst, as, time_json(ms));
     else
         json_object_set(dst, as, v);
@@ -1060,7 +977,7 @@ static int parse_since(const char *s, char *out, size_t out_size)
     int64_t at;
     char errstr[128];
 
-    if (ts_parse(s, &at) == 0 || (s[0] >= '0' && s[0] <= '9' &&
+    if (util_rfc3339_parse(s, &at) == 0 || (s[0] >= '0' && s[0] <= '9' &&
                                  cfg_parse_duration_ms(s, &ms, errstr, sizeof(errstr)) == 0 &&
                                  (at = util_now_ms() - ms, 1))) {
         if (util_rfc3339(at, out, out_size) == 0)
