@@ -160,10 +160,33 @@ def test_a_failed_legacy_call_shows_its_retries(stack, migrated, broker):
     assert dead["fields"]["ce_id"] == dep.decode()
 
 
-def test_sku_since_unknown_ids_and_bad_arguments(stack, migrated, broker):
-    sku, order_id = sold_out_and_restocked(stack, migrated, 3)
+def test_covered_depletion_sku_since_unknown_ids_and_bad_arguments(stack, migrated, broker):
+    sku = stack_sku(migrated, 1, 3)
+    sales, stock, factory, legacy = restock_stack(stack)
+    first_order, second_order = (order(sales, sku, 2), order(sales, sku, 2))
+    assert first_order.status_code == 409 and second_order.status_code == 409
+    order_id, second_id = first_order.json()["order_id"], second_order.json()["order_id"]
+    wait_for(lambda: level(migrated, sku) == 4, 30, "the restock")
+    wait_for(lambda: migrated.query(
+        "SELECT count(*) FROM processed_events e JOIN outbox o ON o.ce_id = e.ce_id "
+        "WHERE e.consumer = 'factory' AND o.msg_key = %s", (sku,))[0][0] == 2, 30,
+        "the factory to handle both depletions")
+
+    # One production order answered both depletions: the second order's trace shows it.
+    [po_id] = [r[0] for r in migrated.query(
+        "SELECT id::text FROM production_orders WHERE sku = %s", (sku,))]
+    _, po = first(trace_json(migrated, broker, order_id), "production_order",
+                  production_order_id=po_id)
+    assert "covered" not in po["fields"]
+    second = trace_json(migrated, broker, second_id)
+    _, covered = first(second, "production_order", production_order_id=po_id)
+    assert covered["fields"]["covered"] is True
+    first(second, "stock_change", consumer="stock")
+
     steps = trace_json(migrated, broker, sku, "--since", "10m")
     first(steps, "order", order_id=order_id)
+    first(steps, "order", order_id=second_id)
+    assert len([s for s in steps if s["kind"] == "production_order"]) == 1
     first(steps, "stock_change", consumer="stock")
     future = trace_json(migrated, broker, sku, "--since", "2999-01-01T00:00:00Z")
     assert future == []

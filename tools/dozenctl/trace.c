@@ -366,16 +366,19 @@ static void trace_depletion(struct trace *t, const char *ce_id, const char *sku,
     PQclear(res);
     if (found || at == NO_TIME || util_rfc3339(at, when, sizeof(when)) != 0)
         return;
-    /* No order names this depletion: the SKU's order that was open when it happened
-     * covered it (or a later depletion took the order over). */
+    /* No order names this depletion: the SKU's order that was open when the factory
+     * handled it (or, not handled yet, when it happened) and not delivered before it
+     * happened covered it (or a later depletion took the order over). */
     {
-        const char *q[2] = { sku, when };
+        const char *q[3] = { sku, when, ce_id };
 
         res = query(t, "production orders",
                     "SELECT to_jsonb(p)::text FROM production_orders p WHERE p.sku = $1 "
-                    "AND p.created_at <= $2::timestamptz AND (p.delivered_at IS NULL OR "
+                    "AND p.created_at <= COALESCE((SELECT e.processed_at FROM "
+                    "processed_events e WHERE e.consumer = 'factory' AND e.ce_id = $3::uuid), "
+                    "$2::timestamptz) AND (p.delivered_at IS NULL OR "
                     "p.delivered_at >= $2::timestamptz) ORDER BY p.created_at DESC LIMIT 1",
-                    2, q);
+                    3, q);
         if (res != NULL && PQntuples(res) == 1) {
             json_t *po = row_json(res, 0, 0);
 
