@@ -202,3 +202,19 @@ def test_covered_depletion_sku_since_unknown_ids_and_bad_arguments(stack, migrat
         out = trace(migrated, broker, *args)
         assert out.returncode == 2, (args, out.stdout, out.stderr)
         assert out.stdout == ""
+
+
+def test_trace_survives_changed_columns(stack, migrated, broker):
+    """Another branch's migration may add, rename or drop columns of the tables the trace
+    reads: it goes on, showing what is still there."""
+    sku, order_id = sold_out_and_restocked(stack, migrated, 2)
+    migrated.execute("ALTER TABLE production_orders ADD COLUMN t27_extra text DEFAULT 'x'")
+    migrated.execute("ALTER TABLE production_orders RENAME COLUMN last_error TO t27_last_error")
+    try:
+        steps = trace_json(migrated, broker, order_id)
+    finally:
+        migrated.execute("ALTER TABLE production_orders RENAME COLUMN t27_last_error TO last_error")
+        migrated.execute("ALTER TABLE production_orders DROP COLUMN t27_extra")
+    _, po = first(steps, "production_order", sku=sku)
+    assert po["fields"]["status"] == "delivered" and "t27_extra" not in po["fields"]
+    first(steps, "stock_change", consumer="stock")
