@@ -96,7 +96,7 @@ def test_trace_of_a_sold_out_order_tells_the_whole_restock(stack, migrated, brok
     ipo, po = first(steps, "production_order", sku=sku)
     assert po["fields"]["depletion_ce_id"] == depleted["fields"]["ce_id"]
     assert po["fields"]["quantity"] == 7 and po["fields"]["status"] == "delivered"
-    assert "callback_token" not in json.dumps(steps)
+    assert "token" not in json.dumps(steps)
     icall, call = first(steps, "legacy_call", outcome="accepted")
     idl, delivery = first(steps, "delivery", quantity=7)
     irep, rep = first(steps, "event", ce_type="stock.replenished")
@@ -145,6 +145,12 @@ def test_a_failed_legacy_call_shows_its_retries(stack, migrated, broker):
     assert po["fields"]["attempts"] == 3
     icall, _ = first(steps, "legacy_call", outcome="accepted")
     assert all(steps.index(r) < icall for r in retries)
+    calls = [i for i, s in enumerate(steps) if s["kind"] == "legacy_call" and
+             s["fields"]["outcome"] == "sent"]
+    assert [steps[i]["fields"]["call"] for i in calls] == [1, 2, 3], kinds(steps)
+    # Each failed call is followed by its retry record, then the next call.
+    assert calls[0] < steps.index(retries[0]) < calls[1] < steps.index(retries[1]) < calls[2]
+    assert "token" not in json.dumps(steps)
     assert not [s for s in steps if s["kind"] == "dead_letter"]
 
     # A dead letter of the depletion is part of the story; one of another event of the

@@ -390,6 +390,32 @@ static void trace_depletion(struct trace *t, const char *ce_id, const char *sku,
     }
 }
 
+/* Each call made to the legacy factory for production order id: one row of
+ * production_order_tokens per call (0007), whose token hash is never read. A failed call's
+ * reason is on its record on `retry`; the accepted one is the order's requested_at. */
+static void trace_calls(struct trace *t, const char *id)
+{
+    const char *p[1] = { id };
+    PGresult *res = query(t, "legacy calls",
+                          "SELECT (to_jsonb(c) - 'token_sha256')::text FROM "
+                          "production_order_tokens c WHERE c.production_order_id = $1::uuid "
+                          "ORDER BY c.created_at", 1, p);
+
+    for (int i = 0; res != NULL && i < PQntuples(res); i++) {
+        json_t *c = row_json(res, i, 0), *f;
+
+        if (c == NULL)
+            continue;
+        f = json_object();
+        jset_str(f, "production_order_id", id);
+        jset_str(f, "outcome", "sent");
+        json_object_set_new(f, "call", json_integer(i + 1));
+        step_add(t, jtime(c, "created_at"), "legacy_call", "factory -> legacy factory", f);
+        json_decref(c);
+    }
+    PQclear(res);
+}
+
 /* A production order (po borrowed), its legacy call, delivery and replenishment. */
 static void trace_production_order(struct trace *t, json_t *po, int covered)
 {
@@ -413,7 +439,11 @@ static void trace_production_order(struct trace *t, json_t *po, int covered)
         jcopy(f, "next_attempt_at", po, "next_attempt_at");
     if (covered)
         json_object_set_new(f, "covered", json_true());
+    jcopy(f, "factory_id", po, "factory_id");
+    jcopy(f, "factory_product_id", po, "factory_product_id");
+    jcopy(f, "traceparent", po, "traceparent");
     step_add(t, jtime(po, "created_at"), "production_order", "factory", f);
+    trace_calls(t, id);
 
     if (requested != NO_TIME) {
         f = json_object();
