@@ -167,12 +167,12 @@ int sg_basic_auth_parse(const char *header, char *user, size_t user_size, char *
 
 /* Reads the one value of key: 0 and *out, or -1 with code and errstr when it is missing,
  * empty or given more than once. */
-static int one_param(const sg_form_t *form, const char *key, const char *missing,
+static int one_param(const form_t *form, const char *key, const char *missing,
                      int dup_code, const char **out, int *code, char *errstr,
                      size_t errstr_size)
 {
     size_t count = 0;
-    const char *v = sg_form_get(form, key, &count);
+    const char *v = form_get(form, key, &count);
 
     if (count > 1) {
         *code = dup_code;
@@ -188,7 +188,7 @@ static int one_param(const sg_form_t *form, const char *key, const char *missing
     return 0;
 }
 
-int sg_send_check(const sg_form_t *form, struct sg_send *out, int *code, char *errstr,
+int sg_send_check(const form_t *form, struct sg_send *out, int *code, char *errstr,
                   size_t errstr_size)
 {
     struct sg_send s;

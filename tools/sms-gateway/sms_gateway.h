@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "form.h"
 #include "http.h"
 #include "phone.h"
 #include "standin.h"
@@ -63,18 +64,6 @@ enum sg_outcome {
 };
 #define SG_NOUTCOMES 4
 
-/* A form body (application/x-www-form-urlencoded), decoded. */
-struct sg_form_pair {
-    const char *key;
-    const char *value;    /* "" for "key" or "key=" */
-};
-
-typedef struct sg_form {
-    struct sg_form_pair *pairs;  /* owned; in body order */
-    size_t n;
-    char *buf;                   /* owned; the decoded keys and values point into it */
-} sg_form_t;
-
 /* A send that passed validation; the strings are borrowed from the form. */
 struct sg_send {
     const char *to;
@@ -117,25 +106,6 @@ struct gateway {
     sg_state_t *state;
 };
 
-/* form.c: application/x-www-form-urlencoded bodies (pure functions) */
-
-/*
- * Decodes body (len bytes, need not be NUL-terminated) into out: pairs split on '&', key
- * from value on the first '=', '+' as a space and %XX as that byte in both; empty pairs
- * ("a=1&&b=2") are skipped. A '%' not followed by two hex digits, or an escape that
- * decodes to NUL, is an error. Returns 0 and fills out (free it with sg_form_free), or -1
- * with errstr (out is then empty, and safe to free).
- */
-int sg_form_parse(const char *body, size_t len, sg_form_t *out, char *errstr,
-                  size_t errstr_size);
-
-/* Frees what sg_form_parse allocated and empties f. Accepts NULL and empty forms. */
-void sg_form_free(sg_form_t *f);
-
-/* Returns the value of the first pair named key (borrowed from f), or NULL; *count (when
- * not NULL) gets how many pairs have that name. */
-const char *sg_form_get(const sg_form_t *f, const char *key, size_t *count);
-
 /* message.c: checks of a send and of its credentials (pure functions) */
 
 /* Counts the code points of s, which must be UTF-8 (no overlong forms, surrogates or
@@ -156,7 +126,7 @@ int sg_basic_auth_parse(const char *header, char *user, size_t user_size, char *
 
 /* Validates To, From and Body of a form. Returns 0 and fills out (borrowing from form), or
  * -1 with Twilio's error *code and a message for the client in errstr. */
-int sg_send_check(const sg_form_t *form, struct sg_send *out, int *code, char *errstr,
+int sg_send_check(const form_t *form, struct sg_send *out, int *code, char *errstr,
                   size_t errstr_size);
 
 /* Writes a new message SID, "SM" and 32 random hex digits, into out (SG_SID_LEN + 1
