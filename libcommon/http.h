@@ -27,6 +27,7 @@ typedef struct http_response {
     char location[256];    /* optional Location header; "" for none */
     char www_authenticate[64]; /* optional WWW-Authenticate header; "" for none
                                 * (set by http_check_bearer) */
+    long retry_after;      /* above 0: a Retry-After header of that many seconds */
     int drop;              /* non-zero: close the connection without any answer (body is
                             * released, status ignored), so the client sees an empty reply
                             * or a reset: for stand-ins that must "refuse" a call */

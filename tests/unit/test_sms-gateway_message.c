@@ -273,7 +273,7 @@ static void test_message_json(void **state)
     (void)state;
     /* as the 201 of a send shows it */
     m = sg_message_json("ACtest", "SM0123456789abcdef0123456789abcdef", "+821012341234",
-                        "+15005550006", "dozen 2024-03-01: \xec\x95\x88", at, 0);
+                        "+15005550006", "dozen 2024-03-01: \xec\x95\x88", at, "queued", -1);
     assert_non_null(m);
     assert_string_equal(str_of(m, "sid"), "SM0123456789abcdef0123456789abcdef");
     assert_string_equal(str_of(m, "account_sid"), "ACtest");
@@ -293,12 +293,13 @@ static void test_message_json(void **state)
     assert_int_equal(json_object_size(m), 20);
     json_decref(m);
 
-    /* as the list shows it: sent, with the date it was accepted */
+    /* as the list shows it later: sent, with the date it left the queue */
     m = sg_message_json("ACtest", "SM0123456789abcdef0123456789abcdef", "+821012341234",
-                        "Dozen", "x", at, 1);
+                        "Dozen", "x", at, "sent", at + 2000);
     assert_non_null(m);
     assert_string_equal(str_of(m, "status"), "sent");
-    assert_string_equal(str_of(m, "date_sent"), "Fri, 01 Mar 2024 15:30:00 +0000");
+    assert_string_equal(str_of(m, "date_created"), "Fri, 01 Mar 2024 15:30:00 +0000");
+    assert_string_equal(str_of(m, "date_sent"), "Fri, 01 Mar 2024 15:30:02 +0000");
     assert_string_equal(str_of(m, "from"), "Dozen");
     assert_int_equal(json_object_size(m), 20);
     json_decref(m);
