@@ -17,9 +17,14 @@
 # INSTANCE_ID (1: the services' static consumer group membership).
 # Passed on as they are: BULLETIN_* to the notifier (BULLETIN_SOURCE_URL defaults to the
 # open-data stand-in), OPEN_DATA_* to the open-data stand-in (OPEN_DATA_TZ defaults to
-# BULLETIN_TZ, so that both agree on "today"), SMS_GATEWAY_* to the SMS stand-in; a change
-# to them restarts that program on the next `up`. The notifier always sends through the SMS
-# stand-in, with the stand-in's account (SMS_SID and SMS_TOKEN below).
+# BULLETIN_TZ, so that both agree on "today"), SMS_GATEWAY_* to the SMS stand-in, SMS_RATE
+# (default 1 message a second, a Twilio long code's; toll-free 3, short code 100) and
+# SMS_STATUS_CALLBACK_URL to the notifier; a change to them restarts that program on the
+# next `up`. The notifier sends through the SMS stand-in, with the stand-in's account
+# (SMS_SID and SMS_TOKEN below), unless SMS_GATEWAY_URL names a real provider (say
+# https://api.twilio.com) with SMS_ACCOUNT_SID, SMS_AUTH_TOKEN and SMS_FROM: then those go
+# to the notifier (through its environment, never a command line; the token is not written
+# anywhere) and the stand-in is not started.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,6 +50,9 @@ SERVICES=(legacy-factory open-data sms-gateway retry sales stock factory notifie
 SMS_SID=ACdozenlocal
 SMS_TOKEN=dozen-local-sms-token
 SMS_SENDER=dozen
+# The SMS provider: the stand-in's URL, or a real one (sms_provider below).
+SMS_STANDIN_URL=http://127.0.0.1:$SMS_GATEWAY_PORT
+REAL_SMS=0
 # The feed's zone: the notifier's unless set, so that both mean the same day by "today".
 OPEN_DATA_TZ_EFFECTIVE=${OPEN_DATA_TZ:-${BULLETIN_TZ:-Asia/Seoul}}
 
@@ -126,7 +134,16 @@ start_bg() {
 settings_of() {
     {
         case $1 in
-        notifier) env | grep '^BULLETIN_' || true ;;
+        notifier)
+            env | grep -E '^(BULLETIN_|SMS_RATE=|SMS_STATUS_CALLBACK_URL=)' || true
+            if [ $REAL_SMS = 1 ]; then
+                # the token only as a digest: a new one restarts the notifier, and the
+                # settings file does not hold it
+                echo "SMS_GATEWAY_URL=$SMS_GATEWAY_URL"
+                echo "SMS_ACCOUNT_SID=$SMS_SID"
+                echo "SMS_FROM=$SMS_SENDER"
+                echo "SMS_AUTH_TOKEN_SHA256=$(printf '%s' "$SMS_TOKEN" | sha256sum | cut -c1-64)"
+            fi ;;
         open-data)
             echo "OPEN_DATA_TZ=$OPEN_DATA_TZ_EFFECTIVE"
             env | grep '^OPEN_DATA_' | grep -Ev '^OPEN_DATA_(URL|PORT)=' || true ;;
@@ -237,6 +254,25 @@ admin_token() {
     fi
 }
 
+# Chooses the SMS provider: a real one when SMS_GATEWAY_URL is set to something other than
+# the stand-in's URL (RUN/env exports that one: `. .run/env; make up` keeps the stand-in),
+# with its account, token and sender, all required.
+sms_provider() {
+    if [ -n "${SMS_GATEWAY_URL:-}" ] && [ "$SMS_GATEWAY_URL" != "$SMS_STANDIN_URL" ]; then
+        local v
+        for v in SMS_ACCOUNT_SID SMS_AUTH_TOKEN SMS_FROM; do
+            [ -n "${!v:-}" ] || die "SMS_GATEWAY_URL names a real SMS provider: set $v too"
+        done
+        REAL_SMS=1
+        SMS_SID=$SMS_ACCOUNT_SID
+        SMS_TOKEN=$SMS_AUTH_TOKEN
+        SMS_SENDER=$SMS_FROM
+        SMS_URL=$SMS_GATEWAY_URL
+    else
+        SMS_URL=$SMS_STANDIN_URL
+    fi
+}
+
 wait_healthy() {
     local name=$1 url=$2 deadline=$((SECONDS + UP_TIMEOUT))
     until curl -fsS -m 2 "$url/healthz" >/dev/null 2>&1; do
@@ -256,8 +292,16 @@ cmd_up() {
     pg_up
     broker_up
 
-    local token database_url env_new
+    local token database_url env_new callback=()
     token=$(admin_token)
+    sms_provider
+    # The stand-in POSTs status callbacks to the notifier on loopback; a real provider
+    # needs a public URL, so only the caller can give one.
+    if [ -n "${SMS_STATUS_CALLBACK_URL:-}" ]; then
+        callback=(SMS_STATUS_CALLBACK_URL="$SMS_STATUS_CALLBACK_URL")
+    elif [ $REAL_SMS = 0 ]; then
+        callback=(SMS_STATUS_CALLBACK_URL="http://127.0.0.1:$NOTIFIER_PORT")
+    fi
     database_url="postgresql://dozen:dozen@127.0.0.1:$PGPORT/dozen"
     DATABASE_URL=$database_url "$BIN/dozen-migrate" --dir "$ROOT/migrations" \
         --seed "$ROOT/migrations/seed.sql" >>"$LOGS/migrate.log" 2>&1 ||
@@ -275,7 +319,7 @@ export RETRY_URL=http://127.0.0.1:$RETRY_PORT
 export LEGACY_FACTORY_URL=http://127.0.0.1:$LEGACY_FACTORY_PORT
 export NOTIFIER_URL=http://127.0.0.1:$NOTIFIER_PORT
 export OPEN_DATA_URL=http://127.0.0.1:$OPEN_DATA_PORT
-export SMS_GATEWAY_URL=http://127.0.0.1:$SMS_GATEWAY_PORT
+export SMS_GATEWAY_URL=$SMS_URL
 EOF
 )
     # Services started with other settings (a new broker address, another port) or from an
@@ -296,10 +340,17 @@ EOF
                NOTIFIER_PORT="$NOTIFIER_PORT" OPEN_DATA_PORT="$OPEN_DATA_PORT"
                SMS_GATEWAY_PORT="$SMS_GATEWAY_PORT" OPEN_DATA_TZ="$OPEN_DATA_TZ_EFFECTIVE"
                BULLETIN_SOURCE_URL="${BULLETIN_SOURCE_URL:-http://127.0.0.1:$OPEN_DATA_PORT/daily}"
-               SMS_GATEWAY_URL="http://127.0.0.1:$SMS_GATEWAY_PORT" SMS_ACCOUNT_SID="$SMS_SID"
-               SMS_AUTH_TOKEN="$SMS_TOKEN" SMS_FROM="$SMS_SENDER" "${DEV_BROKER_ENV[@]}")
+               SMS_GATEWAY_URL="$SMS_URL" SMS_ACCOUNT_SID="$SMS_SID"
+               SMS_AUTH_TOKEN="$SMS_TOKEN" SMS_FROM="$SMS_SENDER" "${callback[@]}"
+               "${DEV_BROKER_ENV[@]}")
+    [ -z "${SMS_RATE:-}" ] || START_ENV+=(SMS_RATE="$SMS_RATE")
     local settings
     for svc in "${SERVICES[@]}"; do
+        if [ "$svc" = sms-gateway ] && [ $REAL_SMS = 1 ]; then
+            # a real provider: no stand-in (one left from an earlier `up` is stopped)
+            ! pid_alive "$svc" || stop_pid "$svc"
+            continue
+        fi
         settings=$(settings_of "$svc")
         if pid_alive "$svc" && { [ $restart = 1 ] || [ "$BIN/$svc" -nt "$PIDS/$svc.pid" ] ||
                                  [ "$settings" != "$(cat "$SETTINGS/$svc" 2>/dev/null)" ]; }; then
@@ -313,7 +364,7 @@ EOF
     done
     wait_healthy legacy-factory "http://127.0.0.1:$LEGACY_FACTORY_PORT"
     wait_healthy open-data "http://127.0.0.1:$OPEN_DATA_PORT"
-    wait_healthy sms-gateway "http://127.0.0.1:$SMS_GATEWAY_PORT"
+    [ $REAL_SMS = 1 ] || wait_healthy sms-gateway "http://127.0.0.1:$SMS_GATEWAY_PORT"
     wait_healthy retry "http://127.0.0.1:$RETRY_PORT"
     wait_healthy sales "http://127.0.0.1:$SALES_PORT"
     wait_healthy stock "http://127.0.0.1:$STOCK_PORT"
@@ -330,7 +381,8 @@ dozen is up.
   retry     http://127.0.0.1:$RETRY_PORT   (GET /stats)
   legacy factory (stand-in)  http://127.0.0.1:$LEGACY_FACTORY_PORT   (POST /admin/mode)
   open data (stand-in)       http://127.0.0.1:$OPEN_DATA_PORT   (GET /daily, POST /admin/mode)
-  SMS gateway (stand-in)     http://127.0.0.1:$SMS_GATEWAY_PORT   (GET /messages, GET /admin/stats)
+  SMS gateway                $SMS_URL   ($( [ $REAL_SMS = 1 ] && echo "a real provider, not started here" || echo "stand-in: GET /messages, GET /admin/stats"))
+  SMS rate                   ${SMS_RATE:-1} a second from $SMS_SENDER   (SMS_RATE; 1 is a long code's)
   kafka     $BOOTSTRAP
   postgres  $database_url
   logs      $LOGS/        settings: . $RUN/env
