@@ -39,7 +39,7 @@ static long decode(const char *in, size_t len, char *out)
 }
 
 int form_parse(const char *body, size_t len, form_t *out, char *errstr,
-                  size_t errstr_size)
+               size_t errstr_size)
 {
     form_t f = { NULL, 0, NULL };
     size_t i, npairs = 1, start, end;

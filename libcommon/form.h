@@ -26,7 +26,7 @@ typedef struct form {
  * with errstr (out is then empty, and safe to free).
  */
 int form_parse(const char *body, size_t len, form_t *out, char *errstr,
-                  size_t errstr_size);
+               size_t errstr_size);
 
 /* Frees what form_parse allocated and empties f. Accepts NULL and empty forms. */
 void form_free(form_t *f);

@@ -388,7 +388,8 @@ static void sms_status(const http_request_t *req, http_response_t *res, void *ct
         http_error(res, 404, "no such delivery");
         return;
     }
-    if (form_parse(req->body, req->body_len, &form, err, sizeof(err)) != 0) {
+    if (form_parse(req->body != NULL ? req->body : "", req->body_len, &form, err,
+                   sizeof(err)) != 0) {
         http_error(res, 400, "the body must be a form: %s", err);
         goto done;
     }

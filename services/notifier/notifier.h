@@ -208,9 +208,10 @@ int store_lock(PGconn *conn, long long id, char *sid, size_t sid_size,
 /* A 429: pending again delay_ms from now, the attempt not counted. Returns 0 or -1. */
 int store_throttled(PGconn *conn, long long id, long long delay_ms, const char *error,
                     char *errstr, size_t errstr_size);
-/* Reserves the next send slot of sender (one every interval_ms, shared by every sender
- * thread and instance through sms_senders). Returns the ms to wait for it, or -1. */
-long long store_slot(PGconn *conn, const char *sender, double interval_ms,
+/* Reserves the next count send slots of sender (one every interval_ms, shared by every
+ * sender thread and instance through sms_senders). Returns the ms to wait for the first
+ * (the others follow interval_ms apart), or -1. */
+long long store_slot(PGconn *conn, const char *sender, double interval_ms, int count,
                      char *errstr, size_t errstr_size);
 /* Retry-After: no slot of sender before ms from now. Returns 0 or -1. */
 int store_pause(PGconn *conn, const char *sender, long long ms, char *errstr,

@@ -105,6 +105,8 @@ struct batch {
     int count;
     int next;             /* the delivery being sent */
     int64_t lease_from;   /* monotonic ms, taken before the claim (or renewal) was written */
+    int64_t slots_from;   /* monotonic ms of the batch's first send slot; 0: none yet */
+    int64_t paused_until; /* monotonic ms: a 429's Retry-After */
 };
 
 /* Before a gateway request: renews the lease of the batch's unsent deliveries when less
@@ -135,10 +137,12 @@ static int keep_lease(struct batch *b)
     return 0;
 }
 
-/* Waits for this sender number's next send slot (SMS_RATE, shared with every thread and
- * instance through PostgreSQL), keeping the batch's lease meanwhile. Returns 0 when the
- * slot has come, 1 when the notifier is stopping (nothing sent: give the rest back), -1
- * after an error (logged). */
+/* Waits for the send slot of the batch's current delivery (SMS_RATE, shared with every
+ * thread and instance through PostgreSQL: the batch reserves one slot per claimed row at
+ * its first send, one UPDATE of the number's row rather than one per message), keeping the
+ * batch's lease meanwhile, and past a 429's Retry-After. Returns 0 when the slot has come,
+ * 1 when the notifier is stopping (nothing sent: give the rest back), -1 after an error
+ * (logged). */
 static int wait_slot(struct batch *b)
 {
     const struct config *cfg = &b->n->cfg;
@@ -146,12 +150,18 @@ static int wait_slot(struct batch *b)
     long long wait;
     int64_t until, now;
 
-    wait = store_slot(b->conn, cfg->sms.from, cfg->sms_interval_ms, err, sizeof(err));
-    if (wait < 0) {
-        log_error("sender_slot_failed error=%s", LOG_Q(err));
-        return -1;
+    if (b->slots_from == 0) {
+        wait = store_slot(b->conn, cfg->sms.from, cfg->sms_interval_ms, b->count - b->next,
+                          err, sizeof(err));
+        if (wait < 0) {
+            log_error("sender_slot_failed error=%s", LOG_Q(err));
+            return -1;
+        }
+        b->slots_from = util_mono_ms() + wait - (int64_t)(b->next * cfg->sms_interval_ms);
     }
-    until = util_mono_ms() + wait;
+    until = b->slots_from + (int64_t)(b->next * cfg->sms_interval_ms);
+    if (until < b->paused_until)
+        until = b->paused_until;
     while ((now = util_mono_ms()) < until) {
         if (stopping(b->w->s))
             return 1;
@@ -267,6 +277,7 @@ static int deliver(struct batch *b, const struct delivery *d)
         phone_mask(d->phone, masked, sizeof(masked));
         log_warn("sms_throttled delivery=%lld to=%s retry_after_ms=%lld", d->id, masked,
                  retry_ms);
+        b->paused_until = util_mono_ms() + retry_ms;
         if (store_pause(b->conn, cfg->sms.from, retry_ms, err, sizeof(err)) != 0 ||
             store_throttled(b->conn, d->id, retry_ms, why, err, sizeof(err)) != 0)
             log_error("sms_outcome_not_recorded delivery=%lld error=%s", d->id, LOG_Q(err));

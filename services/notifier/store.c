@@ -150,14 +150,15 @@ const db_stmt_t store_stmts[] = {
       "UPDATE deliveries SET status = 'pending', attempts = GREATEST(attempts - 1, 0), "
       "last_error = $3, next_attempt_at = now() + make_interval(secs => $2::float8 / 1000) "
       "WHERE id = $1::bigint AND status = 'sending'", 3 },
-    /* The next slot of sender $1 at $2 ms a message: how many ms to wait for it. */
+    /* The next $3 slots of sender $1 at $2 ms a message: how many ms to wait for the
+     * first of them (the others follow $2 ms apart). */
     { "d_slot",
       "INSERT INTO sms_senders AS t (sender, next_slot_at) "
-      "VALUES ($1, clock_timestamp() + make_interval(secs => $2::float8 / 1000)) "
+      "VALUES ($1, clock_timestamp() + make_interval(secs => $2::float8 * $3::int / 1000)) "
       "ON CONFLICT (sender) DO UPDATE SET next_slot_at = GREATEST(t.next_slot_at, "
-      "clock_timestamp()) + make_interval(secs => $2::float8 / 1000) "
+      "clock_timestamp()) + make_interval(secs => $2::float8 * $3::int / 1000) "
       "RETURNING GREATEST(0, (extract(epoch FROM t.next_slot_at - clock_timestamp()) * 1000 "
-      "- $2::float8))::bigint", 2 },
+      "- $2::float8 * $3::int))::bigint", 3 },
     /* Retry-After: no slot of sender $1 before $2 ms from now. */
     { "d_pause",
       "INSERT INTO sms_senders AS t (sender, next_slot_at) "

@@ -158,16 +158,17 @@ int store_throttled(PGconn *conn, long long id, long long delay_ms, const char *
     return store_run(conn, "d_throttled", 3, p, NULL, errstr, errstr_size);
 }
 
-long long store_slot(PGconn *conn, const char *sender, double interval_ms,
+long long store_slot(PGconn *conn, const char *sender, double interval_ms, int count,
                      char *errstr, size_t errstr_size)
 {
-    char iv[32];
-    const char *p[2] = { sender, iv };
+    char iv[32], n[16];
+    const char *p[3] = { sender, iv, n };
     PGresult *res;
     long long wait;
 
     snprintf(iv, sizeof(iv), "%.3f", interval_ms);
-    if ((res = db_exec(conn, "d_slot", 2, p, NULL, errstr, errstr_size)) == NULL)
+    snprintf(n, sizeof(n), "%d", count);
+    if ((res = db_exec(conn, "d_slot", 3, p, NULL, errstr, errstr_size)) == NULL)
         return -1;
     wait = PQntuples(res) == 1 ? store_column_ll(res, 0, 0) : 0;
     PQclear(res);

@@ -170,7 +170,8 @@ static void test_send_request(void **state)
     stub_url("/", url, sizeof(url));   /* a trailing '/' is fine */
     c = client(url, 5000);
     set_answer(201, "{\"sid\": \"" SID "\", \"status\": \"queued\"}", 0, 0);
-    assert_int_equal(sms_send(c, TO, "dozen 2026-11-22: a & b = 100% +1 \xec\x95\x88", NULL, sid, sizeof(sid), NULL, err, sizeof(err)), SMS_SENT);
+    assert_int_equal(sms_send(c, TO, "dozen 2026-11-22: a & b = 100% +1 \xec\x95\x88", NULL,
+                              sid, sizeof(sid), NULL, err, sizeof(err)), SMS_SENT);
     assert_string_equal(sid, SID);
     assert_string_equal(err, "HTTP 201");
     f = seen();
@@ -185,7 +186,8 @@ static void test_send_request(void **state)
     assert_true(port > 0);
 
     /* the connection is kept alive between sends */
-    assert_int_equal(sms_send(c, TO, "again", NULL, sid, sizeof(sid), NULL, err, sizeof(err)), SMS_SENT);
+    assert_int_equal(sms_send(c, TO, "again", NULL, sid, sizeof(sid), NULL, err,
+                              sizeof(err)), SMS_SENT);
     assert_int_equal(seen().client_port, port);
     assert_string_equal(seen().body, "To=%2B821012341234&From=%2B15005550006&Body=again");
     sms_client_free(c);
@@ -226,7 +228,8 @@ static void test_send_outcomes(void **state)
     expect_send(c, 201, "{\"sid\": \"" SID "\"}", 70 * 1024, SMS_UNCERTAIN, "over 65536 bytes");
     /* a sid longer than the caller's buffer is not cut: uncertain */
     set_answer(201, "{\"sid\": \"" SID "\"}", 0, 0);
-    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err, sizeof(err)), SMS_UNCERTAIN);
+    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err,
+                              sizeof(err)), SMS_UNCERTAIN);
 
     /* not taken, may pass later */
     expect_send(c, 500, "{\"code\": 20500, \"message\": \"Internal Server Error\", "
@@ -261,30 +264,35 @@ static void test_send_transport(void **state)
     (void)state;
     /* no answer at all (the stand-in's "down"): it may have gone through */
     set_answer(0, "{}", 0, 0);
-    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err, sizeof(err)), SMS_UNCERTAIN);
+    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err,
+                              sizeof(err)), SMS_UNCERTAIN);
     assert_string_equal(err, "Empty reply from server");
     assert_string_equal(sid, "");
 
     /* a timeout once connected: uncertain, and bounded */
     set_answer(201, "{\"sid\": \"" SID "\"}", 0, 1500);
     t0 = util_mono_ms();
-    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err, sizeof(err)), SMS_UNCERTAIN);
+    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err,
+                              sizeof(err)), SMS_UNCERTAIN);
     assert_true(util_mono_ms() - t0 < 1200);
     assert_non_null(strstr(err, "timed out"));
     set_answer(201, "{\"sid\": \"" SID "\"}", 0, 0);
-    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err, sizeof(err)), SMS_SENT);
+    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err,
+                              sizeof(err)), SMS_SENT);
     sms_client_free(c);
 
     /* refused: certainly not sent */
     assert_int_equal(stub_refused_url("", url, sizeof(url)), 0);
     c = client(url, 2000);
-    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err, sizeof(err)), SMS_RETRY);
+    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err,
+                              sizeof(err)), SMS_RETRY);
     assert_non_null(strstr(err, "onnect"));
     sms_client_free(c);
 
     /* a name that does not resolve */
     c = client("http://nowhere.invalid", 2000);
-    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err, sizeof(err)), SMS_RETRY);
+    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err,
+                              sizeof(err)), SMS_RETRY);
     sms_client_free(c);
 }
 
