@@ -32,6 +32,7 @@ DEB_PKGS := build-essential pkg-config librdkafka-dev libmicrohttpd-dev libjanss
             kcat curl procps util-linux python3 python3-pytest python3-requests \
             python3-psycopg2 python3-confluent-kafka python3-yaml python3-prometheus-client valgrind \
             maven openjdk-17-jre-headless docker-compose tzdata
+DEB_PKGS += prometheus   # promtool check metrics, and a real Prometheus server in test_21
 BENCH_PKGS := wrk
 
 PYTHON := /usr/bin/python3

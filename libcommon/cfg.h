@@ -1,5 +1,12 @@
 /* cfg: configuration read from environment variables, with defaults and errors naming the
- * variable. */
+ * variable.
+ *
+ * Every cfg_* reader takes a variable NAME from the environment or, when NAME is unset or
+ * empty, from the file that NAME_FILE names (docker's and the postgres image's convention
+ * for secrets: ADMIN_TOKEN_FILE=/run/secrets/admin_token). The file must be a regular file
+ * of at most 4096 bytes that neither group nor others may write, holding one line (a
+ * trailing newline is dropped). Setting both NAME and NAME_FILE is an error. A file's
+ * value is read once and kept for the life of the process. */
 #ifndef DOZEN_CFG_H
 #define DOZEN_CFG_H
 

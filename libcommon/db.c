@@ -12,8 +12,18 @@
 
 #include "log.h"
 
-/* connect_timeout when the conninfo does not set one, in seconds. */
+/* What a connection gets when the conninfo does not say otherwise (db.h explains the
+ * choice): connect_timeout in seconds, TCP keepalives (idle and interval in seconds, a
+ * count of probes) and tcp_user_timeout in milliseconds. */
 #define DB_CONNECT_TIMEOUT "5"
+#define DB_KEEPALIVES_IDLE "5"
+#define DB_KEEPALIVES_INTERVAL "2"
+#define DB_KEEPALIVES_COUNT "3"
+#define DB_TCP_USER_TIMEOUT "10000"
+
+/* The statement_timeout of new connections, ms (0: the server's). Written once at start-up
+ * by db_set_statement_timeout, before any thread connects; read by db_connect. */
+static long long statement_timeout_ms;
 
 /* One connection of the pool. conn is NULL until first use and after a broken connection
  * was closed; ready says the connection was seen healthy with every statement prepared. */
@@ -76,10 +86,13 @@ static void notice_processor(void *arg, const char *message)
     log_debug("db_notice message=\"%s\"", buf);
 }
 
-/* Checks that conninfo parses (a key=value string or a URI). Returns 0, or -1 with errstr. */
-static int conninfo_check(const char *conninfo, char *errstr, size_t errstr_size)
+/* Checks that conninfo parses (a key=value string or a URI). Returns 0, or -1 with errstr.
+ * When options is not NULL, the conninfo's own `options` value is appended to it (nothing
+ * when it has none); -1 with errstr when that runs out of memory. */
+static int conninfo_check(const char *conninfo, strbuf_t *options, char *errstr,
+                          size_t errstr_size)
 {
-    PQconninfoOption *opts;
+    PQconninfoOption *opts, *o;
     char *perr = NULL;
 
     if (conninfo == NULL) {
@@ -94,8 +107,33 @@ static int conninfo_check(const char *conninfo, char *errstr, size_t errstr_size
         PQfreemem(perr);
         return -1;
     }
+    for (o = opts; options != NULL && o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, "options") == 0 && o->val != NULL)
+            strbuf_adds(options, o->val);
+    }
     PQconninfoFree(opts);
+    if (options != NULL && options->failed) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
     return 0;
+}
+
+void db_set_statement_timeout(long long ms)
+{
+    statement_timeout_ms = ms > 0 ? ms : 0;
+}
+
+int db_options_merge(const char *user_options, long long stmt_timeout_ms, strbuf_t *out)
+{
+    if (stmt_timeout_ms > 0)
+        strbuf_addf(out, "-c statement_timeout=%lld", stmt_timeout_ms);
+    if (user_options != NULL && user_options[0] != '\0') {
+        if (out->len > 0)
+            strbuf_addch(out, ' ');
+        strbuf_adds(out, user_options);
+    }
+    return out->failed ? -1 : 0;
 }
 
 /* Describes a failed command: errstr "<SQLSTATE> <primary message>", or libpq's own
@@ -153,14 +191,32 @@ PGconn *db_connect(const char *conninfo, const db_stmt_t *stmts, size_t nstmts,
                    char *errstr, size_t errstr_size)
 {
     /* Array entries placed before the expanded dbname are overridden by the connection
-     * string's own values, so connect_timeout=5 applies only when conninfo has none. */
-    const char *keys[] = { "connect_timeout", "dbname", NULL };
-    const char *vals[] = { DB_CONNECT_TIMEOUT, conninfo, NULL };
+     * string's own values, so each default applies only when conninfo has none. The
+     * options entry after it overrides conninfo's, which is why it carries them too. */
+    const char *keys[] = { "connect_timeout", "keepalives", "keepalives_idle",
+                           "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                           "dbname", NULL, NULL };
+    const char *vals[] = { DB_CONNECT_TIMEOUT, "1", DB_KEEPALIVES_IDLE,
+                           DB_KEEPALIVES_INTERVAL, DB_KEEPALIVES_COUNT, DB_TCP_USER_TIMEOUT,
+                           conninfo, NULL, NULL };
+    strbuf_t user = STRBUF_INIT, options = STRBUF_INIT;
     PGconn *conn = NULL;
     PGconn *ret = NULL;
 
-    if (conninfo_check(conninfo, errstr, errstr_size) != 0)
+    if (conninfo_check(conninfo, &user, errstr, errstr_size) != 0)
         goto done;
+    if (statement_timeout_ms > 0) {
+        /* libpq reads PGOPTIONS only when no options are given: ours would hide it. */
+        const char *env = getenv("PGOPTIONS");
+
+        if (db_options_merge(user.len > 0 ? user.buf : env, statement_timeout_ms,
+                             &options) != 0) {
+            snprintf(errstr, errstr_size, "out of memory");
+            goto done;
+        }
+        keys[7] = "options";
+        vals[7] = options.buf;
+    }
     conn = PQconnectdbParams(keys, vals, 1);
     if (conn == NULL) {
         snprintf(errstr, errstr_size, "out of memory");
@@ -177,6 +233,8 @@ PGconn *db_connect(const char *conninfo, const db_stmt_t *stmts, size_t nstmts,
     conn = NULL; /* ownership passes to the caller */
 done:
     PQfinish(conn);
+    strbuf_release(&user);
+    strbuf_release(&options);
     return ret;
 }
 
@@ -196,7 +254,7 @@ db_pool_t *db_pool_new(const char *conninfo, int size, const db_stmt_t *stmts, s
         snprintf(errstr, errstr_size, "statements missing");
         goto done;
     }
-    if (conninfo_check(conninfo, errstr, errstr_size) != 0)
+    if (conninfo_check(conninfo, NULL, errstr, errstr_size) != 0)
         goto done;
     pool = calloc(1, sizeof(*pool));
     if (pool == NULL)
@@ -554,6 +612,62 @@ int db_ping(db_pool_t *pool, int timeout_ms, char *errstr, size_t errstr_size)
         return -1;
     res = db_query(conn, "SELECT 1", 0, NULL, NULL, errstr, errstr_size);
     db_release(pool, conn);
+    if (res == NULL)
+        return -1;
+    PQclear(res);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Leader leases */
+
+int db_lease_begin(PGconn *conn, long long lease_ms, char *errstr, size_t errstr_size)
+{
+    char ms[24], sqlstate[6];
+    const char *params[1] = { ms };
+    PGresult *res;
+
+    if (lease_ms < DB_LEASE_MIN_MS || lease_ms > DB_LEASE_MAX_MS) {
+        snprintf(errstr, errstr_size, "lease of %lld ms out of range %d..%d", lease_ms,
+                 DB_LEASE_MIN_MS, DB_LEASE_MAX_MS);
+        return -1;
+    }
+    snprintf(ms, sizeof(ms), "%lld", lease_ms);
+    /* All three end the session on the server's side: idle between statements, idle
+     * inside a transaction, or with sent data unacknowledged (a peer that stopped reading
+     * its socket; ignored on a Unix-domain socket). */
+    res = db_query(conn, "SELECT set_config('idle_session_timeout', $1, false), "
+                   "set_config('idle_in_transaction_session_timeout', $1, false), "
+                   "set_config('tcp_user_timeout', $1, false)", 1, params, sqlstate, errstr,
+                   errstr_size);
+    if (res == NULL && strcmp(sqlstate, "42704") == 0) {
+        /* A server before 14 has no idle_session_timeout: keep what it has. */
+        char err[256];
+
+        res = db_query(conn, "SELECT set_config('idle_in_transaction_session_timeout', $1, "
+                       "false)", 1, params, NULL, err, sizeof(err));
+        if (res == NULL) {
+            snprintf(errstr, errstr_size, "%s", err);
+            return -1;
+        }
+        PQclear(res);
+        return 1;
+    }
+    if (res == NULL)
+        return -1;
+    PQclear(res);
+    return 0;
+}
+
+long long db_lease_heartbeat_ms(long long lease_ms)
+{
+    return lease_ms / 3 > 0 ? lease_ms / 3 : 1;
+}
+
+int db_lease_renew(PGconn *conn, char *errstr, size_t errstr_size)
+{
+    PGresult *res = db_query(conn, "SELECT 1", 0, NULL, NULL, errstr, errstr_size);
+
     if (res == NULL)
         return -1;
     PQclear(res);

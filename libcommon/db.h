@@ -18,11 +18,29 @@ typedef struct db_stmt {
 
 typedef struct db_pool db_pool_t;
 
-/* Opens one connection (blocking, connect_timeout 5 s unless conninfo says otherwise) and
- * prepares stmts on it (may be NULL/0). Returns a new connection the caller frees with
- * PQfinish, or NULL with errstr. */
+/* Opens one connection (blocking) and prepares stmts on it (may be NULL/0). Returns a new
+ * connection the caller frees with PQfinish, or NULL with errstr.
+ *
+ * Unless conninfo sets them itself, the connection gets connect_timeout=5 (seconds),
+ * keepalives=1 with keepalives_idle=5, keepalives_interval=2, keepalives_count=3, and
+ * tcp_user_timeout=10000 (ms): a peer that vanished (host down, network cut) fails a
+ * blocked query within about 11 s instead of the operating system's two hours. (Keepalives
+ * and tcp_user_timeout do nothing on a Unix-domain socket.) With a statement timeout set
+ * (db_set_statement_timeout), the session starts with options "-c statement_timeout=<ms>"
+ * followed by the options of conninfo, or of PGOPTIONS when conninfo has none: a
+ * statement_timeout the user wrote there comes later and wins. */
 PGconn *db_connect(const char *conninfo, const db_stmt_t *stmts, size_t nstmts,
                    char *errstr, size_t errstr_size);
+
+/* Sets the statement_timeout (ms; 0 or less: none, the server's own) of every connection
+ * db_connect opens from now on, pooled ones included. Process-wide: call once at start-up,
+ * before any thread connects. */
+void db_set_statement_timeout(long long ms);
+
+/* The `options` value db_connect sends: "-c statement_timeout=<ms>" (nothing when
+ * stmt_timeout_ms <= 0), then a space and user_options when that is neither NULL nor
+ * empty. Appends to out. Returns 0, or -1 when out failed (out of memory). */
+int db_options_merge(const char *user_options, long long stmt_timeout_ms, strbuf_t *out);
 
 /* Creates a pool of at most `size` connections. Connections are opened lazily by
  * db_acquire. stmts (borrowed; must outlive the pool) are prepared on each connection.
@@ -63,6 +81,28 @@ int db_rollback(PGconn *conn);
 
 /* A quick "SELECT 1" through the pool, for /healthz. Returns 0 or -1 with errstr. */
 int db_ping(db_pool_t *pool, int timeout_ms, char *errstr, size_t errstr_size);
+
+/* Leader leases: how a session advisory lock (one leader among instances) is made to end
+ * within a bounded time when its holder stops talking: paused (SIGSTOP, a stalled VM),
+ * hung, or cut off from the network. Without it the server keeps a silent but still
+ * connected session, and its lock, for ever (a paused process's kernel still answers TCP).
+ *
+ * db_lease_begin sets idle_session_timeout, idle_in_transaction_session_timeout and the
+ * server's tcp_user_timeout to lease_ms on conn's session (PostgreSQL 14 or later): the
+ * server closes a session that sends nothing for that long, which releases its locks. The
+ * holder must then run a statement on conn at least every db_lease_heartbeat_ms(lease_ms)
+ * (a third of the lease) while it has nothing else to run; db_lease_renew is the cheapest.
+ * A holder that was paused past its lease finds its session closed at its next statement
+ * (an error, the connection CONNECTION_BAD) and must treat the lock as lost.
+ * db_lease_begin returns 0; 1 with errstr (the server's complaint) when the server is older
+ * than PostgreSQL 14 and only idle_in_transaction_session_timeout could be set: the lock
+ * then outlives a paused holder, which the caller should log; or -1 with errstr (a lease
+ * out of range, or the statement failed). db_lease_renew returns 0 or -1 with errstr. */
+#define DB_LEASE_MIN_MS 300
+#define DB_LEASE_MAX_MS 600000
+int db_lease_begin(PGconn *conn, long long lease_ms, char *errstr, size_t errstr_size);
+long long db_lease_heartbeat_ms(long long lease_ms);
+int db_lease_renew(PGconn *conn, char *errstr, size_t errstr_size);
 
 /* Array parameters: the one way to build the text of a PostgreSQL array literal
  * ("{1,NULL,3}", "{\"a b\",\"c\\\"d\"}") for a parameter such as $1::bigint[],

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "trace.h"
 #include "util.h"
 
 /* Copies a non-empty src into dst (dst_size bytes with the NUL); -1 if empty or too long. */
@@ -47,6 +48,8 @@ int event_meta_new(event_meta_t *m, const char *type, const char *source,
         util_errf(errstr, errstr_size, "ce_time: cannot format the current time");
         return -1;
     }
+    if (trace_current() != NULL)
+        snprintf(m->traceparent, sizeof(m->traceparent), "%s", trace_current());
     return 0;
 }
 
@@ -67,6 +70,10 @@ rd_kafka_headers_t *event_headers_new(const event_meta_t *m)
         rd_kafka_header_add(hdrs, "ce_type", -1, m->type, -1) != 0 ||
         rd_kafka_header_add(hdrs, "ce_time", -1, m->time, -1) != 0 ||
         rd_kafka_header_add(hdrs, "content-type", -1, EVENT_CONTENT_TYPE, -1) != 0)
+        goto done;
+    if (m->traceparent[0] != '\0' &&
+        (rd_kafka_header_add(hdrs, "ce_traceparent", -1, m->traceparent, -1) != 0 ||
+         rd_kafka_header_add(hdrs, "traceparent", -1, m->traceparent, -1) != 0))
         goto done;
 
     ret = hdrs;

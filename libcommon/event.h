@@ -14,15 +14,20 @@ typedef struct event_meta {
     char type[64];     /* ce_type: "order.completed" */
     char source[128];  /* ce_source: "/dozen/sales" */
     char time[40];     /* ce_time: RFC 3339 UTC */
+    char traceparent[56]; /* ce_traceparent (CloudEvents distributed tracing): a W3C
+                           * traceparent, "" when the event carries none */
 } event_meta_t;
 
-/* Fills m with a fresh UUID, the current time, type and source. Returns 0, or -1 with errstr
- * (type or source too long, no randomness). */
+/* Fills m with a fresh UUID, the current time, type and source, and the traceparent of the
+ * thread's span (trace.h; "" outside one). Returns 0, or -1 with errstr (type or source
+ * too long, no randomness). */
 int event_meta_new(event_meta_t *m, const char *type, const char *source,
                    char *errstr, size_t errstr_size);
 
 /* Returns new headers (the caller owns them until kafka_produce takes them): ce_specversion,
- * ce_id, ce_source, ce_type, ce_time and content-type. NULL only if out of memory. */
+ * ce_id, ce_source, ce_type, ce_time and content-type; when m has a traceparent, it as
+ * ce_traceparent (the CloudEvents extension, fixed for the event) and as traceparent (the
+ * per-hop header of W3C Trace Context over Kafka). NULL only if out of memory. */
 rd_kafka_headers_t *event_headers_new(const event_meta_t *m);
 
 /* Reads and validates the CloudEvents headers of a record: every ce_* header present,

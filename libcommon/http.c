@@ -19,6 +19,7 @@
 
 #include "http_int.h"
 #include "log.h"
+#include "trace.h"
 #include "metrics.h"
 #include "strbuf.h"
 #include "util.h"
@@ -401,7 +402,14 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     req.body_len = rctx->body_len;
     req.conn = conn;
     route_label = route->pattern;
+    /* The request's span: in the caller's trace (a W3C traceparent header) or a new one. */
+    {
+        const char *tp = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
+
+        trace_begin(tp, tp != NULL ? strlen(tp) : 0);
+    }
     route->fn(&req, &res, srv->ctx);
+    trace_end();
     status = res.body != NULL ? res.status : MHD_HTTP_INTERNAL_SERVER_ERROR;
     if (res.drop) {
         /* MHD_NO from the access handler closes the connection without a response. */

@@ -1,5 +1,6 @@
 /* httpc: one outbound HTTP request over libcurl. Contract in httpc.h. */
 #include "httpc.h"
+#include "trace.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -143,6 +144,18 @@ int httpc_request(CURL *curl, const httpc_request_t *req, strbuf_t *body,
     }
     strbuf_reset(body);
     curl_easy_reset(curl);      /* keeps the live connection, forgets the last options */
+    /* The thread's trace goes on to the system called (W3C Trace Context). */
+    if (trace_current() != NULL) {
+        char tp[16 + TRACE_PARENT_SIZE];
+
+        snprintf(tp, sizeof(tp), "traceparent: %s", trace_current());
+        if ((h = curl_slist_append(headers, tp)) == NULL) {
+            res->rc = CURLE_OUT_OF_MEMORY;
+            httpc_errf(errstr, errstr_size, "cannot set up the request: out of memory");
+            goto done;
+        }
+        headers = h;
+    }
     for (i = 0; req->headers != NULL && req->headers[i] != NULL; i++) {
         if ((h = curl_slist_append(headers, req->headers[i])) == NULL) {
             res->rc = CURLE_OUT_OF_MEMORY;

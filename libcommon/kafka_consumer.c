@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "retry.h"
+#include "trace.h"
 #include "topics.h"
 #include "util.h"
 
@@ -291,6 +292,23 @@ static void update_lag(struct loop *L, rd_kafka_t *rk)
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
+/* Begins the span of one record: in the trace of its per-hop traceparent header, else of its
+ * ce_traceparent, else a new one (trace.h). */
+static void trace_record(const rd_kafka_message_t *msg)
+{
+    rd_kafka_headers_t *hdrs = NULL; /* borrowed from msg */
+    const void *val = NULL;
+    size_t size = 0;
+
+    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        (rd_kafka_header_get_last(hdrs, "traceparent", &val, &size) !=
+             RD_KAFKA_RESP_ERR_NO_ERROR &&
+         rd_kafka_header_get_last(hdrs, "ce_traceparent", &val, &size) !=
+             RD_KAFKA_RESP_ERR_NO_ERROR))
+        val = NULL;
+    trace_begin(val, val != NULL ? size : 0);
+}
+
 /* Deals with one record. Returns 0 when its offset may be stored (done, handed over), or -1
  * when it must be tried again in place (errstr says why). */
 static int dispatch(struct loop *L, const rd_kafka_message_t *msg, char *errstr,
@@ -471,7 +489,12 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
         }
 
         herr[0] = '\0';
-        if (dispatch(&L, msg, herr, sizeof(herr)) == 0) {
+        int handled;
+
+        trace_record(msg);
+        handled = dispatch(&L, msg, herr, sizeof(herr));
+        trace_end();
+        if (handled == 0) {
             store_offset(rk, opts->group, msg);
             backoff_ms = initial_ms;
         } else {

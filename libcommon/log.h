@@ -6,10 +6,16 @@
 
 enum log_level { LOG_LEVEL_DEBUG = 0, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 
-/* Sets the service name printed on every line and the minimum level, read from LOG_LEVEL
- * (debug, info, warn, error; default info). Returns 0, or -1 for a bad LOG_LEVEL (the level
- * stays info). Call once, before threads start. */
+/* Sets the service name printed on every line, the minimum level, read from LOG_LEVEL
+ * (debug, info, warn, error; default info), and the format, read from LOG_FORMAT (text, the
+ * default: key=value; json: one JSON object a line with the same fields, the first word of
+ * the message as "event"). Returns 0, or -1 for a bad LOG_LEVEL or LOG_FORMAT (the level
+ * stays info, the format text). Call once, before threads start. */
 int log_init(const char *service);
+
+/* Sets the trace id every later line of this thread carries (trace_id=...), or none (NULL).
+ * trace.c calls it; other code uses trace_begin/trace_end. */
+void log_trace_id_set(const char *trace_id);
 
 /* Prints one line: "ts=<RFC3339 UTC ms> level=<lvl> svc=<service> <formatted message>".
  * The message should be "event_name key=value key=value"; values with spaces are quoted by

@@ -357,6 +357,22 @@ int metrics_add_collector(metrics_t *m, metrics_collect_fn fn, void *ctx)
     return ret;
 }
 
+void metrics_remove_collector(metrics_t *m, metrics_collect_fn fn, void *ctx)
+{
+    int i;
+
+    pthread_mutex_lock(&m->mu);
+    for (i = 0; i < m->ncollectors; i++) {
+        if (m->collectors[i].fn == fn && m->collectors[i].ctx == ctx) {
+            memmove(&m->collectors[i], &m->collectors[i + 1],
+                    (size_t)(m->ncollectors - i - 1) * sizeof(m->collectors[0]));
+            m->ncollectors--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
 /* A sample value as the text format spells it. */
 static void add_value(strbuf_t *out, double v)
 {

@@ -68,6 +68,10 @@ typedef void (*metrics_collect_fn)(metrics_t *m, void *ctx);
 /* Registers a collector (at most 8). Returns 0, or -1 when the table is full. */
 int metrics_add_collector(metrics_t *m, metrics_collect_fn fn, void *ctx);
 
+/* Removes the collector registered with fn and ctx (does nothing when there is none). Call
+ * only while nothing renders m: a render in progress may still be calling it. */
+void metrics_remove_collector(metrics_t *m, metrics_collect_fn fn, void *ctx);
+
 /* The collector for the usual process_* series (process_resident_memory_bytes,
  * process_virtual_memory_bytes, process_open_fds, process_max_fds, process_threads,
  * process_cpu_seconds_total, process_start_time_seconds), read from /proc/self. Register it

@@ -43,7 +43,7 @@ int outbox_add(PGconn *conn, const char *producer, const char *topic, const char
                char *ce_id_out, char *errstr, size_t errstr_size)
 {
     event_meta_t m;
-    const char *params[8];
+    const char *params[9];
     PGresult *res;
 
     if (conn == NULL) {
@@ -63,7 +63,8 @@ int outbox_add(PGconn *conn, const char *producer, const char *topic, const char
     params[5] = m.source;
     params[6] = m.time;
     params[7] = payload_json;
-    res = db_exec(conn, OUTBOX_STMT_NAME, 8, params, NULL, errstr, errstr_size);
+    params[8] = m.traceparent[0] != '\0' ? m.traceparent : NULL;
+    res = db_exec(conn, OUTBOX_STMT_NAME, 9, params, NULL, errstr, errstr_size);
     if (res == NULL)
         return -1;
     PQclear(res);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <libpq-fe.h>
 #include "db.h"
+#include "metrics_sql.h"
 
 /* The prepared statement outbox_add() runs: every service that calls outbox_add() on a
  * pooled connection lists OUTBOX_DB_STMT among its pool's statements. */
@@ -19,11 +20,12 @@
 #define OUTBOX_DB_STMT                                                                   \
     { OUTBOX_STMT_NAME,                                                                  \
       "INSERT INTO outbox (producer, topic, msg_key, ce_id, ce_type, ce_source, ce_time, " \
-      "payload) VALUES ($1, $2, $3, $4::uuid, $5, $6, $7::timestamptz, $8)", 8 }
+      "payload, traceparent) VALUES ($1, $2, $3, $4::uuid, $5, $6, $7::timestamptz, $8, $9)", \
+      9 }
 
 /* Adds one event to the outbox on conn, which must be inside the caller's transaction and
- * have OUTBOX_DB_STMT prepared. payload_json is the event's data (the Kafka value). A fresh
- * ce_id is generated and, if ce_id_out is not NULL, copied there (37 bytes). Returns 0, or -1
+ * have OUTBOX_DB_STMT prepared. payload_json is the event's data (the Kafka value). The
+ * thread's trace (trace.h) goes with it as its traceparent. A fresh ce_id is generated and, if ce_id_out is not NULL, copied there (37 bytes). Returns 0, or -1
  * with errstr. */
 int outbox_add(PGconn *conn, const char *producer, const char *topic, const char *key,
                const char *ce_type, const char *ce_source, const char *payload_json,
@@ -35,11 +37,20 @@ typedef struct outbox_relay_opts {
     const char *producer;   /* which rows are ours: outbox.producer; copied */
     int64_t poll_ms;        /* backstop poll interval (default 5000 if 0) */
     int batch;              /* rows per round (default 500 if 0) */
+    int64_t lease_ms;       /* the leader's lease (db.h, leader leases): a leader silent
+                             * this long loses the lock to a standby (default 3000 if 0) */
     struct metrics *metrics; /* NULL, or where the relay keeps its dozen_outbox_* series
                               * (borrowed: must outlive the relay) */
 } outbox_relay_opts_t;
 
 typedef struct outbox_relay outbox_relay_t;
+
+/* The outbox's scrape-time gauges ($1 = the producer): dozen_outbox_backlog_rows (rows not
+ * yet acknowledged by the broker) and dozen_outbox_oldest_unsent_age_seconds (age of the
+ * oldest of them, 0 when none), labelled producer; both read through the outbox_unsent
+ * partial index. svc_run registers them for a service with a relay. */
+extern const metrics_sql_gauge_t outbox_metrics_gauges[];
+extern const size_t outbox_metrics_ngauges;
 
 /* Starts the relay thread. It connects (and reconnects) by itself, so a database or broker
  * that is down at start is not an error. Returns NULL with errstr only for bad options or

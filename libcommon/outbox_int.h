@@ -39,6 +39,7 @@ struct outbox_relay {
     char *bootstrap;
     char *producer;
     int64_t poll_ms;
+    int64_t lease_ms;
     int batch;
     int crash_after_ack; /* OUTBOX_DEBUG_CRASH_AFTER_ACK, see the top of outbox_relay.c */
 
@@ -54,6 +55,7 @@ struct outbox_relay {
     PGconn *pg;        /* the leader's LISTENs and holds the advisory lock */
     rd_kafka_t *rk;    /* our producer */
     int leader;
+    int64_t beat_ms;   /* when the leader last renewed its lease (monotonic) */
     int need_reconcile;
     struct relay_row *rows; /* batch entries, allocated at start */
     int round_n;            /* rows the delivery callback may touch; 0 between rounds */
@@ -68,6 +70,12 @@ struct outbox_relay {
     struct metric *m_errors;    /* deliveries that failed or were not reported */
     struct metric *m_leader;    /* 1 while this relay holds the producer's lock */
 };
+
+/* Keeps the leader's lease: runs db_lease_renew on r->pg when a heartbeat is due (a third
+ * of the lease since the last one), nothing otherwise, or when not the leader. Long waits
+ * of the relay thread (delivery reports, a reconciliation's read) call it often. A failure
+ * is left for the next statement to find. Defined in outbox_relay.c. */
+void outbox_lease_beat(outbox_relay_t *r);
 
 /* Whether outbox_relay_stop() was called: long steps check it and give up. */
 static inline int outbox_stopping(outbox_relay_t *r)

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox_int.h"
+#include "trace.h"
 #include "strbuf.h"
 #include "util.h"
 
@@ -28,7 +29,7 @@ const db_stmt_t outbox_publish_stmts[OUTBOX_PUBLISH_NSTMTS] = {
     { "relay_select",
       "SELECT id, topic, msg_key, ce_id, ce_type, ce_source, "
       "to_char(ce_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), payload, "
-      "(extract(epoch FROM created_at) * 1000)::bigint "
+      "(extract(epoch FROM created_at) * 1000)::bigint, traceparent "
       "FROM outbox WHERE producer = $1 AND sent_at IS NULL ORDER BY id LIMIT $2::int", 2 },
     /* Marks the acknowledged rows of a round and, when $5 is true (every delivery of the
      * round succeeded), moves the positions past them. After a failed delivery the
@@ -149,6 +150,10 @@ static int produce_row(outbox_relay_t *r, PGresult *res, int i, char *errstr,
                  PQgetvalue(res, i, 0));
         return -1;
     }
+    /* A traceparent that is missing or not one is left off: the event still goes out. */
+    if (!PQgetisnull(res, i, 9) &&
+        trace_parse(PQgetvalue(res, i, 9), (size_t)PQgetlength(res, i, 9), NULL, NULL) == 0)
+        copy_col(m.traceparent, sizeof(m.traceparent), PQgetvalue(res, i, 9));
     hdrs = event_headers_new(&m);
     if (hdrs == NULL) {
         snprintf(errstr, errstr_size, "out of memory for headers");
@@ -180,6 +185,7 @@ static void await_reports(outbox_relay_t *r)
         }
         if (now >= deadline)
             return;
+        outbox_lease_beat(r);
         rd_kafka_flush(r->rk, 100); /* sends at once and serves the reports */
     }
 }
@@ -240,12 +246,14 @@ int outbox_publish_round(outbox_relay_t *r, char *errstr, size_t errstr_size)
     rd_kafka_resp_err_t ferr;
     int n, i, acked = 0, all_ok = 1, ret = -1;
     long long created;
+    int64_t selected_at;
 
     errstr[0] = '\0';
     snprintf(batch, sizeof(batch), "%d", r->batch);
     res = db_exec(r->pg, "relay_select", 2, params, NULL, errstr, errstr_size);
     if (res == NULL)
         return -1;
+    selected_at = util_mono_ms();
     n = PQntuples(res);
     if (n == 0) {
         PQclear(res);
@@ -260,6 +268,17 @@ int outbox_publish_round(outbox_relay_t *r, char *errstr, size_t errstr_size)
 
         if (outbox_stopping(r))
             break; /* the rest stays for the next start */
+        if (util_mono_ms() - selected_at >= r->lease_ms / 2) {
+            /* Paused (or starved) since the SELECT: the lease may have run out and a new
+             * leader may be publishing these rows. The rest waits for the next round,
+             * which starts with a statement that tells whether the session lives. */
+            all_ok = 0;
+            if (errstr[0] == '\0')
+                snprintf(errstr, errstr_size, "round cut short: %lld ms since its SELECT, "
+                         "the lease may have run out",
+                         (long long)(util_mono_ms() - selected_at));
+            break;
+        }
         if (key_blocked(res, r->rows, i, key)) {
             r->rows[i].state = ROW_SKIPPED;
             all_ok = 0;

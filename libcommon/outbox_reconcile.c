@@ -95,6 +95,7 @@ done:
 struct scan {
     struct unsent_id *ids;
     int nids;
+    outbox_relay_t *r;  /* whose lease the read keeps */
 };
 
 /* kafka_reader_fn: if the record carries the ce_id of an unsent row, remembers where it
@@ -106,6 +107,7 @@ static int match_record(void *ctx, const rd_kafka_message_t *msg)
     char *v = kafka_header_dup(msg, "ce_id");
     size_t i;
 
+    outbox_lease_beat(sc->r); /* a long read back must not cost the lock */
     if (v == NULL)
         return 0;
     if (util_is_uuid(v)) {
@@ -170,6 +172,7 @@ static int reconcile_topic(outbox_relay_t *r, rd_kafka_t *rk, const char *topic,
     ro.on_error = fail_on_error;
     sc.ids = ids;
     sc.nids = nids;
+    sc.r = r;
     ro.ctx = &sc;
     reader = kafka_reader_new(&ro, errstr, errstr_size);
     if (reader == NULL)

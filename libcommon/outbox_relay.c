@@ -6,8 +6,12 @@
  * How the relay keeps "published exactly once" across crashes:
  *
  * - One publisher per producer. The relay holds a session advisory lock keyed on the
- *   producer name on its own connection; a relay that does not hold it stands by. Losing the
- *   connection loses the lock, and the relay must take it again.
+ *   producer name on its own connection; a relay that does not hold it stands by, asking
+ *   again every second. Losing the connection loses the lock, and the relay must take it
+ *   again. The lock's session has a lease (db_lease_begin, DB_LEADER_LEASE): the leader
+ *   runs a statement at least every third of it (outbox_lease_beat), and the server ends
+ *   the session of a leader that fell silent (paused, hung, cut off), so that a standby
+ *   takes over; a round that finds itself half a lease past its SELECT stops producing.
  * - A row is marked sent (with the partition and offset the broker reported) only after its
  *   delivery report said the broker acknowledged it (idempotent producer, acks=all). The
  *   mark also moves outbox_position(producer, topic, partition).next_offset past the record.
@@ -19,8 +23,9 @@
  *   it publish; the relay never publishes on a guess.
  *
  * What this does not cover: a relay that lost its database session (and so its lock) but
- * keeps running, cut off from PostgreSQL yet not from Kafka, can still deliver the round it
- * had in flight while a new leader publishes the same rows. Fencing that needs Kafka
+ * keeps running, cut off from PostgreSQL yet not from Kafka, or paused between its SELECT
+ * and its produce calls, can still deliver the round it had in flight while a new leader
+ * publishes the same rows. Fencing that needs Kafka
  * transactions; here the window is one round of at most `batch` rows. Consumers deduplicate
  * on ce_id in any case.
  *
@@ -47,6 +52,8 @@
 #include "util.h"
 
 #define DEFAULT_POLL_MS 5000
+#define DEFAULT_LEASE_MS 3000
+#define STANDBY_RETRY_MS 1000 /* how often a standby asks for the lock, at most */
 #define DEFAULT_BATCH 500
 #define MAX_BATCH 100000
 #define MAX_PRODUCER_LEN 64
@@ -110,9 +117,23 @@ static void relay_sleep(outbox_relay_t *r, int64_t ms)
 
         if (left <= 0)
             return;
+        if (left > db_lease_heartbeat_ms(r->lease_ms))
+            left = db_lease_heartbeat_ms(r->lease_ms);
         if (poll(&pfd, 1, (int)(left > 1000 ? 1000 : left)) > 0)
             return; /* only outbox_relay_stop() writes to the pipe */
+        outbox_lease_beat(r);
     }
+}
+
+void outbox_lease_beat(outbox_relay_t *r)
+{
+    char err[256];
+    int64_t now = util_mono_ms();
+
+    if (!r->leader || r->pg == NULL || now - r->beat_ms < db_lease_heartbeat_ms(r->lease_ms))
+        return;
+    if (db_lease_renew(r->pg, err, sizeof(err)) == 0)
+        r->beat_ms = now;
 }
 
 int outbox_parse_ll(const char *s, long long min, long long max, long long *out)
@@ -236,6 +257,11 @@ static void await_notify(outbox_relay_t *r)
         left = deadline - util_mono_ms();
         if (ours || left <= 0 || outbox_stopping(r))
             return;
+        outbox_lease_beat(r);
+        if (PQstatus(r->pg) != CONNECTION_OK)
+            return; /* the session ended (the lease ran out): the next step says so */
+        if (left > db_lease_heartbeat_ms(r->lease_ms))
+            left = db_lease_heartbeat_ms(r->lease_ms);
         pfd[0].fd = PQsocket(r->pg);
         pfd[0].events = POLLIN;
         pfd[0].revents = 0;
@@ -273,12 +299,19 @@ static enum step relay_step(outbox_relay_t *r, char *errstr, size_t errstr_size)
             r->standby_logged = 1;
             return STEP_STANDBY;
         }
-        /* LISTEN before the first SELECT, so that no row committed after it goes
-         * unnoticed. If LISTEN fails, the lock goes with the connection. */
-        if (pg_listen(r, errstr, errstr_size) != 0) {
+        /* The lease first: from here on the server ends this session, and the lock, when
+         * the relay falls silent (paused, hung, cut off), so that a standby takes over.
+         * LISTEN before the first SELECT, so that no row committed after it goes
+         * unnoticed. If either fails, the lock goes with the connection. */
+        n = db_lease_begin(r->pg, r->lease_ms, errstr, errstr_size);
+        if (n == 1)
+            log_warn("outbox_relay_no_lease producer=%s error=%s reason=\"PostgreSQL before "
+                     "14: a paused leader keeps the lock\"", r->producer, LOG_Q(errstr));
+        if (n < 0 || pg_listen(r, errstr, errstr_size) != 0) {
             pg_close(r);
             return STEP_FAILED;
         }
+        r->beat_ms = util_mono_ms();
         r->leader = 1;
         metric_set(r->m_leader, 1);
         r->standby_logged = 0;
@@ -325,7 +358,7 @@ static void *relay_main(void *arg)
         case STEP_STANDBY:
             relay_healthy(r);
             backoff = BACKOFF_MIN_MS;
-            relay_sleep(r, r->poll_ms);
+            relay_sleep(r, r->poll_ms < STANDBY_RETRY_MS ? r->poll_ms : STANDBY_RETRY_MS);
             break;
         case STEP_IDLE:
             relay_healthy(r);
@@ -366,6 +399,19 @@ static void relay_free(outbox_relay_t *r)
     free(r->producer);
     free(r);
 }
+
+const metrics_sql_gauge_t outbox_metrics_gauges[] = {
+    { "dozen_outbox_backlog_rows",
+      "Outbox rows written but not yet acknowledged by the broker.", "producer",
+      "SELECT $1::text, count(*) FROM outbox WHERE producer = $1 AND sent_at IS NULL", 1 },
+    { "dozen_outbox_oldest_unsent_age_seconds",
+      "Age of the oldest outbox row not yet acknowledged by the broker (0 when none).",
+      "producer",
+      "SELECT $1::text, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) "
+      "FROM outbox WHERE producer = $1 AND sent_at IS NULL", 1 },
+};
+const size_t outbox_metrics_ngauges =
+    sizeof(outbox_metrics_gauges) / sizeof(outbox_metrics_gauges[0]);
 
 /* The relay's series, labelled with its producer name. */
 static void relay_metrics(outbox_relay_t *r, metrics_t *m)
@@ -414,6 +460,12 @@ outbox_relay_t *outbox_relay_start(const outbox_relay_opts_t *opts,
                  "range", opts->poll_ms);
         goto done;
     }
+    if (opts->lease_ms != 0 &&
+        (opts->lease_ms < DB_LEASE_MIN_MS || opts->lease_ms > DB_LEASE_MAX_MS)) {
+        snprintf(errstr, errstr_size, "outbox relay: lease %" PRId64 " ms out of range "
+                 "%d..%d", opts->lease_ms, DB_LEASE_MIN_MS, DB_LEASE_MAX_MS);
+        goto done;
+    }
     if (opts->batch < 0 || opts->batch > MAX_BATCH) {
         snprintf(errstr, errstr_size, "outbox relay: batch %d out of range 1..%d",
                  opts->batch, MAX_BATCH);
@@ -437,6 +489,7 @@ outbox_relay_t *outbox_relay_start(const outbox_relay_opts_t *opts,
         goto oom;
     }
     r->poll_ms = opts->poll_ms > 0 ? opts->poll_ms : DEFAULT_POLL_MS;
+    r->lease_ms = opts->lease_ms > 0 ? opts->lease_ms : DEFAULT_LEASE_MS;
     r->batch = opts->batch > 0 ? opts->batch : DEFAULT_BATCH;
     r->conninfo = strdup(opts->conninfo);
     r->bootstrap = strdup(opts->bootstrap);

@@ -12,6 +12,7 @@
 #include "kafka.h"
 #include "outbox.h"
 #include "metrics.h"
+#include "metrics_sql.h"
 #include "strbuf.h"
 
 /* Blocks SIGTERM and SIGINT in the calling thread (and so in every thread it starts after
@@ -47,6 +48,11 @@ typedef struct svc_config {
     const char *instance_id;     /* INSTANCE_ID: this process's stable name among the
                                   * instances of the service ("1", "2"), for static
                                   * consumer group membership; NULL when unset */
+    long long db_statement_timeout_ms; /* DB_STATEMENT_TIMEOUT: every statement's limit on
+                                  * every connection, default 30s, 0 (none) to 1 h */
+    long long db_leader_lease_ms; /* DB_LEADER_LEASE: how long a silent leader (outbox
+                                  * relay, retry scheduler) keeps its lock, default 3s,
+                                  * 1 s to 60 s (db.h, leader leases) */
 } svc_config_t;
 
 /* What differs between services in the common settings. */
@@ -62,7 +68,7 @@ typedef struct svc_config_spec {
 
 /* Reads the common settings into *out, in this order: DATABASE_URL, KAFKA_BOOTSTRAP,
  * HTTP_BIND, spec->port_var, DB_POOL_SIZE, DB_WAIT, TOPICS_WAIT, OUTBOX_POLL_INTERVAL,
- * INSTANCE_ID.
+ * INSTANCE_ID, DB_STATEMENT_TIMEOUT, DB_LEADER_LEASE.
  * Returns 0, or -1 with errstr naming the first variable that is missing or bad (cfg.h's
  * messages: "SALES_PORT: 'eighty' is not an integer"). */
 int svc_config_read(const svc_config_spec_t *spec, svc_config_t *out,
@@ -107,6 +113,10 @@ typedef struct svc {
      * the HTTP server's and the relay's. Required: main() makes it (metrics_new) so that
      * its own series exist before anything runs, and frees it after svc_run. */
     struct metrics *metrics;
+    /* Gauges read from PostgreSQL when /metrics is scraped (metrics_sql.h), besides the
+     * outbox's (svc_run adds those when the service has a relay); may be NULL/0. */
+    const metrics_sql_gauge_t *gauges;
+    size_t ngauges;
     void *ctx;                   /* for routes, health, hooks and describe */
     /* Appends " key=value ..." for the "started" log line after port and bind; may be
      * NULL. */
@@ -115,7 +125,8 @@ typedef struct svc {
 
 /* Runs a service until SIGTERM or SIGINT (svc_init must have blocked them).
  *
- * Start-up order: the pool (db_pool_new: a bad DATABASE_URL fails here), the Kafka
+ * Start-up order: the statement timeout of every connection the process opens from then on
+ * (db_set_statement_timeout), the pool (db_pool_new: a bad DATABASE_URL fails here), the Kafka
  * settings and declared topics (topics_service_ready), the outbox relay, before_consumer,
  * the consumer, after_consumer, the HTTP server, then the "started" log line.
  * Shutdown order, the reverse: the HTTP server first (no new requests; running ones

@@ -30,7 +30,11 @@ int svc_config_read(const svc_config_spec_t *spec, svc_config_t *out,
         (spec->outbox &&
          cfg_duration_ms("OUTBOX_POLL_INTERVAL", "5s", 10, 3600000, &out->outbox_poll_ms,
                          errstr, errstr_size) != 0) ||
-        cfg_str("INSTANCE_ID", "", &out->instance_id, errstr, errstr_size) != 0)
+        cfg_str("INSTANCE_ID", "", &out->instance_id, errstr, errstr_size) != 0 ||
+        cfg_duration_ms("DB_STATEMENT_TIMEOUT", "30s", 0, 3600000,
+                        &out->db_statement_timeout_ms, errstr, errstr_size) != 0 ||
+        cfg_duration_ms("DB_LEADER_LEASE", "3s", 1000, 60000, &out->db_leader_lease_ms,
+                        errstr, errstr_size) != 0)
         return -1;
     if (out->instance_id[0] == '\0') {
         out->instance_id = NULL;
@@ -90,6 +94,7 @@ struct svc_progress {
     enum svc_stage stage;
     size_t nbefore, nafter;
     http_server_t *http;
+    metrics_sql_t *sql[2];       /* the outbox's gauges, the service's */
 };
 
 /* Stops everything p says is running, in shutdown order. */
@@ -97,6 +102,8 @@ static void stop_all(const svc_t *s, const struct svc_progress *p)
 {
     if (p->stage >= STAGE_HTTP)
         http_server_stop(p->http);
+    metrics_sql_stop(p->sql[0]); /* nothing renders the registry any more */
+    metrics_sql_stop(p->sql[1]);
     hooks_stop(s->after_consumer, s->ctx, p->nafter);
     if (p->stage >= STAGE_CONSUMER && s->consumer_opts != NULL) {
         kafka_consumer_stop(*s->consumer);
@@ -128,7 +135,7 @@ static void log_started(const svc_t *s)
 int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
 {
     const svc_config_t *c = s->cfg;
-    struct svc_progress p = { STAGE_NONE, 0, 0, NULL };
+    struct svc_progress p = { STAGE_NONE, 0, 0, NULL, { NULL, NULL } };
     outbox_relay_opts_t ro;
     char err[512];
     int ret = -1, sig;
@@ -142,6 +149,7 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
         snprintf(errstr, errstr_size, "metrics: too many collectors");
         goto done;
     }
+    db_set_statement_timeout(c->db_statement_timeout_ms);
     *s->pool = db_pool_new(c->database_url, c->db_pool_size, s->stmts, s->nstmts,
                            err, sizeof(err));
     if (*s->pool == NULL) {
@@ -149,6 +157,15 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
         goto done;
     }
     p.stage = STAGE_POOL;
+    if ((s->relay != NULL &&
+         (p.sql[0] = metrics_sql_start(s->metrics, *s->pool, s->name, outbox_metrics_gauges,
+                                       outbox_metrics_ngauges, 0, err, sizeof(err))) == NULL) ||
+        (s->ngauges > 0 &&
+         (p.sql[1] = metrics_sql_start(s->metrics, *s->pool, s->name, s->gauges, s->ngauges,
+                                       0, err, sizeof(err))) == NULL)) {
+        snprintf(errstr, errstr_size, "metrics: %s", err);
+        goto done;
+    }
     if (topics_service_ready(c->kafka_bootstrap, s->name, (int)c->topics_wait_ms,
                              errstr, errstr_size) != 0)
         goto done;
@@ -159,6 +176,7 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
         ro.bootstrap = c->kafka_bootstrap;
         ro.producer = s->name;
         ro.poll_ms = c->outbox_poll_ms;
+        ro.lease_ms = c->db_leader_lease_ms;
         ro.metrics = s->metrics;
         *s->relay = outbox_relay_start(&ro, err, sizeof(err));
         if (*s->relay == NULL) {

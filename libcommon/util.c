@@ -11,8 +11,9 @@
 /* Fills buf with len random bytes from getrandom(2), retrying after EINTR and short reads
  * (a read of up to 256 bytes from an initialised pool is not short, but the man page does
  * not promise it). Blocks only until the pool is initialised at boot. Returns 0 or -1. */
-static int random_bytes(unsigned char *buf, size_t len)
+int util_random_bytes(void *out, size_t len)
 {
+    unsigned char *buf = out;
     size_t got = 0;
 
     while (got < len) {
@@ -33,7 +34,7 @@ int util_uuid_v4(char *out)
     unsigned char b[16];
     size_t i, o = 0;
 
-    if (random_bytes(b, sizeof(b)) != 0)
+    if (util_random_bytes(b, sizeof(b)) != 0)
         return -1;
 
     /* RFC 9562 section 5.4: version 4 in the high nibble of byte 6, variant 10xx in

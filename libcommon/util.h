@@ -12,6 +12,9 @@
  * Returns 0, or -1 if the kernel's random source failed. */
 int util_uuid_v4(char *out);
 
+/* Fills buf with len bytes from the kernel's CSPRNG (getrandom). Returns 0, or -1. */
+int util_random_bytes(void *buf, size_t len);
+
 /* The value of one hexadecimal digit (either case), or -1 when c is none. */
 int util_hex_value(char c);
 

@@ -340,8 +340,8 @@ EOF
                NOTIFIER_PORT="$NOTIFIER_PORT" OPEN_DATA_PORT="$OPEN_DATA_PORT"
                SMS_GATEWAY_PORT="$SMS_GATEWAY_PORT" OPEN_DATA_TZ="$OPEN_DATA_TZ_EFFECTIVE"
                BULLETIN_SOURCE_URL="${BULLETIN_SOURCE_URL:-http://127.0.0.1:$OPEN_DATA_PORT/daily}"
-               SMS_GATEWAY_URL="$SMS_URL" SMS_ACCOUNT_SID="$SMS_SID"
-               SMS_AUTH_TOKEN="$SMS_TOKEN" SMS_FROM="$SMS_SENDER" "${callback[@]}"
+               SMS_GATEWAY_URL="${SMS_URL:-http://127.0.0.1:$SMS_GATEWAY_PORT}"
+               SMS_ACCOUNT_SID="$SMS_SID" SMS_AUTH_TOKEN="$SMS_TOKEN" SMS_FROM="$SMS_SENDER" "${callback[@]}"
                "${DEV_BROKER_ENV[@]}")
     [ -z "${SMS_RATE:-}" ] || START_ENV+=(SMS_RATE="$SMS_RATE")
     local settings

@@ -163,6 +163,18 @@ int legacy_call(const struct config *cfg, CURL *curl, const struct claim *c, cha
 extern const router_route_t handlers_routes[];
 extern const size_t handlers_nroutes;
 
+/* metrics.c: the factory's series */
+
+/* Gauges read at scrape time: dozen_production_orders by state. */
+extern const metrics_sql_gauge_t factory_metrics_gauges[];
+extern const size_t factory_metrics_ngauges;
+
+/* Creates the legacy call series empty. */
+void factory_metrics_init(metrics_t *m);
+
+/* Counts one legacy_call that returned called after us microseconds. */
+void factory_metrics_legacy_call(metrics_t *m, int called, int64_t us);
+
 /* api.c: HTTP routes */
 
 extern const http_route_t api_routes[];

@@ -41,6 +41,7 @@ static kafka_verdict_t depleted(const kafka_record_t *rec, void *ctx, kafka_outc
     PGconn *conn = NULL;
     struct claim c;
     char fo_id[FACTORY_ORDER_ID_MAX + 1], err[512];
+    int64_t t0;
     int called;
 
     if (event_stock_depleted_parse(rec->msg, &meta, &ev, out->error, sizeof(out->error)) != 0) {
@@ -77,7 +78,9 @@ static kafka_verdict_t depleted(const kafka_record_t *rec, void *ctx, kafka_outc
     db_release(f->db, conn);
     conn = NULL;
 
+    t0 = util_mono_us();
     called = legacy_call(&f->cfg, f->curl, &c, fo_id, sizeof(fo_id), err, sizeof(err));
+    factory_metrics_legacy_call(f->metrics, called, util_mono_us() - t0);
     conn = db_acquire(f->db, (int)f->cfg.db_wait_ms, out->error, sizeof(out->error));
     if (conn == NULL) {
         /* The order stays pending; handling the depletion again calls again, and the

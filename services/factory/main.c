@@ -75,6 +75,7 @@ int main(void)
     config_read(&f.cfg);
     if ((f.metrics = metrics_new()) == NULL)
         svc_die(FACTORY_SERVICE, "out of memory");
+    factory_metrics_init(f.metrics);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         svc_die(FACTORY_SERVICE, "curl_global_init failed");
 
@@ -90,6 +91,7 @@ int main(void)
         .stmts = store_stmts, .nstmts = store_nstmts, .pool = &f.db, .relay = &f.relay,
         .before_consumer = { { NULL, curl_start, curl_stop } },
         .consumer_opts = &f.consumer_opts, .consumer = &f.consumer,
+        .gauges = factory_metrics_gauges, .ngauges = factory_metrics_ngauges,
         .routes = api_routes, .nroutes = api_nroutes, .health = api_health,
     };
     if (svc_run(&sv, err, sizeof(err)) != 0)

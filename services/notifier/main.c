@@ -199,6 +199,7 @@ int main(void)
     config_read(&n.cfg);
     if ((n.metrics = metrics_new()) == NULL)
         svc_die(NOTIFIER_SERVICE, "out of memory");
+    notifier_metrics_init(n.metrics);
     zone_open(&n.cfg);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         svc_die(NOTIFIER_SERVICE, "curl_global_init failed");
@@ -216,6 +217,7 @@ int main(void)
                              { "sender", senders_start, senders_stop } },
         .consumer_opts = &n.consumer_opts, .consumer = &n.consumer,
         .after_consumer = { { "scheduler", clock_start, clock_stop } },
+        .gauges = notifier_metrics_gauges, .ngauges = notifier_metrics_ngauges,
         .routes = api_routes, .nroutes = api_nroutes, .health = api_health,
     };
     if (svc_run(&sv, err, sizeof(err)) != 0)

@@ -276,6 +276,20 @@ void sender_stop(struct sender *s);  /* accepts NULL */
 extern const router_route_t handlers_routes[];
 extern const size_t handlers_nroutes;
 
+/* metrics.c: the notifier's series */
+
+/* Gauges read at scrape time: dozen_bulletin_state, dozen_bulletin_attempts,
+ * dozen_subscribers_active, dozen_sms_deliveries_open. */
+extern const metrics_sql_gauge_t notifier_metrics_gauges[];
+extern const size_t notifier_metrics_ngauges;
+
+/* Creates the SMS series at 0. */
+void notifier_metrics_init(metrics_t *m);
+
+/* Counts one gateway send: its outcome (from res and why, sms_send's text) and duration
+ * (us microseconds). */
+void notifier_metrics_sms(metrics_t *m, sms_result_t res, const char *why, int64_t us);
+
 /* api.c: HTTP routes */
 
 extern const http_route_t api_routes[];

@@ -231,6 +231,7 @@ static int deliver(struct batch *b, const struct delivery *d)
     char sid[SMS_SID_MAX], why[512], err[512], cb[512], masked[PHONE_MASK_MAX];
     sms_result_t res;
     long long retry_ms = 0;
+    int64_t t0;
     int r, found;
 
     sid[0] = '\0';
@@ -271,8 +272,10 @@ static int deliver(struct batch *b, const struct delivery *d)
             goto commit;
         }
     }
+    t0 = util_mono_us();
     res = sms_send(b->sms, d->phone, d->body, callback_url(cfg, d, cb, sizeof(cb)), sid,
                    sizeof(sid), &retry_ms, why, sizeof(why));
+    notifier_metrics_sms(b->n->metrics, res, why, util_mono_us() - t0);
     if (res == SMS_THROTTLED) {
         phone_mask(d->phone, masked, sizeof(masked));
         log_warn("sms_throttled delivery=%lld to=%s retry_after_ms=%lld", d->id, masked,

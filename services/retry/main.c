@@ -87,6 +87,7 @@ int main(void)
         .stmts = store_stmts, .nstmts = store_nstmts, .pool = &r.db,
         .before_consumer = { { "scheduler", scheduler_up, scheduler_down } },
         .after_consumer = { { "consumer", consumer_up, consumer_down } },
+        .gauges = retry_metrics_gauges, .ngauges = retry_metrics_ngauges,
         .routes = api_routes, .nroutes = api_nroutes, .health = api_health,
     };
     if (svc_run(&sv, err, sizeof(err)) != 0)

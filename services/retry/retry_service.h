@@ -241,6 +241,18 @@ void scheduler_kick(struct scheduler *s, int64_t due_ms);
  * its rows updated) and frees it. Accepts NULL. */
 void scheduler_stop(struct scheduler *s);
 
+/* metrics.c: the retry service's series */
+
+/* Gauges read at scrape time: dozen_retry_pending, dozen_retry_overdue_seconds,
+ * dozen_retry_dead_letters. */
+extern const metrics_sql_gauge_t retry_metrics_gauges[];
+extern const size_t retry_metrics_ngauges;
+
+/* Counts one scheduled row whose records the broker acknowledged at acked_ms: its lateness
+ * (acked_ms - due_ms) and a redelivery (give_up NULL) or a give-up with that reason. */
+void retry_metrics_outcome(metrics_t *m, const char *group, const char *give_up,
+                           int64_t due_ms, int64_t acked_ms);
+
 /* api.c: HTTP routes */
 
 extern const http_route_t api_routes[];

@@ -10,7 +10,12 @@
  *
  * A crash after an acknowledgement and before the DELETE sends that row's records again
  * after the restart: redeliveries are at least once, and consumers deduplicate by ce_id.
- * Instances sharing a database run one scheduler at a time (a session advisory lock). */
+ * Instances sharing a database run one scheduler at a time (a session advisory lock). The
+ * lock's session has a lease (DB_LEADER_LEASE, db.h): the active scheduler runs a
+ * statement at least every third of it, and a scheduler that falls silent (paused, hung,
+ * cut off) has its session ended by the server, so that a standby, asking every
+ * STANDBY_RETRY_MS, takes over. What a resumed ex-leader can still do is written in
+ * docs/reliability.md (leader failover). */
 #include "retry_service.h"
 
 #include <errno.h>
@@ -26,7 +31,8 @@
 #define SLEEP_MAX_MS 2000            /* also the backstop for rows another instance stored */
 #define ERROR_BACKOFF_INITIAL_MS 250
 #define ERROR_BACKOFF_MAX_MS 5000
-#define STANDBY_RETRY_MS 2000        /* how often a standby scheduler asks for the lock */
+#define STANDBY_RETRY_MS 1000        /* how often a standby scheduler asks for the lock */
+#define REPORT_SLICE_MS 100          /* delivery reports are served this long between beats */
 #define DELIVERY_RETRY_MS 5000       /* a row whose delivery failed is due again after this */
 #define METADATA_MAX_AGE_MS 60000    /* a topic seen is trusted this long */
 #define METADATA_MISS_MS 1000        /* a topic not seen is looked up again after this */
@@ -42,6 +48,7 @@ struct scheduler {
     int outstanding;            /* delivery reports expected (scheduler thread only) */
     PGconn *conn;               /* its own connection: it holds the advisory lock */
     int locked;
+    int64_t beat_ms;            /* when the lease was last renewed (monotonic) */
     int standby_logged;
     const struct rd_kafka_metadata *md;  /* the cluster's topics, or NULL */
     int64_t md_at;              /* when md was last fetched (monotonic ms) */
@@ -71,7 +78,13 @@ static int stopping(struct scheduler *s)
  * kicked with a due time earlier than the one slept for. */
 static void sleep_until(struct scheduler *s, int64_t until_ms, int64_t max_ms)
 {
-    int64_t mono_end = util_mono_ms() + max_ms;
+    int64_t mono_end;
+
+    /* The holder of the lock must not fall silent for its lease: it wakes up in time for
+     * the next heartbeat (the loop's statements are the heartbeat). */
+    if (s->locked && max_ms > db_lease_heartbeat_ms(s->r->cfg.svc.db_leader_lease_ms))
+        max_ms = db_lease_heartbeat_ms(s->r->cfg.svc.db_leader_lease_ms);
+    mono_end = util_mono_ms() + max_ms;
 
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
@@ -126,7 +139,23 @@ static int ensure_lock(struct scheduler *s)
         return 0;
     rc = store_try_scheduler_lock(s->conn, err, sizeof(err));
     if (rc == 1) {
+        int lease = db_lease_begin(s->conn, s->r->cfg.svc.db_leader_lease_ms, err,
+                                   sizeof(err));
+
+        if (lease < 0) {
+            /* The lock must not be held without its lease: give it back. */
+            log_warn("retry_scheduler_lease_failed error=%s", LOG_Q(err));
+            PQfinish(s->conn);
+            s->conn = NULL;
+            return -1;
+        }
+        if (lease == 1)
+            log_warn("retry_scheduler_no_lease error=%s reason=\"PostgreSQL before 14: a "
+                     "paused scheduler keeps the lock\"", LOG_Q(err));
+    }
+    if (rc == 1) {
         s->locked = 1;
+        s->beat_ms = util_mono_ms();
         s->standby_logged = 0;
         log_info("retry_scheduler_active");
         return 0;
@@ -301,6 +330,29 @@ static int finish_round(struct scheduler *s, const int64_t *done, size_t n_done,
     }
 }
 
+/* Renews the lease when a heartbeat is due (a failure is left for the next statement to
+ * find). */
+static void lease_beat(struct scheduler *s)
+{
+    char err[256];
+    int64_t now = util_mono_ms();
+
+    if (!s->locked || s->conn == NULL ||
+        now - s->beat_ms < db_lease_heartbeat_ms(s->r->cfg.svc.db_leader_lease_ms))
+        return;
+    if (db_lease_renew(s->conn, err, sizeof(err)) == 0)
+        s->beat_ms = now;
+}
+
+/* deliver_wait, keeping the lease while the broker takes its time. */
+static void await_reports(struct scheduler *s)
+{
+    while (s->outstanding > 0) {
+        lease_beat(s);
+        rd_kafka_flush(s->producer, REPORT_SLICE_MS);
+    }
+}
+
 /* One round. Returns the number of due rows it handled, or -1 on a database error. */
 static int run_round(struct scheduler *s)
 {
@@ -312,8 +364,10 @@ static int run_round(struct scheduler *s)
     size_t n_done = 0, n_gave_up = 0, n_later = 0;
     char err[512];
     int n, i, ret = -1;
+    int64_t selected_at;
 
     n = store_due(s->conn, now, s->r->cfg.batch, &rows, err, sizeof(err));
+    selected_at = util_mono_ms();
     if (n < 0) {
         log_error("retry_due_failed error=%s", LOG_Q(err));
         return -1;
@@ -334,9 +388,16 @@ static int run_round(struct scheduler *s)
         goto out;
     }
 
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
+        /* Paused (or starved) since the SELECT: the lease may have run out and a new active
+         * scheduler may be sending these rows. The rest stays due as it was. */
+        if (util_mono_ms() - selected_at >= s->r->cfg.svc.db_leader_lease_ms / 2) {
+            plans[i].later_ms = rows[i].due_at_ms > 0 ? rows[i].due_at_ms : 1;
+            continue;
+        }
         plan_row(s, &rows[i], now, &plans[i]);
-    deliver_wait(s->producer, &s->outstanding);
+    }
+    await_reports(s);
     acked_at = util_now_ms();
 
     for (i = 0; i < n; i++) {
@@ -352,6 +413,8 @@ static int run_round(struct scheduler *s)
                 reasons[n_gave_up++] = p->give_up;
             }
             log_outcome(&rows[i], p, acked_at);
+            retry_metrics_outcome(s->r->metrics, rows[i].rec.info.group, p->give_up,
+                                  rows[i].due_at_ms, acked_at);
             continue;
         }
         later[n_later] = rows[i].id;

@@ -47,6 +47,7 @@ static void post_order(const http_request_t *req, http_response_t *res, void *ct
     log_info("order_answered sku=%s quantity=%d status=%d order_id=%s", order.sku,
              order.quantity, outcome.status,
              json_string_value(json_object_get(outcome.body, "order_id")));
+    sales_metrics_order(s->metrics, &outcome);
     http_json(res, outcome.status, outcome.body);
     outcome.body = NULL; /* http_json took it */
 done:

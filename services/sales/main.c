@@ -35,6 +35,7 @@ int main(void)
     config_read(&s.cfg);
     if ((s.metrics = metrics_new()) == NULL)
         svc_die(SALES_SERVICE, "out of memory");
+    sales_metrics_init(s.metrics);
 
     /* HTTP stops first (no new orders), then the relay publishes what they wrote. */
     const svc_t sv = {

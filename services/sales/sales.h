@@ -73,6 +73,7 @@ typedef struct order_facts {
 typedef struct order_outcome {
     int status;                     /* the HTTP status */
     const char *state;              /* the order row's status; NULL: no row is written */
+    int replayed;                   /* 1: the Idempotency-Key's stored answer, replayed */
     json_t *body;                   /* the answer (owned), or NULL when error is the answer */
     char error[160];                /* an error answer's text when body is NULL */
     size_t nevents;
@@ -106,6 +107,14 @@ int store_place_order(PGconn *conn, const order_request_t *req, const char *idem
  * order, -1 with errstr on a database error. */
 int store_get_order(PGconn *conn, const char *id, json_t **order,
                     char *errstr, size_t errstr_size);
+
+/* metrics.c: the orders' series (dozen_orders_total, dozen_orders_idempotent_replays_total) */
+
+/* Creates the series at 0, so that a rate is defined before the first order. */
+void sales_metrics_init(metrics_t *m);
+
+/* Counts one answered order: a replay, else its row's status (completed / rejected). */
+void sales_metrics_order(metrics_t *m, const order_outcome_t *o);
 
 /* api.c: HTTP routes */
 

@@ -210,6 +210,7 @@ int store_place_order(PGconn *conn, const order_request_t *req, const char *idem
                 facts.fact = ORDER_KEY_REUSED;
                 ret = order_decide(req, &facts, out, errstr, errstr_size);
             } else {
+                out->replayed = 1;
                 ret = 0; /* the stored answer, replayed */
             }
             goto done;

@@ -43,6 +43,7 @@ int main(void)
         .name = STOCK_SERVICE, .metrics = s.metrics, .cfg = &s.cfg.svc, .ctx = &s,
         .stmts = store_stmts, .nstmts = store_nstmts, .pool = &s.db,
         .consumer_opts = &s.consumer_opts, .consumer = &s.consumer,
+        .gauges = stock_metrics_gauges, .ngauges = stock_metrics_ngauges,
         .routes = api_routes, .nroutes = api_nroutes, .health = api_health,
     };
     if (svc_run(&sv, err, sizeof(err)) != 0)

@@ -61,6 +61,10 @@ int store_replenish(PGconn *conn, const char *ce_id, const char *sku, long long 
 extern const router_route_t handlers_routes[];
 extern const size_t handlers_nroutes;
 
+/* metrics.c: gauges read at scrape time (dozen_stock_quantity per SKU) */
+extern const metrics_sql_gauge_t stock_metrics_gauges[];
+extern const size_t stock_metrics_ngauges;
+
 /* api.c: HTTP routes */
 
 extern const http_route_t api_routes[];

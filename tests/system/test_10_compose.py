@@ -23,9 +23,14 @@ ENV_EXAMPLE = os.path.join(ROOT, ".env.example")
 DOCKERIGNORE = os.path.join(ROOT, ".dockerignore")
 MAKEFILE = os.path.join(ROOT, "Makefile")
 
-# Values for the variables compose requires (${VAR:?...}); .env.example leaves them empty.
+# Values a .env may set for the secrets the secrets one-shot otherwise generates.
 TEST_SECRETS = {"POSTGRES_PASSWORD": "compose-test-password",
                 "ADMIN_TOKEN": "compose-test-admin-token-0123"}
+SECRETS_SH = os.path.join(ROOT, "docker", "secrets.sh")
+SECRETS_DIR = "/run/dozen-secrets"
+PROMETHEUS_YML = os.path.join(ROOT, "docker", "prometheus.yml")
+DASHBOARD = os.path.join(ROOT, "docker", "grafana", "dashboards", "dozen.json")
+STACK_SH = os.path.join(ROOT, "tools", "stack.sh")
 # Conditions that wait for something real; plain `depends_on: [x]` only waits for a start.
 CONDITIONS = {"service_healthy", "service_completed_successfully"}
 # Provided by every Debian base image, so never in the runtime stage's package list.
@@ -131,18 +136,21 @@ class ProgramEnv:
         self.program = program
         self.sources = linked_sources(program)
         self.names, self.required, self.ports = set(), set(), {}
+        self.cfg_names = set()  # read through cfg_*, which also takes NAME_FILE
         self.kafka_passthrough = False
         for src in self.sources:
             text = read(os.path.join(ROOT, src))
             text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)  # commented-out code reads nothing
             for kind, name, default in CFG_CALL.findall(text):
                 self.names.add(name)
+                self.cfg_names.add(name)
                 if kind in ("str", "url") and default.strip() == "NULL":
                     self.required.add(name)
                 if kind == "port":
                     self.ports[name] = int(default.strip())
             for name, default in SPEC_PORT.findall(text):
                 self.names.add(name)
+                self.cfg_names.add(name)
                 self.ports[name] = int(default)
             self.names.update(GETENV_CALL.findall(text))
             # libcommon/kafka.c: every KAFKA_<NAME> becomes a librdkafka property.
@@ -150,6 +158,8 @@ class ProgramEnv:
                 self.kafka_passthrough = True
 
     def reads(self, name):
+        if name.endswith("_FILE") and name[:-len("_FILE")] in self.cfg_names:
+            return True  # libcommon/cfg.c: NAME_FILE names a file holding NAME
         return name in self.names or (self.kafka_passthrough and name.startswith("KAFKA_")
                                       and len(name) > len("KAFKA_"))
 
@@ -266,23 +276,43 @@ def run_compose(*args, env):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
+PROFILES = ([], ["--profile", "ui"], ["--profile", "monitoring"])
+
+
 def test_compose_config_is_valid():
-    for profile in ([], ["--profile", "ui"]):
+    for profile in PROFILES:
         out = run_compose(*profile, "config", "-q", env=compose_env(**TEST_SECRETS))
         assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_compose_refuses_to_start_without_the_secrets():
-    for missing in TEST_SECRETS:
-        others = {k: v for k, v in TEST_SECRETS.items() if k != missing}
-        out = run_compose("config", "-q", env=compose_env(**others))
-        assert out.returncode != 0, f"compose accepted an empty {missing}"
-        assert f"set {missing} in .env" in out.stderr, out.stderr
+def test_compose_config_needs_no_env_file_on_a_fresh_clone():
+    """No .env at all (an empty env file, nothing in the environment): still valid."""
+    with tempfile.NamedTemporaryFile("w", suffix=".env") as empty:
+        for profile in PROFILES:
+            out = subprocess.run([docker_compose(), "-f", COMPOSE, "--env-file", empty.name,
+                                  *profile, "config", "-q"], cwd=ROOT, env=compose_env(),
+                                 capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_env_overrides_the_generated_secrets():
+    """A .env's (or the shell's) secrets reach the one-shot that writes the files; without
+    them it gets empty values and generates its own."""
+    def secrets_env(**extra):
+        out = run_compose("config", env=compose_env(**extra))
+        assert out.returncode == 0, out.stderr
+        return yaml.safe_load(out.stdout)["services"]["secrets"]["environment"]
+    given = secrets_env(**TEST_SECRETS)
+    for k, v in TEST_SECRETS.items():
+        assert given[k] == v, (k, given)
+    empty = secrets_env()
+    assert all(not empty[k] for k in TEST_SECRETS), empty
 
 
 def test_compose_resolves_what_we_parse(compose):
     """PyYAML (anchors, merge keys) and compose agree on the services and their commands."""
-    out = run_compose("--profile", "ui", "config", env=compose_env(**TEST_SECRETS))
+    out = run_compose("--profile", "ui", "--profile", "monitoring", "config",
+                      env=compose_env(**TEST_SECRETS))
     assert out.returncode == 0, out.stderr
     resolved = yaml.safe_load(out.stdout)["services"]
     assert set(resolved) == set(compose["services"])
@@ -350,7 +380,8 @@ def test_every_required_variable_is_set(compose):
     for name, svc in dozen_services(compose).items():
         prog = program_env(program_of(name, svc))
         env = effective_env(svc)
-        missing = sorted(v for v in prog.required if not env.get(v))
+        missing = sorted(v for v in prog.required if not env.get(v) and
+                         not (v in prog.cfg_names and env.get(v + "_FILE")))
         assert not missing, f"{name} ({prog.program}) needs {missing}"
 
 
@@ -412,7 +443,11 @@ def test_dozen_services_start_after_what_they_use(compose):
         if "DATABASE_URL" in env:
             assert dep.get("postgres") == "service_healthy", name
             assert "@postgres:5432/" in env["DATABASE_URL"], name
-        if not is_one_shot(svc) and "DATABASE_URL" in env:
+        if "DATABASE_URL_FILE" in env:
+            assert dep.get("postgres") == "service_healthy", name
+        if any(k.endswith("_FILE") for k in env):
+            assert dep.get("secrets") == "service_completed_successfully", name
+        if not is_one_shot(svc) and ("DATABASE_URL" in env or "DATABASE_URL_FILE" in env):
             assert dep.get("migrate") == "service_completed_successfully", name
         if "KAFKA_BOOTSTRAP" in env:
             assert env["KAFKA_BOOTSTRAP"] == "kafka:9092", name
@@ -550,13 +585,17 @@ def test_env_example_lists_every_variable_with_a_comment(compose):
         f"only in .env.example: {sorted(set(declared) - used)}"
     required = {n for t in strings(compose)
                 for n in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*):\?", t.replace("$$", ""))}
-    assert required == set(TEST_SECRETS)
-    for k in required:
+    assert required == set(), f"a fresh clone must start without a .env: {sorted(required)}"
+    for k in list(TEST_SECRETS) + ["GRAFANA_ADMIN_PASSWORD"]:
         assert declared[k] == "", f".env.example must not ship a value for {k}"
 
 
 # ---------------------------------------------------------------------------------------
 # Image
+
+MULTIARCH = subprocess.run(["gcc", "-print-multiarch"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+
 
 def needed_packages(program):
     """Debian packages holding the shared libraries BIN/program links directly."""
@@ -568,8 +607,10 @@ def needed_packages(program):
             continue  # the ASan build; the image ships the plain one
         found = subprocess.run(["dpkg-query", "-S", f"*/{soname}"], capture_output=True,
                                text=True).stdout
+        # Only the library of the programs' own architecture (/lib/x86_64-linux-gnu/...):
+        # libc6-i386's /lib32/libc.so.6, say, is another package that links nothing here.
         owners = {line.split(":")[0] for line in found.splitlines()
-                  if line.rstrip().endswith("/" + soname)}
+                  if line.rstrip().endswith(f"/{MULTIARCH}/" + soname)}
         assert owners, f"no Debian package holds {soname} ({program})"
         pkgs |= owners
     return pkgs
@@ -646,3 +687,275 @@ def test_build_stage_copies_enough_to_build():
         assert out.returncode == 0, out.stderr
         for program in makefile_programs():
             assert f"bin/{program}" in out.stdout, f"make all would not build {program}"
+
+
+# ---------------------------------------------------------------------------------------
+# Secrets: made by a one-shot, read as files
+
+def file_vars(svc):
+    """The *_FILE (and Grafana's *__FILE) variables of a service, and their paths."""
+    return {k: v for k, v in environment(svc).items() if k.endswith("_FILE")}
+
+
+def run_secrets_sh(tmp, **env):
+    full = {"PATH": os.environ["PATH"], "SECRETS_DIR": os.path.join(tmp, "s"), **env}
+    return subprocess.run(["sh", SECRETS_SH], env=full, capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_every_secret_file_is_written_by_the_one_shot(compose):
+    services = compose["services"]
+    one_shot = services["secrets"]
+    assert is_one_shot(one_shot)
+    assert one_shot.get("network_mode") == "none"
+    assert f"./docker/secrets.sh:/opt/dozen/secrets.sh:ro" in one_shot["volumes"]
+    assert f"secrets:{SECRETS_DIR}" in one_shot["volumes"]
+    with tempfile.TemporaryDirectory(prefix="dozen-secrets-") as tmp:
+        out = run_secrets_sh(tmp)
+        assert out.returncode == 0, out.stderr
+        written = set(os.listdir(os.path.join(tmp, "s")))
+        for name in written:
+            mode = os.stat(os.path.join(tmp, "s", name)).st_mode & 0o777
+            assert mode == 0o444, f"{name}: mode {mode:o}"
+    assert {"postgres_password", "admin_token", "database_url"} <= written
+    users = 0
+    for name, svc in services.items():
+        for var, path in file_vars(svc).items():
+            users += 1
+            assert os.path.dirname(path) == SECRETS_DIR, f"{name}: {var}={path}"
+            assert os.path.basename(path) in written, \
+                f"{name}: {var} names {path}, which docker/secrets.sh does not write"
+            assert f"secrets:{SECRETS_DIR}:ro" in (svc.get("volumes") or []), \
+                f"{name} reads {path} but does not mount the secrets volume read-only"
+            assert depends(svc).get("secrets") == "service_completed_successfully", name
+        # No secret in plain text anywhere else.
+        for var, value in environment(svc).items():
+            if name != "secrets" and re.search(r"PASSWORD|TOKEN", var) and \
+                    not var.endswith("_FILE") and var not in ("SMS_AUTH_TOKEN",):
+                pytest.fail(f"{name}: {var} is given as a value, not as a file")
+    assert users >= 8, "the services read their secrets as files"
+    assert file_vars(services["postgres"]) == \
+        {"POSTGRES_PASSWORD_FILE": f"{SECRETS_DIR}/postgres_password"}
+
+
+def test_secrets_sh_generates_once_keeps_and_takes_env(tmp_path):
+    tmp = str(tmp_path)
+    s = os.path.join(tmp, "s")
+    assert run_secrets_sh(tmp).returncode == 0
+    first = {n: open(os.path.join(s, n)).read() for n in os.listdir(s)}
+    assert re.fullmatch(r"[0-9a-f]{32}\n", first["postgres_password"])
+    assert first["database_url"] == \
+        f"postgresql://dozen:{first['postgres_password'].strip()}@postgres:5432/dozen\n"
+    assert run_secrets_sh(tmp).returncode == 0
+    assert {n: open(os.path.join(s, n)).read() for n in os.listdir(s)} == first, "not kept"
+    out = run_secrets_sh(tmp, POSTGRES_PASSWORD="from_env-1", ADMIN_TOKEN="x" * 20,
+                         POSTGRES_USER="shop", POSTGRES_DB="shopdb")
+    assert out.returncode == 0, out.stderr
+    assert open(os.path.join(s, "admin_token")).read() == "x" * 20 + "\n"
+    assert open(os.path.join(s, "database_url")).read() == \
+        "postgresql://shop:from_env-1@postgres:5432/shopdb\n"
+    for bad, message in (({"POSTGRES_PASSWORD": "a@b"}, "POSTGRES_PASSWORD"),
+                         ({"ADMIN_TOKEN": "short"}, "at least 16 characters"),
+                         ({"POSTGRES_USER": "a b"}, "POSTGRES_USER")):
+        out = run_secrets_sh(tmp, **bad)
+        assert out.returncode != 0 and message in out.stderr, (bad, out.stderr)
+
+
+def test_a_service_reads_its_secrets_from_files(stack, migrated, make_sku, tmp_path):
+    """What compose gives stock (DATABASE_URL_FILE, ADMIN_TOKEN_FILE, files written by
+    docker/secrets.sh) works with the real program; a file others may write is refused."""
+    from conftest import Service, free_port, service_env, CONSUMER_ENV
+    tmp = str(tmp_path)
+    assert run_secrets_sh(tmp).returncode == 0
+    secrets = os.path.join(tmp, "s")
+    token = open(os.path.join(secrets, "admin_token")).read().strip()
+    env = service_env(migrated, stack.broker, **CONSUMER_ENV)
+    url_file = os.path.join(tmp, "database_url")
+    with open(url_file, "w") as f:
+        f.write(env.pop("DATABASE_URL") + "\n")
+    os.chmod(url_file, 0o444)
+    env.pop("ADMIN_TOKEN", None)
+    port = free_port()
+    env.update(STOCK_PORT=str(port), DATABASE_URL_FILE=url_file,
+               ADMIN_TOKEN_FILE=os.path.join(secrets, "admin_token"))
+    svc = Service("stock", env, port, stack.workdir)
+    stack.procs.append(svc)
+    svc.start()
+    import requests
+    sku = make_sku(1)
+    r = requests.put(f"{svc.url}/inventory/{sku}", json={"quantity": 9}, timeout=5,
+                     headers={"Authorization": "Bearer " + token})
+    assert r.status_code == 200, r.text
+    r = requests.put(f"{svc.url}/inventory/{sku}", json={"quantity": 9}, timeout=5,
+                     headers={"Authorization": "Bearer " + "y" * 32})
+    assert r.status_code == 401, r.text
+
+    loose = os.path.join(tmp, "loose_token")
+    with open(loose, "w") as f:
+        f.write("z" * 20)
+    os.chmod(loose, 0o666)
+    bad = dict(env, ADMIN_TOKEN_FILE=loose, STOCK_PORT=str(free_port()))
+    out = subprocess.run([os.path.join(BIN, "stock")], env=bad, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode != 0
+    assert "ADMIN_TOKEN_FILE" in out.stderr and "writable by group or others" in out.stderr, \
+        out.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# The monitoring profile
+
+def metric_names_in_sources():
+    """Every dozen_* or process_* name written as a string literal in the C sources."""
+    names = set()
+    for d in ("libcommon", "services"):
+        for base, _, files in os.walk(os.path.join(ROOT, d)):
+            for f in files:
+                if f.endswith(".c"):
+                    names |= set(re.findall(r'"((?:dozen|process)_[a-z0-9_]+)"',
+                                            read(os.path.join(base, f))))
+    return names
+
+
+def test_prometheus_scrapes_every_dozen_service(compose):
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is missing: run `make deps` (Debian package prometheus)")
+    out = subprocess.run([promtool, "check", "config", PROMETHEUS_YML], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    prom = compose["services"]["prometheus"]
+    assert prom["profiles"] == ["monitoring"]
+    assert "./docker/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prom["volumes"]
+    assert [p[:2] for p in published(prom)] == [("127.0.0.1", 9090)]
+    cfg = yaml.safe_load(read(PROMETHEUS_YML))
+    jobs = {j["job_name"]: [t for sc in j["static_configs"] for t in sc["targets"]]
+            for j in cfg["scrape_configs"]}
+    services = 0
+    for name, svc in dozen_services(compose).items():
+        prog = program_env(program_of(name, svc))
+        if is_one_shot(svc) or not any(s.startswith("services/") for s in prog.sources):
+            continue
+        services += 1
+        (var, default), = prog.ports.items()
+        port = int(effective_env(svc).get(var) or default)
+        assert jobs.get(name) == [f"{name}:{port}"], f"no scrape job for {name}:{port}: {jobs}"
+    assert services == 5
+
+
+def test_grafana_dashboard_shows_what_operators_ask(compose):
+    import json
+    dash = json.loads(read(DASHBOARD))
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    used = set()
+    for e in exprs:
+        used |= set(re.findall(r"\b((?:dozen|process)_[a-z0-9_]+)", e))
+    known = metric_names_in_sources()
+    for name in used:
+        base = re.sub(r"_(bucket|count|sum)$", "", name)
+        assert name in known or base in known, f"the dashboard asks for {name}, which no " \
+                                               f"service exports"
+    for must in ("dozen_orders_total", "dozen_http_request_duration_seconds_bucket",
+                 "dozen_consumer_lag_records", "dozen_outbox_backlog_rows",
+                 "dozen_retry_pending", "dozen_retry_dead_letters", "dozen_sms_sends_total"):
+        assert must in used, f"the dashboard has no panel on {must}"
+    ds = yaml.safe_load(read(os.path.join(ROOT, "docker", "grafana", "provisioning",
+                                          "datasources", "prometheus.yml")))["datasources"][0]
+    assert ds["url"] == "http://prometheus:9090"
+    assert all(p["datasource"]["uid"] == ds["uid"] for p in dash["panels"] if "datasource" in p)
+    graf = compose["services"]["grafana"]
+    assert graf["profiles"] == ["monitoring"]
+    assert depends(graf).get("prometheus") == "service_healthy"
+    assert "./docker/grafana/dashboards:/var/lib/grafana/dashboards:ro" in graf["volumes"]
+    assert "./docker/grafana/provisioning:/etc/grafana/provisioning:ro" in graf["volumes"]
+    prov = yaml.safe_load(read(os.path.join(ROOT, "docker", "grafana", "provisioning",
+                                            "dashboards", "dozen.yml")))
+    assert prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert [p[:2] for p in published(graf)] == [("127.0.0.1", 3000)]
+
+
+# ---------------------------------------------------------------------------------------
+# docker compose and `make up` (tools/stack.sh) run the same system
+
+def stack_sh():
+    """What tools/stack.sh starts: its SERVICES, and the variables and values of START_ENV
+    (with the script's own defaults, ${X:-default}, resolved)."""
+    text = read(STACK_SH)
+    services = re.search(r"^SERVICES=\(([^)]*)\)", text, re.M).group(1).split()
+    defaults = dict(re.findall(r"^([A-Z_]+)=\$\{\1:-([^}]*)\}$", text, re.M))
+    consts = dict(re.findall(r"^([A-Z_]+)=([A-Za-z0-9_.-]+)$", text, re.M))
+    block = re.search(r"^\s*START_ENV=\(([^)]+)\)", text, re.M).group(1)
+    env = {}
+    for k, v in re.findall(r"([A-Z_][A-Z0-9_]*)=\"([^\"]*)\"", block):
+        v = re.sub(r"\$\{([A-Z_]+):-([^}]*)\}", lambda m: m.group(2), v)
+        v = re.sub(r"\$([A-Z_]+)", lambda m: defaults.get(m.group(1), consts.get(m.group(1),
+                                                                                 "$" + m.group(1))), v)
+        env[k] = v
+    return services, env
+
+
+# Settings one side gives and the other leaves at the program's default, on purpose.
+COMPOSE_ONLY = {
+    "HTTP_BIND": "a container listens on every interface; make up on loopback (the default)",
+    "DB_WAIT": ".env knob; make up uses the default",
+    "DB_POOL_SIZE": ".env knob; make up uses the default",
+    "OUTBOX_POLL_INTERVAL": ".env knob; make up uses the default",
+    "FACTORY_DELAY_MS": ".env knob; make up passes the environment's",
+    "BULLETIN_CRON": ".env knob; make up passes BULLETIN_* from the environment",
+    "BULLETIN_TZ": "likewise", "BULLETIN_DEADLINE": "likewise",
+    "BULLETIN_RETRY_INTERVAL": "likewise", "BULLETIN_FALLBACK_URL": "likewise",
+}
+COMPOSE_ONLY.update({
+    "SMS_RATE": ".env knob; make up passes the environment's (the notifier's default, 1, "
+                "either way)",
+    "SMS_STATUS_CALLBACK_URL": "make up adds it after START_ENV: the notifier on loopback "
+                               "for the stand-in, the environment's for a real provider",
+    "SMS_GATEWAY_RATE": ".env knob; make up passes SMS_GATEWAY_* from the environment",
+})
+STACK_ONLY = {
+    "INSTANCE_ID": "static group membership for make up's restarts; compose restarts the "
+                   "container, whose new member joins by itself",
+    "KAFKA_FETCH_WAIT_MAX_MS": "the dev broker only",
+}
+
+
+def test_compose_and_make_up_start_the_same_programs_with_the_same_settings(compose):
+    services, stack_env = stack_sh()
+    dozen = {n: s for n, s in dozen_services(compose).items()}
+    long_running = {program_of(n, s): s for n, s in dozen.items() if not is_one_shot(s)}
+    assert set(long_running) == set(services), \
+        f"compose runs {sorted(long_running)}, make up {sorted(services)}"
+    assert "dozen-migrate" in {program_of(n, s) for n, s in dozen.items() if is_one_shot(s)}
+    assert "dozen-migrate" in read(STACK_SH)
+    for program, svc in sorted(long_running.items()):
+        prog = program_env(program)
+        env = effective_env(svc)
+        in_compose = {k[:-len("_FILE")] if k.endswith("_FILE") else k
+                      for k in environment(svc) if prog.reads(k)}
+        in_stack = {k for k in stack_env if prog.reads(k)}
+        only_compose = in_compose - in_stack - set(COMPOSE_ONLY)
+        only_stack = in_stack - in_compose - set(STACK_ONLY)
+        assert not only_compose and not only_stack, \
+            f"{program}: only compose sets {sorted(only_compose)}, only make up sets " \
+            f"{sorted(only_stack)}"
+        # Ports: the same on both sides (the programs' defaults).
+        for var, default in prog.ports.items():
+            assert int(env.get(var) or default) == int(stack_env[var]) == default, program
+    # Where one program must agree with another, it does on both sides.
+    def port_of(url):
+        return int(re.search(r":(\d+)", url.split("//", 1)[1]).group(1))
+    ce = {p: effective_env(s) for p, s in long_running.items()}
+    for env, side in ((None, "compose"), (stack_env, "make up")):
+        get = (lambda p, k: ce[p].get(k)) if env is None else (lambda p, k: env.get(k))
+        assert port_of(get("factory", "LEGACY_FACTORY_URL")) == \
+            int(get("legacy-factory", "LEGACY_FACTORY_PORT")), side
+        assert port_of(get("factory", "FACTORY_CALLBACK_URL")) == \
+            int(get("factory", "FACTORY_PORT")), side
+        source = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", get("notifier", "BULLETIN_SOURCE_URL"))
+        assert source.endswith("/daily") and \
+            port_of(source) == int(get("open-data", "OPEN_DATA_PORT")), side
+        assert port_of(re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1",
+                              get("notifier", "SMS_GATEWAY_URL"))) == \
+            int(get("sms-gateway", "SMS_GATEWAY_PORT")), side
+        for k in ("SMS_ACCOUNT_SID", "SMS_AUTH_TOKEN"):
+            assert get("notifier", k) == get("sms-gateway", k), (side, k)

@@ -3,6 +3,7 @@ prometheus_client parser from Debian's python3-prometheus-client), the HTTP, out
 consumer series with their values, and the process_* series."""
 
 import json
+import subprocess
 import time
 import uuid
 
@@ -103,3 +104,127 @@ def test_stock_counts_its_records_and_lag(stack, migrated, broker, make_sku):
     assert lags, "no lag series for the assigned partitions"
     assert all(s.value >= 0 for s in lags)
     assert requests.post(stock.url + "/metrics", timeout=5).status_code == 405
+
+
+def promtool_check(text, who):
+    """`promtool check metrics` (Debian's prometheus package) on one scrape: the exposition
+    parses and passes Prometheus' own lint (names, units, HELP, counters' _total)."""
+    r = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
+                       capture_output=True, timeout=30)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    assert r.returncode == 0 and out.strip() == "", f"{who}: promtool says:\n{out}"
+
+
+def start_everything(stack):
+    """All five services and the three stand-ins of one stack, started and healthy."""
+    legacy = stack.legacy_factory().start()
+    src, gw = stack.open_data().start(), stack.sms_gateway().start()
+    svcs = {"sales": stack.sales().start(), "stock": stack.stock().start(),
+            "factory": stack.factory(legacy).start(), "retry": stack.retry().start(),
+            "notifier": stack.notifier(src, gw).start()}
+    for name in ("stock", "factory", "notifier"):
+        wait_assigned(svcs[name])
+    return svcs, legacy, gw
+
+
+def test_domain_series_and_promtool_on_every_service(stack, migrated, make_sku):
+    sku, full = make_sku(1, batch=4), make_sku(7)
+    svcs, _, gw = start_everything(stack)
+    sales = svcs["sales"]
+    r = requests.post(sales.url + "/orders", json={"sku": sku, "quantity": 1}, timeout=5,
+                      headers={"Idempotency-Key": "m-" + sku})
+    assert r.status_code == 201, r.text
+    r = requests.post(sales.url + "/orders", json={"sku": sku, "quantity": 1}, timeout=5,
+                      headers={"Idempotency-Key": "m-" + sku})
+    assert r.status_code == 201, r.text  # the stored answer
+    r = requests.post(sales.url + "/orders", json={"sku": sku, "quantity": 1}, timeout=5)
+    assert r.status_code == 409, r.text  # rejected: the depletion reaches the factory
+
+    # One SMS through the notifier's sender: the gateway fails it once (500), then takes it.
+    assert requests.post(gw.url + "/admin/mode", json={"fail_next": 1},
+                         timeout=5).status_code == 200
+    sub = str(uuid.uuid4())
+    migrated.execute("INSERT INTO subscribers (id, phone, name) VALUES (%s, '+821099990020', "
+                     "'m')", (sub,))
+    migrated.execute("INSERT INTO deliveries (subscriber_id, message_key, kind, body) "
+                     "VALUES (%s, %s, 'restock', 'metrics test')", (sub, "m:" + sub))
+
+    def sales_counted():
+        fams, _ = scrape(sales)
+        return fams if (value(fams, "dozen_orders_total", "dozen_orders_total",
+                              outcome="rejected") == 1) else None
+    fams = wait_for(sales_counted, 10, "the rejected order in dozen_orders_total")
+    assert value(fams, "dozen_orders_total", "dozen_orders_total", outcome="completed") == 1
+    assert value(fams, "dozen_orders_idempotent_replays_total",
+                 "dozen_orders_idempotent_replays_total") == 1
+    assert value(fams, "dozen_outbox_backlog_rows", "dozen_outbox_backlog_rows",
+                 producer="sales") is not None
+    assert value(fams, "dozen_outbox_oldest_unsent_age_seconds",
+                 "dozen_outbox_oldest_unsent_age_seconds", producer="sales") >= 0
+
+    fams = wait_for(lambda: (lambda f: f if value(f, "dozen_stock_quantity",
+                                                  "dozen_stock_quantity", sku=sku) == 0
+                             else None)(scrape(svcs["stock"])[0]), 10, "stock per SKU")
+    assert value(fams, "dozen_stock_quantity", "dozen_stock_quantity", sku=full) == 7
+
+    def factory_called():
+        f, _ = scrape(svcs["factory"])
+        n = value(f, "dozen_legacy_call_duration_seconds",
+                  "dozen_legacy_call_duration_seconds_count", outcome="accepted") or 0
+        return f if n >= 1 and value(f, "dozen_production_orders", "dozen_production_orders",
+                                     state="requested") >= 1 else None
+    fams = wait_for(factory_called, 30, "the legacy call and the requested production order")
+    assert {s.labels["state"] for s in samples(fams, "dozen_production_orders")} == \
+        {"pending", "requested", "delivered", "failed"}
+
+    def sms_counted():
+        f, _ = scrape(svcs["notifier"])
+        sent = value(f, "dozen_sms_sends_total", "dozen_sms_sends_total", outcome="sent") or 0
+        return f if sent >= 1 else None
+    fams = wait_for(sms_counted, 30, "the SMS send in dozen_sms_sends_total")
+    assert value(fams, "dozen_sms_sends_total", "dozen_sms_sends_total", outcome="error") == 1
+    assert value(fams, "dozen_sms_sends_total", "dozen_sms_sends_total",
+                 outcome="rate_limited") == 0
+    assert value(fams, "dozen_sms_send_duration_seconds",
+                 "dozen_sms_send_duration_seconds_count") == 2
+    assert value(fams, "dozen_subscribers_active", "dozen_subscribers_active") >= 1
+    states = {s.labels["state"]: s.value for s in samples(fams, "dozen_bulletin_state")}
+    assert set(states) == {"scheduled", "retrying", "sent", "unavailable"}, states
+    assert sum(states.values()) <= 1
+
+    # The retry service's gauges come from its tables: one row waiting (due in an hour, so
+    # the scheduler leaves it alone) and one dead letter, for a group of this test only.
+    group = "metrics-" + uuid.uuid4().hex[:8]
+    far = int(time.time() * 1000) + 3600 * 1000
+    try:
+        migrated.execute(
+            "INSERT INTO retry_pending (group_id, original_topic, original_partition, "
+            "original_offset, retry_partition, retry_offset, retry_timestamp, headers, attempt, "
+            "max_attempts, not_before, reason, error, first_failed_at, due_at) VALUES "
+            "(%s, 'stock.depleted', 0, 1, 0, 900000001, 1, '\\x01', 1, 5, %s, "
+            "'factory_unavailable', '', %s, %s)", (group, far, far, far))
+        migrated.execute(
+            "INSERT INTO retry_dead_letters (group_id, reason, error, original_topic, "
+            "original_partition, original_offset, retry_partition, retry_offset, "
+            "retry_timestamp) VALUES (%s, 'max_attempts', 'e', 'stock.depleted', 0, 1, 0, "
+            "900000002, 1)", (group,))
+
+        def retry_read():
+            f, _ = scrape(svcs["retry"])
+            pending = value(f, "dozen_retry_pending", "dozen_retry_pending", group=group,
+                            reason="factory_unavailable")
+            return f if pending == 1 else None
+        fams = wait_for(retry_read, 10, "the pending row in dozen_retry_pending")
+        assert value(fams, "dozen_retry_dead_letters", "dozen_retry_dead_letters", group=group,
+                     reason="max_attempts") == 1
+        assert value(fams, "dozen_retry_overdue_seconds", "dozen_retry_overdue_seconds") == 0
+    finally:
+        migrated.execute("DELETE FROM retry_pending WHERE group_id = %s", (group,))
+        migrated.execute("DELETE FROM retry_dead_letters WHERE group_id = %s", (group,))
+    # Gone from the table: the series drops to 0 instead of keeping its last value.
+    wait_for(lambda: value(scrape(svcs["retry"])[0], "dozen_retry_pending",
+                           "dozen_retry_pending", group=group,
+                           reason="factory_unavailable") == 0, 10, "the pending gauge at 0")
+
+    for name, svc in svcs.items():
+        promtool_check(scrape(svc)[1], name)

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "cfg.h"
@@ -268,6 +270,81 @@ static void test_duration_var(void **state)
     assert_string_equal(err, VAR " is required");
 }
 
+/* Writes text to a new temporary file with mode and returns its path (static buffer). */
+static const char *secret_file(const char *text, size_t len, mode_t mode)
+{
+    static char path[64];
+    int fd;
+
+    snprintf(path, sizeof(path), "/tmp/dozen-cfg-XXXXXX");
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+    return path;
+}
+
+static void test_file_variables(void **state)
+{
+    const char *v = NULL, *path;
+    long long n = 0;
+    char err[256];
+
+    (void)state;
+    /* NAME_FILE when NAME is unset: the file's one line, without its newline. */
+    path = secret_file("s3cret-token-value\n", 19, 0444);
+    setenv("DOZEN_T_SECRET_FILE", path, 1);
+    assert_int_equal(cfg_str("DOZEN_T_SECRET", NULL, &v, err, sizeof(err)), 0);
+    assert_string_equal(v, "s3cret-token-value");
+    /* Read once and kept: the file may go away. */
+    unlink(path);
+    assert_int_equal(cfg_str("DOZEN_T_SECRET", NULL, &v, err, sizeof(err)), 0);
+    assert_string_equal(v, "s3cret-token-value");
+    /* Both set: refused, naming both. */
+    setenv("DOZEN_T_SECRET", "x", 1);
+    assert_int_equal(cfg_str("DOZEN_T_SECRET", NULL, &v, err, sizeof(err)), -1);
+    assert_string_equal(err, "DOZEN_T_SECRET and DOZEN_T_SECRET_FILE are both set: use one");
+    unsetenv("DOZEN_T_SECRET");
+    unsetenv("DOZEN_T_SECRET_FILE");
+
+    /* A file others may write is refused, with its mode. */
+    path = secret_file("abc", 3, 0666);
+    setenv("DOZEN_T_W_FILE", path, 1);
+    assert_int_equal(cfg_str("DOZEN_T_W", NULL, &v, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "DOZEN_T_W_FILE: '"));
+    assert_non_null(strstr(err, "is writable by group or others (mode 0666)"));
+    unlink(path);
+    unsetenv("DOZEN_T_W_FILE");
+
+    /* Two lines, an empty file, a missing file, a directory. */
+    path = secret_file("a\nb\n", 4, 0600);
+    setenv("DOZEN_T_L_FILE", path, 1);
+    assert_int_equal(cfg_str("DOZEN_T_L", NULL, &v, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "must hold one line"));
+    unlink(path);
+    path = secret_file("\n", 1, 0600);
+    setenv("DOZEN_T_L_FILE", path, 1);
+    assert_int_equal(cfg_str("DOZEN_T_L", NULL, &v, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "is empty"));
+    unlink(path);
+    setenv("DOZEN_T_L_FILE", "/nonexistent/secret", 1);
+    assert_int_equal(cfg_str("DOZEN_T_L", NULL, &v, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "cannot open '/nonexistent/secret'"));
+    setenv("DOZEN_T_L_FILE", "/tmp", 1);
+    assert_int_equal(cfg_str("DOZEN_T_L", NULL, &v, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "is not a regular file"));
+    unsetenv("DOZEN_T_L_FILE");
+
+    /* The typed readers too. */
+    path = secret_file("42\r\n", 4, 0400);
+    setenv("DOZEN_T_N_FILE", path, 1);
+    assert_int_equal(cfg_int("DOZEN_T_N", 1, 0, 100, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, 42);
+    unlink(path);
+    unsetenv("DOZEN_T_N_FILE");
+}
+
 static void test_error_truncated(void **state)
 {
     char err[16];
@@ -293,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_parse_duration_bad),
         cmocka_unit_test(test_parse_duration_limits),
         cmocka_unit_test_teardown(test_duration_var, unset_var),
+        cmocka_unit_test(test_file_variables),
         cmocka_unit_test_teardown(test_error_truncated, unset_var),
     };
 

@@ -17,6 +17,7 @@
 #include "httpc.h"
 #include "log.h"
 #include "strbuf.h"
+#include "trace.h"
 #include "util.h"
 
 /* What the last request carried; under seen_lock. */
@@ -28,6 +29,7 @@ struct seen {
     char content_type[128];
     char expect[64];
     char x_test[64];
+    char traceparent[64];
     char body[256];
     int client_port;
 };
@@ -48,6 +50,7 @@ static void echo(const http_request_t *req, http_response_t *res, void *ctx)
     stub_copy(last.content_type, sizeof(last.content_type), http_header(req, "Content-Type"));
     stub_copy(last.expect, sizeof(last.expect), http_header(req, "Expect"));
     stub_copy(last.x_test, sizeof(last.x_test), http_header(req, "X-Test"));
+    stub_copy(last.traceparent, sizeof(last.traceparent), http_header(req, "traceparent"));
     stub_copy(last.body, sizeof(last.body), req->body);
     last.client_port = stub_client_port(req);
     pthread_mutex_unlock(&seen_lock);
@@ -207,7 +210,14 @@ static void test_request_options(void **state)
     assert_string_equal(s.method, "PUT");
     assert_string_equal(s.auth, "(none)");
     assert_string_equal(s.x_test, "(none)");
+    assert_string_equal(s.traceparent, "(none)"); /* outside a span: none */
     assert_int_equal(s.client_port, port);
+
+    /* inside a span, the thread's traceparent goes with the request */
+    trace_begin("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 55);
+    assert_int_equal(httpc_request(curl, &req, &body, &res, err, sizeof(err)), 0);
+    assert_string_equal(seen().traceparent, trace_current());
+    trace_end();
 
     /* a GET after a POST is a GET */
     req = get(u, 5000);

@@ -167,6 +167,29 @@ static void test_add_good_arguments_reach_the_database(void **state)
     PQfinish(conn);
 }
 
+/* A lease the server could not keep (below DB_LEASE_MIN_MS) or absurd is refused before the
+ * relay starts anything. */
+static void test_relay_lease_range(void **state)
+{
+    outbox_relay_opts_t o;
+    char err[256];
+
+    (void)state;
+    memset(&o, 0, sizeof(o));
+    o.conninfo = "host=127.0.0.1 port=1 dbname=dozen";
+    o.bootstrap = "127.0.0.1:1";
+    o.producer = "test";
+    o.lease_ms = DB_LEASE_MIN_MS - 1;
+    assert_null(outbox_relay_start(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "lease"));
+    o.lease_ms = DB_LEASE_MAX_MS + 1;
+    assert_null(outbox_relay_start(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "lease"));
+    o.lease_ms = -1;
+    assert_null(outbox_relay_start(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "lease"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +200,7 @@ int main(void)
         cmocka_unit_test(test_add_without_connection),
         cmocka_unit_test(test_add_checks_before_sql),
         cmocka_unit_test(test_add_good_arguments_reach_the_database),
+        cmocka_unit_test(test_relay_lease_range),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,7 +15,7 @@
 
 static const char *const vars[] = {
     "DATABASE_URL", "KAFKA_BOOTSTRAP", "HTTP_BIND", PORT_VAR, "DB_POOL_SIZE", "DB_WAIT",
-    "TOPICS_WAIT", "OUTBOX_POLL_INTERVAL",
+    "TOPICS_WAIT", "OUTBOX_POLL_INTERVAL", "DB_STATEMENT_TIMEOUT", "DB_LEADER_LEASE",
 };
 
 static const svc_config_spec_t with_relay = {
@@ -59,6 +59,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.db_wait_ms, 5000);
     assert_int_equal(c.topics_wait_ms, 30000);
     assert_int_equal(c.outbox_poll_ms, 5000);
+    assert_int_equal(c.db_statement_timeout_ms, 30000);
+    assert_int_equal(c.db_leader_lease_ms, 3000);
 
     assert_int_equal(svc_config_read(&without_relay, &c, err, sizeof(err)), 0);
     assert_int_equal(c.port, 8091);
@@ -78,7 +80,11 @@ static void test_values(void **state)
     set("DB_WAIT", "250ms");
     set("TOPICS_WAIT", "2m");
     set("OUTBOX_POLL_INTERVAL", "1s");
+    set("DB_STATEMENT_TIMEOUT", "0s");
+    set("DB_LEADER_LEASE", "1500ms");
     assert_int_equal(svc_config_read(&with_relay, &c, err, sizeof(err)), 0);
+    assert_int_equal(c.db_statement_timeout_ms, 0);
+    assert_int_equal(c.db_leader_lease_ms, 1500);
     assert_string_equal(c.http_bind, "0.0.0.0");
     assert_int_equal(c.port, 18080);
     assert_int_equal(c.db_pool_size, SVC_POOL_MAX);
@@ -113,6 +119,9 @@ static void test_bad_values_named(void **state)
         { "DB_POOL_SIZE", "257" }, { "DB_POOL_SIZE", "many" }, { "DB_WAIT", "0" },
         { "DB_WAIT", "2m" }, { "TOPICS_WAIT", "soon" }, { "TOPICS_WAIT", "500ms" },
         { "OUTBOX_POLL_INTERVAL", "5ms" }, { "OUTBOX_POLL_INTERVAL", "2h" },
+        { "DB_STATEMENT_TIMEOUT", "2h" }, { "DB_STATEMENT_TIMEOUT", "-1s" },
+        { "DB_STATEMENT_TIMEOUT", "forever" }, { "DB_LEADER_LEASE", "999ms" },
+        { "DB_LEADER_LEASE", "61s" }, { "DB_LEADER_LEASE", "3" },
     };
     svc_config_t c;
     char err[256];

@@ -38,6 +38,13 @@ void usage(FILE *out)
             "              print the records of TOPIC, one line each, from the end (or the\n"
             "              beginning); stop after N records, at the end of every partition\n"
             "              (--exit), or on Ctrl-C. No consumer group, nothing committed.\n"
+            "  groups [GROUP] [--max-lag N] [--json]\n"
+            "              each consumer group (or GROUP) with its state, members and their\n"
+            "              assignment, and per partition the committed offset, end offset\n"
+            "              and lag. On a broker without ListGroups/DescribeGroups (the dev\n"
+            "              broker) the groups dozen declares, with the partitions each\n"
+            "              service's /metrics says it consumes. Exit 1 when --max-lag N is\n"
+            "              given and a partition lags more than N records\n"
             "  dlq list [--group G] [--reason R]\n"
             "              every record of dead-letter, one line each: where it came from,\n"
             "              its group, attempts, reason, error, first failure, ce_id and\n"
@@ -436,7 +443,7 @@ static void print_header(rd_kafka_headers_t *hdrs, const char *name)
 static void print_record(const rd_kafka_message_t *msg)
 {
     static const char *const ce[] = { "ce_type", "ce_id", "ce_source", "ce_time",
-                                      "ce_specversion" };
+                                      "ce_specversion", "ce_traceparent" };
     rd_kafka_headers_t *hdrs = NULL; /* borrowed from msg */
     size_t i;
 
@@ -578,6 +585,8 @@ int main(int argc, char **argv)
         return cmd_tail(argc - 1, argv + 1);
     if (strcmp(cmd, "dlq") == 0)
         return cmd_dlq(argc - 1, argv + 1);
+    if (strcmp(cmd, "groups") == 0)
+        return cmd_groups(argc - 1, argv + 1);
     fprintf(stderr, "dozenctl: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

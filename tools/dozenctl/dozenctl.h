@@ -128,4 +128,9 @@ int cmd_dlq_list(int argc, char **argv);
  * Returns the exit status. */
 int cmd_dlq_replay(int argc, char **argv);
 
+/* groups.c */
+
+/* `dozenctl groups [GROUP] [--max-lag N] [--json]`. Returns the exit status. */
+int cmd_groups(int argc, char **argv);
+
 #endif

@@ -430,8 +430,11 @@ int main(int argc, char **argv)
         }
     }
     if (cfg_str("DATABASE_URL", NULL, &url, err, sizeof(err)) != 0) {
-        fprintf(stderr, PROG ": DATABASE_URL is not set (a PostgreSQL connection string such "
-                "as postgresql://dozen@127.0.0.1:5432/dozen)\n");
+        if (strstr(err, " is required") == NULL) /* DATABASE_URL_FILE could not be read */
+            fprintf(stderr, PROG ": %s\n", err);
+        else
+            fprintf(stderr, PROG ": DATABASE_URL is not set (a PostgreSQL connection string "
+                    "such as postgresql://dozen@127.0.0.1:5432/dozen)\n");
         return 1;
     }
     /* List first: a wrong directory is reported without waiting for the server. */

@@ -1,0 +1,3 @@
+-- W3C Trace Context: the traceparent of the request or record that wrote an event, sent
+-- with it as ce_traceparent and traceparent (NULL: the event carries none).
+ALTER TABLE outbox ADD COLUMN traceparent text;

@@ -1,0 +1,87 @@
+"""Trace context through Kafka: a W3C traceparent on an order request goes with its events
+(ce_traceparent and traceparent headers) and on into the consumers, whose log lines carry
+its trace_id; LOG_FORMAT=json writes the same lines as JSON objects."""
+
+import json
+
+import requests
+
+from conftest import events_for, read_topic, wait_assigned, wait_for
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+TP = f"00-{TRACE}-00f067aa0ba902b7-01"
+TRACE2 = "0af7651916cd43dd8448eb211c80319c"
+TP2 = f"00-{TRACE2}-b7ad6b7169203331-01"
+
+
+def trace_of(tp):
+    parts = (tp or "").split("-")
+    assert len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16, tp
+    return parts[1]
+
+
+def order(sales, sku, quantity, traceparent=None):
+    headers = {"traceparent": traceparent} if traceparent else {}
+    return requests.post(sales.url + "/orders", json={"sku": sku, "quantity": quantity},
+                         headers=headers, timeout=10)
+
+
+def test_trace_goes_from_the_request_through_kafka_to_the_consumers(stack, broker, make_sku):
+    sku = make_sku(2)
+    legacy = stack.legacy_factory().start()
+    stack.stock().start()
+    factory = stack.factory(legacy, LOG_FORMAT="json").start()
+    sales = stack.sales().start()
+    wait_assigned(factory)
+
+    r = order(sales, sku, 2, TP)
+    assert r.status_code == 201, r.text
+    oid = r.json()["order_id"]
+    [rec] = events_for(read_topic(broker, "orders",
+                                  until=lambda rs: events_for(rs, "order_id", [oid])),
+                       "order_id", [oid])
+    assert trace_of(rec["headers"]["ce_traceparent"]) == TRACE
+    assert trace_of(rec["headers"]["traceparent"]) == TRACE
+    assert rec["headers"]["ce_traceparent"] != TP, "sales' own span, not the caller's"
+
+    # The order that finds the shelf empty: its depletion carries the trace to the factory.
+    r = order(sales, sku, 1, TP2)
+    assert r.status_code == 409, r.text
+    deps = read_topic(broker, "stock.depleted",
+                      until=lambda rs: [x for x in rs if x["key"] == sku])
+    [dep] = [x for x in deps if x["key"] == sku]
+    assert trace_of(dep["headers"]["ce_traceparent"]) == TRACE2
+
+    def factory_lines():
+        lines = [json.loads(l) for l in factory.log().splitlines() if l.startswith("{")]
+        return [l for l in lines if l.get("trace_id") == TRACE2]
+    traced = wait_for(factory_lines, 30, "a factory log line with the order's trace_id")
+    assert all(isinstance(l.get("event"), str) for l in traced)
+    # Every line the factory wrote is one JSON object.
+    for line in factory.log().splitlines():
+        if line.startswith("ts=") or not line.strip() or line.startswith("-----"):
+            continue
+        json.loads(line)
+
+    # A request without a traceparent starts a trace of its own.
+    r = order(sales, make_sku(3), 1)
+    assert r.status_code == 201
+    oid = r.json()["order_id"]
+    [rec] = events_for(read_topic(broker, "orders",
+                                  until=lambda rs: events_for(rs, "order_id", [oid])),
+                       "order_id", [oid])
+    assert trace_of(rec["headers"]["ce_traceparent"]) not in (TRACE, TRACE2)
+
+
+def test_a_bad_traceparent_starts_a_new_trace(stack, broker, make_sku):
+    sales = stack.sales().start()
+    sku = make_sku(10)
+    for bad in ["garbage", "00-" + "0" * 32 + "-00f067aa0ba902b7-01",
+                "ff-" + TRACE + "-00f067aa0ba902b7-01", "00-" + TRACE.upper() + "-00f067aa0ba902b7-01"]:
+        r = order(sales, sku, 1, bad)
+        assert r.status_code == 201, r.text
+        oid = r.json()["order_id"]
+        [rec] = events_for(read_topic(broker, "orders",
+                                      until=lambda rs: events_for(rs, "order_id", [oid])),
+                           "order_id", [oid])
+        assert trace_of(rec["headers"]["ce_traceparent"]) != TRACE
