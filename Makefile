@@ -11,7 +11,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
 CC      ?= cc
-PKGS    := rdkafka libmicrohttpd jansson libpq libcurl
+PKGS    := rdkafka libmicrohttpd jansson libpq libcurl libxml-2.0
 BUILD   ?= build
 BIN     ?= bin
 EXTRA_CFLAGS ?=
@@ -33,6 +33,7 @@ DEB_PKGS := build-essential pkg-config librdkafka-dev libmicrohttpd-dev libjanss
             python3-psycopg2 python3-confluent-kafka python3-yaml python3-prometheus-client valgrind \
             maven openjdk-17-jre-headless docker-compose tzdata
 DEB_PKGS += prometheus   # promtool check metrics, and a real Prometheus server in test_21
+DEB_PKGS += libxml2-dev   # the notifier reads the data portal's XML feed (libxml-2.0)
 BENCH_PKGS := wrk
 
 PYTHON := /usr/bin/python3
@@ -103,10 +104,13 @@ $(foreach t,$(TOOLS),$(eval $(call program_rule,$(lastword $(subst :, ,$(t))),to
 # the folders of those objects. A test without a line links libcommon alone; to link one
 # more object to a test, add it to the test's line.
 test_legacy-factory_state_objs := tools/legacy-factory/state.o tools/standin/standin.o
+test_factory_callback_objs     := services/factory/callback.o services/factory/legacy.o
 test_factory_order_state_objs  := services/factory/order_state.o
 test_notifier_bulletin_objs    := services/notifier/bulletin.o services/notifier/feed.o \
-                                  services/notifier/store.o
-test_notifier_feed_objs        := services/notifier/feed.o
+                                  services/notifier/feed_datagokr.o services/notifier/store.o
+test_notifier_feed_objs        := services/notifier/feed.o services/notifier/feed_datagokr.o
+test_notifier_datagokr_objs    := services/notifier/feed.o services/notifier/feed_datagokr.o \
+                                  tools/open-data/daily.o
 test_notifier_sms_objs         := services/notifier/sms.o
 test_open-data_daily_objs      := tools/open-data/daily.o
 test_open-data_state_objs      := tools/open-data/state.o tools/open-data/daily.o \

@@ -136,32 +136,78 @@ int db_options_merge(const char *user_options, long long stmt_timeout_ms, strbuf
     return out->failed ? -1 : 0;
 }
 
-/* Describes a failed command: errstr "<SQLSTATE> <primary message>", or libpq's own
- * message (no SQLSTATE, sqlstate "") when the connection failed. res may be NULL. */
-static void result_error(PGconn *conn, const PGresult *res, char sqlstate[6],
-                         char *errstr, size_t errstr_size)
+/* The calling thread's last failure (db_error_last). */
+static _Thread_local db_error_t last_error;
+static _Thread_local int last_error_set;
+
+void db_error_reset(void)
+{
+    last_error_set = 0;
+}
+
+int db_error_last(db_error_t *out)
+{
+    if (!last_error_set) {
+        memset(out, 0, sizeof(*out));
+        return 0;
+    }
+    *out = last_error;
+    return 1;
+}
+
+db_error_class_t db_error_classify(const char *sqlstate, const char *constraint)
+{
+    if (sqlstate == NULL || strlen(sqlstate) != 5)
+        return DB_ERROR_TRANSIENT;
+    if (strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "54", 2) == 0)
+        return DB_ERROR_DATA;
+    if (strncmp(sqlstate, "23", 2) == 0)
+        return constraint != NULL && strcmp(constraint, DB_DEDUPE_CONSTRAINT) == 0
+                   ? DB_ERROR_TRANSIENT : DB_ERROR_DATA;
+    return DB_ERROR_TRANSIENT;
+}
+
+/* Writes "<SQLSTATE> <primary message>" of a failed command into out, or libpq's own
+ * message when there is no SQLSTATE (the connection failed). res may be NULL. */
+static void format_error(PGconn *conn, const PGresult *res, char *out, size_t out_size)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
-    if (sqlstate != NULL)
-        sqlstate[0] = '\0';
     if (state != NULL && strlen(state) == 5) {
         char prefix[8];
 
-        if (sqlstate != NULL)
-            memcpy(sqlstate, state, 6);
         snprintf(prefix, sizeof(prefix), "%s ", state);
-        set_err_trimmed(errstr, errstr_size, prefix, msg);
+        set_err_trimmed(out, out_size, prefix, msg);
     } else if (res != NULL && PQresultErrorMessage(res)[0] != '\0') {
-        set_err_trimmed(errstr, errstr_size, "", PQresultErrorMessage(res));
+        set_err_trimmed(out, out_size, "", PQresultErrorMessage(res));
     } else if (res != NULL && PQresultStatus(res) != PGRES_FATAL_ERROR &&
                PQresultStatus(res) != PGRES_NONFATAL_ERROR) {
-        snprintf(errstr, errstr_size, "unexpected result %s",
-                 PQresStatus(PQresultStatus(res)));
+        snprintf(out, out_size, "unexpected result %s", PQresStatus(PQresultStatus(res)));
     } else {
-        set_err_trimmed(errstr, errstr_size, "", PQerrorMessage(conn));
+        set_err_trimmed(out, out_size, "", PQerrorMessage(conn));
     }
+}
+
+/* Describes a failed command: errstr as format_error, sqlstate ("" when the connection
+ * failed) if not NULL, and the calling thread's last failure for db_error_last. */
+static void result_error(PGconn *conn, const PGresult *res, char sqlstate[6],
+                         char *errstr, size_t errstr_size)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *cons = res != NULL ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+
+    if (state != NULL && strlen(state) != 5)
+        state = NULL;
+    if (sqlstate != NULL)
+        snprintf(sqlstate, 6, "%s", state != NULL ? state : "");
+    format_error(conn, res, errstr, errstr_size);
+    memset(&last_error, 0, sizeof(last_error));
+    snprintf(last_error.sqlstate, sizeof(last_error.sqlstate), "%s", state != NULL ? state : "");
+    snprintf(last_error.constraint, sizeof(last_error.constraint), "%s",
+             cons != NULL ? cons : "");
+    format_error(conn, res, last_error.message, sizeof(last_error.message));
+    last_error_set = 1;
 }
 
 /* Prepares every statement on conn. Returns 0, or -1 with errstr naming the statement. */

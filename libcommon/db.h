@@ -73,6 +73,46 @@ PGresult *db_query(PGconn *conn, const char *sql, int nparams,
                    const char *const *params, char sqlstate[6],
                    char *errstr, size_t errstr_size);
 
+/* What a failed statement says about the work that ran it. */
+typedef enum db_error_class {
+    DB_ERROR_NONE = 0,   /* no failure */
+    DB_ERROR_TRANSIENT,  /* the same work may succeed later: the connection failed (no
+                          * SQLSTATE), 08 connection, 40001 serialization, 40P01 deadlock,
+                          * 53 insufficient resources, 55P03 lock not available, 57
+                          * operator intervention (57P01 admin shutdown, 57014 statement
+                          * timeout), 58 system error; and every other class (a missing
+                          * migration, a bug), which input cannot cause */
+    DB_ERROR_DATA        /* the input itself is refused and always will be: class 22 data
+                          * exception (bad timestamp, invalid UTF-8, out of range), class
+                          * 23 integrity violation other than on the dedupe key
+                          * (DB_DEDUPE_CONSTRAINT), 54 program limit exceeded (a value too
+                          * large for an index) */
+} db_error_class_t;
+
+/* The consumers' dedupe key (processed_events): a unique violation on it means another
+ * member applied the same event meanwhile, so trying again finds it done. */
+#define DB_DEDUPE_CONSTRAINT "processed_events_pkey"
+
+/* Classifies a failure from its SQLSTATE ("" or NULL: no SQLSTATE, the connection failed)
+ * and, for class 23, the constraint it names (NULL or "" when none). Pure. */
+db_error_class_t db_error_classify(const char *sqlstate, const char *constraint);
+
+/* The last statement that failed on the calling thread (db_exec, db_query, db_begin,
+ * db_commit), kept until db_error_reset: so that the consumer loop can classify a
+ * handler's failure without every store function passing the SQLSTATE up. */
+typedef struct db_error {
+    char sqlstate[6];      /* "" when the connection failed */
+    char constraint[64];   /* PG_DIAG_CONSTRAINT_NAME, "" when none */
+    char message[512];     /* "<SQLSTATE> <primary message>", as in errstr */
+} db_error_t;
+
+/* Forgets the calling thread's last failure. */
+void db_error_reset(void);
+
+/* Copies the calling thread's last failure since db_error_reset into *out. Returns 1 when
+ * there was one, else 0 (*out then zeroed). */
+int db_error_last(db_error_t *out);
+
 /* BEGIN / COMMIT / ROLLBACK. Return 0 or -1 with errstr. db_rollback is harmless outside a
  * transaction. */
 int db_begin(PGconn *conn, char *errstr, size_t errstr_size);

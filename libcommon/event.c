@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "retry.h"
 #include "trace.h"
 #include "util.h"
 
@@ -110,6 +111,18 @@ static int read_header(const rd_kafka_headers_t *hdrs, const char *name, char *d
         util_errf(errstr, errstr_size, "%s: header contains a NUL byte", name);
         return -1;
     }
+    if (!util_utf8_valid(val, size)) {
+        util_errf(errstr, errstr_size, "%s: header is not valid UTF-8", name);
+        return -1;
+    }
+    for (size_t i = 0; i < size; i++) {
+        unsigned char c = ((const unsigned char *)val)[i];
+
+        if (c < 0x20 || c == 0x7f) {
+            util_errf(errstr, errstr_size, "%s: header contains a control character", name);
+            return -1;
+        }
+    }
     memcpy(dst, val, size);
     dst[size] = '\0';
     return 0;
@@ -149,6 +162,15 @@ int event_meta_read(const rd_kafka_message_t *msg, event_meta_t *m,
         read_header(hdrs, "ce_type", m->type, sizeof(m->type), errstr, errstr_size) != 0 ||
         read_header(hdrs, "ce_time", m->time, sizeof(m->time), errstr, errstr_size) != 0)
         goto fail;
+    /* Handlers pass it to PostgreSQL as a timestamptz: anything else would be refused
+     * there (SQLSTATE 22007), after the record had already cost a transaction. */
+    if (util_rfc3339_parse(m->time, NULL) != 0) {
+        char shown[sizeof(m->time)];
+
+        retry_printable(m->time, strlen(m->time), shown, sizeof(shown));
+        util_errf(errstr, errstr_size, "ce_time: '%s' is not an RFC 3339 date-time", shown);
+        goto fail;
+    }
     return 0;
 
 fail:

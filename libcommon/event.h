@@ -31,7 +31,9 @@ int event_meta_new(event_meta_t *m, const char *type, const char *source,
 rd_kafka_headers_t *event_headers_new(const event_meta_t *m);
 
 /* Reads and validates the CloudEvents headers of a record: every ce_* header present,
- * ce_specversion "1.0", ce_id a UUID, values within the struct's sizes. Returns 0, or -1 with
+ * ce_specversion "1.0", ce_id a UUID, ce_time an RFC 3339 date-time (util_rfc3339_parse),
+ * every value valid UTF-8 without NUL or control characters and within the struct's
+ * sizes. Returns 0, or -1 with
  * errstr naming the missing or bad header. */
 int event_meta_read(const rd_kafka_message_t *msg, event_meta_t *m,
                     char *errstr, size_t errstr_size);

@@ -69,7 +69,8 @@ static const struct event_field stock_replenished_fields[] = {
     SKU_FIELD(event_stock_replenished_t),
     INT(event_stock_replenished_t, quantity, 0, 1, EVENT_DELIVERY_MAX),
     STR(event_stock_replenished_t, production_order_id, FIELD_OPTIONAL, NULL, NULL),
-    STR(event_stock_replenished_t, factory_order_id, FIELD_OPTIONAL, NULL, NULL),
+    STR(event_stock_replenished_t, factory_order_id, FIELD_OPTIONAL | FIELD_OMIT_EMPTY, NULL,
+        NULL),
 };
 
 /* The date's calendar check is the notifier's (feed_date_valid). */

@@ -99,6 +99,9 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const char *me
                !header_value_ok(res->www_authenticate)) {
         log_error("http_bad_response method=%s path=%s status=%d", method, log_path,
                   status);
+    } else if (res->text != NULL) {
+        text = res->text;   /* http_text: sent as it is */
+        res->text = NULL;
     } else {
         text = json_dumps(res->body, JSON_COMPACT); /* malloc'ed, freed below */
         if (text == NULL)
@@ -112,7 +115,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const char *me
         len = sizeof(fallback) - 1;
     } else {
         data = text;
-        len = strlen(text);
+        len = res->text_len > 0 ? res->text_len : strlen(text);
     }
     if (status == MHD_HTTP_NO_CONTENT || status == MHD_HTTP_NOT_MODIFIED)
         len = 0; /* these must not carry a body */
@@ -124,7 +127,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const char *me
     }
     if (len > 0 &&
         MHD_add_response_header(mres, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                "application/json") != MHD_YES)
+                                text != NULL && res->content_type[0] != '\0'
+                                ? res->content_type : "application/json") != MHD_YES)
         goto done;
     if (res->location[0] != '\0' &&
         MHD_add_response_header(mres, MHD_HTTP_HEADER_LOCATION, res->location) != MHD_YES)
@@ -155,6 +159,8 @@ done:
     if (mres != NULL)
         MHD_destroy_response(mres); /* a queued response keeps its own reference */
     free(text);
+    free(res->text);
+    res->text = NULL;
     json_decref(res->body);
     res->body = NULL;
     return ret;
@@ -415,6 +421,8 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
         /* MHD_NO from the access handler closes the connection without a response. */
         json_decref(res.body);
         res.body = NULL;
+        free(res.text);
+        res.text = NULL;
         log_debug("http_request_dropped method=%s path=%s", log_method, log_path);
         ret = MHD_NO;
         goto done;

@@ -28,6 +28,10 @@ typedef struct http_response {
     char www_authenticate[64]; /* optional WWW-Authenticate header; "" for none
                                 * (set by http_check_bearer) */
     long retry_after;      /* above 0: a Retry-After header of that many seconds */
+    char *text;            /* NULL, or (http_text) text_len bytes sent as they are instead
+                            * of body, with content_type; owned, freed by the server */
+    size_t text_len;
+    char content_type[64];
     int drop;              /* non-zero: close the connection without any answer (body is
                             * released, status ignored), so the client sees an empty reply
                             * or a reset: for stand-ins that must "refuse" a call */
@@ -89,6 +93,12 @@ const char *http_header(const http_request_t *req, const char *name);
 /* Returns the (decoded) value of query-string argument name, or NULL when it is absent or
  * has no value ("?name"). Borrowed, valid for the duration of the handler call. */
 const char *http_query(const http_request_t *req, const char *name);
+
+/* Sets the response: status and len bytes of data (copied) of another type than JSON
+ * (content_type, "application/xml;charset=UTF-8"), for stand-ins of systems that do not
+ * speak JSON. Out of memory gives a 500. */
+void http_text(http_response_t *res, int status, const char *content_type, const char *data,
+               size_t len);
 
 /* Sets the response: status and body. Steals the reference to body. */
 void http_json(http_response_t *res, int status, json_t *body);

@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <microhttpd.h>
@@ -52,6 +53,27 @@ void http_json(http_response_t *res, int status, json_t *body)
     res->status = status;
     res->body = body; /* reference stolen */
     json_decref(old);
+}
+
+void http_text(http_response_t *res, int status, const char *content_type, const char *data,
+               size_t len)
+{
+    char *copy = malloc(len + 1);
+
+    free(res->text);
+    res->text = NULL;
+    res->text_len = 0;
+    if (copy == NULL) {
+        http_error(res, 500, "out of memory");
+        return;
+    }
+    memcpy(copy, data, len);
+    copy[len] = '\0';
+    /* a placeholder body: the server's rules for a response that has one hold */
+    http_json(res, status, json_null());
+    res->text = copy;
+    res->text_len = len;
+    snprintf(res->content_type, sizeof(res->content_type), "%s", content_type);
 }
 
 void http_error(http_response_t *res, int status, const char *fmt, ...)

@@ -238,15 +238,19 @@ done:
     return rk;
 }
 
-int kafka_produce(rd_kafka_t *rk, const char *topic, const char *key,
-                  const char *value, size_t value_len, rd_kafka_headers_t *hdrs,
-                  void *msg_opaque, char *errstr, size_t errstr_size)
+int kafka_produce_bytes(rd_kafka_t *rk, const char *topic, const void *key, size_t key_len,
+                        const void *value, size_t value_len, rd_kafka_headers_t *hdrs,
+                        void *msg_opaque, rd_kafka_resp_err_t *err_out, char *errstr,
+                        size_t errstr_size)
 {
     rd_kafka_resp_err_t err;
     int64_t deadline;
-    size_t key_len = key != NULL ? strlen(key) : 0;
 
-    if (rk == NULL || topic == NULL || topic[0] == '\0' || (value == NULL && value_len > 0)) {
+    if (err_out != NULL)
+        *err_out = RD_KAFKA_RESP_ERR__INVALID_ARG;
+
+    if (rk == NULL || topic == NULL || topic[0] == '\0' || (value == NULL && value_len > 0) ||
+        (key == NULL && key_len > 0)) {
         util_errf(errstr, errstr_size, "kafka_produce: bad arguments");
         return -1;
     }
@@ -267,11 +271,29 @@ int kafka_produce(rd_kafka_t *rk, const char *topic, const char *key,
         /* Serving delivery reports is what frees room in the queue. */
         rd_kafka_poll(rk, 100);
     }
+    if (err_out != NULL)
+        *err_out = err;
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         util_errf(errstr, errstr_size, "kafka_produce %s: %s", topic, rd_kafka_err2str(err));
         return -1;
     }
     return 0;
+}
+
+int kafka_err_permanent(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE ||
+           err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_INVALID_RECORD;
+}
+
+int kafka_produce(rd_kafka_t *rk, const char *topic, const char *key,
+                  const char *value, size_t value_len, rd_kafka_headers_t *hdrs,
+                  void *msg_opaque, char *errstr, size_t errstr_size)
+{
+    return kafka_produce_bytes(rk, topic, key, key != NULL ? strlen(key) : 0, value,
+                               value_len, hdrs, msg_opaque, NULL, errstr, errstr_size);
 }
 
 void kafka_producer_close(rd_kafka_t *rk, int timeout_ms)

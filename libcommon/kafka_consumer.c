@@ -4,11 +4,11 @@
 #include "kafka_consumer.h"
 
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "event.h"
 #include "kafka.h"
 #include "kafka_handover.h"
@@ -23,6 +23,7 @@
 #define SEEK_TIMEOUT_MS 5000    /* a seek is local and normally immediate */
 #define RETRY_INITIAL_MS 200
 #define RETRY_MAX_MS 10000
+#define RETRY_IN_PLACE_MS 30000 /* a transient failure holds a partition this long at most */
 #define REDELIVERY_ENSURE_MS 10000 /* how long to wait for retry.<group> to exist */
 #define SESSION_TIMEOUT_MS "6000"
 #define HEARTBEAT_MS "1000"
@@ -212,7 +213,34 @@ struct loop {
     struct lag_series lags[LAG_SERIES_MAX];
     int nlags;
     int64_t next_lag_ms;
+    /* The record being retried in place (KAFKA_RETRY) and since when, so that a transient
+     * failure holds a partition for at most in_place_ms before the record moves on to
+     * `retry`. */
+    int stuck;
+    int32_t stuck_partition;
+    int64_t stuck_offset;
+    char stuck_topic[256];
+    int64_t stuck_since_ms;
+    int64_t in_place_ms;
 };
+
+/* How long msg has been retried in place: 0 on its first transient failure (which starts
+ * the clock). */
+static int64_t stuck_for(struct loop *L, const rd_kafka_message_t *msg)
+{
+    const char *topic = rd_kafka_topic_name(msg->rkt);
+    int64_t now = util_mono_ms();
+
+    if (L->stuck && L->stuck_partition == msg->partition && L->stuck_offset == msg->offset &&
+        strcmp(L->stuck_topic, topic) == 0)
+        return now - L->stuck_since_ms;
+    L->stuck = 1;
+    L->stuck_partition = msg->partition;
+    L->stuck_offset = msg->offset;
+    snprintf(L->stuck_topic, sizeof(L->stuck_topic), "%s", topic);
+    L->stuck_since_ms = now;
+    return 0;
+}
 
 /* Counts one record's outcome and, for records that reached the handler, its time. */
 static void count_record(struct loop *L, const char *topic, const char *verdict,
@@ -355,13 +383,43 @@ static int dispatch(struct loop *L, const rd_kafka_message_t *msg, char *errstr,
                                               err);
     }
 
+    /* A failure of the handler's is classified here, once, from the database's own
+     * verdict on the last statement that failed (db_error_last). */
+    db_error_reset();
     t0 = util_mono_us();
     verdict = opts->handler(&rec, opts->ctx, &out);
+    out.reason[sizeof(out.reason) - 1] = '\0';
+    out.error[sizeof(out.error) - 1] = '\0';
+    if (verdict != KAFKA_DONE && verdict != KAFKA_RETRY_LATER && verdict != KAFKA_FAIL) {
+        db_error_t dberr;
+        int data = db_error_last(&dberr) &&
+                   db_error_classify(dberr.sqlstate, dberr.constraint) == DB_ERROR_DATA;
+
+        if (data) {
+            /* The database refuses this record's data, and always will. */
+            verdict = KAFKA_FAIL;
+            snprintf(out.reason, sizeof(out.reason), "%s", RETRY_REASON_INVALID_RECORD);
+            snprintf(out.error, sizeof(out.error), "%s", dberr.message);
+        } else if (rec.expired == NULL && stuck_for(L, msg) >= L->in_place_ms) {
+            /* Transient, but for too long: the partition moves on, the record waits on
+             * `retry` (and, past its attempts, in dead-letter). Not a final notice: its
+             * copy is in dead-letter already, and its effect (closing an order, telling
+             * subscribers) would be lost; it waits in place for the database. */
+            log_warn("record_retry_in_place_exhausted group=%s topic=%s partition=%d "
+                     "offset=%lld in_place_ms=%lld error=%s", opts->group,
+                     rd_kafka_topic_name(msg->rkt), (int)msg->partition,
+                     (long long)msg->offset, (long long)L->in_place_ms, LOG_Q(out.error));
+            verdict = KAFKA_RETRY_LATER;
+            if (out.reason[0] == '\0')
+                snprintf(out.reason, sizeof(out.reason), "transient_error");
+            out.delay_ms = 0;
+            out.deadline_ms = 0;
+            out.max_attempts = 0;
+        }
+    }
     count_record(L, rec.topic, verdict == KAFKA_DONE ? "done" :
                  verdict == KAFKA_RETRY_LATER ? "retry_later" :
                  verdict == KAFKA_FAIL ? "dead_letter" : "retry", util_mono_us() - t0);
-    out.reason[sizeof(out.reason) - 1] = '\0';
-    out.error[sizeof(out.error) - 1] = '\0';
     switch (verdict) {
     case KAFKA_DONE:
         return 0;
@@ -414,7 +472,7 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
     if (opts == NULL || stop == NULL || opts->group == NULL || opts->group[0] == '\0' ||
         opts->topics == NULL || opts->ntopics == 0 || opts->ntopics > INT_MAX ||
         opts->handler == NULL ||
-        opts->retry_initial_ms < 0 || opts->retry_max_ms < 0) {
+        opts->retry_initial_ms < 0 || opts->retry_max_ms < 0 || opts->retry_in_place_ms < 0) {
         util_errf(errstr, errstr_size, "kafka consumer: bad options");
         goto done;
     }
@@ -430,6 +488,7 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
         max_ms = initial_ms;
     backoff_ms = initial_ms;
     L.opts = opts;
+    L.in_place_ms = opts->retry_in_place_ms > 0 ? opts->retry_in_place_ms : RETRY_IN_PLACE_MS;
     if (opts->policy != NULL) {
         L.policy = *opts->policy;
     } else {
@@ -497,6 +556,7 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
         if (handled == 0) {
             store_offset(rk, opts->group, msg);
             backoff_ms = initial_ms;
+            L.stuck = 0;
         } else {
             log_warn("record_retry group=%s topic=%s partition=%d offset=%lld backoff_ms=%lld "
                      "error=%s", opts->group, rd_kafka_topic_name(msg->rkt),
@@ -661,77 +721,4 @@ void kafka_consumer_leave(rd_kafka_t *rk)
                  rd_kafka_err2name(err));
     rd_kafka_destroy(rk);
     free(st);
-}
-
-struct kafka_consumer {
-    kafka_consumer_loop_fn loop;
-    void *ctx;
-    const char *name;
-    pthread_t thread;
-    volatile int stop;
-    volatile int failed;
-};
-
-static void *consumer_thread(void *arg)
-{
-    kafka_consumer_t *c = arg;
-    char err[512];
-
-    if (c->loop(c->ctx, &c->stop, err, sizeof(err)) != 0) {
-        log_error("kafka_consumer_failed group=%s error=%s", c->name, LOG_Q(err));
-        c->failed = 1;
-    }
-    return NULL;
-}
-
-kafka_consumer_t *kafka_consumer_spawn(kafka_consumer_loop_fn loop, void *ctx,
-                                       const char *name, char *errstr, size_t errstr_size)
-{
-    kafka_consumer_t *c = calloc(1, sizeof(*c));
-    int err;
-
-    if (c == NULL) {
-        util_errf(errstr, errstr_size, "out of memory");
-        return NULL;
-    }
-    c->loop = loop;
-    c->ctx = ctx;
-    c->name = name;
-    err = pthread_create(&c->thread, NULL, consumer_thread, c);
-    if (err != 0) {
-        util_errf(errstr, errstr_size, "pthread_create: %s", strerror(err));
-        free(c);
-        return NULL;
-    }
-    return c;
-}
-
-/* kafka_consumer_run as a kafka_consumer_loop_fn. */
-static int run_loop(void *ctx, const volatile int *stop, char *errstr, size_t errstr_size)
-{
-    return kafka_consumer_run(ctx, stop, errstr, errstr_size);
-}
-
-kafka_consumer_t *kafka_consumer_start(const kafka_consumer_opts_t *opts,
-                                       char *errstr, size_t errstr_size)
-{
-    if (opts == NULL) {
-        util_errf(errstr, errstr_size, "kafka consumer: bad options");
-        return NULL;
-    }
-    return kafka_consumer_spawn(run_loop, (void *)opts, opts->group, errstr, errstr_size);
-}
-
-int kafka_consumer_failed(kafka_consumer_t *c)
-{
-    return c != NULL && c->failed;
-}
-
-void kafka_consumer_stop(kafka_consumer_t *c)
-{
-    if (c == NULL)
-        return;
-    c->stop = 1;
-    pthread_join(c->thread, NULL);
-    free(c);
 }

@@ -12,8 +12,14 @@
 /* What a record handler decided. */
 typedef enum kafka_verdict {
     KAFKA_DONE = 0,     /* the effect is committed (or there is none): commit the offset */
-    KAFKA_RETRY,        /* the consumer itself cannot work now (its database is down): the
-                         * same record again, in place, after a backoff */
+    KAFKA_RETRY,        /* something failed (typically a statement): the loop classifies
+                         * it from db_error_last. A data error (db_error_classify:
+                         * DB_ERROR_DATA) sends the record to `dead-letter` at once as
+                         * invalid_record with the database's message; anything else is
+                         * transient: the same record again, in place, after a backoff,
+                         * for at most retry_in_place_ms, then to `retry` (reason
+                         * "transient_error" unless the outcome set one); a final
+                         * notice (expired) is retried in place until it passes */
     KAFKA_RETRY_LATER,  /* this record cannot be processed now: hand it to the `retry` topic
                          * with the outcome's reason (and delay, deadline) and move on */
     KAFKA_FAIL          /* this record can never be processed: to `dead-letter` with the
@@ -63,6 +69,9 @@ typedef struct kafka_consumer_opts {
     const struct retry_policy *policy; /* RETRY_LATER spacing and limit (NULL: defaults) */
     int64_t retry_initial_ms;      /* first in-place backoff for KAFKA_RETRY (default 200 ms) */
     int64_t retry_max_ms;          /* in-place backoff cap (default 10 s if 0) */
+    int64_t retry_in_place_ms;     /* how long a record is retried in place after a
+                                    * transient failure before it is handed to `retry`
+                                    * (default 30 s if 0) */
     const char *instance_id;       /* NULL or "": a dynamic group member; else this
                                     * process's stable name (INSTANCE_ID), see
                                     * kafka_consumer_join_t.instance_id */
@@ -75,8 +84,9 @@ typedef struct kafka_consumer_opts {
  * after the record is dealt with: KAFKA_DONE; KAFKA_RETRY_LATER once the `retry` topic has
  * acknowledged the handed-over copy; KAFKA_FAIL once `dead-letter` has. Stored offsets are
  * committed (auto-commit of stored offsets, plus a synchronous commit on revoke and on
- * shutdown). KAFKA_RETRY, or a hand-over the broker did not acknowledge, seeks back to the
- * record and waits with exponential backoff, so the record is neither skipped nor lost.
+ * shutdown). A transient KAFKA_RETRY (for at most retry_in_place_ms, see kafka_verdict_t),
+ * or a hand-over the broker did not acknowledge, seeks back to the record and waits with
+ * exponential backoff, so the record is neither skipped nor lost.
  * Returns 0 after a clean shutdown (consumer closed, group left), or -1 with errstr if the
  * consumer could not be created. */
 int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *stop,

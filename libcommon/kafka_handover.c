@@ -37,29 +37,22 @@ static void handover_dr(void *ctx, void *msg_opaque, rd_kafka_resp_err_t err,
     ack->done = 1;
 }
 
-/* Produces a copy of msg (key, value, its non-dozen headers and info's dozen-* headers) to
- * topic and waits for the broker's acknowledgement. Returns 0 when acknowledged. */
-static int handover(kafka_handover_t *h, const rd_kafka_message_t *msg, const char *topic,
-                    const retry_info_t *info, char *errstr, size_t errstr_size)
+/* Produces key, value and hdrs (owned: always taken) to topic and waits for the broker's
+ * acknowledgement. Returns 0 when acknowledged, else -1 with errstr and *code. */
+static int send_copy(kafka_handover_t *h, const char *topic, const void *key, size_t key_len,
+                     const void *value, size_t value_len, rd_kafka_headers_t *hdrs,
+                     rd_kafka_resp_err_t *code, char *errstr, size_t errstr_size)
 {
     struct handover_ack ack = { 0, RD_KAFKA_RESP_ERR_NO_ERROR };
-    rd_kafka_headers_t *hdrs = retry_headers_build(msg, info, NULL, NULL);
-    char key[1024];
-    const char *k = NULL;
     int64_t deadline = util_mono_ms() + HANDOVER_TIMEOUT_MS;
 
     if (hdrs == NULL) {
+        *code = RD_KAFKA_RESP_ERR__FAIL;
         util_errf(errstr, errstr_size, "out of memory");
         return -1;
     }
-    if (msg->key != NULL && msg->key_len < sizeof(key) &&
-        memchr(msg->key, '\0', msg->key_len) == NULL) {
-        memcpy(key, msg->key, msg->key_len);
-        key[msg->key_len] = '\0';
-        k = key;
-    }
-    if (kafka_produce(h->producer, topic, k, msg->payload, msg->len, hdrs, &ack, errstr,
-                      errstr_size) != 0) {
+    if (kafka_produce_bytes(h->producer, topic, key, key_len, value, value_len, hdrs, &ack,
+                            code, errstr, errstr_size) != 0) {
         rd_kafka_headers_destroy(hdrs);
         return -1;
     }
@@ -73,11 +66,62 @@ static int handover(kafka_handover_t *h, const rd_kafka_message_t *msg, const ch
         while (!ack.done)
             rd_kafka_poll(h->producer, 100);
     }
+    *code = ack.err;
     if (ack.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         util_errf(errstr, errstr_size, "%s: %s", topic, rd_kafka_err2str(ack.err));
         return -1;
     }
     return 0;
+}
+
+/* Produces a copy of msg (key, value, its non-dozen headers and info's dozen-* headers) to
+ * topic and waits for the broker's acknowledgement. The key is kept byte for byte (any
+ * length, any byte): it chose the partition, and a redelivery must land where the
+ * original's successors do. A copy that can never be produced (too large) is, with trim,
+ * sent without the value, and then without the key and the original headers too, with
+ * dozen-error saying so: a record too large for dead-letter must not stop its partition.
+ * Returns 0 when acknowledged, 1 when too large (without trim), -1 with errstr. */
+static int handover(kafka_handover_t *h, const rd_kafka_message_t *msg, const char *topic,
+                    const retry_info_t *info, int trim, char *errstr, size_t errstr_size)
+{
+    rd_kafka_resp_err_t code = RD_KAFKA_RESP_ERR_NO_ERROR;
+    retry_info_t cut;
+    char note[RETRY_ERROR_MAX + 1];
+
+    if (send_copy(h, topic, msg->key, msg->key != NULL ? msg->key_len : 0, msg->payload,
+                  msg->payload != NULL ? msg->len : 0, retry_headers_build(msg, info, NULL, NULL),
+                  &code, errstr, errstr_size) == 0)
+        return 0;
+    if (!kafka_err_permanent(code))
+        return -1;
+    if (!trim)
+        return 1;
+    cut = *info;
+    snprintf(note, sizeof(note), "%.300s (not kept, too large for %s: the value of %zu bytes)",
+             info->error, topic, msg->len);
+    retry_set_error(&cut, note);
+    log_warn("handover_trimmed group=%s topic=%s partition=%d offset=%lld value_bytes=%zu "
+             "key_bytes=%zu", h->group, rd_kafka_topic_name(msg->rkt), (int)msg->partition,
+             (long long)msg->offset, msg->len, msg->key_len);
+    if (send_copy(h, topic, msg->key, msg->key != NULL ? msg->key_len : 0, NULL, 0,
+                  retry_headers_build(msg, &cut, NULL, NULL), &code, errstr,
+                  errstr_size) == 0)
+        return 0;
+    if (!kafka_err_permanent(code))
+        return -1;
+    {
+        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(16);
+
+        snprintf(note, sizeof(note), "%.300s (not kept, too large for %s: the value of %zu "
+                 "bytes, the key of %zu bytes and the headers)", info->error, topic, msg->len,
+                 msg->key_len);
+        retry_set_error(&cut, note);
+        if (hdrs != NULL && retry_headers_add(hdrs, &cut, RETRY_HDRS_FULL) != 0) {
+            rd_kafka_headers_destroy(hdrs);
+            hdrs = NULL;
+        }
+        return send_copy(h, topic, NULL, 0, NULL, 0, hdrs, &code, errstr, errstr_size);
+    }
 }
 
 void kafka_handover_provenance(retry_info_t *info, const rd_kafka_message_t *msg)
@@ -100,7 +144,7 @@ int kafka_handover_dead_letter(kafka_handover_t *h, const rd_kafka_message_t *ms
     retry_set_error(info, error);
     if (info->not_before_ms == 0)
         info->not_before_ms = util_now_ms();
-    if (handover(h, msg, RETRY_DEAD_LETTER_TOPIC, info, err, sizeof(err)) != 0) {
+    if (handover(h, msg, RETRY_DEAD_LETTER_TOPIC, info, 1, err, sizeof(err)) != 0) {
         log_error("dead_letter_failed group=%s topic=%s partition=%d offset=%lld error=%s",
                   h->group, rd_kafka_topic_name(msg->rkt), (int)msg->partition,
                   (long long)msg->offset, LOG_Q(err));
@@ -117,7 +161,21 @@ int kafka_handover_retry(kafka_handover_t *h, const rd_kafka_message_t *msg,
 {
     char err[512];
 
-    if (handover(h, msg, RETRY_TOPIC, info, err, sizeof(err)) != 0) {
+    int rc = handover(h, msg, RETRY_TOPIC, info, 0, err, sizeof(err));
+
+    if (rc == 1) {
+        /* It can never be retried: to dead-letter, which keeps what fits. */
+        retry_info_t dead = *info;
+        char why[RETRY_ERROR_MAX + 1];
+
+        snprintf(why, sizeof(why), "too large for retry (%.200s); %.200s", err, info->error);
+        if (kafka_handover_dead_letter(h, msg, &dead, "too_large", why) != 0) {
+            util_errf(errstr, errstr_size, "hand-over to dead-letter failed");
+            return -1;
+        }
+        return 0;
+    }
+    if (rc != 0) {
         util_errf(errstr, errstr_size, "hand-over to retry failed: %s", err);
         return -1;
     }

@@ -22,8 +22,6 @@ static int log_json; /* LOG_FORMAT=json */
 /* The trace id of what this thread handles (trace.c sets it), "" when none. */
 static _Thread_local char log_trace[40];
 
-static size_t utf8_seq(const unsigned char *p, size_t n);
-
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
 void log_trace_id_set(const char *trace_id)
@@ -94,7 +92,7 @@ static void j_str(struct jline *j, const char *s, size_t n)
 
     j_raw(j, "\"", 1);
     while (i < n && !j->full) {
-        size_t seq = utf8_seq(p + i, n - i);
+        size_t seq = util_utf8_seq(p + i, n - i);
 
         if (seq == 1 && (p[i] == '"' || p[i] == '\\')) {
             char e[2] = { '\\', (char)p[i] };
@@ -296,40 +294,6 @@ done:
     errno = saved_errno;
 }
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0 when the bytes there are
- * not one: overlong forms, surrogates and code points past U+10FFFF are refused. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    size_t len, i;
-    unsigned int cp;
-
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-        len = 2;
-        cp = p[0] & 0x1f;
-    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        len = 3;
-        cp = p[0] & 0x0f;
-    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        len = 4;
-        cp = p[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 log_value_t log_qn(const void *in, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -346,7 +310,7 @@ log_value_t log_qn(const void *in, size_t n)
     v.s[o++] = '"';
     while (i < n) {
         char esc[4];
-        size_t elen, seq = utf8_seq(p + i, n - i);
+        size_t elen, seq = util_utf8_seq(p + i, n - i);
 
         if (seq == 1 && (p[i] == '"' || p[i] == '\\')) {
             esc[0] = '\\';

@@ -52,6 +52,27 @@ int util_uuid_v4(char *out)
     return 0;
 }
 
+int util_random_hex(char *out, size_t nbytes)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[64];
+    size_t i, o = 0;
+
+    while (nbytes > 0) {
+        size_t n = nbytes < sizeof(b) ? nbytes : sizeof(b);
+
+        if (util_random_bytes(b, n) != 0)
+            return -1;
+        for (i = 0; i < n; i++) {
+            out[o++] = hex[b[i] >> 4];
+            out[o++] = hex[b[i] & 0x0f];
+        }
+        nbytes -= n;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
 int util_is_uuid(const char *s)
 {
     size_t i;
@@ -227,4 +248,128 @@ int util_hex_value(char c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
+}
+
+size_t util_utf8_seq(const unsigned char *p, size_t n)
+{
+    size_t len, i;
+    unsigned int cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        len = 2;
+        cp = p[0] & 0x1f;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        len = 3;
+        cp = p[0] & 0x0f;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        len = 4;
+        cp = p[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+int util_utf8_valid(const void *s, size_t n)
+{
+    const unsigned char *p = s;
+    size_t i = 0, len;
+
+    if (s == NULL)
+        return n == 0;
+    while (i < n) {
+        if (p[i] == '\0' || (len = util_utf8_seq(p + i, n - i)) == 0)
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* Reads exactly n decimal digits at *p into *out and moves *p past them. */
+static int digits(const char **p, int n, int *out)
+{
+    int v = 0;
+
+    for (int i = 0; i < n; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9')
+            return -1;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (H. Hinnant's
+ * days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    int64_t era, yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int util_rfc3339_parse(const char *s, int64_t *epoch_ms)
+{
+    static const int mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    const char *p = s;
+    int y, mo, d, h, mi, sec, oh = 0, om = 0, ms = 0, sign = 0, leap;
+    int64_t t;
+
+    if (s == NULL)
+        return -1;
+    if (digits(&p, 4, &y) != 0 || *p++ != '-' || digits(&p, 2, &mo) != 0 || *p++ != '-' ||
+        digits(&p, 2, &d) != 0 || (*p != 'T' && *p != 't') || (p++, digits(&p, 2, &h)) != 0 ||
+        *p++ != ':' || digits(&p, 2, &mi) != 0 || *p++ != ':' || digits(&p, 2, &sec) != 0)
+        return -1;
+    leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+        (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || sec > 60)
+        return -1;
+    if (*p == '.') {
+        int n = 0;
+
+        for (p++; *p >= '0' && *p <= '9'; p++, n++) {
+            if (n < 3)
+                ms = ms * 10 + (*p - '0');
+        }
+        if (n == 0 || n > 9)
+            return -1;
+        for (; n < 3; n++)
+            ms *= 10;
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        sign = *p++ == '-' ? -1 : 1;
+        if (digits(&p, 2, &oh) != 0 || *p++ != ':' || digits(&p, 2, &om) != 0 || oh > 23 ||
+            om > 59)
+            return -1;
+    } else {
+        return -1;
+    }
+    if (*p != '\0')
+        return -1;
+    t = days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + mi * 60 + sec -
+        sign * ((int64_t)oh * 3600 + om * 60);
+    if (epoch_ms != NULL)
+        *epoch_ms = t * 1000 + ms;
+    return 0;
 }

@@ -15,6 +15,11 @@ int util_uuid_v4(char *out);
 /* Fills buf with len bytes from the kernel's CSPRNG (getrandom). Returns 0, or -1. */
 int util_random_bytes(void *buf, size_t len);
 
+/* Writes nbytes bytes from the kernel's CSPRNG (getrandom(2)) as 2 * nbytes lower-case hex
+ * digits and a NUL into out (at least 2 * nbytes + 1 bytes): an unguessable token.
+ * Returns 0, or -1 if the random source failed. */
+int util_random_hex(char *out, size_t nbytes);
+
 /* The value of one hexadecimal digit (either case), or -1 when c is none. */
 int util_hex_value(char c);
 
@@ -33,6 +38,19 @@ int64_t util_mono_us(void);
 /* Formats ms-since-epoch as RFC 3339 UTC with milliseconds ("2026-11-22T01:40:31.123Z")
  * into out (at least 25 bytes). Returns 0, or -1 if the buffer is too small. */
 int util_rfc3339(int64_t epoch_ms, char *out, size_t out_size);
+
+/* Reads an RFC 3339 date-time (section 5.6: "2026-11-22T01:40:31.123Z",
+ * "2026-11-22t02:40:31+01:00"; 'T' and 'Z' in either case, 1 to 9 fraction digits, years
+ * 0001..9999, a real calendar day, second 60 allowed) into ms since the epoch (may be
+ * NULL). Returns 0, or -1 when s is anything else. */
+int util_rfc3339_parse(const char *s, int64_t *epoch_ms);
+
+/* Length of the valid UTF-8 sequence at p (n > 0 bytes available), or 0 when the bytes
+ * there are not one: overlong forms, surrogates and code points past U+10FFFF are refused. */
+size_t util_utf8_seq(const unsigned char *p, size_t n);
+
+/* 1 if s[0..n) is valid UTF-8 (util_utf8_seq) without a NUL byte, else 0. */
+int util_utf8_valid(const void *s, size_t n);
 
 /* Sleeps ms milliseconds, or less if *stop becomes non-zero (checked every 50 ms).
  * stop may be NULL. */

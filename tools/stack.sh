@@ -16,7 +16,9 @@
 # ADMIN_TOKEN (default: generated once and kept in RUN_DIR/admin_token), UP_TIMEOUT (60 s),
 # INSTANCE_ID (1: the services' static consumer group membership).
 # Passed on as they are: BULLETIN_* to the notifier (BULLETIN_SOURCE_URL defaults to the
-# open-data stand-in), OPEN_DATA_* to the open-data stand-in (OPEN_DATA_TZ defaults to
+# open-data stand-in, in the BULLETIN_SOURCE_FORMAT asked for; when it names a real feed,
+# the stand-in is not started and BULLETIN_SOURCE_FORMAT and BULLETIN_SOURCE_KEY go with
+# it), OPEN_DATA_* to the open-data stand-in (OPEN_DATA_TZ defaults to
 # BULLETIN_TZ, so that both agree on "today"), SMS_GATEWAY_* to the SMS stand-in, SMS_RATE
 # (default 1 message a second, a Twilio long code's; toll-free 3, short code 100) and
 # SMS_STATUS_CALLBACK_URL to the notifier; a change to them restarts that program on the
@@ -24,7 +26,13 @@
 # (SMS_SID and SMS_TOKEN below), unless SMS_GATEWAY_URL names a real provider (say
 # https://api.twilio.com) with SMS_ACCOUNT_SID, SMS_AUTH_TOKEN and SMS_FROM: then those go
 # to the notifier (through its environment, never a command line; the token is not written
-# anywhere) and the stand-in is not started.
+# anywhere) and the stand-in is not started (stopped if it runs).
+# The legacy factory: LEGACY_FACTORY_URL naming another than the stand-in's address makes the
+# factory service call that one (the real Legacy Factory API) and the stand-in is not started
+# (stopped if it runs); FACTORY_CALLBACK_URL (how that factory reaches the factory service,
+# default http://127.0.0.1:FACTORY_PORT) and LEGACY_FACTORY_ID, LEGACY_FACTORY_REQUESTER,
+# LEGACY_FACTORY_GROUP_ID go to the factory service; the stand-in's knobs (FACTORY_DELAY_MS,
+# LEGACY_FACTORY_FAIL_NEXT, ...) to the stand-in. A change to them restarts that program.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,14 +53,53 @@ UP_TIMEOUT=${UP_TIMEOUT:-60}
 INSTANCE=${INSTANCE_ID:-1}
 # Started in this order (the stand-ins of the outside world first), stopped in reverse.
 SERVICES=(legacy-factory open-data sms-gateway retry sales stock factory notifier)
+# The legacy factory the factory service calls: the stand-in unless the environment names
+# another one (the stand-in's own address, which RUN/env exports, is no such request).
+LEGACY_STANDIN_URL=http://127.0.0.1:$LEGACY_FACTORY_PORT
+if [ -n "${LEGACY_FACTORY_URL:-}" ] && [ "${LEGACY_FACTORY_URL%/}" != "$LEGACY_STANDIN_URL" ]; then
+    LEGACY_TARGET=${LEGACY_FACTORY_URL%/}
+else
+    LEGACY_TARGET=$LEGACY_STANDIN_URL
+fi
+FACTORY_CALLBACK=${FACTORY_CALLBACK_URL:-http://127.0.0.1:$FACTORY_PORT}
 # The SMS stand-in's account, given to the stand-in and to the notifier alike, and the
 # notifier's sender id. Not secrets: the stand-in listens on loopback and sends nothing on.
 SMS_SID=ACdozenlocal
 SMS_TOKEN=dozen-local-sms-token
 SMS_SENDER=dozen
-# The SMS provider: the stand-in's URL, or a real one (sms_provider below).
+# Stand-ins not started because the environment names the real system (stopped if running).
+SKIP_STANDINS=()
+[ "$LEGACY_TARGET" = "$LEGACY_STANDIN_URL" ] || SKIP_STANDINS+=(legacy-factory)
+# The feed: the open-data stand-in (JSON at /daily, or the data portal's XML service with a
+# key of its own) unless BULLETIN_SOURCE_URL names a real one. The key is a secret: it
+# reaches the notifier through its environment only, never a command line or a file.
+FEED_FORMAT=${BULLETIN_SOURCE_FORMAT:-dozen-json}
+if [ -n "${BULLETIN_SOURCE_URL:-}" ]; then
+    FEED_URL=$BULLETIN_SOURCE_URL
+    FEED_KEY=${BULLETIN_SOURCE_KEY:-}
+    SKIP_STANDINS+=(open-data)
+elif [ "$FEED_FORMAT" = datagokr-covid19 ]; then
+    FEED_URL=http://127.0.0.1:$OPEN_DATA_PORT/openapi/service/rest/Covid19/getCovid19InfStateJson
+    FEED_KEY=${BULLETIN_SOURCE_KEY:-dozen-local-key}
+else
+    FEED_URL=http://127.0.0.1:$OPEN_DATA_PORT/daily
+    FEED_KEY=${BULLETIN_SOURCE_KEY:-}
+fi
+skipped() {
+    local s
+    for s in "${SKIP_STANDINS[@]}"; do [ "$s" = "$1" ] && return 0; done
+    return 1
+}
+# The SMS provider: the stand-in unless SMS_GATEWAY_URL names another one (RUN/env exports
+# the stand-in's: `. .run/env; make up` keeps it); its account is checked by sms_provider.
 SMS_STANDIN_URL=http://127.0.0.1:$SMS_GATEWAY_PORT
+SMS_URL=$SMS_STANDIN_URL
 REAL_SMS=0
+if [ -n "${SMS_GATEWAY_URL:-}" ] && [ "$SMS_GATEWAY_URL" != "$SMS_STANDIN_URL" ]; then
+    REAL_SMS=1
+    SMS_URL=$SMS_GATEWAY_URL
+    SKIP_STANDINS+=(sms-gateway)
+fi
 # The feed's zone: the notifier's unless set, so that both mean the same day by "today".
 OPEN_DATA_TZ_EFFECTIVE=${OPEN_DATA_TZ:-${BULLETIN_TZ:-Asia/Seoul}}
 
@@ -135,19 +182,29 @@ settings_of() {
     {
         case $1 in
         notifier)
-            env | grep -E '^(BULLETIN_|SMS_RATE=|SMS_STATUS_CALLBACK_URL=)' || true
+            # the key's digest only: a changed key restarts the notifier, the key stays out
+            env | grep '^BULLETIN_' | grep -v '^BULLETIN_SOURCE_KEY=' || true
+            [ -z "$FEED_KEY" ] ||
+                echo "BULLETIN_SOURCE_KEY_SHA256=$(printf '%s' "$FEED_KEY" | sha256sum | cut -d' ' -f1)"
+            env | grep -E '^(SMS_RATE|SMS_STATUS_CALLBACK_URL)=' || true
             if [ $REAL_SMS = 1 ]; then
                 # the token only as a digest: a new one restarts the notifier, and the
                 # settings file does not hold it
-                echo "SMS_GATEWAY_URL=$SMS_GATEWAY_URL"
+                echo "SMS_GATEWAY_URL=$SMS_URL"
                 echo "SMS_ACCOUNT_SID=$SMS_SID"
                 echo "SMS_FROM=$SMS_SENDER"
-                echo "SMS_AUTH_TOKEN_SHA256=$(printf '%s' "$SMS_TOKEN" | sha256sum | cut -c1-64)"
+                echo "SMS_AUTH_TOKEN_SHA256=$(printf '%s' "$SMS_TOKEN" | sha256sum | cut -d' ' -f1)"
             fi ;;
         open-data)
             echo "OPEN_DATA_TZ=$OPEN_DATA_TZ_EFFECTIVE"
             env | grep '^OPEN_DATA_' | grep -Ev '^OPEN_DATA_(URL|PORT)=' || true ;;
         sms-gateway) env | grep '^SMS_GATEWAY_' | grep -Ev '^SMS_GATEWAY_(URL|PORT)=' || true ;;
+        legacy-factory)
+            env | grep -E '^(LEGACY_FACTORY_|FACTORY_DELAY_MS=)' |
+                grep -Ev '^LEGACY_FACTORY_(URL|PORT|ID|REQUESTER|GROUP_ID)=' || true ;;
+        factory)
+            echo "FACTORY_CALLBACK_URL=$FACTORY_CALLBACK"
+            env | grep -E '^LEGACY_FACTORY_(ID|REQUESTER|GROUP_ID)=' || true ;;
         esac
     } | LC_ALL=C sort -u
 }
@@ -254,23 +311,17 @@ admin_token() {
     fi
 }
 
-# Chooses the SMS provider: a real one when SMS_GATEWAY_URL is set to something other than
-# the stand-in's URL (RUN/env exports that one: `. .run/env; make up` keeps the stand-in),
-# with its account, token and sender, all required.
+# With a real SMS provider (REAL_SMS, above): its account, token and sender, all required,
+# for the notifier.
 sms_provider() {
-    if [ -n "${SMS_GATEWAY_URL:-}" ] && [ "$SMS_GATEWAY_URL" != "$SMS_STANDIN_URL" ]; then
-        local v
-        for v in SMS_ACCOUNT_SID SMS_AUTH_TOKEN SMS_FROM; do
-            [ -n "${!v:-}" ] || die "SMS_GATEWAY_URL names a real SMS provider: set $v too"
-        done
-        REAL_SMS=1
-        SMS_SID=$SMS_ACCOUNT_SID
-        SMS_TOKEN=$SMS_AUTH_TOKEN
-        SMS_SENDER=$SMS_FROM
-        SMS_URL=$SMS_GATEWAY_URL
-    else
-        SMS_URL=$SMS_STANDIN_URL
-    fi
+    [ $REAL_SMS = 1 ] || return 0
+    local v
+    for v in SMS_ACCOUNT_SID SMS_AUTH_TOKEN SMS_FROM; do
+        [ -n "${!v:-}" ] || die "SMS_GATEWAY_URL names a real SMS provider: set $v too"
+    done
+    SMS_SID=$SMS_ACCOUNT_SID
+    SMS_TOKEN=$SMS_AUTH_TOKEN
+    SMS_SENDER=$SMS_FROM
 }
 
 wait_healthy() {
@@ -316,7 +367,7 @@ export SALES_URL=http://127.0.0.1:$SALES_PORT
 export STOCK_URL=http://127.0.0.1:$STOCK_PORT
 export FACTORY_URL=http://127.0.0.1:$FACTORY_PORT
 export RETRY_URL=http://127.0.0.1:$RETRY_PORT
-export LEGACY_FACTORY_URL=http://127.0.0.1:$LEGACY_FACTORY_PORT
+export LEGACY_FACTORY_URL=$LEGACY_TARGET
 export NOTIFIER_URL=http://127.0.0.1:$NOTIFIER_PORT
 export OPEN_DATA_URL=http://127.0.0.1:$OPEN_DATA_PORT
 export SMS_GATEWAY_URL=$SMS_URL
@@ -335,20 +386,20 @@ EOF
                ADMIN_TOKEN="$token" LOG_LEVEL="${LOG_LEVEL:-info}" INSTANCE_ID="$INSTANCE"
                SALES_PORT="$SALES_PORT" STOCK_PORT="$STOCK_PORT" FACTORY_PORT="$FACTORY_PORT"
                LEGACY_FACTORY_PORT="$LEGACY_FACTORY_PORT" RETRY_PORT="$RETRY_PORT"
-               LEGACY_FACTORY_URL="http://127.0.0.1:$LEGACY_FACTORY_PORT"
-               FACTORY_CALLBACK_URL="http://127.0.0.1:$FACTORY_PORT"
+               LEGACY_FACTORY_URL="${LEGACY_TARGET:-http://127.0.0.1:$LEGACY_FACTORY_PORT}"
+               FACTORY_CALLBACK_URL="${FACTORY_CALLBACK:-http://127.0.0.1:$FACTORY_PORT}"
                NOTIFIER_PORT="$NOTIFIER_PORT" OPEN_DATA_PORT="$OPEN_DATA_PORT"
                SMS_GATEWAY_PORT="$SMS_GATEWAY_PORT" OPEN_DATA_TZ="$OPEN_DATA_TZ_EFFECTIVE"
-               BULLETIN_SOURCE_URL="${BULLETIN_SOURCE_URL:-http://127.0.0.1:$OPEN_DATA_PORT/daily}"
+               BULLETIN_SOURCE_URL="$FEED_URL" BULLETIN_SOURCE_FORMAT="$FEED_FORMAT"
+               BULLETIN_SOURCE_KEY="$FEED_KEY"
                SMS_GATEWAY_URL="${SMS_URL:-http://127.0.0.1:$SMS_GATEWAY_PORT}"
-               SMS_ACCOUNT_SID="$SMS_SID" SMS_AUTH_TOKEN="$SMS_TOKEN" SMS_FROM="$SMS_SENDER" "${callback[@]}"
-               "${DEV_BROKER_ENV[@]}")
+               SMS_ACCOUNT_SID="$SMS_SID" SMS_AUTH_TOKEN="$SMS_TOKEN" SMS_FROM="$SMS_SENDER"
+               "${callback[@]}" "${DEV_BROKER_ENV[@]}")
     [ -z "${SMS_RATE:-}" ] || START_ENV+=(SMS_RATE="$SMS_RATE")
     local settings
     for svc in "${SERVICES[@]}"; do
-        if [ "$svc" = sms-gateway ] && [ $REAL_SMS = 1 ]; then
-            # a real provider: no stand-in (one left from an earlier `up` is stopped)
-            ! pid_alive "$svc" || stop_pid "$svc"
+        if skipped "$svc"; then
+            pid_alive "$svc" && stop_pid "$svc" && say "stopped $svc (the real one is configured)"
             continue
         fi
         settings=$(settings_of "$svc")
@@ -362,9 +413,9 @@ EOF
             say "started $svc (pid $(cat "$PIDS/$svc.pid"))"
         fi
     done
-    wait_healthy legacy-factory "http://127.0.0.1:$LEGACY_FACTORY_PORT"
-    wait_healthy open-data "http://127.0.0.1:$OPEN_DATA_PORT"
-    [ $REAL_SMS = 1 ] || wait_healthy sms-gateway "http://127.0.0.1:$SMS_GATEWAY_PORT"
+    skipped legacy-factory || wait_healthy legacy-factory "$LEGACY_STANDIN_URL"
+    skipped open-data || wait_healthy open-data "http://127.0.0.1:$OPEN_DATA_PORT"
+    skipped sms-gateway || wait_healthy sms-gateway "http://127.0.0.1:$SMS_GATEWAY_PORT"
     wait_healthy retry "http://127.0.0.1:$RETRY_PORT"
     wait_healthy sales "http://127.0.0.1:$SALES_PORT"
     wait_healthy stock "http://127.0.0.1:$STOCK_PORT"
@@ -376,10 +427,10 @@ EOF
 dozen is up.
   sales     http://127.0.0.1:$SALES_PORT   (POST /orders, GET /orders/{id})
   stock     http://127.0.0.1:$STOCK_PORT   (GET /inventory, GET|PUT /inventory/{sku})
-  factory   http://127.0.0.1:$FACTORY_PORT   (GET /production-orders, POST /deliveries)
+  factory   http://127.0.0.1:$FACTORY_PORT   (GET /production-orders; callbacks at $FACTORY_CALLBACK/deliveries/{id})
   notifier  http://127.0.0.1:$NOTIFIER_PORT   (POST /subscribers, POST /bulletins/run, GET /bulletins/{date})
   retry     http://127.0.0.1:$RETRY_PORT   (GET /stats)
-  legacy factory (stand-in)  http://127.0.0.1:$LEGACY_FACTORY_PORT   (POST /admin/mode)
+  legacy factory             $LEGACY_TARGET   ($([ "$LEGACY_TARGET" = "$LEGACY_STANDIN_URL" ] && echo "stand-in: GET /admin/manufactures, POST /admin/mode" || echo "the real one, from LEGACY_FACTORY_URL"))
   open data (stand-in)       http://127.0.0.1:$OPEN_DATA_PORT   (GET /daily, POST /admin/mode)
   SMS gateway                $SMS_URL   ($( [ $REAL_SMS = 1 ] && echo "a real provider, not started here" || echo "stand-in: GET /messages, GET /admin/stats"))
   SMS rate                   ${SMS_RATE:-1} a second from $SMS_SENDER   (SMS_RATE; 1 is a long code's)

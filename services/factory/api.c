@@ -1,4 +1,5 @@
-/* api: the factory service's HTTP routes: the delivery callback and the operators' view. */
+/* api: the factory service's HTTP routes: the delivery callback and the operators' view
+ * (which never shows a capability: see docs/security.md). */
 #include "factory.h"
 
 #include <stdio.h>
@@ -20,72 +21,63 @@ static PGconn *acquire(struct factory *f, http_response_t *res)
     return conn;
 }
 
-/* POST /deliveries?po=<id>&token=<t> {"factory_order_id", "sku", "quantity"}: the legacy
- * factory's callback. Applied once; a repeat answers 200 and changes nothing. */
+/*
+ * POST /deliveries/{production_order_id}?token=<capability>: the legacy factory's callback,
+ * to the CallbackUrl this service sent it. Without one of the order's capabilities it is
+ * 404, whatever the body (nothing tells a guesser whether the order exists). With one: a
+ * body that is no delivery is 400, a product id other than the one sent is 409, a repeat is
+ * 200 "already_delivered"; none of these changes anything. Else the order is delivered once
+ * and stock.replenished, with the delivered count, is in the outbox.
+ */
 static void post_delivery(const http_request_t *req, http_response_t *res, void *ctx)
 {
     struct factory *f = ctx;
-    const char *po = http_query(req, "po"), *token = http_query(req, "token");
-    const char *fo, *sku;
-    json_t *body = NULL, *qty;
-    json_int_t q = 0;
+    const char *po = req->params[0], *token = http_query(req, "token");
+    struct delivery_in in;
     PGconn *conn = NULL;
-    char err[512], order_id[UTIL_UUID_LEN + 1];
+    char err[512], why[256], sku[SKU_MAX + 1];
+    int parsed;
 
-    if (po != NULL && !util_is_uuid(po)) {
-        http_error(res, 404, "unknown production order");
-        goto done;
+    if (!util_is_uuid(po) || !callback_token_form(token)) {
+        log_warn("delivery_refused reason=no_capability production_order_id=%s", LOG_Q(po));
+        http_error(res, 404, "unknown delivery");
+        return;
     }
-    if ((body = http_body_object(req, res)) == NULL)
-        goto done;
-    fo = json_string_value(json_object_get(body, "factory_order_id"));
-    sku = json_string_value(json_object_get(body, "sku"));
-    qty = json_object_get(body, "quantity");
-    if (fo == NULL || fo[0] == '\0' || strlen(fo) > FACTORY_ORDER_ID_MAX) {
-        http_error(res, 400, "field 'factory_order_id' must be a string of 1 to %d bytes",
-                   FACTORY_ORDER_ID_MAX);
-        goto done;
-    }
-    if (sku == NULL || !sku_valid(sku)) {
-        http_error(res, 400, "field 'sku' must be " SKU_RULE);
-        goto done;
-    }
-    if (!json_is_integer(qty) || (q = json_integer_value(qty)) < 1 || q > FACTORY_DELIVERY_MAX) {
-        http_error(res, 400, "field 'quantity' must be an integer from 1 to %d",
-                   FACTORY_DELIVERY_MAX);
-        goto done;
-    }
+    parsed = callback_parse(req->body, req->body_len, &in, why, sizeof(why)) == 0;
     if ((conn = acquire(f, res)) == NULL)
-        goto done;
-    switch (store_deliver(conn, po, token, fo, sku, (long long)q, order_id, err, sizeof(err))) {
+        return;
+    switch (store_deliver(conn, po, token, parsed ? &in : NULL, sku, err, sizeof(err))) {
     case DELIVERY_APPLIED:
-        log_info("delivery_applied production_order_id=%s factory_order_id=%s sku=%s "
-                 "quantity=%lld", order_id, LOG_Q(fo), sku, (long long)q);
-        http_json(res, 200, json_pack("{s:s, s:s}", "status", "delivered",
-                                      "production_order_id", order_id));
+        log_info("delivery_applied production_order_id=%s sku=%s delivered=%lld", po, sku,
+                 in.count);
+        http_json(res, 200, json_pack("{s:s, s:s, s:I}", "status", "delivered",
+                                      "production_order_id", po, "delivered",
+                                      (json_int_t)in.count));
         break;
     case DELIVERY_REPEATED:
-        log_info("delivery_repeated production_order_id=%s factory_order_id=%s", order_id,
-                 LOG_Q(fo));
+        log_info("delivery_repeated production_order_id=%s sku=%s", po, sku);
         http_json(res, 200, json_pack("{s:s, s:s}", "status", "already_delivered",
-                                      "production_order_id", order_id));
+                                      "production_order_id", po));
         break;
     case DELIVERY_UNKNOWN:
-        log_warn("delivery_unknown factory_order_id=%s sku=%s", LOG_Q(fo), sku);
-        http_error(res, 404, "unknown production order");
+        log_warn("delivery_refused reason=wrong_capability production_order_id=%s", po);
+        http_error(res, 404, "unknown delivery");
         break;
-    case DELIVERY_SKU_MISMATCH:
-        log_warn("delivery_sku_mismatch production_order_id=%s sku=%s", order_id, sku);
-        http_error(res, 409, "sku '%s' does not match the production order", sku);
+    case DELIVERY_INVALID:
+        log_warn("delivery_invalid production_order_id=%s error=%s", po, LOG_Q(why));
+        http_error(res, 400, "%s", why);
+        break;
+    case DELIVERY_PRODUCT_MISMATCH:
+        log_warn("delivery_product_mismatch production_order_id=%s product_id=%s", po,
+                 LOG_Q(in.product_id));
+        http_error(res, 409, "MessageAttributeProductId does not match the production order");
         break;
     case DELIVERY_FAILED:
-        log_error("delivery_failed factory_order_id=%s error=%s", LOG_Q(fo), LOG_Q(err));
+        log_error("delivery_failed production_order_id=%s error=%s", po, LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
         break;
     }
-done:
     db_release(f->db, conn);
-    json_decref(body);
 }
 
 /* GET /production-orders[?sku=S][&status=pending|requested|delivered|failed] */
@@ -148,7 +140,7 @@ static void get_order(const http_request_t *req, http_response_t *res, void *ctx
 }
 
 const http_route_t api_routes[] = {
-    { "POST", "/deliveries", post_delivery },
+    { "POST", "/deliveries/{id}", post_delivery },
     { "GET", "/production-orders", list_orders },
     { "GET", "/production-orders/{id}", get_order },
 };

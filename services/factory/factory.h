@@ -21,8 +21,11 @@
 
 #define FACTORY_SERVICE "factory"
 #define FACTORY_SOURCE "/dozen/factory"
-#define FACTORY_ORDER_ID_MAX EVENT_FACTORY_ORDER_ID_MAX
 #define FACTORY_DELIVERY_MAX EVENT_DELIVERY_MAX
+#define FACTORY_ATTR_MAX 128       /* bytes of a factory id, product id, requester, group id */
+#define FACTORY_TOKEN_BYTES 32     /* of CSPRNG output in a callback capability */
+#define FACTORY_TOKEN_LEN (2 * FACTORY_TOKEN_BYTES) /* as lower-case hex */
+#define FACTORY_ATTR_RULE "1 to 128 printable ASCII characters, no leading or trailing space"
 
 struct config {
     svc_config_t svc;           /* the common settings (svc_config_read) */
@@ -30,6 +33,9 @@ struct config {
     const char *group;
     const char *legacy_url;     /* LEGACY_FACTORY_URL */
     const char *callback_url;   /* FACTORY_CALLBACK_URL: how the legacy factory reaches us */
+    const char *factory_id;     /* LEGACY_FACTORY_ID: for products without their own */
+    const char *requester;      /* LEGACY_FACTORY_REQUESTER */
+    const char *group_id;       /* LEGACY_FACTORY_GROUP_ID */
     long long connect_timeout_ms;
     long long call_timeout_ms;
     long long delivery_timeout_ms;
@@ -83,6 +89,30 @@ int po_state_parse(const char *name, po_state_t *s);
  * *to, or -1 when ev does not apply to an order in from (*to unchanged). */
 int po_transition(po_state_t from, po_event_t ev, po_state_t *to);
 
+/* callback.c: the legacy factory's delivery callback and request attributes (pure) */
+
+/* What a delivery callback says. */
+struct delivery_in {
+    char product_id[FACTORY_ATTR_MAX + 1];  /* MessageAttributeProductId */
+    long long count;                        /* MessageAttributeProductCnt, 1..DELIVERY_MAX */
+};
+
+/* Returns 1 if s is FACTORY_ATTR_RULE (what the factory's attributes and the inventory
+ * columns of migration 0007 allow), else 0. NULL is not. */
+int callback_attr_valid(const char *s);
+
+/* Returns 1 if token has the form of a capability: FACTORY_TOKEN_LEN lower-case hex digits.
+ * (Whether it is the right one is for the database to say.) */
+int callback_token_form(const char *token);
+
+/* Reads a callback body of len bytes, whatever its Content-Type: a JSON object, or a JSON
+ * string whose text is a JSON object (some deployments double-encode, or send text/plain),
+ * with at least MessageAttributeProductId (a string) and MessageAttributeProductCnt (an
+ * integer, an integral number, or a string of decimal digits); other members are ignored.
+ * Returns 0 and fills out, or -1 with a message for the factory in errstr. */
+int callback_parse(const char *body, size_t len, struct delivery_in *out,
+                   char *errstr, size_t errstr_size);
+
 /* store.c: SQL */
 
 extern const db_stmt_t store_stmts[];
@@ -92,7 +122,10 @@ extern const size_t store_nstmts;
 struct claim {
     char id[37];
     char sku[65];
-    char token[37];
+    char factory_id[FACTORY_ATTR_MAX + 1];   /* the product's, or LEGACY_FACTORY_ID */
+    char product_id[FACTORY_ATTR_MAX + 1];   /* the product's, or its SKU */
+    char token[FACTORY_TOKEN_LEN + 1];       /* this call's capability; only its SHA-256
+                                              * is stored */
     int quantity;
 };
 
@@ -107,15 +140,25 @@ typedef enum store_plan {
 /* Decides, in one transaction, what depletion ce_id of sku (depleted at depleted_at, RFC
  * 3339) needs: at most one open production order per SKU, owned by the depletion that opened
  * it; an order requested longer than delivery_timeout_ms ago without a delivery is taken
- * over; an order given up before ('failed', after a replay) is reopened. */
+ * over; an order given up before ('failed', after a replay) is reopened. For PLAN_CALL a new
+ * capability is minted for this call (its SHA-256 committed with the plan, so that a
+ * callback that comes before store_requested is accepted) and the product's factory id
+ * (default_factory_id when it has none) and product id (its SKU when none) are filled in. */
 store_plan_t store_plan(PGconn *conn, const char *ce_id, const char *sku,
                         const char *depleted_at, long long delivery_timeout_ms,
-                        struct claim *c, char *errstr, size_t errstr_size);
+                        const char *default_factory_id, struct claim *c,
+                        char *errstr, size_t errstr_size);
 
-/* Records a successful call: the order is requested under factory_order_id and the
- * depletion ce_id processed, in one transaction. Returns 0 or -1 with errstr. */
+/* Records a successful call: the order is requested and the depletion ce_id processed, in
+ * one transaction. Returns 0 or -1 with errstr. */
 int store_requested(PGconn *conn, const char *id, const char *ce_id,
-                    const char *factory_order_id, char *errstr, size_t errstr_size);
+                    char *errstr, size_t errstr_size);
+
+/* The factory refused the order for good (4xx): the pending order is closed as failed with
+ * why (so that a later depletion, or a replay of this one, opens it again), and the
+ * depletion is not recorded as processed (it goes to dead-letter). Returns 0 or -1. */
+int store_rejected(PGconn *conn, const char *id, const char *why,
+                   char *errstr, size_t errstr_size);
 
 /* Records a failed call on the order (attempts, last_error). Returns 0 or -1. */
 int store_call_failed(PGconn *conn, const char *id, const char *error,
@@ -128,19 +171,20 @@ int store_give_up(PGconn *conn, const char *ce_id, const char *why,
                   char *errstr, size_t errstr_size);
 
 typedef enum store_delivery {
-    DELIVERY_APPLIED,      /* marked delivered, stock.replenished in the outbox */
-    DELIVERY_REPEATED,     /* delivered before: nothing changed */
-    DELIVERY_UNKNOWN,      /* no such order (or a wrong token) */
-    DELIVERY_SKU_MISMATCH, /* the callback names another sku */
-    DELIVERY_FAILED        /* database error */
+    DELIVERY_APPLIED,          /* marked delivered, stock.replenished in the outbox */
+    DELIVERY_REPEATED,         /* delivered before: nothing changed */
+    DELIVERY_UNKNOWN,          /* no such order, or not one of its tokens */
+    DELIVERY_INVALID,          /* the right capability with a body that is no delivery */
+    DELIVERY_PRODUCT_MISMATCH, /* the callback names another product id than was sent */
+    DELIVERY_FAILED            /* database error */
 } store_delivery_t;
 
-/* Applies a delivery callback in one transaction. po and token come from the callback URL
- * (po may be NULL: then the order is found by factory_order_id). *order_id receives the
- * production order's id (37 bytes). */
+/* Applies a delivery callback to production order po in one transaction, when token (from
+ * the callback URL) is one of the order's capabilities. in is the parsed body, or NULL when
+ * it did not parse (then DELIVERY_INVALID for the right capability). *sku receives the
+ * order's SKU (SKU_MAX + 1 bytes) once the capability is right. */
 store_delivery_t store_deliver(PGconn *conn, const char *po, const char *token,
-                               const char *factory_order_id, const char *sku,
-                               long long quantity, char *order_id,
+                               const struct delivery_in *in, char *sku,
                                char *errstr, size_t errstr_size);
 
 /* Production orders, newest first, as a new JSON array (at most limit), filtered by sku
@@ -151,11 +195,17 @@ int store_get(PGconn *conn, const char *id, json_t **order, char *errstr, size_t
 
 /* legacy.c: the call to the legacy factory */
 
-/* Calls POST {legacy}/production-orders for c on curl (reused). Returns 0 with the factory's
- * order id in fo_id; -1 with a reason in err when the call failed in a way that may pass
- * (refused, timeout, 5xx, a bad answer); -2 when the factory refused the order (4xx). */
-int legacy_call(const struct config *cfg, CURL *curl, const struct claim *c, char *fo_id,
-                size_t fo_size, char *err, size_t err_size);
+/* The request body of the Legacy Factory API for c: a new JSON object, or NULL when out of
+ * memory or when the callback URL would be longer than 2048 bytes (err says which). */
+json_t *legacy_request(const struct config *cfg, const struct claim *c, char *err,
+                       size_t err_size);
+
+/* Calls POST {LEGACY_FACTORY_URL}/api/manufactures for c on curl (reused). Returns 0 when
+ * the factory accepted it (2xx); -1 with a reason in err when the call failed in a way that
+ * may pass (refused, timeout, 5xx, 3xx); -2 when the factory refused the order (4xx), err
+ * then carrying its "message". */
+int legacy_call(const struct config *cfg, CURL *curl, const struct claim *c,
+                char *err, size_t err_size);
 
 /* handlers.c: Kafka records */
 

@@ -40,7 +40,7 @@ static kafka_verdict_t depleted(const kafka_record_t *rec, void *ctx, kafka_outc
     const char *sku = ev.sku;
     PGconn *conn = NULL;
     struct claim c;
-    char fo_id[FACTORY_ORDER_ID_MAX + 1], err[512];
+    char err[512];
     int64_t t0;
     int called;
 
@@ -58,8 +58,8 @@ static kafka_verdict_t depleted(const kafka_record_t *rec, void *ctx, kafka_outc
         verdict = KAFKA_RETRY;
         goto done;
     }
-    switch (store_plan(conn, meta.id, sku, meta.time, f->cfg.delivery_timeout_ms, &c,
-                       out->error, sizeof(out->error))) {
+    switch (store_plan(conn, meta.id, sku, meta.time, f->cfg.delivery_timeout_ms,
+                       f->cfg.factory_id, &c, out->error, sizeof(out->error))) {
     case PLAN_COVERED:
         log_debug("depletion_covered sku=%s depletion=%s", sku, meta.id);
         verdict = KAFKA_DONE;
@@ -79,7 +79,7 @@ static kafka_verdict_t depleted(const kafka_record_t *rec, void *ctx, kafka_outc
     conn = NULL;
 
     t0 = util_mono_us();
-    called = legacy_call(&f->cfg, f->curl, &c, fo_id, sizeof(fo_id), err, sizeof(err));
+    called = legacy_call(&f->cfg, f->curl, &c, err, sizeof(err));
     factory_metrics_legacy_call(f->metrics, called, util_mono_us() - t0);
     conn = db_acquire(f->db, (int)f->cfg.db_wait_ms, out->error, sizeof(out->error));
     if (conn == NULL) {
@@ -89,16 +89,21 @@ static kafka_verdict_t depleted(const kafka_record_t *rec, void *ctx, kafka_outc
         goto done;
     }
     if (called == 0) {
-        if (store_requested(conn, c.id, meta.id, fo_id, out->error, sizeof(out->error)) != 0) {
+        if (store_requested(conn, c.id, meta.id, out->error, sizeof(out->error)) != 0) {
             verdict = KAFKA_RETRY;
             goto done;
         }
         log_info("factory_order_placed production_order_id=%s sku=%s quantity=%d attempt=%d "
-                 "factory_order_id=%s", c.id, sku, c.quantity, rec->attempt + 1, LOG_Q(fo_id));
+                 "factory_id=%s product_id=%s", c.id, sku, c.quantity, rec->attempt + 1,
+                 LOG_Q(c.factory_id), LOG_Q(c.product_id));
         verdict = KAFKA_DONE;
         goto done;
     }
-    if (store_call_failed(conn, c.id, err, out->error, sizeof(out->error)) != 0)
+    /* A refusal (4xx) is for good: the order is closed as failed (a later depletion, or a
+     * replay of this one from dead-letter once the product's settings are fixed, opens it
+     * again) and the depletion goes to dead-letter with the factory's words. */
+    if ((called == -2 ? store_rejected(conn, c.id, err, out->error, sizeof(out->error))
+                      : store_call_failed(conn, c.id, err, out->error, sizeof(out->error))) != 0)
         log_error("factory_record_failed production_order_id=%s error=%s", c.id,
                   LOG_Q(out->error));
     log_warn("factory_call_failed production_order_id=%s sku=%s attempt=%d error=%s", c.id,

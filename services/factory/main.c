@@ -2,16 +2,28 @@
  * deliveries into stock.replenished events. */
 #include "factory.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <curl/curl.h>
 
 #include "cfg.h"
+#include "log.h"
 #include "svc.h"
 
 static const svc_config_spec_t settings = {
     .port_var = "FACTORY_PORT", .port_def = 8082, .pool_def = 8, .pool_min = 2, .outbox = 1,
 };
+
+/* An attribute the Legacy Factory API is sent as it is: FACTORY_ATTR_RULE. Returns 0, or
+ * -1 with errstr naming the variable. */
+static int attr_check(const char *name, const char *value, char *errstr, size_t errstr_size)
+{
+    if (callback_attr_valid(value))
+        return 0;
+    snprintf(errstr, errstr_size, "%s: '%.64s' must be %s", name, value, FACTORY_ATTR_RULE);
+    return -1;
+}
 
 static void config_read(struct config *c)
 {
@@ -30,7 +42,14 @@ static void config_read(struct config *c)
         cfg_url("LEGACY_FACTORY_URL", "http://127.0.0.1:9101", &c->legacy_url,
                 err, sizeof(err)) != 0 ||
         cfg_url("FACTORY_CALLBACK_URL", "http://127.0.0.1:8082", &c->callback_url,
-                err, sizeof(err)) != 0)
+                err, sizeof(err)) != 0 ||
+        cfg_str("LEGACY_FACTORY_ID", "FF-500293", &c->factory_id, err, sizeof(err)) != 0 ||
+        attr_check("LEGACY_FACTORY_ID", c->factory_id, err, sizeof(err)) != 0 ||
+        cfg_str("LEGACY_FACTORY_REQUESTER", "dozen", &c->requester, err, sizeof(err)) != 0 ||
+        attr_check("LEGACY_FACTORY_REQUESTER", c->requester, err, sizeof(err)) != 0 ||
+        cfg_str("LEGACY_FACTORY_GROUP_ID", "stock-arrival-group", &c->group_id,
+                err, sizeof(err)) != 0 ||
+        attr_check("LEGACY_FACTORY_GROUP_ID", c->group_id, err, sizeof(err)) != 0)
         svc_die(FACTORY_SERVICE, "%s", err);
     if (retry_policy_from_env(&c->retry, err, sizeof(err)) != 0)
         svc_die(FACTORY_SERVICE, "%s", err);
@@ -60,9 +79,10 @@ static void describe(void *ctx, strbuf_t *line)
 {
     const struct factory *f = ctx;
 
-    strbuf_addf(line, " legacy_factory=%s retry_initial_ms=%lld retry_max_attempts=%d",
-                f->cfg.legacy_url, (long long)f->cfg.retry.initial_ms,
-                f->cfg.retry.max_attempts);
+    strbuf_addf(line, " legacy_factory=%s factory_id=%s requester=%s group_id=%s "
+                "retry_initial_ms=%lld retry_max_attempts=%d", f->cfg.legacy_url,
+                LOG_Q(f->cfg.factory_id), LOG_Q(f->cfg.requester), LOG_Q(f->cfg.group_id),
+                (long long)f->cfg.retry.initial_ms, f->cfg.retry.max_attempts);
 }
 
 int main(void)

@@ -28,8 +28,30 @@ static const struct {
     { FEED_ALL_ZERO, "all_zero", "the source published only zeros" },
     { FEED_INVALID_DATA, "invalid_data", "the source published invalid figures" },
     { FEED_DECREASING_TOTALS, "decreasing_totals", "the source's totals went down" },
+    { FEED_SOURCE_REFUSED, "source_refused", "the data source refused our request" },
 };
 #define NREASONS (sizeof(reasons) / sizeof(reasons[0]))
+
+static const char *const format_names[] = { "dozen-json", "datagokr-covid19" };
+
+const char *feed_format_name(feed_format_t f)
+{
+    return (int)f >= 0 && (size_t)f < sizeof(format_names) / sizeof(format_names[0])
+           ? format_names[f] : "unknown";
+}
+
+int feed_format_parse(const char *name, feed_format_t *out)
+{
+    size_t i;
+
+    for (i = 0; name != NULL && i < sizeof(format_names) / sizeof(format_names[0]); i++) {
+        if (strcmp(name, format_names[i]) == 0) {
+            *out = (feed_format_t)i;
+            return 0;
+        }
+    }
+    return -1;
+}
 
 const char *feed_reason_code(feed_reason_t r)
 {
@@ -252,29 +274,100 @@ done:
 /* ---------------------------------------------------------------------------------- */
 /* Fetching */
 
-feed_reason_t feed_fetch(CURL *curl, const char *url, long timeout_ms, const char *today,
-                         const feed_figures_t *last, feed_figures_t *out,
-                         char *err, size_t err_size)
+int feed_request_url(const feed_source_t *src, const char *today, strbuf_t *url,
+                     char *err, size_t err_size)
+{
+    char yesterday[11], from[9], to[9];
+    strbuf_t query;   /* owned; holds the key */
+    int ret = -1;
+
+    strbuf_init(&query, url->max);
+    strbuf_reset(url);
+    if (src == NULL || src->url == NULL || feed_date_before(today, yesterday) != 0) {
+        httpc_errf(err, err_size, "no source URL, or today's date is not a valid date");
+        goto done;
+    }
+    if (strbuf_adds(url, src->url) != 0)
+        goto toolong;
+    if (src->format == FEED_FORMAT_DOZEN_JSON) {
+        ret = 0;
+        goto done;
+    }
+    snprintf(from, sizeof(from), "%.4s%.2s%.2s", yesterday, yesterday + 5, yesterday + 8);
+    snprintf(to, sizeof(to), "%.4s%.2s%.2s", today, today + 5, today + 8);
+    /* The portal hands out the key twice: "decoding" (raw base64) and "encoding" (already
+     * %-escaped); a '%' says which one this is, and an escaped one goes as it is. */
+    if (src->key != NULL && strchr(src->key, '%') != NULL) {
+        if (strbuf_adds(&query, "serviceKey=") != 0 || strbuf_adds(&query, src->key) != 0)
+            goto toolong;
+    } else if (httpc_form_add(&query, "serviceKey", src->key) != 0) {
+        goto toolong;
+    }
+    if (httpc_form_add(&query, "pageNo", "1") != 0 ||
+        httpc_form_add(&query, "numOfRows", "10") != 0 ||
+        httpc_form_add(&query, "startCreateDt", from) != 0 ||
+        httpc_form_add(&query, "endCreateDt", to) != 0 ||
+        strbuf_addch(url, strchr(src->url, '?') != NULL ? '&' : '?') != 0 ||
+        strbuf_add(url, query.buf, query.len) != 0)
+        goto toolong;
+    ret = 0;
+    goto done;
+toolong:
+    httpc_errf(err, err_size, "the request URL is too long");
+    strbuf_reset(url);
+done:
+    strbuf_release(&query);
+    return ret;
+}
+
+/* A datagokr answer that is the portal's refusal envelope, whatever the HTTP status. */
+static int datagokr_refusal(const strbuf_t *body, const char *today, char *err,
+                            size_t err_size)
+{
+    char why[512];
+
+    if (body->len == 0 ||
+        feed_validate_datagokr(body->buf, body->len, today, NULL, NULL, NULL, NULL, why,
+                               sizeof(why)) != FEED_SOURCE_REFUSED)
+        return 0;
+    httpc_errf(err, err_size, "%s", why);
+    return 1;
+}
+
+feed_reason_t feed_fetch(CURL *curl, const feed_source_t *src, long timeout_ms,
+                         const char *today, const feed_figures_t *last, feed_figures_t *out,
+                         feed_figures_t *prev, int *has_prev, char *err, size_t err_size)
 {
     static const httpc_request_t get = { .user_agent = FEED_USER_AGENT };
     feed_reason_t ret = FEED_SOURCE_UNREACHABLE;
     httpc_request_t req = get;
     httpc_result_t res;
     strbuf_t body;          /* owned */
+    strbuf_t url;           /* owned; holds the key: never in a message */
 
+    if (has_prev != NULL)
+        *has_prev = 0;
     strbuf_init(&body, FEED_BODY_MAX);
-    if (curl == NULL || url == NULL || timeout_ms <= 0) {
-        httpc_errf(err, err_size, "no curl handle, URL or timeout");
+    strbuf_init(&url, 8192);
+    if (curl == NULL || src == NULL || timeout_ms <= 0) {
+        httpc_errf(err, err_size, "no curl handle, source or timeout");
         goto done;
     }
-    req.url = url;
+    if (feed_request_url(src, today, &url, err, err_size) != 0)
+        goto done;
+    req.url = url.buf;
     req.timeout_ms = timeout_ms;
     if (httpc_request(curl, &req, &body, &res, err, err_size) != 0)
         goto done;
-    /* The status comes first: a non-2xx answer is unreachable whatever its body. A 2xx
-     * that was too long is the source's document, and not a valid one. */
+    /* The status comes first: a non-2xx answer is unreachable whatever its body (but the
+     * portal's refusal, which says why). A 2xx that was too long is the source's document,
+     * and not a valid one. */
     if (res.status < 200 || res.status > 299) {
-        httpc_errf(err, err_size, "HTTP %ld", res.status);
+        if (src->format == FEED_FORMAT_DATAGOKR && !res.too_long &&
+            datagokr_refusal(&body, today, err, err_size))
+            ret = FEED_SOURCE_REFUSED;
+        else
+            httpc_errf(err, err_size, "HTTP %ld", res.status);
         goto done;
     }
     if (res.too_long) {
@@ -282,8 +375,13 @@ feed_reason_t feed_fetch(CURL *curl, const char *url, long timeout_ms, const cha
         httpc_errf(err, err_size, "answer longer than %d bytes", FEED_BODY_MAX);
         goto done;
     }
-    ret = feed_validate(body.buf, body.len, today, last, out, err, err_size);
+    if (src->format == FEED_FORMAT_DATAGOKR)
+        ret = feed_validate_datagokr(body.buf, body.len, today, last, out, prev, has_prev,
+                                     err, err_size);
+    else
+        ret = feed_validate(body.buf, body.len, today, last, out, err, err_size);
 done:
     strbuf_release(&body);
+    strbuf_release(&url);
     return ret;
 }

@@ -11,23 +11,32 @@
 #include "sku.h"
 #include "util.h"
 
-/* Checks source for day. Returns FEED_OK with *f, or the reason with why. */
-static feed_reason_t check(struct notifier *n, const char *source, const char *day,
+/* Checks source for day. Returns FEED_OK with *f and *prev (the figures the changes are
+ * counted from: the feed's own item for the day before, else the last stored day; with
+ * *has_prev 0 when neither), or the reason with why. */
+static feed_reason_t check(struct notifier *n, const feed_source_t *source, const char *day,
                            const struct bulletin_view *v, feed_figures_t *f,
-                           char *why, size_t why_size)
+                           feed_figures_t *prev, int *has_prev, char *why, size_t why_size)
 {
-    return feed_fetch(n->curl, source, (long)n->cfg.fetch_timeout_ms, day,
-                      v->has_last ? &v->last : NULL, f, why, why_size);
+    feed_reason_t r = feed_fetch(n->curl, source, (long)n->cfg.fetch_timeout_ms, day,
+                                 v->has_last ? &v->last : NULL, f, prev, has_prev, why,
+                                 why_size);
+
+    if (r == FEED_OK && !*has_prev && v->has_last) {
+        *prev = v->last;
+        *has_prev = 1;
+    }
+    return r;
 }
 
 /* The day cannot be sent: every active subscriber gets the unavailable notice. */
 static kafka_verdict_t give_up(struct notifier *n, PGconn *conn, const char *day,
                                const char *reason, kafka_outcome_t *out)
 {
-    char body[4 * NOTIFIER_SMS_MAX + 1];
+    char body[NOTIFIER_BODY_MAX + 1];
     long long created = 0;
 
-    if (bulletin_unavailable_text(day, reason, body, sizeof(body)) != 0) {
+    if (bulletin_unavailable_text(&n->cfg.texts, day, reason, body, sizeof(body)) != 0) {
         snprintf(out->error, sizeof(out->error), "unavailable text does not fit");
         return KAFKA_RETRY;
     }
@@ -56,9 +65,10 @@ static kafka_verdict_t bulletin(const kafka_record_t *rec, void *ctx, kafka_outc
     long long deadline_ms;
     struct bulletin_view v;
     struct bulletin_failure fails[2];
-    char why[2][512], body[4 * NOTIFIER_SMS_MAX + 1];
-    const char *sources[2] = { n->cfg.source_url, n->cfg.fallback_url };
-    feed_figures_t f;
+    char why[2][512], body[NOTIFIER_BODY_MAX + 1];
+    const feed_source_t *sources = n->cfg.sources;
+    feed_figures_t f, prev;
+    int has_prev = 0;
     feed_reason_t reason = FEED_OK;
     PGconn *conn = NULL;
     size_t nfails = 0, i;
@@ -108,18 +118,19 @@ static kafka_verdict_t bulletin(const kafka_record_t *rec, void *ctx, kafka_outc
     /* No connection is held while the feed answers: that may take the fetch timeout. */
     db_release(n->db, conn);
     conn = NULL;
-    for (i = 0; i < 2 && sources[i] != NULL; i++) {
-        reason = check(n, sources[i], day, &v, &f, why[i], sizeof(why[i]));
+    for (i = 0; i < 2 && sources[i].url != NULL; i++) {
+        reason = check(n, &sources[i], day, &v, &f, &prev, &has_prev, why[i], sizeof(why[i]));
         if (reason == FEED_OK)
             break;
-        fails[nfails].source = sources[i];
+        fails[nfails].source = sources[i].url;
         fails[nfails].reason = feed_reason_code(reason);
         fails[nfails].error = why[i];
         nfails++;
         log_warn("bulletin_check_failed date=%s attempt=%d source=%s reason=%s error=%s",
-                 day, v.attempts + 1, sources[i], feed_reason_code(reason), LOG_Q(why[i]));
+                 day, v.attempts + 1, sources[i].url, feed_reason_code(reason), LOG_Q(why[i]));
     }
-    if (reason == FEED_OK && bulletin_text(&f, body, sizeof(body)) != 0) {
+    if (reason == FEED_OK &&
+        bulletin_text(&n->cfg.texts, &f, has_prev ? &prev : NULL, body, sizeof(body)) != 0) {
         snprintf(out->error, sizeof(out->error), "bulletin text does not fit");
         verdict = KAFKA_RETRY;
         goto done;
@@ -131,7 +142,7 @@ static kafka_verdict_t bulletin(const kafka_record_t *rec, void *ctx, kafka_outc
     }
     switch (store_bulletin_attempt(conn, day, v.attempts + 1, fails, nfails,
                                    reason == FEED_OK ? &f : NULL,
-                                   reason == FEED_OK ? sources[i] : NULL, body, &created,
+                                   reason == FEED_OK ? sources[i].url : NULL, body, &created,
                                    out->error, sizeof(out->error))) {
     case STORE_OK:
         break;
@@ -145,7 +156,7 @@ static kafka_verdict_t bulletin(const kafka_record_t *rec, void *ctx, kafka_outc
     }
     if (reason == FEED_OK) {
         log_info("bulletin_sending date=%s attempt=%d source=%s messages=%lld", day,
-                 v.attempts + 1, sources[i], created);
+                 v.attempts + 1, sources[i].url, created);
         sender_wake(n->sender);
         verdict = KAFKA_DONE;
         goto done;
@@ -177,7 +188,7 @@ static kafka_verdict_t replenished(const kafka_record_t *rec, void *ctx,
     event_meta_t meta;
     event_stock_replenished_t ev;
     const char *sku = ev.sku;
-    char body[4 * NOTIFIER_SMS_MAX + 1];
+    char body[NOTIFIER_BODY_MAX + 1];
     PGconn *conn = NULL;
     long long created = 0;
 
@@ -186,7 +197,7 @@ static kafka_verdict_t replenished(const kafka_record_t *rec, void *ctx,
         snprintf(out->reason, sizeof(out->reason), "invalid_record");
         goto done;
     }
-    if (bulletin_restock_text(sku, body, sizeof(body)) != 0) {
+    if (bulletin_restock_text(&n->cfg.texts, sku, body, sizeof(body)) != 0) {
         snprintf(out->reason, sizeof(out->reason), "invalid_record");
         snprintf(out->error, sizeof(out->error), "field 'sku' must be " SKU_RULE);
         goto done;

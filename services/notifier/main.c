@@ -39,12 +39,17 @@ static void rate_read(struct config *c)
 static void config_read(struct config *c)
 {
     char err[512];
-    long long conc, attempts, initial, max, timeout;
+    long long conc, attempts, initial, max, timeout, segments;
+    const char *format, *key;
 
     if (svc_config_read(&settings, &c->svc, err, sizeof(err)) != 0 ||
         cfg_str("ADMIN_TOKEN", NULL, &c->admin_token, err, sizeof(err)) != 0 ||
         cfg_str("BULLETIN_CRON", "40 9 * * *", &c->cron_text, err, sizeof(err)) != 0 ||
         cfg_url("BULLETIN_SOURCE_URL", "http://127.0.0.1:9102/daily", &c->source_url,
+                err, sizeof(err)) != 0 ||
+        cfg_str("BULLETIN_SOURCE_FORMAT", "dozen-json", &format, err, sizeof(err)) != 0 ||
+        cfg_str("BULLETIN_SOURCE_KEY", "", &key, err, sizeof(err)) != 0 ||
+        cfg_int("SMS_MAX_SEGMENTS", 2, 1, NOTIFIER_SEGMENTS_MAX, &segments,
                 err, sizeof(err)) != 0 ||
         cfg_str("BULLETIN_FALLBACK_URL", "", &c->fallback_url, err, sizeof(err)) != 0 ||
         (c->fallback_url[0] != '\0' &&
@@ -88,6 +93,23 @@ static void config_read(struct config *c)
         svc_die(NOTIFIER_SERVICE, "SMS_STATUS_CALLBACK_URL: must be a base URL (no '?', at "
                 "most 300 characters) such as https://notifier.example");
     rate_read(c);
+    if (feed_format_parse(format, &c->sources[0].format) != 0)
+        svc_die(NOTIFIER_SERVICE, "BULLETIN_SOURCE_FORMAT: '%s' is not one of dozen-json, "
+                "datagokr-covid19", format);
+    /* The key is a secret: never in a URL that is logged or shown. */
+    if (strstr(c->source_url, "serviceKey=") != NULL ||
+        (c->fallback_url != NULL && strstr(c->fallback_url, "serviceKey=") != NULL))
+        svc_die(NOTIFIER_SERVICE, "BULLETIN_SOURCE_URL/BULLETIN_FALLBACK_URL: must not hold "
+                "the service key (it would be logged); set BULLETIN_SOURCE_KEY instead");
+    if (c->sources[0].format == FEED_FORMAT_DATAGOKR && key[0] == '\0')
+        svc_die(NOTIFIER_SERVICE, "BULLETIN_SOURCE_KEY: required with "
+                "BULLETIN_SOURCE_FORMAT=datagokr-covid19 (the portal's service key)");
+    c->sources[0].url = c->source_url;
+    c->sources[0].key = key;
+    c->sources[1] = c->sources[0];
+    c->sources[1].url = c->fallback_url;
+    if (bulletin_texts_read(&c->texts, (int)segments, err, sizeof(err)) != 0)
+        svc_die(NOTIFIER_SERVICE, "%s", err);
     if (c->sms_lease_ms <= timeout)
         svc_die(NOTIFIER_SERVICE, "SMS_SEND_LEASE (%lld ms) must be longer than SMS_TIMEOUT "
                 "(%lld ms): a send still running must not look abandoned", c->sms_lease_ms,
@@ -182,10 +204,14 @@ static void describe(void *ctx, strbuf_t *line)
     const struct notifier *n = ctx;
 
     strbuf_addf(line, " bulletin_cron=\"%s\" bulletin_tz=%s next_run=%lld deadline=%s "
-                "retry_interval_ms=%lld source=%s fallback=%s sms_gateway=%s senders=%d",
+                "retry_interval_ms=%lld source=%s source_format=%s source_key=%s fallback=%s "
+                "sms_max_segments=%d sms_gateway=%s senders=%d",
                 n->cfg.cron_text, cron_zone_name(n->cfg.zone), (long long)scheduler_next(n),
                 n->cfg.deadline_text, n->cfg.retry_interval_ms, n->cfg.source_url,
+                feed_format_name(n->cfg.sources[0].format),
+                n->cfg.sources[0].key[0] != '\0' ? "set" : "none",
                 n->cfg.fallback_url != NULL ? n->cfg.fallback_url : "none",
+                n->cfg.texts.max_segments,
                 n->cfg.sms.gateway_url, n->cfg.sms_concurrency);
 }
 
@@ -203,6 +229,7 @@ int main(void)
     zone_open(&n.cfg);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         svc_die(NOTIFIER_SERVICE, "curl_global_init failed");
+    feed_global_init();
 
     n.consumer_opts.group = NOTIFIER_GROUP;
     if (router_bind(&n.router, handlers_routes, handlers_nroutes, &n, &n.consumer_opts,
@@ -225,5 +252,6 @@ int main(void)
     metrics_free(n.metrics);
     cron_zone_close(n.cfg.zone);
     curl_global_cleanup();
+    feed_global_cleanup();
     return 0;
 }

@@ -26,10 +26,23 @@
 #define NOTIFIER_SERVICE "notifier"
 #define NOTIFIER_GROUP "notifier"
 #define NOTIFIER_SOURCE "/dozen/notifier"
-#define NOTIFIER_SMS_MAX 160          /* characters of one message */
+#define NOTIFIER_SMS_MAX 160          /* characters of one GSM-7 SMS segment */
+#define NOTIFIER_SEGMENTS_MAX 10      /* the highest SMS_MAX_SEGMENTS (and the database's) */
+#define NOTIFIER_BODY_MAX 4096        /* bytes of one message's UTF-8 text: 10 segments of
+                                       * 2-byte GSM-7 or 3-byte UCS-2 characters fit */
+#define BULLETIN_NREASONS 8           /* the reason codes with their own notice + generic */
 #define NOTIFIER_NAME_MAX 100         /* characters of a subscriber's name */
 #define NOTIFIER_SKUS_MAX 100         /* SKUs in one POST /subscribers */
 #define NOTIFIER_KEY_MAX 96           /* bytes of a message key, with the NUL */
+
+/* The messages' templates (bulletin.c), borrowed from the environment or the defaults. */
+struct bulletin_texts {
+    const char *daily;                          /* BULLETIN_TEMPLATE */
+    const char *unavailable[BULLETIN_NREASONS]; /* BULLETIN_UNAVAILABLE_<REASON>, and
+                                                 * BULLETIN_UNAVAILABLE_TEMPLATE last */
+    const char *restock;                        /* BULLETIN_RESTOCK_TEMPLATE */
+    int max_segments;                           /* SMS_MAX_SEGMENTS */
+};
 
 struct config {
     svc_config_t svc;               /* the common settings (svc_config_read) */
@@ -39,8 +52,11 @@ struct config {
     const char *cron_text;          /* BULLETIN_CRON */
     cron_t cron;
     cron_zone_t *zone;              /* BULLETIN_TZ; owned */
-    const char *source_url;         /* BULLETIN_SOURCE_URL */
+    const char *source_url;         /* BULLETIN_SOURCE_URL (never holds the key) */
     const char *fallback_url;       /* BULLETIN_FALLBACK_URL; NULL: none */
+    feed_source_t sources[2];       /* the two with BULLETIN_SOURCE_FORMAT and _KEY (the
+                                     * fallback speaks the same); url NULL: none */
+    struct bulletin_texts texts;
     long long retry_interval_ms;    /* BULLETIN_RETRY_INTERVAL */
     const char *deadline_text;      /* BULLETIN_DEADLINE */
     cron_deadline_t deadline;
@@ -170,7 +186,7 @@ store_result_t store_restock(PGconn *conn, const char *ce_id, const char *sku,
 struct delivery {
     long long id;
     char phone[24];
-    char body[4 * NOTIFIER_SMS_MAX + 1];
+    char body[NOTIFIER_BODY_MAX + 1];
     long long since_ms;           /* its first claim (ms since the epoch): every try of it
                                    * started after */
     int attempts;                 /* including this one */
@@ -233,14 +249,28 @@ int store_eta(PGconn *conn, const char *key, const char *sender, double interval
 
 /* bulletin.c: the texts and the day's run */
 
-/* Writes the bulletin SMS for f into out. Returns 0, or -1 if it would not fit (or be
- * longer than NOTIFIER_SMS_MAX characters). */
-int bulletin_text(const feed_figures_t *f, char *out, size_t out_size);
-/* The "unavailable today" SMS for day and reason code. Returns 0 or -1 as above. */
-int bulletin_unavailable_text(const char *day, const char *reason, char *out,
-                              size_t out_size);
-/* The back-in-stock SMS for sku. Returns 0 or -1 as above. */
-int bulletin_restock_text(const char *sku, char *out, size_t out_size);
+/* Reads the templates (BULLETIN_TEMPLATE, BULLETIN_UNAVAILABLE_<REASON>,
+ * BULLETIN_UNAVAILABLE_TEMPLATE, BULLETIN_RESTOCK_TEMPLATE; unset or "": the Korean
+ * defaults) into *t and checks each: fields it may use ({date} {month} {day}, and
+ * {confirmed} {deaths} {recovered} {in_treatment} with each's {x_change}, or {reason}, or
+ * {sku}), and at most max_segments SMS segments with the largest values. Returns 0, or -1
+ * with err naming the variable and the problem. At start only (getenv). */
+int bulletin_texts_read(struct bulletin_texts *t, int max_segments, char *err,
+                        size_t err_size);
+/* Words for people (Korean) for a reason code; a generic phrase for NULL or unknown. */
+const char *bulletin_reason_words(const char *code);
+/* Writes the bulletin SMS for f into out: the figures with thousands separators and the
+ * change since prev ("▲1,671", "▼3", "0"; "-" for every change when prev is NULL).
+ * Returns 0, or -1 if it does not fit out or the segment budget. */
+int bulletin_text(const struct bulletin_texts *t, const feed_figures_t *f,
+                  const feed_figures_t *prev, char *out, size_t out_size);
+/* The "unavailable today" SMS for day and reason code (its own template, or the generic
+ * one for an unknown code). Returns 0 or -1 as above. */
+int bulletin_unavailable_text(const struct bulletin_texts *t, const char *day,
+                              const char *reason, char *out, size_t out_size);
+/* The back-in-stock SMS for sku. Returns 0, or -1 for an invalid sku or as above. */
+int bulletin_restock_text(const struct bulletin_texts *t, const char *sku, char *out,
+                          size_t out_size);
 
 /* Starts the bulletin of the run scheduled at run_ms (its local day in BULLETIN_TZ, the
  * deadline from BULLETIN_DEADLINE; a clock deadline already past gives one check only).

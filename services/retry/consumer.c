@@ -61,13 +61,15 @@ static void read_record(const rd_kafka_message_t *msg, store_row_t *row)
     }
 }
 
-/* Sends the invalid records of the batch to dead-letter and waits until the broker has
+/* Sends the invalid records of the batch (or, with refused, those PostgreSQL refused) to
+ * dead-letter and waits until the broker has
  * them all; a failed delivery is tried again after a pause, unless the record can never be
  * produced (too large): that one is logged with its place on `retry` and left there, so
  * that one record cannot stop the consumer. Returns 0, or -1 when asked to stop before
  * every one was dealt with. */
 static int dead_letter_invalid(struct consumer *c, rd_kafka_t *dlq,
-                               rd_kafka_message_t **msgs, const store_row_t *rows, size_t n)
+                               rd_kafka_message_t **msgs, const store_row_t *rows, size_t n,
+                               int refused)
 {
     deliver_status_t *st = calloc(n, sizeof(*st));
     int64_t backoff = STORE_BACKOFF_INITIAL_MS;
@@ -78,7 +80,8 @@ static int dead_letter_invalid(struct consumer *c, rd_kafka_t *dlq,
         return -1;
     }
     for (size_t i = 0; i < n; i++)
-        st[i].err = rows[i].invalid ? RD_KAFKA_RESP_ERR__FAIL : RD_KAFKA_RESP_ERR_NO_ERROR;
+        st[i].err = (refused ? rows[i].refused : rows[i].invalid) ? RD_KAFKA_RESP_ERR__FAIL
+                                                                  : RD_KAFKA_RESP_ERR_NO_ERROR;
     for (;;) {
         for (size_t i = 0; i < n; i++) {
             rd_kafka_headers_t *in = NULL, *hdrs;
@@ -133,26 +136,33 @@ static int dead_letter_invalid(struct consumer *c, rd_kafka_t *dlq,
     return ret;
 }
 
-/* Stores the batch, trying again after a pause while PostgreSQL fails: every row has been
- * validated, so an error is the database's (down, restarting, a migration missing), never
- * the record's. Returns 0, or -1 when asked to stop first. */
+/* Stores the batch, trying again after a pause while PostgreSQL fails transiently (down,
+ * restarting, a migration missing). Returns 0; 1 at once when the database refuses the data
+ * of a row (db_error_classify: DB_ERROR_DATA; nothing kept), which no retry would change;
+ * or -1 when asked to stop first. */
 static int store_rows(struct consumer *c, const store_row_t *rows, size_t n,
-                      size_t *inserted, int64_t *earliest_due)
+                      size_t *inserted, int64_t *earliest_due, char *err, size_t err_size)
 {
     const struct config *cfg = &c->r->cfg;
     int64_t backoff = STORE_BACKOFF_INITIAL_MS;
-    char err[512], state[6];
+    char state[6];
+    db_error_t dberr;
 
     for (;;) {
-        PGconn *conn = db_acquire(c->r->db, (int)cfg->db_wait_ms, err, sizeof(err));
+        PGconn *conn;
         int rc = -1;
 
+        db_error_reset();
+        conn = db_acquire(c->r->db, (int)cfg->db_wait_ms, err, err_size);
         if (conn != NULL)
             rc = store_batch(conn, rows, n, cfg->group, inserted, earliest_due, state, err,
-                             sizeof(err));
+                             err_size);
         db_release(c->r->db, conn);
         if (rc == 0)
             return 0;
+        if (conn != NULL && db_error_last(&dberr) &&
+            db_error_classify(dberr.sqlstate, dberr.constraint) == DB_ERROR_DATA)
+            return 1;
         log_error("retry_store_failed records=%zu retry_in_ms=%lld error=%s", n,
                   (long long)backoff, LOG_Q(err));
         if (*c->stop)
@@ -160,6 +170,39 @@ static int store_rows(struct consumer *c, const store_row_t *rows, size_t n,
         util_sleep_ms(backoff, c->stop);
         backoff = backoff * 2 > STORE_BACKOFF_MAX_MS ? STORE_BACKOFF_MAX_MS : backoff * 2;
     }
+}
+
+/* The batch held a row whose data PostgreSQL refuses: stores the rows one by one to find
+ * each such row, marks it refused (with the database's message) and sends it to
+ * dead-letter. What is stored meanwhile is stored again, once, with the batch (ON CONFLICT
+ * DO NOTHING). Returns 0, or -1 when asked to stop first. */
+static int refuse_rows(struct consumer *c, rd_kafka_t *dlq, rd_kafka_message_t **msgs,
+                       store_row_t *rows, size_t n)
+{
+    size_t refused = 0, ins;
+    int64_t due;
+    char err[RETRY_ERROR_MAX - 96]; /* room for the prefix below */
+
+    for (size_t i = 0; i < n; i++) {
+        int rc;
+
+        if (rows[i].invalid || rows[i].refused)
+            continue;
+        rc = store_rows(c, &rows[i], 1, &ins, &due, err, sizeof(err));
+        if (rc < 0)
+            return -1;
+        if (rc == 1) {
+            rows[i].refused = 1;
+            refused++;
+            snprintf(rows[i].invalid_error, sizeof(rows[i].invalid_error),
+                     "retry record %s[%d]@%lld refused by the database: %s", RETRY_TOPIC,
+                     (int)rows[i].retry_partition, (long long)rows[i].retry_offset, err);
+            log_warn("retry_record_refused partition=%d offset=%lld ce_id=%s error=%s",
+                     (int)rows[i].retry_partition, (long long)rows[i].retry_offset,
+                     rows[i].rec.ce_id[0] != '\0' ? rows[i].rec.ce_id : "-", LOG_Q(err));
+        }
+    }
+    return refused > 0 ? dead_letter_invalid(c, dlq, msgs, rows, n, 1) : 0;
 }
 
 /* Commits, synchronously, the offset after the last record of each partition in rows. A
@@ -206,13 +249,24 @@ static void handle_batch(struct consumer *c, rd_kafka_t *rk, rd_kafka_t *dlq,
                      rows[i].rec.ce_id[0] != '\0' ? rows[i].rec.ce_id : "-", LOG_Q(rows[i].invalid_error));
         }
     }
-    if (invalid > 0 && dead_letter_invalid(c, dlq, msgs, rows, n) != 0)
+    if (invalid > 0 && dead_letter_invalid(c, dlq, msgs, rows, n, 0) != 0)
         goto done; /* stopping: nothing committed, the batch is read again on restart */
-    if (store_rows(c, rows, n, &inserted, &earliest) != 0)
-        goto done;
+    for (;;) {
+        char err[512];
+        int rc = store_rows(c, rows, n, &inserted, &earliest, err, sizeof(err));
+
+        if (rc < 0)
+            goto done;
+        if (rc == 0)
+            break;
+        /* A row refused for its data cannot block the partition: find it, dead-letter it,
+         * store the rest. */
+        if (refuse_rows(c, dlq, msgs, rows, n) != 0)
+            goto done;
+    }
     commit_offsets(rk, c->r->cfg.group, rows, n);
     for (i = 0; i < n; i++) {
-        if (!rows[i].invalid)
+        if (!rows[i].invalid && !rows[i].refused)
             log_debug("retry_stored group=%s ce_id=%s attempt=%d partition=%d offset=%lld",
                       rows[i].rec.info.group,
                       rows[i].rec.ce_id[0] != '\0' ? rows[i].rec.ce_id : "-",

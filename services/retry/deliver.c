@@ -3,6 +3,7 @@
  * calls rd_kafka_producev itself rather than kafka_produce, which takes a C-string key. */
 #include "retry_service.h"
 
+#include "kafka.h"
 #include "util.h"
 
 #define QUEUE_FULL_WAIT_MS 10000
@@ -65,8 +66,5 @@ void deliver_wait(rd_kafka_t *rk, const int *outstanding)
 
 int deliver_permanent(rd_kafka_resp_err_t err)
 {
-    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
-           err == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE ||
-           err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
-           err == RD_KAFKA_RESP_ERR_INVALID_RECORD;
+    return kafka_err_permanent(err);
 }

@@ -132,11 +132,13 @@ typedef struct store_row {
     unsigned char *headers;         /* the encoded non-dozen headers; owned (free) */
     size_t headers_len;
     int invalid;                    /* 1: dead-lettered, only counted */
+    int refused;                    /* 1: PostgreSQL refuses its data (a data error):
+                                     * dead-lettered, not stored at all */
     char invalid_error[RETRY_ERROR_MAX + 1];
 } store_row_t;
 
 /* Stores a consumer batch in one transaction: each valid row into retry_pending, each
- * invalid one into retry_dead_letters, both ON CONFLICT DO NOTHING (a record seen again
+ * invalid one into retry_dead_letters, a refused one nowhere, both ON CONFLICT DO NOTHING (a record seen again
  * after a crash is stored once). invalid_group is the group recorded for invalid rows.
  * *inserted counts new pending rows and *earliest_due is their smallest due_at (INT64_MAX
  * when none). Returns 0 once committed, or -1 with errstr and sqlstate (nothing kept). */

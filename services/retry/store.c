@@ -179,6 +179,8 @@ int store_batch(PGconn *conn, const store_row_t *rows, size_t n, const char *inv
         int64_t due = 0;
         int got;
 
+        if (rows[i].refused)
+            continue;
         if (rows[i].invalid) {
             if (insert_invalid(conn, &rows[i], invalid_group, sqlstate, errstr,
                                errstr_size) != 0)

@@ -50,8 +50,8 @@ int store_set(PGconn *conn, const char *sku, long long quantity,
 
 /* Raises sku by quantity once for event ce_id, in one transaction with the record of the
  * event. Returns 1 when applied (*level is the new level), 0 when the event was applied
- * before, -2 when the sku is unknown or the level would overflow (nothing changed), -1 with
- * errstr on a database error that may pass. */
+ * before, -2 when the sku is unknown (nothing changed), -1 with errstr on a database error
+ * (one the consumer loop classifies: a level that would overflow is a data error). */
 int store_replenish(PGconn *conn, const char *ce_id, const char *sku, long long quantity,
                     long long *level, char *errstr, size_t errstr_size);
 

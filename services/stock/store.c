@@ -96,7 +96,7 @@ int store_set(PGconn *conn, const char *sku, long long quantity,
 int store_replenish(PGconn *conn, const char *ce_id, const char *sku, long long quantity,
                     long long *level, char *errstr, size_t errstr_size)
 {
-    char qty[24], state[6] = "";
+    char qty[24];
     const char *params[2] = { sku, qty };
     PGresult *res = NULL;
     int ret = -1, first;
@@ -109,14 +109,11 @@ int store_replenish(PGconn *conn, const char *ce_id, const char *sku, long long 
         ret = first;
         goto done;
     }
-    res = db_exec(conn, "inv_raise", 2, params, state, errstr, errstr_size);
-    if (res == NULL) {
-        /* Class 22 (data exception): the level would leave the column's range. Retrying
-         * cannot help; anything else (a lost connection) may pass. */
-        if (strncmp(state, "22", 2) == 0)
-            ret = -2;
+    /* A level that would leave the column's range (SQLSTATE 22003) is a data error: the
+     * consumer loop dead-letters it as invalid_record (db_error_classify). */
+    res = db_exec(conn, "inv_raise", 2, params, NULL, errstr, errstr_size);
+    if (res == NULL)
         goto done;
-    }
     if (PQntuples(res) == 0) {
         snprintf(errstr, errstr_size, "unknown sku '%s'", sku);
         ret = -2;

@@ -10,7 +10,7 @@ import tempfile
 import pytest
 import requests
 
-from conftest import BIN, ROOT, free_port
+from conftest import BIN, ROOT, Service, free_port, wait_for
 
 
 def stack(cmd, env):
@@ -23,7 +23,8 @@ def run_env():
     run_dir = tempfile.mkdtemp(prefix="dozen-up-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
     env = {k: v for k, v in env.items()
-           if not k.startswith(("BULLETIN_", "OPEN_DATA_", "SMS_GATEWAY_"))}
+           if not k.startswith(("BULLETIN_", "OPEN_DATA_", "SMS_GATEWAY_", "LEGACY_FACTORY_",
+                                "FACTORY_CALLBACK_URL"))}
     env.update(RUN_DIR=run_dir, DOZEN_BIN=BIN)
     # Every port free, so that the test never meets `make up` or another test's programs.
     for var in PORT_VARS:
@@ -176,6 +177,91 @@ def test_up_again_from_a_shell_that_sourced_run_env(run_env):
     r = requests.post(env["SALES_URL"] + "/orders", json={"sku": "glazed", "quantity": 1},
                       timeout=5)
     assert r.status_code == 201, r.text
+
+
+def test_a_real_feed_is_passed_on_and_its_stand_in_not_started(run_env):
+    """BULLETIN_SOURCE_URL names the real feed: the notifier gets it with its format and key
+    (through its environment only), the open-data stand-in is not started, and the key is
+    in no file of RUN_DIR; without it the stand-in serves the asked format (issue 12)."""
+    run_dir = run_env["RUN_DIR"]
+    key = "real+Key/For==Test"
+    real = dict(run_env, BULLETIN_SOURCE_URL="http://127.0.0.1:1/getCovid19InfStateJson",
+                BULLETIN_SOURCE_FORMAT="datagokr-covid19", BULLETIN_SOURCE_KEY=key)
+    up = stack("up", real)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "open-data.pid" not in pids(run_dir) or not os.path.exists(
+        f"/proc/{pids(run_dir)['open-data.pid']}")
+    n = environ(run_dir, "notifier")
+    assert n["BULLETIN_SOURCE_URL"] == real["BULLETIN_SOURCE_URL"]
+    assert n["BULLETIN_SOURCE_FORMAT"] == "datagokr-covid19" and n["BULLETIN_SOURCE_KEY"] == key
+    with open(f"/proc/{pids(run_dir)['notifier.pid']}/cmdline", "rb") as f:
+        assert key.encode() not in f.read()
+    for d, _, files in os.walk(run_dir):
+        for name in files:
+            path = os.path.join(d, name)
+            if os.path.islink(path) or "/pg/" in path:
+                continue
+            with open(path, "rb") as f:
+                assert key.encode() not in f.read(), f"the key is in {path}"
+
+    # Back to the stand-in, in the portal's format: started, and the notifier reads it.
+    local = dict(run_env, BULLETIN_SOURCE_FORMAT="datagokr-covid19")
+    up = stack("up", local)
+    assert up.returncode == 0, up.stdout + up.stderr
+    env = read_env(run_dir)
+    n = environ(run_dir, "notifier")
+    assert n["BULLETIN_SOURCE_URL"] == (env["OPEN_DATA_URL"] +
+                                        "/openapi/service/rest/Covid19/getCovid19InfStateJson")
+    assert n["BULLETIN_SOURCE_KEY"]
+    r = requests.get(n["BULLETIN_SOURCE_URL"], params={"serviceKey": n["BULLETIN_SOURCE_KEY"]},
+                     timeout=5)
+    assert r.status_code == 200 and "<resultCode>00</resultCode>" in r.text, r.text
+
+
+def test_a_real_legacy_factory_is_used_and_the_stand_in_not_started(run_env):
+    """LEGACY_FACTORY_URL naming another factory (here a second stand-in playing the real
+    one) is passed on, with the factory settings; no stand-in is started, and a restock goes
+    through that factory to the callback URL."""
+    run_dir = run_env["RUN_DIR"]
+    real_port = free_port()
+    real = Service("legacy-factory", dict(run_env, LEGACY_FACTORY_PORT=str(real_port),
+                                          FACTORY_DELAY_MS="200"), real_port, run_dir)
+    real.start()
+    try:
+        env = dict(run_env, LEGACY_FACTORY_URL=real.url + "/", LEGACY_FACTORY_ID="FF-42",
+                   LEGACY_FACTORY_REQUESTER="ops-team")
+        up = stack("up", env)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "legacy-factory.pid" not in pids(run_dir)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{run_env['LEGACY_FACTORY_PORT']}/healthz", timeout=2)
+        assert read_env(run_dir)["LEGACY_FACTORY_URL"] == real.url
+        factory = environ(run_dir, "factory")
+        assert factory["LEGACY_FACTORY_URL"] == real.url
+        assert factory["LEGACY_FACTORY_ID"] == "FF-42"
+        assert real.url in up.stdout
+        urls = read_env(run_dir)
+        sku = "old-fashioned"
+        level = requests.get(f"{urls['STOCK_URL']}/inventory/{sku}", timeout=5).json()["quantity"]
+        r = requests.post(urls["SALES_URL"] + "/orders", json={"sku": sku, "quantity": level},
+                          timeout=5)
+        assert r.status_code == 201, r.text
+        requests.post(urls["SALES_URL"] + "/orders", json={"sku": sku, "quantity": 1}, timeout=5)
+        wait_for(lambda: requests.get(f"{urls['STOCK_URL']}/inventory/{sku}",
+                                      timeout=5).json()["quantity"] > 0, 30,
+                 "the restock through the configured factory")
+        [mf] = requests.get(real.url + "/admin/manufactures", params={"product_id": sku},
+                            timeout=5).json()["manufactures"]
+        assert mf["factory_id"] == "FF-42" and mf["requester"] == "ops-team"
+        assert mf["status"] == "delivered"
+        # Back to the stand-in when the environment names no factory.
+        again = stack("up", run_env)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "legacy-factory.pid" in pids(run_dir)
+        assert environ(run_dir, "factory")["LEGACY_FACTORY_URL"] == \
+            f"http://127.0.0.1:{run_env['LEGACY_FACTORY_PORT']}"
+    finally:
+        real.stop()
 
 
 def test_a_real_sms_provider_is_passed_on_and_the_stand_in_not_started(run_env):

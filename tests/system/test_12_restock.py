@@ -21,9 +21,11 @@ def level(pg, sku):
 
 
 def legacy_calls(legacy, sku):
-    body = requests.get(legacy.url + "/production-orders", params={"sku": sku}, timeout=5).json()
-    calls = [c for c in body["calls"] if c["sku"] == sku]
-    orders = [o for o in body["production_orders"] if o["sku"] == sku]
+    """What the legacy factory stand-in received for sku (its product id by default)."""
+    body = requests.get(legacy.url + "/admin/manufactures", params={"product_id": sku},
+                        timeout=5).json()
+    calls = [c for c in body["calls"] if c["product_id"] == sku]
+    orders = [o for o in body["manufactures"] if o["product_id"] == sku]
     return calls, orders
 
 

@@ -111,8 +111,8 @@ def test_deadline_gives_up_and_tells_the_owner_once(stack, migrated, broker, mak
     ce = h["ce_id"]
     wait_for(lambda: f"production_order_given_up depletion={ce}" in factory.log(), 15,
              "the factory to be told")
-    calls = [c for c in requests.get(legacy.url + "/production-orders", timeout=5)
-             .json()["calls"] if c["sku"] == sku]
+    calls = [c for c in requests.get(legacy.url + "/admin/manufactures", timeout=5)
+             .json()["calls"] if c["product_id"] == sku]
     assert 4 <= len(calls) <= 6
     [po] = requests.get(factory.url + "/production-orders", params={"sku": sku},
                         timeout=5).json()["production_orders"]

@@ -27,13 +27,15 @@ SMS_SID, SMS_TOKEN, SMS_FROM = "ACdozen16", "secret-16-token", "Dozen"
 # How long a test keeps watching for a message that must NOT come: several SMS poll rounds
 # (200 ms) and feed retry intervals (1 s).
 SETTLE = 2.5
+# The default notices' words (Korean, services/notifier/bulletin.c).
 UNAVAILABLE_WORDS = {
-    "source_unreachable": "the data source could not be reached",
-    "not_published_yet": "today's figures have not been published yet",
-    "stale_date": "the source published figures for the wrong date",
-    "all_zero": "the source published only zeros",
-    "invalid_data": "the source published invalid figures",
-    "decreasing_totals": "the source's totals went down",
+    "source_unreachable": "자료 출처에 연결할 수 없습니다",
+    "not_published_yet": "오늘 자료가 아직 발표되지 않았습니다",
+    "stale_date": "발표된 자료의 날짜가 맞지 않습니다",
+    "all_zero": "발표된 수치가 모두 0입니다",
+    "invalid_data": "발표된 자료를 읽을 수 없습니다",
+    "decreasing_totals": "누적 수치가 전날보다 줄었습니다",
+    "source_refused": "자료 출처가 요청을 거절했습니다",
 }
 
 
@@ -169,13 +171,24 @@ def feed_requests(feed):
     return requests.get(feed.url + "/admin/requests", timeout=10).json()["requests"]
 
 
-def bulletin_text(day, f):
-    return (f"dozen {day}: confirmed {f['confirmed']}, recovered {f['recovered']}, "
-            f"in treatment {f['in_treatment']}, deaths {f['deaths']}")
+def change(f, prev, key):
+    """A figure's change as the default template shows it: ▲n, ▼n, 0, or - (unknown)."""
+    if prev is None:
+        return "-"
+    d = f[key] - prev[key]
+    return "0" if d == 0 else ("▲" if d > 0 else "▼") + f"{abs(d):,}"
+
+
+def bulletin_text(day, f, prev=None):
+    """The default (Korean) bulletin: today's cumulative figures and the change since prev
+    (the feed's day before, or the last stored day; None: unknown)."""
+    return (f"[dozen] {int(day[5:7])}월 {int(day[8:10])}일 코로나19 확진 {f['confirmed']:,}명"
+            f"({change(f, prev, 'confirmed')}), 사망 {f['deaths']:,}명({change(f, prev, 'deaths')})")
 
 
 def unavailable_text(day, reason):
-    return f"dozen {day}: today's bulletin is unavailable: {UNAVAILABLE_WORDS[reason]}."
+    return (f"[dozen] {int(day[5:7])}월 {int(day[8:10])}일 현황을 보내드리지 못합니다: "
+            f"{UNAVAILABLE_WORDS[reason]}.")
 
 
 def ts(text):
@@ -333,7 +346,7 @@ def test_bad_feed_is_retried_with_its_reason_until_it_is_mended(stack, migrated,
     assert b["figures"] == FIGURES and b["source"] == primary
     wait_everyone_messaged(s.gateway, phones, 15)
     time.sleep(SETTLE)
-    assert_one_bulletin_each(s.gateway, phones, bulletin_text(s.day, FIGURES))
+    assert_one_bulletin_each(s.gateway, phones, bulletin_text(s.day, FIGURES, YESTERDAY))
     # Yesterday's row is history: it is left as it was.
     assert migrated.query("SELECT confirmed, state FROM bulletins WHERE day = %s::date - 1",
                           (s.day,)) == [(YESTERDAY["confirmed"], "sent")]
@@ -360,7 +373,9 @@ def test_bad_feed_with_a_fallback_sends_the_fallbacks_figures(stack, migrated, m
     assert len(feed_requests(s.feed)) == 1 and len(feed_requests(s.fallback)) == 1
     wait_everyone_messaged(s.gateway, phones, 15)
     time.sleep(SETTLE)
-    assert_one_bulletin_each(s.gateway, phones, bulletin_text(s.day, FALLBACK_FIGURES))
+    # the changes are counted from yesterday's stored figures
+    assert_one_bulletin_each(s.gateway, phones,
+                             bulletin_text(s.day, FALLBACK_FIGURES, YESTERDAY))
 
 
 @pytest.mark.parametrize("mode,reason", [("wrong_date", "stale_date"),

@@ -28,8 +28,8 @@ def order(sales, sku, quantity, traceparent=None):
 
 def test_trace_goes_from_the_request_through_kafka_to_the_consumers(stack, broker, make_sku):
     sku = make_sku(2)
-    legacy = stack.legacy_factory().start()
-    stack.stock().start()
+    legacy = stack.legacy_factory(FACTORY_DELAY_MS=200).start()
+    stock = stack.stock().start()
     factory = stack.factory(legacy, LOG_FORMAT="json").start()
     sales = stack.sales().start()
     wait_assigned(factory)
@@ -62,6 +62,15 @@ def test_trace_goes_from_the_request_through_kafka_to_the_consumers(stack, broke
         if line.startswith("ts=") or not line.strip() or line.startswith("-----"):
             continue
         json.loads(line)
+
+    # The factory's callback does not carry our trace; the delivery goes on in the
+    # depletion's trace all the same, and so does the stock service applying it.
+    reps = read_topic(broker, "stock.replenished",
+                      until=lambda rs: [x for x in rs if x["key"] == sku], timeout=30)
+    [rep] = [x for x in reps if x["key"] == sku]
+    assert trace_of(rep["headers"]["ce_traceparent"]) == TRACE2
+    wait_for(lambda: f"trace_id={TRACE2}" in stock.log(), 30,
+             "the stock service's lines for the replenishment with the order's trace_id")
 
     # A request without a traceparent starts a trace of its own.
     r = order(sales, make_sku(3), 1)

@@ -375,6 +375,33 @@ static void test_lease_arguments(void **state)
     assert_int_equal(db_lease_heartbeat_ms(2), 1);
 }
 
+static void test_error_classify(void **state)
+{
+    static const char *const transient[] = { "", "08006", "40001", "40P01", "53300", "55P03",
+                                             "57P01", "57P02", "57P03", "57014", "58030",
+                                             "42P01", "XX000" };
+    static const char *const data[] = { "22007", "22008", "22021", "22P02", "22003",
+                                        "23502", "23514", "23503", "54000" };
+    db_error_t e;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
+        assert_int_equal(db_error_classify(transient[i], NULL), DB_ERROR_TRANSIENT);
+    for (size_t i = 0; i < sizeof(data) / sizeof(data[0]); i++)
+        assert_int_equal(db_error_classify(data[i], "some_check"), DB_ERROR_DATA);
+    assert_int_equal(db_error_classify(NULL, NULL), DB_ERROR_TRANSIENT);
+    assert_int_equal(db_error_classify("2200", NULL), DB_ERROR_TRANSIENT);
+    /* A unique violation: data, unless on the dedupe key (another member got there). */
+    assert_int_equal(db_error_classify("23505", "orders_pkey"), DB_ERROR_DATA);
+    assert_int_equal(db_error_classify("23505", NULL), DB_ERROR_DATA);
+    assert_int_equal(db_error_classify("23505", DB_DEDUPE_CONSTRAINT), DB_ERROR_TRANSIENT);
+    /* Nothing failed on this thread. */
+    db_error_reset();
+    memset(&e, 'x', sizeof(e));
+    assert_int_equal(db_error_last(&e), 0);
+    assert_string_equal(e.sqlstate, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -385,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_pool_options),
         cmocka_unit_test(test_unreachable_server),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_error_classify),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

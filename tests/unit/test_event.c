@@ -32,6 +32,9 @@ enum {
     REC_LONG_TYPE,    /* ce_type of 64 bytes: one more than event_meta_t holds */
     REC_NUL_SOURCE,   /* ce_source with a NUL byte inside */
     REC_DUP_ID,       /* ce_id twice: the last one counts */
+    REC_BAD_TIME,     /* ce_time "yesterday" (issue 11: refused by PostgreSQL, not here) */
+    REC_UTF8_TYPE,    /* ce_type with a byte that is not UTF-8 */
+    REC_CTRL_SOURCE,  /* ce_source with a newline */
     REC_COUNT
 };
 
@@ -95,6 +98,9 @@ static void produce_all(void)
                      RD_KAFKA_RESP_ERR_NO_ERROR);
     h[REC_DUP_ID] = headers_but(NULL, "ce_id", "00000000-0000-4000-8000-000000000000");
     hdr(h[REC_DUP_ID], "ce_id", "11111111-1111-4111-8111-111111111111");
+    h[REC_BAD_TIME] = headers_but(NULL, "ce_time", "yesterday");
+    h[REC_UTF8_TYPE] = headers_but(NULL, "ce_type", "test.\xff");
+    h[REC_CTRL_SOURCE] = headers_but(NULL, "ce_source", "/dozen\nlevel=error");
 
     rk = kafka_producer_new(bootstrap, "test-event", NULL, NULL, errstr, sizeof(errstr));
     assert_non_null(rk);
@@ -293,6 +299,9 @@ static void test_read_rejects(void **state)
     expect_reject(REC_BAD_VERSION, "ce_specversion");
     expect_reject(REC_LONG_TYPE, "ce_type");
     expect_reject(REC_NUL_SOURCE, "ce_source");
+    expect_reject(REC_BAD_TIME, "ce_time");
+    expect_reject(REC_UTF8_TYPE, "ce_type");
+    expect_reject(REC_CTRL_SOURCE, "ce_source");
 }
 
 static void test_read_last_header_wins(void **state)

@@ -39,6 +39,33 @@ static void expect_order_error(const char *text, const char *want)
         fail_msg("%s: error '%s' does not contain '%s'", text, err, want);
 }
 
+/* A valid request body with field key set to value (a JSON text; NULL: left out). */
+static char *request_with(const char *key, const char *value)
+{
+    static const char *const keys[] = { "MessageGroupId", "MessageAttributeProductId",
+                                        "MessageAttributeProductCnt",
+                                        "MessageAttributeFactoryId",
+                                        "MessageAttributeRequester", "CallbackUrl" };
+    static const char *const values[] = { "\"stock-arrival-group\"", "\"CP-502101\"", "10",
+                                          "\"FF-500293\"", "\"ops-team\"",
+                                          "\"https://shop.example/deliveries/1?token=ab\"" };
+    char *out = malloc(4096);
+    size_t used = 0, i;
+
+    assert_non_null(out);
+    used += (size_t)snprintf(out, 4096, "{");
+    for (i = 0; i < 6; i++) {
+        const char *v = strcmp(keys[i], key) == 0 ? value : values[i];
+
+        if (v == NULL)
+            continue;
+        used += (size_t)snprintf(out + used, 4096 - used, "%s\"%s\": %s",
+                                 used > 1 ? ", " : "", keys[i], v);
+    }
+    snprintf(out + used, 4096 - used, "}");
+    return out;
+}
+
 /* A URL "http://h/" followed by 'a's, len characters in all. */
 static char *url_of_len(size_t len)
 {
@@ -52,15 +79,18 @@ static char *url_of_len(size_t len)
     return u;
 }
 
-static void order_in(struct lf_order_in *in, const char *sku, long long qty)
+static void order_in(struct lf_order_in *in, const char *product, long long count)
 {
     memset(in, 0, sizeof(*in));
-    snprintf(in->sku, sizeof(in->sku), "%s", sku);
-    in->quantity = qty;
+    snprintf(in->product_id, sizeof(in->product_id), "%s", product);
+    snprintf(in->group_id, sizeof(in->group_id), "g");
+    snprintf(in->factory_id, sizeof(in->factory_id), "FF-1");
+    snprintf(in->requester, sizeof(in->requester), "ops");
+    in->count = count;
     snprintf(in->callback_url, sizeof(in->callback_url), "http://127.0.0.1:1/cb");
 }
 
-/* The list's "production_orders" or "calls" array (borrowed from list). */
+/* The list's "manufactures" or "calls" array (borrowed from list). */
 static json_t *arr(json_t *list, const char *key)
 {
     json_t *a = json_object_get(list, key);
@@ -88,57 +118,115 @@ static json_int_t int_at(json_t *a, size_t i, const char *key)
 static void test_order_parse_ok(void **state)
 {
     struct lf_order_in in;
-    char err[512] = "";
+    char err[512] = "", *text = request_with("ignored", NULL);
 
     (void)state;
-    assert_int_equal(parse_order("{\"sku\": \"choc.glazed_2-x\", \"quantity\": 100000, "
-                                 "\"callback_url\": \"https://factory-cb.local:8082/cb?x=1\", "
-                                 "\"ignored\": [1]}", &in, err, sizeof(err)), 0);
-    assert_string_equal(in.sku, "choc.glazed_2-x");
-    assert_int_equal(in.quantity, 100000);
-    assert_string_equal(in.callback_url, "https://factory-cb.local:8082/cb?x=1");
-
-    assert_int_equal(parse_order("{\"sku\": \"a\", \"quantity\": 1, "
-                                 "\"callback_url\": \"HTTP://127.0.0.1/\"}",
-                                 &in, err, sizeof(err)), 0);
-    assert_int_equal(in.quantity, 1);
+    assert_int_equal(parse_order(text, &in, err, sizeof(err)), 0);
+    free(text);
+    assert_string_equal(in.group_id, "stock-arrival-group");
+    assert_string_equal(in.product_id, "CP-502101");
+    assert_int_equal(in.count, 10);
+    assert_string_equal(in.factory_id, "FF-500293");
+    assert_string_equal(in.requester, "ops-team");
+    assert_string_equal(in.callback_url, "https://shop.example/deliveries/1?token=ab");
 }
 
 static void test_order_parse_errors(void **state)
 {
-    char *long_sku = malloc(SKU_MAX + 2 + 64);
+    static const char *const attrs[] = { "MessageGroupId", "MessageAttributeProductId",
+                                         "MessageAttributeProductCnt",
+                                         "MessageAttributeFactoryId",
+                                         "MessageAttributeRequester" };
+    char want[160], *text;
+    size_t i;
 
     (void)state;
-    assert_non_null(long_sku);
-    expect_order_error("{\"quantity\": 1, \"callback_url\": \"http://h/\"}",
-                       "missing field 'sku'");
-    expect_order_error("{\"sku\": 5, \"quantity\": 1, \"callback_url\": \"http://h/\"}",
-                       "field 'sku' must be");
-    expect_order_error("{\"sku\": \"\", \"quantity\": 1, \"callback_url\": \"http://h/\"}",
-                       "field 'sku' must be");
-    expect_order_error("{\"sku\": \"a b\", \"quantity\": 1, \"callback_url\": \"http://h/\"}",
-                       "field 'sku' must be");
-    snprintf(long_sku, SKU_MAX + 2 + 64, "{\"sku\": \"%065d\", \"quantity\": 1, "
-             "\"callback_url\": \"http://h/\"}", 7);
-    expect_order_error(long_sku, "field 'sku' must be");
-    expect_order_error("{\"sku\": \"a\", \"callback_url\": \"http://h/\"}",
-                       "missing field 'quantity'");
-    expect_order_error("{\"sku\": \"a\", \"quantity\": 0, \"callback_url\": \"http://h/\"}",
-                       "between 1 and 100000");
-    expect_order_error("{\"sku\": \"a\", \"quantity\": 100001, \"callback_url\": \"http://h/\"}",
-                       "between 1 and 100000");
-    expect_order_error("{\"sku\": \"a\", \"quantity\": -3, \"callback_url\": \"http://h/\"}",
-                       "between 1 and 100000");
-    expect_order_error("{\"sku\": \"a\", \"quantity\": 2.0, \"callback_url\": \"http://h/\"}",
-                       "field 'quantity' must be an integer");
-    expect_order_error("{\"sku\": \"a\", \"quantity\": \"2\", \"callback_url\": \"http://h/\"}",
-                       "field 'quantity' must be an integer");
-    expect_order_error("{\"sku\": \"a\", \"quantity\": 1}", "missing field 'callback_url'");
-    expect_order_error("{\"sku\": \"a\", \"quantity\": 1, \"callback_url\": null}",
-                       "field 'callback_url' must be");
-    expect_order_error("{\"sku\": \"a\", \"quantity\": 1, \"callback_url\": \"ftp://h/\"}",
-                       "field 'callback_url' must be");
-    free(long_sku);
+    /* Each attribute missing, empty or null: the factory's message names it. */
+    for (i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++) {
+        snprintf(want, sizeof(want), "The message attribute '%s' must contain non-empty "
+                 "message attribute value", attrs[i]);
+        text = request_with(attrs[i], NULL);
+        expect_order_error(text, want);
+        free(text);
+        text = request_with(attrs[i], "\"\"");
+        expect_order_error(text, want);
+        free(text);
+        text = request_with(attrs[i], "null");
+        expect_order_error(text, want);
+        free(text);
+    }
+    text = request_with("CallbackUrl", NULL);
+    expect_order_error(text, "'CallbackUrl' must contain a non-empty value");
+    free(text);
+    text = request_with("CallbackUrl", "\"ftp://h/\"");
+    expect_order_error(text, "'CallbackUrl' must be an http:// or https:// URL");
+    free(text);
+    text = request_with("MessageAttributeProductCnt", "0");
+    expect_order_error(text, "between 1 and 100000");
+    free(text);
+    text = request_with("MessageAttributeProductCnt", "100001");
+    expect_order_error(text, "between 1 and 100000");
+    free(text);
+    text = request_with("MessageAttributeProductCnt", "\"10\"");
+    expect_order_error(text, "'MessageAttributeProductCnt' must be an integer");
+    free(text);
+    text = request_with("MessageAttributeFactoryId", "7");
+    expect_order_error(text, "'MessageAttributeFactoryId' must contain non-empty");
+    free(text);
+    expect_order_error("[]", "must be a JSON object");
+}
+
+/* The callback body in every shape, with the count requested or another, as a number or a
+ * string. */
+static void test_callback_body(void **state)
+{
+    struct lf_order_in in;
+    struct lf_mode m = defaults;
+    const char *type = NULL;
+    char *body = NULL;
+    json_t *j, *inner;
+
+    (void)state;
+    order_in(&in, "CP-1", 12);
+    assert_int_equal(lf_callback_body(&in, &m, &body, &type), 0);
+    assert_string_equal(type, "application/json");
+    j = test_obj(body);
+    assert_string_equal(json_string_value(json_object_get(j, "MessageAttributeProductId")),
+                        "CP-1");
+    assert_int_equal(json_integer_value(json_object_get(j, "MessageAttributeProductCnt")), 12);
+    assert_string_equal(json_string_value(json_object_get(j, "MessageAttributeFactoryId")),
+                        "FF-1");
+    assert_null(json_object_get(j, "CallbackUrl")); /* the capability does not come back */
+    json_decref(j);
+    free(body);
+
+    m.callback_shape = LF_SHAPE_JSON_STRING;
+    m.count_as_string = 1;
+    m.deliver_count = 7;
+    assert_int_equal(lf_callback_body(&in, &m, &body, &type), 0);
+    assert_string_equal(type, "application/json");
+    j = json_loads(body, JSON_DECODE_ANY, NULL);
+    assert_true(json_is_string(j));
+    inner = test_obj(json_string_value(j));
+    assert_string_equal(json_string_value(json_object_get(inner, "MessageAttributeProductCnt")),
+                        "7");
+    json_decref(inner);
+    json_decref(j);
+    free(body);
+
+    m.callback_shape = LF_SHAPE_TEXT_PLAIN;
+    m.count_as_string = 0;
+    assert_int_equal(lf_callback_body(&in, &m, &body, &type), 0);
+    assert_non_null(strstr(type, "text/plain"));
+    j = test_obj(body);
+    assert_int_equal(json_integer_value(json_object_get(j, "MessageAttributeProductCnt")), 7);
+    json_decref(j);
+    free(body);
+
+    assert_int_equal(lf_shape_parse("json_string"), LF_SHAPE_JSON_STRING);
+    assert_int_equal(lf_shape_parse("xml"), -1);
+    assert_int_equal(lf_shape_parse(NULL), -1);
+    assert_string_equal(lf_shape_name(LF_SHAPE_TEXT_PLAIN), "text_plain");
 }
 
 static void test_callback_url(void **state)
@@ -232,6 +320,11 @@ static void test_mode_patch_errors(void **state)
     expect_patch_error("{\"deliver_twice\": \"true\"}", "must be true or false");
     expect_patch_error("{\"slow_ms\": 5, \"down\": 0}", "field 'down'");
     expect_patch_error("[]", "must be a JSON object");
+    expect_patch_error("{\"callback_shape\": \"xml\"}", "field 'callback_shape' must be");
+    expect_patch_error("{\"callback_shape\": 1}", "field 'callback_shape' must be");
+    expect_patch_error("{\"deliver_count\": 1000001}", "between 0 and 1000000");
+    expect_patch_error("{\"count_as_string\": 1}", "must be true or false");
+    expect_patch_error("{\"reject_next\": -1}", "field 'reject_next' must be between");
 }
 
 static void test_mode_json(void **state)
@@ -241,7 +334,11 @@ static void test_mode_json(void **state)
 
     (void)state;
     assert_non_null(j);
-    assert_int_equal(json_object_size(j), 6);
+    assert_int_equal(json_object_size(j), 10);
+    assert_string_equal(json_string_value(json_object_get(j, "callback_shape")), "object");
+    assert_true(json_is_false(json_object_get(j, "count_as_string")));
+    assert_int_equal(json_integer_value(json_object_get(j, "deliver_count")), 0);
+    assert_int_equal(json_integer_value(json_object_get(j, "reject_next")), 0);
     assert_int_equal(json_array_size(json_object_get(j, "fail_skus")), 0);
     assert_int_equal(json_integer_value(json_object_get(j, "fail_next")), 3);
     assert_int_equal(json_integer_value(json_object_get(j, "slow_ms")), 250);
@@ -306,10 +403,10 @@ static void test_calls_recorded(void **state)
 
     (void)state;
     assert_non_null(st);
-    b = test_obj("{\"sku\": \"choc\", \"quantity\": 3}");
+    b = test_obj("{\"MessageAttributeProductId\": \"choc\", \"MessageAttributeProductCnt\": 3}");
     state_record_call(st, b, LF_CALL_UNAVAILABLE);
     json_decref(b);
-    b = test_obj("{\"sku\": \"bad sku\", \"quantity\": \"x\"}");
+    b = test_obj("{\"MessageAttributeProductId\": 5, \"MessageAttributeProductCnt\": \"x\"}");
     state_record_call(st, b, LF_CALL_INVALID);
     json_decref(b);
     state_record_call(st, NULL, LF_CALL_REFUSED);
@@ -318,12 +415,12 @@ static void test_calls_recorded(void **state)
     assert_non_null(list);
     calls = arr(list, "calls");
     assert_int_equal(json_array_size(calls), 3);
-    assert_int_equal(json_array_size(arr(list, "production_orders")), 0);
-    assert_string_equal(str_at(calls, 0, "sku"), "choc");
-    assert_int_equal(int_at(calls, 0, "quantity"), 3);
+    assert_int_equal(json_array_size(arr(list, "manufactures")), 0);
+    assert_string_equal(str_at(calls, 0, "product_id"), "choc");
+    assert_int_equal(int_at(calls, 0, "count"), 3);
     assert_string_equal(str_at(calls, 0, "outcome"), "unavailable");
-    assert_true(json_is_null(json_object_get(json_array_get(calls, 1), "sku")));
-    assert_true(json_is_null(json_object_get(json_array_get(calls, 1), "quantity")));
+    assert_true(json_is_null(json_object_get(json_array_get(calls, 1), "product_id")));
+    assert_true(json_is_null(json_object_get(json_array_get(calls, 1), "count")));
     assert_string_equal(str_at(calls, 1, "outcome"), "invalid");
     assert_string_equal(str_at(calls, 2, "outcome"), "refused");
     /* "2026-11-22T01:40:31.123Z" */
@@ -369,11 +466,11 @@ static void test_order_lifecycle(void **state)
     state_order_result(st, c, LF_CB_FAILED, 0);
 
     list = state_list(st, NULL);
-    orders = arr(list, "production_orders");
+    orders = arr(list, "manufactures");
     calls = arr(list, "calls");
     assert_int_equal(json_array_size(orders), 3);
     assert_int_equal(json_array_size(calls), 3);
-    assert_string_equal(str_at(orders, 0, "factory_order_id"), "fo-a");
+    assert_string_equal(str_at(orders, 0, "manufacture_id"), "fo-a");
     assert_string_equal(str_at(orders, 0, "status"), "delivered");
     assert_int_equal(int_at(orders, 0, "callback_attempts"), 4);
     assert_int_equal(int_at(orders, 0, "deliveries"), 1);
@@ -383,14 +480,14 @@ static void test_order_lifecycle(void **state)
     assert_string_equal(str_at(orders, 2, "status"), "delivering");
     assert_int_equal(int_at(orders, 2, "callback_attempts"), 1);
     assert_string_equal(str_at(calls, 2, "outcome"), "accepted");
-    assert_int_equal(int_at(calls, 2, "quantity"), 2);
+    assert_int_equal(int_at(calls, 2, "count"), 2);
     json_decref(list);
 
     /* the last failure gives up */
     state_order_attempt(st, c);
     state_order_result(st, c, LF_CB_FAILED, 1);
     list = state_list(st, "two");
-    orders = arr(list, "production_orders");
+    orders = arr(list, "manufactures");
     assert_int_equal(json_array_size(orders), 2);
     assert_string_equal(str_at(orders, 1, "status"), "callback_failed");
     assert_int_equal(int_at(orders, 1, "callback_attempts"), 2);
@@ -405,7 +502,7 @@ static void test_order_lifecycle(void **state)
     assert_true(a > c);
     state_order_result(st, c, LF_CB_DELIVERED, 1);
     list = state_list(st, NULL);
-    orders = arr(list, "production_orders");
+    orders = arr(list, "manufactures");
     assert_int_equal(json_array_size(orders), 1);
     assert_string_equal(str_at(orders, 0, "status"), "scheduled");
     assert_int_equal(int_at(orders, 0, "deliveries"), 0);
@@ -444,16 +541,16 @@ static void test_records_bounded(void **state)
 
     list = state_list(st, NULL);
     assert_non_null(list);
-    orders = arr(list, "production_orders");
+    orders = arr(list, "manufactures");
     calls = arr(list, "calls");
     assert_int_equal(json_array_size(orders), LF_RECORDS_MAX);
     assert_int_equal(json_array_size(calls), LF_RECORDS_MAX);
-    assert_string_equal(str_at(orders, 0, "factory_order_id"), "fo-3");
+    assert_string_equal(str_at(orders, 0, "manufacture_id"), "fo-3");
     assert_int_equal(int_at(orders, 0, "callback_attempts"), 1);
     assert_string_equal(str_at(orders, 0, "status"), "delivering");
-    assert_int_equal(int_at(calls, 0, "quantity"), 4);
+    assert_int_equal(int_at(calls, 0, "count"), 4);
     assert_string_equal(str_at(orders, LF_RECORDS_MAX - 1, "status"), "delivered");
-    assert_string_equal(str_at(orders, LF_RECORDS_MAX - 1, "factory_order_id"), "fo-10002");
+    assert_string_equal(str_at(orders, LF_RECORDS_MAX - 1, "manufacture_id"), "fo-10002");
     json_decref(list);
     state_free(st);
 }
@@ -491,6 +588,7 @@ int main(void)
         cmocka_unit_test(test_order_parse_ok),
         cmocka_unit_test(test_order_parse_errors),
         cmocka_unit_test(test_callback_url),
+        cmocka_unit_test(test_callback_body),
         cmocka_unit_test(test_mode_patch_subset),
         cmocka_unit_test(test_mode_patch_errors),
         cmocka_unit_test(test_mode_json),

@@ -37,6 +37,7 @@ static void test_reason_codes_and_words(void **state)
         { FEED_ALL_ZERO, "all_zero", "the source published only zeros" },
         { FEED_INVALID_DATA, "invalid_data", "the source published invalid figures" },
         { FEED_DECREASING_TOTALS, "decreasing_totals", "the source's totals went down" },
+        { FEED_SOURCE_REFUSED, "source_refused", "the data source refused our request" },
     };
     static const char *const unknown[] = {
         "ok", "", "SOURCE_UNREACHABLE", "source_unreachable ", "expired", "stale",
@@ -390,6 +391,21 @@ static void test_validate_buffers(void **state)
 /* ---------------------------------------------------------------------------------- */
 /* feed_fetch against a server in this process */
 
+/* feed_fetch of a dozen-json source at url. */
+static feed_reason_t fetch_json(CURL *curl, const char *url, long timeout_ms,
+                                const char *today, const feed_figures_t *last,
+                                feed_figures_t *out, char *err, size_t err_size)
+{
+    feed_source_t src = { url, FEED_FORMAT_DOZEN_JSON, NULL };
+    feed_figures_t prev;
+    int has_prev = 7;
+    feed_reason_t r = feed_fetch(curl, &src, timeout_ms, today, last, out, &prev, &has_prev,
+                                 err, err_size);
+
+    assert_int_equal(has_prev, 0);   /* the JSON feed has no previous day */
+    return r;
+}
+
 static const http_route_t routes[] = {
     { "GET", "/daily", stub_handler },
 };
@@ -419,7 +435,7 @@ static void test_fetch_ok_and_reasons(void **state)
     assert_non_null(curl);
     stub_set(200, good_doc, 0, 0, NULL);
     memset(&out, 0, sizeof(out));
-    assert_int_equal(feed_fetch(curl, stub_url("/daily", u, sizeof(u)), 5000, TODAY, &last_day,
+    assert_int_equal(fetch_json(curl, stub_url("/daily", u, sizeof(u)), 5000, TODAY, &last_day,
                                 &out, err, sizeof(err)), FEED_OK);
     assert_string_equal(out.date, TODAY);
     assert_int_equal(out.confirmed, 10523);
@@ -427,23 +443,23 @@ static void test_fetch_ok_and_reasons(void **state)
 
     /* the same handle again: the document is validated as feed_validate does */
     stub_set(200, DOC(YESTERDAY, FIGS), 0, 0, NULL);
-    assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
+    assert_int_equal(fetch_json(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_NOT_PUBLISHED_YET);
     assert_string_equal(err, "date " YESTERDAY " is yesterday");
     stub_set(200, DOC(TODAY, ", \"confirmed\": 0, \"recovered\": 0, "
                               "\"in_treatment\": 0, \"deaths\": 0"), 0, 0, NULL);
-    assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
+    assert_int_equal(fetch_json(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_ALL_ZERO);
     stub_set(200, DOC(TODAY, ", \"confirmed\": 10323, \"recovered\": 6973, "
                               "\"in_treatment\": 3246, \"deaths\": 204"), 0, 0, NULL);
-    assert_int_equal(feed_fetch(curl, u, 5000, TODAY, &last_day, &out, err, sizeof(err)),
+    assert_int_equal(fetch_json(curl, u, 5000, TODAY, &last_day, &out, err, sizeof(err)),
                      FEED_DECREASING_TOTALS);
     stub_set(200, "[1, 2]", 0, 0, NULL);
-    assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
+    assert_int_equal(fetch_json(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_INVALID_DATA);
     /* any 2xx is an answer */
     stub_set(203, good_doc, 0, 0, NULL);
-    assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
+    assert_int_equal(fetch_json(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_OK);
     curl_easy_cleanup(curl);
 }
@@ -458,35 +474,35 @@ static void test_fetch_http_errors(void **state)
     assert_non_null(curl);
     /* non-2xx: unreachable, whatever the body says */
     stub_set(503, good_doc, 0, 0, NULL);
-    assert_int_equal(feed_fetch(curl, stub_url("/daily", u, sizeof(u)), 5000, TODAY, NULL, &out,
+    assert_int_equal(fetch_json(curl, stub_url("/daily", u, sizeof(u)), 5000, TODAY, NULL, &out,
                                 err, sizeof(err)), FEED_SOURCE_UNREACHABLE);
     assert_string_equal(err, "HTTP 503");
     stub_set(500, good_doc, 0, 0, NULL);
-    assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
+    assert_int_equal(fetch_json(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_SOURCE_UNREACHABLE);
     assert_string_equal(err, "HTTP 500");
-    assert_int_equal(feed_fetch(curl, stub_url("/nope", u, sizeof(u)), 5000, TODAY, NULL, &out,
+    assert_int_equal(fetch_json(curl, stub_url("/nope", u, sizeof(u)), 5000, TODAY, NULL, &out,
                                 err, sizeof(err)), FEED_SOURCE_UNREACHABLE);
     assert_string_equal(err, "HTTP 404");
 
     /* a redirect is not followed, even to a good document */
     stub_set(302, good_doc, 0, 0, stub_url("/daily", target, sizeof(target)));
-    assert_int_equal(feed_fetch(curl, stub_url("/daily", u, sizeof(u)), 5000, TODAY, NULL, &out,
+    assert_int_equal(fetch_json(curl, stub_url("/daily", u, sizeof(u)), 5000, TODAY, NULL, &out,
                                 err, sizeof(err)), FEED_SOURCE_UNREACHABLE);
     assert_string_equal(err, "HTTP 302");
 
     /* a body over FEED_BODY_MAX: the transfer is stopped, and it is invalid */
     stub_set(200, good_doc, FEED_BODY_MAX, 0, NULL);
-    assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
+    assert_int_equal(fetch_json(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_INVALID_DATA);
     assert_non_null(strstr(err, "longer than 65536 bytes"));
     /* just under it is fine */
     stub_set(200, good_doc, FEED_BODY_MAX - 200, 0, NULL);
-    assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
+    assert_int_equal(fetch_json(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_OK);
     /* a big error body is still the HTTP error */
     stub_set(503, good_doc, 2 * FEED_BODY_MAX, 0, NULL);
-    assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
+    assert_int_equal(fetch_json(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_SOURCE_UNREACHABLE);
     assert_string_equal(err, "HTTP 503");
     curl_easy_cleanup(curl);
@@ -504,38 +520,38 @@ static void test_fetch_transport_errors(void **state)
     /* a timeout: the whole request is bounded */
     stub_set(200, good_doc, 0, 1500, NULL);
     t0 = util_mono_ms();
-    assert_int_equal(feed_fetch(curl, stub_url("/daily", u, sizeof(u)), 200, TODAY, NULL, &out,
+    assert_int_equal(fetch_json(curl, stub_url("/daily", u, sizeof(u)), 200, TODAY, NULL, &out,
                                 err, sizeof(err)), FEED_SOURCE_UNREACHABLE);
     assert_true(util_mono_ms() - t0 < 1200);
     assert_non_null(strstr(err, "timed out"));
 
     /* refused: a port that was just given up */
     assert_int_equal(stub_refused_url("/daily", u, sizeof(u)), 0);
-    assert_int_equal(feed_fetch(curl, u, 2000, TODAY, NULL, &out, err, sizeof(err)),
+    assert_int_equal(fetch_json(curl, u, 2000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_SOURCE_UNREACHABLE);
     assert_true(strstr(err, "onnect") != NULL);
 
     /* only http and https */
-    assert_int_equal(feed_fetch(curl, "file:///etc/hostname", 2000, TODAY, NULL, &out, err,
+    assert_int_equal(fetch_json(curl, "file:///etc/hostname", 2000, TODAY, NULL, &out, err,
                                 sizeof(err)), FEED_SOURCE_UNREACHABLE);
     assert_non_null(strstr(err, "rotocol"));
-    assert_int_equal(feed_fetch(curl, "ftp://127.0.0.1/daily", 2000, TODAY, NULL, &out, err,
+    assert_int_equal(fetch_json(curl, "ftp://127.0.0.1/daily", 2000, TODAY, NULL, &out, err,
                                 sizeof(err)), FEED_SOURCE_UNREACHABLE);
     assert_non_null(strstr(err, "rotocol"));
-    assert_int_equal(feed_fetch(curl, "not a url", 2000, TODAY, NULL, &out, err, sizeof(err)),
+    assert_int_equal(fetch_json(curl, "not a url", 2000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_SOURCE_UNREACHABLE);
 
     /* the caller's mistakes */
-    assert_int_equal(feed_fetch(NULL, stub_url("/daily", u, sizeof(u)), 2000, TODAY, NULL, &out,
+    assert_int_equal(fetch_json(NULL, stub_url("/daily", u, sizeof(u)), 2000, TODAY, NULL, &out,
                                 err, sizeof(err)), FEED_SOURCE_UNREACHABLE);
-    assert_int_equal(feed_fetch(curl, NULL, 2000, TODAY, NULL, &out, err, sizeof(err)),
+    assert_int_equal(fetch_json(curl, NULL, 2000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_SOURCE_UNREACHABLE);
-    assert_int_equal(feed_fetch(curl, u, 0, TODAY, NULL, &out, err, sizeof(err)),
+    assert_int_equal(fetch_json(curl, u, 0, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_SOURCE_UNREACHABLE);
 
     /* and the handle still works after all that */
     stub_set(200, good_doc, 0, 0, NULL);
-    assert_int_equal(feed_fetch(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
+    assert_int_equal(fetch_json(curl, u, 5000, TODAY, NULL, &out, err, sizeof(err)),
                      FEED_OK);
     curl_easy_cleanup(curl);
 }

@@ -27,7 +27,8 @@ static void use_tz(const char *tz)
 static void test_kind_names(void **state)
 {
     static const char *const names[] = {
-        "ok", "not_published", "wrong_date", "all_zero", "invalid", "down", "decreasing"
+        "ok", "not_published", "wrong_date", "all_zero", "invalid", "down", "decreasing",
+        "refused"
     };
     enum od_kind k;
     size_t i;

@@ -188,10 +188,57 @@ static void test_alnum(void **state)
     assert_false(util_alnum_valid("AC\xc3\xa9", 64));
 }
 
+static void test_rfc3339_parse(void **state)
+{
+    static const char *const bad[] = {
+        "", "yesterday", "2026-11-22", "2026-11-22T01:40:31", "2026-11-22 01:40:31Z",
+        "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z", "2026-04-31T00:00:00Z",
+        "2026-11-22T24:00:00Z", "2026-11-22T01:60:00Z", "2026-11-22T01:40:61Z",
+        "0000-01-01T00:00:00Z", "2026-11-22T01:40:31.Z", "2026-11-22T01:40:31.1234567890Z",
+        "2026-11-22T01:40:31+0100", "2026-11-22T01:40:31+24:00", "2026-11-22T01:40:31Zjunk",
+        "+2026-11-22T01:40:31Z", "2026-1-22T01:40:31Z", "2026-11-22T01:40:31.123Z\n",
+    };
+    int64_t ms = 0;
+    char out[32];
+
+    (void)state;
+    assert_int_equal(util_rfc3339_parse("2026-11-22T01:40:31.123Z", &ms), 0);
+    assert_int_equal(util_rfc3339(ms, out, sizeof(out)), 0);
+    assert_string_equal(out, "2026-11-22T01:40:31.123Z");
+    assert_int_equal(util_rfc3339_parse("1970-01-01t01:00:00.5+01:00", &ms), 0);
+    assert_int_equal(ms, 500);
+    assert_int_equal(util_rfc3339_parse("1969-12-31T23:59:59.999999999-00:00", &ms), 0);
+    assert_int_equal(ms, -1);
+    assert_int_equal(util_rfc3339_parse("2024-02-29T23:59:60z", &ms), 0);
+    assert_int_equal(util_rfc3339_parse("2000-02-29T00:00:00Z", NULL), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (util_rfc3339_parse(bad[i], &ms) != -1)
+            fail_msg("'%s' was accepted", bad[i]);
+    }
+    assert_int_equal(util_rfc3339_parse(NULL, &ms), -1);
+}
+
+static void test_utf8_valid(void **state)
+{
+    (void)state;
+    assert_true(util_utf8_valid("", 0));
+    assert_true(util_utf8_valid("plain", 5));
+    assert_true(util_utf8_valid("gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x8d\xa9", 15));
+    assert_false(util_utf8_valid("a\0b", 3));         /* NUL */
+    assert_false(util_utf8_valid("\xff", 1));          /* never UTF-8 */
+    assert_false(util_utf8_valid("\xc3", 1));          /* cut */
+    assert_false(util_utf8_valid("\xc0\xaf", 2));      /* overlong */
+    assert_false(util_utf8_valid("\xed\xa0\x80", 3));  /* surrogate */
+    assert_false(util_utf8_valid("\xf4\x90\x80\x80", 4)); /* past U+10FFFF */
+    assert_false(util_utf8_valid(NULL, 1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alnum),
+        cmocka_unit_test(test_rfc3339_parse),
+        cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_uuid_format),
         cmocka_unit_test(test_uuid_unique),
         cmocka_unit_test(test_is_uuid),

@@ -25,7 +25,8 @@ struct lf_job {
     int delivery;           /* which delivery the attempts are for: 1, then 2 */
     char id[LF_ID_LEN + 1];
     char *url;              /* owned */
-    char *body;             /* owned: the JSON that is POSTed */
+    char *body;             /* owned: what is POSTed */
+    const char *content_type; /* static: "Content-Type: ..." of the body */
 };
 
 /*
@@ -54,23 +55,24 @@ struct lf_deliver {
 /* Jobs and the heap */
 
 struct lf_job *deliver_job_new(const char *id, const struct lf_order_in *in,
-                               long long delay_ms, int twice)
+                               const struct lf_mode *mode)
 {
     struct lf_job *job = calloc(1, sizeof(*job));
-    json_t *body = NULL;
+    const char *type = "application/json";
 
     if (job == NULL)
         return NULL;
     snprintf(job->id, sizeof(job->id), "%s", id);
-    job->due_ms = util_mono_ms() + delay_ms;
-    job->deliveries_left = twice ? 2 : 1;
+    job->due_ms = util_mono_ms() + mode->delay_ms;
+    job->deliveries_left = mode->deliver_twice ? 2 : 1;
     job->delivery = 1;
     job->url = strdup(in->callback_url);
-    body = json_pack("{s:s, s:s, s:I}", "factory_order_id", id, "sku", in->sku,
-                     "quantity", (json_int_t)in->quantity);
-    if (body != NULL)
-        job->body = json_dumps(body, JSON_COMPACT); /* malloc'ed, owned by the job */
-    json_decref(body);
+    /* malloc'ed, owned by the job */
+    if (lf_callback_body(in, mode, &job->body, &type) != 0)
+        job->body = NULL;
+    job->content_type = strcmp(type, "application/json") == 0
+                        ? "Content-Type: application/json"
+                        : "Content-Type: text/plain; charset=utf-8";
     if (job->url == NULL || job->body == NULL) {
         deliver_job_free(job);
         return NULL;
@@ -175,7 +177,7 @@ static enum lf_cb_result post_callback(lf_deliver_t *d, CURL *curl, const struct
         util_errf(errstr, errstr_size, "no curl handle");
         goto done;
     }
-    tmp = curl_slist_append(hdrs, "Content-Type: application/json");
+    tmp = curl_slist_append(hdrs, job->content_type);
     if (tmp == NULL)
         goto oom;
     hdrs = tmp;
@@ -246,7 +248,7 @@ static int attempt(lf_deliver_t *d, CURL *curl, struct lf_job *job)
     switch (r) {
     case LF_CB_DELIVERED:
         job->deliveries_left--;
-        log_info("callback_attempt factory_order_id=%s delivery=%d attempt=%d "
+        log_info("callback_attempt manufacture_id=%s delivery=%d attempt=%d "
                  "outcome=delivered status=%ld next=%s", job->id, job->delivery, job->attempt,
                  status, job->deliveries_left > 0 ? "deliver_again" : "done");
         if (job->deliveries_left > 0) {
@@ -257,14 +259,14 @@ static int attempt(lf_deliver_t *d, CURL *curl, struct lf_job *job)
         }
         return 0;
     case LF_CB_REJECTED:
-        log_warn("callback_attempt factory_order_id=%s delivery=%d attempt=%d "
+        log_warn("callback_attempt manufacture_id=%s delivery=%d attempt=%d "
                  "outcome=rejected status=%ld next=give_up", job->id, job->delivery,
                  job->attempt, status);
         return 0;
     case LF_CB_FAILED:
         break;
     }
-    log_warn("callback_attempt factory_order_id=%s delivery=%d attempt=%d outcome=failed "
+    log_warn("callback_attempt manufacture_id=%s delivery=%d attempt=%d outcome=failed "
              "status=%ld error=%s next=%s", job->id, job->delivery, job->attempt, status,
              LOG_Q(err), atomic_load(&d->abort) ? "drop" : last ? "give_up" : "retry");
     if (last)

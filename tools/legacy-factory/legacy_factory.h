@@ -1,5 +1,6 @@
-/* legacy-factory: a stand-in for the slow, unreliable legacy factory HTTP API. Private
- * header; prototypes grouped by source file. */
+/* legacy-factory: a stand-in for the shop's slow, unreliable Legacy Factory API
+ * (POST /api/manufactures with a CallbackUrl). Private header; prototypes grouped by
+ * source file. */
 #ifndef DOZEN_LEGACY_FACTORY_H
 #define DOZEN_LEGACY_FACTORY_H
 
@@ -15,8 +16,10 @@
 #define LF_SERVICE "legacy-factory"
 
 #define LF_QUANTITY_MAX      100000
-#define LF_URL_MAX           1024
-#define LF_ID_LEN            (3 + UTIL_UUID_LEN)  /* "fo-<uuid>", without the NUL */
+#define LF_DELIVER_COUNT_MAX 1000000  /* deliver_count: what the callback may say instead */
+#define LF_ATTR_MAX          256      /* bytes of each string attribute */
+#define LF_URL_MAX           2048
+#define LF_ID_LEN            (3 + UTIL_UUID_LEN)  /* "mf-<uuid>", without the NUL */
 #define LF_SCHEDULED_MAX     10000   /* orders whose callbacks are not finished yet */
 #define LF_RECORDS_MAX       10000   /* calls and orders kept for GET /production-orders */
 #define LF_DELAY_MS_MAX      600000LL
@@ -27,14 +30,26 @@
 #define LF_CALLBACK_TIMEOUT_MS         10000L
 #define LF_DELIVER_THREADS             4
 
+/* How the callback's body is sent: the shapes real deployments of the factory use. */
+enum lf_shape {
+    LF_SHAPE_OBJECT = 0,  /* a JSON object, Content-Type: application/json */
+    LF_SHAPE_JSON_STRING, /* a JSON string holding the object's text, application/json */
+    LF_SHAPE_TEXT_PLAIN,  /* the object's text, Content-Type: text/plain */
+    LF_SHAPE_COUNT
+};
+
 /* The knobs: set from the environment at start, changed by POST /admin/mode. */
 struct lf_mode {
-    long long fail_next;  /* answer 503 to this many more production-order calls */
-    long long slow_ms;    /* sleep before answering each production-order call */
+    long long fail_next;  /* answer 503 to this many more manufacture calls */
+    long long reject_next; /* answer 400 (an unknown factory id) to this many more */
+    long long slow_ms;    /* sleep before answering each manufacture call */
     long long delay_ms;   /* from acceptance to the first callback attempt */
-    int down;             /* refuse production-order calls: close without an answer */
+    long long deliver_count; /* the count the callback says (0: the one requested) */
+    int down;             /* refuse manufacture calls: close without an answer */
     int deliver_twice;    /* send each successful callback a second time */
-    char fail_skus[1024]; /* comma-separated SKUs whose calls are always answered 503 */
+    int count_as_string;  /* the callback's count as a string ("10") */
+    int callback_shape;   /* enum lf_shape */
+    char fail_skus[1024]; /* comma-separated product ids whose calls are always answered 503 */
 };
 
 struct config {
@@ -43,15 +58,19 @@ struct config {
     struct lf_mode mode;  /* also what POST /admin/reset returns to */
 };
 
-/* A validated POST /production-orders body. */
+/* A validated POST /api/manufactures body. */
 struct lf_order_in {
-    char sku[SKU_MAX + 1];
-    long long quantity;
-    char callback_url[LF_URL_MAX + 1];
+    char group_id[LF_ATTR_MAX + 1];    /* MessageGroupId */
+    char product_id[LF_ATTR_MAX + 1];  /* MessageAttributeProductId */
+    long long count;                   /* MessageAttributeProductCnt */
+    char factory_id[LF_ATTR_MAX + 1];  /* MessageAttributeFactoryId */
+    char requester[LF_ATTR_MAX + 1];   /* MessageAttributeRequester */
+    char callback_url[LF_URL_MAX + 1]; /* CallbackUrl */
 };
 
-/* What became of one POST /production-orders. */
-enum lf_outcome { LF_CALL_ACCEPTED, LF_CALL_UNAVAILABLE, LF_CALL_REFUSED, LF_CALL_INVALID };
+/* What became of one POST /api/manufactures. */
+enum lf_outcome { LF_CALL_ACCEPTED, LF_CALL_UNAVAILABLE, LF_CALL_REFUSED, LF_CALL_INVALID,
+                  LF_CALL_REJECTED };
 
 /* The result of one callback attempt. */
 enum lf_cb_result {
@@ -74,16 +93,29 @@ struct factory {
 
 /* state.c: the mode and the record of calls and orders; validation (pure functions) */
 
-/* Validates a production-order body (unknown fields are ignored, as a lenient legacy API
- * would). Returns 0 and fills out, or -1 with a message for the client in errstr. */
+/* Validates a manufacture request (unknown fields are ignored, as a lenient legacy API
+ * would): the six attributes, each required and non-empty, checked in the order of the
+ * API's documentation. Returns 0 and fills out, or -1 with the factory's message in errstr
+ * ("The message attribute 'X' must contain non-empty message attribute value"). */
 int lf_order_parse(json_t *body, struct lf_order_in *out, char *errstr, size_t errstr_size);
+
+/* The callback body for in, as mode says (shape, count_as_string, deliver_count): a new
+ * malloc'ed NUL-terminated text in *body and its Content-Type (static) in *content_type.
+ * Returns 0, or -1 when out of memory. */
+int lf_callback_body(const struct lf_order_in *in, const struct lf_mode *mode, char **body,
+                     const char **content_type);
+
+/* The name of a shape ("object", "json_string", "text_plain"), and back (-1: none). */
+const char *lf_shape_name(int shape);
+int lf_shape_parse(const char *name);
 
 /* Returns 1 if url is an absolute http:// or https:// URL with a host, at most LF_URL_MAX
  * characters of printable ASCII without quotes or backslashes (so it can be logged as is). */
 int lf_callback_url_valid(const char *url);
 
-/* The mode's knobs (fail_next, slow_ms, down, deliver_twice, delay_ms, fail_skus: an array
- * of SKUs) for standin_mode_patch, standin_mode_json and the admin routes. */
+/* The mode's knobs (fail_next, reject_next, slow_ms, down, deliver_twice, delay_ms,
+ * callback_shape, count_as_string, deliver_count, fail_skus: an array of product ids) for
+ * standin_mode_patch, standin_mode_json and the admin routes. */
 extern const struct standin_def lf_standin;
 
 /* Sets m->fail_skus from a comma-separated list ("" for none). Returns 0, or -1 with errstr
@@ -107,13 +139,17 @@ void state_free(lf_state_t *st);
 /* The state's standin, owned by the state. */
 standin_t *state_standin(lf_state_t *st);
 
-/* For each production-order call after its slow_ms sleep: returns 1 when this call must be
+/* For each manufacture call after its slow_ms sleep: returns 1 when this call must be
  * answered 503 (fail_next was above 0 and is decremented), else 0. Copies the mode at that
  * moment into now. */
 int state_gate(lf_state_t *st, struct lf_mode *now);
 
-/* Records a call that did not become an order; sku and quantity are taken from body when
- * it has them in a valid form (body is borrowed and may be NULL). */
+/* For a valid call: returns 1 when it must be refused with a 400 (reject_next was above 0
+ * and is decremented), else 0. */
+int state_reject_gate(lf_state_t *st);
+
+/* Records a call that did not become an order; product id and count are taken from body
+ * when it has them in a valid form (body is borrowed and may be NULL). */
 void state_record_call(lf_state_t *st, json_t *body, enum lf_outcome outcome);
 
 /* Records an accepted order (status "scheduled") and its call. Returns 0 and the order's
@@ -130,9 +166,9 @@ void state_order_attempt(lf_state_t *st, uint64_t seq);
  * was never delivered "callback_failed". */
 void state_order_result(lf_state_t *st, uint64_t seq, enum lf_cb_result r, int last);
 
-/* {"production_orders": [...], "calls": [...]}, oldest first, only those of sku when it is
- * not NULL. Returns a new reference, or NULL when out of memory. */
-json_t *state_list(lf_state_t *st, const char *sku);
+/* {"manufactures": [...], "calls": [...]}, oldest first, only those of product_id when it
+ * is not NULL. Returns a new reference, or NULL when out of memory. */
+json_t *state_list(lf_state_t *st, const char *product_id);
 
 /* deliver.c: the time-ordered callback queue and its delivery threads */
 
@@ -144,11 +180,12 @@ lf_deliver_t *deliver_start(lf_state_t *st, char *errstr, size_t errstr_size);
  * (logged with their number) and frees everything. Accepts NULL. */
 void deliver_stop(lf_deliver_t *d);
 
-/* A callback job for order id: POST {"factory_order_id", "sku", "quantity"} to the
- * callback URL delay_ms from now, once or (twice) two times. Returns a new job owned by
- * the caller (deliver_job_free or deliver_push), or NULL when out of memory. */
+/* A callback job for order id: POST the callback body (lf_callback_body, as mode says)
+ * to the CallbackUrl mode->delay_ms from now, once or (deliver_twice) two times. Returns a
+ * new job owned by the caller (deliver_job_free or deliver_push), or NULL when out of
+ * memory. */
 struct lf_job *deliver_job_new(const char *id, const struct lf_order_in *in,
-                               long long delay_ms, int twice);
+                               const struct lf_mode *mode);
 
 void deliver_job_free(struct lf_job *job);
 

@@ -1,5 +1,6 @@
-/* legacy-factory: a stand-in for the slow, unreliable legacy factory HTTP API, with knobs
- * for delay, failures and refusals, and a record of what it received. */
+/* legacy-factory: a stand-in for the shop's slow, unreliable Legacy Factory API, with knobs
+ * for delay, failures, refusals and the callback's shape, and a record of what it
+ * received. */
 #include "legacy_factory.h"
 
 #include <signal.h>
@@ -15,8 +16,8 @@
 static void config_read(struct config *c)
 {
     char err[256];
-    long long down = 0, twice = 0;
-    const char *fail_skus;
+    long long down = 0, twice = 0, as_string = 0;
+    const char *fail_skus, *shape;
 
     if (cfg_str("HTTP_BIND", "127.0.0.1", &c->http_bind, err, sizeof(err)) != 0 ||
         cfg_port("LEGACY_FACTORY_PORT", 9101, &c->port, err, sizeof(err)) != 0 ||
@@ -27,8 +28,18 @@ static void config_read(struct config *c)
         cfg_int("LEGACY_FACTORY_SLOW_MS", 0, 0, STANDIN_SLOW_MS_MAX, &c->mode.slow_ms,
                 err, sizeof(err)) != 0 ||
         cfg_int("LEGACY_FACTORY_DOWN", 0, 0, 1, &down, err, sizeof(err)) != 0 ||
-        cfg_int("LEGACY_FACTORY_DELIVER_TWICE", 0, 0, 1, &twice, err, sizeof(err)) != 0)
+        cfg_int("LEGACY_FACTORY_DELIVER_TWICE", 0, 0, 1, &twice, err, sizeof(err)) != 0 ||
+        cfg_int("LEGACY_FACTORY_REJECT_NEXT", 0, 0, STANDIN_FAIL_NEXT_MAX,
+                &c->mode.reject_next, err, sizeof(err)) != 0 ||
+        cfg_int("LEGACY_FACTORY_COUNT_AS_STRING", 0, 0, 1, &as_string, err, sizeof(err)) != 0 ||
+        cfg_int("LEGACY_FACTORY_DELIVER_COUNT", 0, 0, LF_DELIVER_COUNT_MAX,
+                &c->mode.deliver_count, err, sizeof(err)) != 0 ||
+        cfg_str("LEGACY_FACTORY_CALLBACK_SHAPE", "object", &shape, err, sizeof(err)) != 0)
         svc_die(LF_SERVICE, "%s", err);
+    if ((c->mode.callback_shape = lf_shape_parse(shape)) < 0)
+        svc_die(LF_SERVICE, "LEGACY_FACTORY_CALLBACK_SHAPE: '%.64s' must be object, "
+                "json_string or text_plain", shape);
+    c->mode.count_as_string = (int)as_string;
     if (cfg_str("LEGACY_FACTORY_FAIL_SKUS", "", &fail_skus, err, sizeof(err)) != 0 ||
         lf_mode_set_fail_skus(&c->mode, fail_skus, err, sizeof(err)) != 0)
         svc_die(LF_SERVICE, "LEGACY_FACTORY_FAIL_SKUS: %s", err);

@@ -13,12 +13,12 @@
 #include "log.h"
 #include "sku.h"
 
-/* One POST /production-orders as it arrived. */
+/* One POST /api/manufactures as it arrived. */
 struct call_rec {
     int64_t at_ms;               /* wall clock */
-    char sku[SKU_MAX + 1];       /* "" when the call had no valid sku */
-    long long quantity;
-    int has_quantity;            /* the call had an integer quantity */
+    char product_id[LF_ATTR_MAX + 1]; /* "" when the call had no valid product id */
+    long long count;
+    int has_count;               /* the call had an integer count */
     enum lf_outcome outcome;
 };
 
@@ -29,12 +29,21 @@ enum order_status {
     ORDER_CALLBACK_FAILED
 };
 
+/* A request's attributes without its CallbackUrl, whose buffer would make every record
+ * 2 KiB larger (the URL is kept at its length, in order_rec). */
+struct lf_attrs {
+    char group_id[LF_ATTR_MAX + 1];
+    char product_id[LF_ATTR_MAX + 1];
+    long long count;
+    char factory_id[LF_ATTR_MAX + 1];
+    char requester[LF_ATTR_MAX + 1];
+};
+
 /* One accepted order and what became of its callback. */
 struct order_rec {
     uint64_t seq;
     char id[LF_ID_LEN + 1];
-    char sku[SKU_MAX + 1];
-    long long quantity;
+    struct lf_attrs in;          /* what was asked for (the URL is below) */
     char *callback_url;          /* owned */
     int64_t received_ms;         /* wall clock */
     enum order_status status;
@@ -75,6 +84,8 @@ const char *lf_outcome_name(enum lf_outcome o)
         return "refused";
     case LF_CALL_INVALID:
         return "invalid";
+    case LF_CALL_REJECTED:
+        return "rejected";
     }
     return "unknown";
 }
@@ -123,55 +134,133 @@ done:
     return ok;
 }
 
+static const char *const shape_names[LF_SHAPE_COUNT] = {
+    [LF_SHAPE_OBJECT] = "object",
+    [LF_SHAPE_JSON_STRING] = "json_string",
+    [LF_SHAPE_TEXT_PLAIN] = "text_plain",
+};
+
+const char *lf_shape_name(int shape)
+{
+    return shape >= 0 && shape < LF_SHAPE_COUNT ? shape_names[shape] : "unknown";
+}
+
+int lf_shape_parse(const char *name)
+{
+    for (int i = 0; name != NULL && i < LF_SHAPE_COUNT; i++) {
+        if (strcmp(shape_names[i], name) == 0)
+            return i;
+    }
+    return -1;
+}
+
+#define NON_EMPTY_MSG(attr) \
+    "The message attribute '" attr "' must contain non-empty message attribute value."
+
+/* Copies string attribute name of body into out (size LF_ATTR_MAX + 1). Returns 0, or -1
+ * with the factory's message. */
+static int attr_str(json_t *body, const char *name, const char *msg, char *out,
+                    char *errstr, size_t errstr_size)
+{
+    json_t *v = json_object_get(body, name);  /* borrowed */
+
+    if (!json_is_string(v) || json_string_length(v) == 0) {
+        util_errf(errstr, errstr_size, "%s", msg);
+        return -1;
+    }
+    if (json_string_length(v) > LF_ATTR_MAX ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        util_errf(errstr, errstr_size, "The message attribute '%s' must be at most %d bytes "
+                  "of text.", name, LF_ATTR_MAX);
+        return -1;
+    }
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
 int lf_order_parse(json_t *body, struct lf_order_in *out, char *errstr, size_t errstr_size)
 {
-    json_t *sku, *qty, *url;   /* borrowed from body */
+    json_t *cnt, *url;   /* borrowed from body */
     json_int_t q;
 
+    memset(out, 0, sizeof(*out));
     if (!json_is_object(body)) {
-        util_errf(errstr, errstr_size, "request body must be a JSON object");
+        util_errf(errstr, errstr_size, "The request body must be a JSON object.");
         return -1;
     }
-    sku = json_object_get(body, "sku");
-    qty = json_object_get(body, "quantity");
-    url = json_object_get(body, "callback_url");
-    if (sku == NULL) {
-        util_errf(errstr, errstr_size, "missing field 'sku'");
+    if (attr_str(body, "MessageGroupId", NON_EMPTY_MSG("MessageGroupId"), out->group_id,
+                 errstr, errstr_size) != 0 ||
+        attr_str(body, "MessageAttributeProductId", NON_EMPTY_MSG("MessageAttributeProductId"),
+                 out->product_id, errstr, errstr_size) != 0)
+        return -1;
+    cnt = json_object_get(body, "MessageAttributeProductCnt");
+    if (cnt == NULL || json_is_null(cnt) ||
+        (json_is_string(cnt) && json_string_length(cnt) == 0)) {
+        util_errf(errstr, errstr_size, NON_EMPTY_MSG("MessageAttributeProductCnt"));
         return -1;
     }
-    if (!json_is_string(sku) || !sku_valid(json_string_value(sku))) {
-        util_errf(errstr, errstr_size, "field 'sku' must be %s", SKU_RULE);
+    if (!json_is_integer(cnt) || (q = json_integer_value(cnt)) < 1 || q > LF_QUANTITY_MAX) {
+        util_errf(errstr, errstr_size, "The message attribute 'MessageAttributeProductCnt' "
+                  "must be an integer between 1 and %d.", LF_QUANTITY_MAX);
         return -1;
     }
-    if (qty == NULL) {
-        util_errf(errstr, errstr_size, "missing field 'quantity'");
+    out->count = (long long)q;
+    if (attr_str(body, "MessageAttributeFactoryId", NON_EMPTY_MSG("MessageAttributeFactoryId"),
+                 out->factory_id, errstr, errstr_size) != 0 ||
+        attr_str(body, "MessageAttributeRequester", NON_EMPTY_MSG("MessageAttributeRequester"),
+                 out->requester, errstr, errstr_size) != 0)
+        return -1;
+    url = json_object_get(body, "CallbackUrl");
+    if (!json_is_string(url) || json_string_length(url) == 0) {
+        util_errf(errstr, errstr_size, "The attribute 'CallbackUrl' must contain a non-empty "
+                  "value.");
         return -1;
     }
-    if (!json_is_integer(qty)) {
-        util_errf(errstr, errstr_size, "field 'quantity' must be an integer");
+    if (!lf_callback_url_valid(json_string_value(url))) {
+        util_errf(errstr, errstr_size, "The attribute 'CallbackUrl' must be an http:// or "
+                  "https:// URL with a host, at most %d characters, without spaces, quotes "
+                  "or backslashes.", LF_URL_MAX);
         return -1;
     }
-    q = json_integer_value(qty);
-    if (q < 1 || q > LF_QUANTITY_MAX) {
-        util_errf(errstr, errstr_size, "field 'quantity' must be between 1 and %d",
-                  LF_QUANTITY_MAX);
-        return -1;
-    }
-    if (url == NULL) {
-        util_errf(errstr, errstr_size, "missing field 'callback_url'");
-        return -1;
-    }
-    if (!json_is_string(url) || !lf_callback_url_valid(json_string_value(url))) {
-        util_errf(errstr, errstr_size,
-                  "field 'callback_url' must be an http:// or https:// URL with a host, "
-                  "at most %d characters, without spaces, quotes or backslashes",
-                  LF_URL_MAX);
-        return -1;
-    }
-    /* Both lengths were checked above. */
-    snprintf(out->sku, sizeof(out->sku), "%s", json_string_value(sku));
     snprintf(out->callback_url, sizeof(out->callback_url), "%s", json_string_value(url));
-    out->quantity = (long long)q;
+    return 0;
+}
+
+int lf_callback_body(const struct lf_order_in *in, const struct lf_mode *mode, char **body,
+                     const char **content_type)
+{
+    long long n = mode->deliver_count > 0 ? mode->deliver_count : in->count;
+    char digits[24];
+    json_t *obj, *wrapped = NULL;
+    char *text = NULL;
+
+    *body = NULL;
+    snprintf(digits, sizeof(digits), "%lld", n);
+    /* "o" steals the count's new reference, also when json_pack fails */
+    obj = json_pack("{s:s, s:s, s:o, s:s, s:s}",
+                    "MessageGroupId", in->group_id,
+                    "MessageAttributeProductId", in->product_id,
+                    "MessageAttributeProductCnt",
+                    mode->count_as_string ? json_string(digits) : json_integer(n),
+                    "MessageAttributeFactoryId", in->factory_id,
+                    "MessageAttributeRequester", in->requester);
+    if (obj == NULL)
+        return -1;
+    text = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    if (text == NULL)
+        return -1;
+    if (mode->callback_shape == LF_SHAPE_JSON_STRING) {
+        wrapped = json_string(text);
+        free(text);
+        text = wrapped != NULL ? json_dumps(wrapped, JSON_ENCODE_ANY) : NULL;
+        json_decref(wrapped);
+        if (text == NULL)
+            return -1;
+    }
+    *content_type = mode->callback_shape == LF_SHAPE_TEXT_PLAIN ? "text/plain; charset=utf-8"
+                                                                : "application/json";
+    *body = text;
     return 0;
 }
 
@@ -255,13 +344,42 @@ static json_t *fail_skus_json(const void *mode)
     return skus;
 }
 
+/* "callback_shape": one of shape_names. */
+static int patch_shape(json_t *v, void *mode, char *errstr, size_t errstr_size)
+{
+    struct lf_mode *m = mode;
+    int shape = lf_shape_parse(json_string_value(v));
+
+    if (shape < 0) {
+        util_errf(errstr, errstr_size, "field 'callback_shape' must be \"object\", "
+                  "\"json_string\" or \"text_plain\"");
+        return -1;
+    }
+    m->callback_shape = shape;
+    return 0;
+}
+
+static json_t *shape_json(const void *mode)
+{
+    return json_string(lf_shape_name(((const struct lf_mode *)mode)->callback_shape));
+}
+
+static void shape_log(const void *mode, char *out, size_t out_size)
+{
+    snprintf(out, out_size, "%s", lf_shape_name(((const struct lf_mode *)mode)->callback_shape));
+}
+
 /* The knobs, in the order GET /admin/mode shows them; fail_skus is not logged. */
 static const struct standin_knob lf_knobs[] = {
     STANDIN_FAIL_NEXT(struct lf_mode),
+    STANDIN_INT(struct lf_mode, reject_next, 0, STANDIN_FAIL_NEXT_MAX),
     STANDIN_SLOW_MS(struct lf_mode),
     STANDIN_DOWN(struct lf_mode),
     STANDIN_BOOL(struct lf_mode, deliver_twice),
     STANDIN_INT(struct lf_mode, delay_ms, 0, LF_DELAY_MS_MAX),
+    STANDIN_CUSTOM("callback_shape", patch_shape, shape_json, shape_log),
+    STANDIN_BOOL(struct lf_mode, count_as_string),
+    STANDIN_INT(struct lf_mode, deliver_count, 0, LF_DELIVER_COUNT_MAX),
     STANDIN_CUSTOM("fail_skus", patch_fail_skus, fail_skus_json, NULL),
     STANDIN_END
 };
@@ -349,6 +467,21 @@ int state_gate(lf_state_t *st, struct lf_mode *now)
     return fail;
 }
 
+int state_reject_gate(lf_state_t *st)
+{
+    int reject = 0;
+    struct lf_mode *m;
+
+    standin_lock(st->si);
+    m = standin_mode_locked(st->si);
+    if (m->reject_next > 0) {
+        m->reject_next--;
+        reject = 1;
+    }
+    standin_unlock(st->si);
+    return reject;
+}
+
 /* The records are forgotten with the mode's reset, under the lock. */
 static void forget(void *app)
 {
@@ -360,8 +493,8 @@ static void forget(void *app)
 }
 
 /* Appends a call, dropping the oldest when full. Lock held. */
-static void call_append(lf_state_t *st, const char *sku, int has_quantity, long long quantity,
-                        enum lf_outcome outcome)
+static void call_append(lf_state_t *st, const char *product_id, int has_count,
+                        long long count, enum lf_outcome outcome)
 {
     struct call_rec *c;
 
@@ -373,22 +506,25 @@ static void call_append(lf_state_t *st, const char *sku, int has_quantity, long 
     st->calls_len++;
     memset(c, 0, sizeof(*c));
     c->at_ms = util_now_ms();
-    if (sku != NULL)
-        snprintf(c->sku, sizeof(c->sku), "%s", sku); /* valid, so it fits */
-    c->has_quantity = has_quantity;
-    c->quantity = quantity;
+    if (product_id != NULL)
+        snprintf(c->product_id, sizeof(c->product_id), "%s", product_id); /* checked: fits */
+    c->has_count = has_count;
+    c->count = count;
     c->outcome = outcome;
 }
 
 void state_record_call(lf_state_t *st, json_t *body, enum lf_outcome outcome)
 {
-    json_t *sku = json_object_get(body, "sku");       /* borrowed; NULL for a NULL body */
-    json_t *qty = json_object_get(body, "quantity");
-    const char *s = json_string_value(sku);
+    /* borrowed; NULL for a NULL body */
+    json_t *pid = json_object_get(body, "MessageAttributeProductId");
+    json_t *cnt = json_object_get(body, "MessageAttributeProductCnt");
+    const char *s = json_string_value(pid);
+    int ok = s != NULL && json_string_length(pid) <= LF_ATTR_MAX &&
+             strlen(s) == json_string_length(pid);
 
     standin_lock(st->si);
-    call_append(st, s != NULL && sku_valid(s) ? s : NULL, json_is_integer(qty),
-                json_is_integer(qty) ? (long long)json_integer_value(qty) : 0, outcome);
+    call_append(st, ok ? s : NULL, json_is_integer(cnt),
+                json_is_integer(cnt) ? (long long)json_integer_value(cnt) : 0, outcome);
     standin_unlock(st->si);
 }
 
@@ -412,14 +548,17 @@ int state_order_add(lf_state_t *st, const struct lf_order_in *in, const char *id
     memset(o, 0, sizeof(*o));
     o->seq = st->next_seq++;
     snprintf(o->id, sizeof(o->id), "%s", id);
-    snprintf(o->sku, sizeof(o->sku), "%s", in->sku);
-    o->quantity = in->quantity;
+    memcpy(o->in.group_id, in->group_id, sizeof(o->in.group_id));
+    memcpy(o->in.product_id, in->product_id, sizeof(o->in.product_id));
+    memcpy(o->in.factory_id, in->factory_id, sizeof(o->in.factory_id));
+    memcpy(o->in.requester, in->requester, sizeof(o->in.requester));
+    o->in.count = in->count;
     o->callback_url = url;
     url = NULL;
     o->received_ms = util_now_ms();
     o->status = ORDER_SCHEDULED;
     *seq = o->seq;
-    call_append(st, in->sku, 1, in->quantity, LF_CALL_ACCEPTED);
+    call_append(st, in->product_id, 1, in->count, LF_CALL_ACCEPTED);
     standin_unlock(st->si);
     return 0;
 }
@@ -474,10 +613,13 @@ static json_t *order_json(const struct order_rec *o)
 
     if (util_rfc3339(o->received_ms, at, sizeof(at)) != 0)
         at[0] = '\0';
-    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:i, s:i}",
-                     "factory_order_id", o->id,
-                     "sku", o->sku,
-                     "quantity", (json_int_t)o->quantity,
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i}",
+                     "manufacture_id", o->id,
+                     "product_id", o->in.product_id,
+                     "count", (json_int_t)o->in.count,
+                     "factory_id", o->in.factory_id,
+                     "requester", o->in.requester,
+                     "group_id", o->in.group_id,
                      "callback_url", o->callback_url,
                      "received_at", at,
                      "status", status_names[o->status],
@@ -494,12 +636,13 @@ static json_t *call_json(const struct call_rec *c)
     /* "o?" takes a new reference, or null for a NULL value */
     return json_pack("{s:s, s:o?, s:o?, s:s}",
                      "at", at,
-                     "sku", c->sku[0] != '\0' ? json_string(c->sku) : NULL,
-                     "quantity", c->has_quantity ? json_integer(c->quantity) : NULL,
+                     "product_id", c->product_id[0] != '\0' ? json_string(c->product_id)
+                                                             : NULL,
+                     "count", c->has_count ? json_integer(c->count) : NULL,
                      "outcome", lf_outcome_name(c->outcome));
 }
 
-json_t *state_list(lf_state_t *st, const char *sku)
+json_t *state_list(lf_state_t *st, const char *product_id)
 {
     json_t *orders = json_array(), *calls = json_array(), *ret = NULL;
     size_t i;
@@ -512,20 +655,20 @@ json_t *state_list(lf_state_t *st, const char *sku)
         const struct order_rec *o = &st->orders[(st->orders_head + i) % LF_RECORDS_MAX];
 
         /* json_array_append_new consumes the item even when it fails (NULL fails too) */
-        if (sku == NULL || strcmp(o->sku, sku) == 0)
+        if (product_id == NULL || strcmp(o->in.product_id, product_id) == 0)
             oom = json_array_append_new(orders, order_json(o)) != 0;
     }
     for (i = 0; i < st->calls_len && !oom; i++) {
         const struct call_rec *c = &st->calls[(st->calls_head + i) % LF_RECORDS_MAX];
 
-        if (sku == NULL || strcmp(c->sku, sku) == 0)
+        if (product_id == NULL || strcmp(c->product_id, product_id) == 0)
             oom = json_array_append_new(calls, call_json(c)) != 0;
     }
     standin_unlock(st->si);
     if (oom)
         goto done;
     /* "o" steals both arrays, also when json_pack fails */
-    ret = json_pack("{s:o, s:o}", "production_orders", orders, "calls", calls);
+    ret = json_pack("{s:o, s:o}", "manufactures", orders, "calls", calls);
     orders = NULL;
     calls = NULL;
 done:

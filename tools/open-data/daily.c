@@ -9,7 +9,8 @@
 #include "util.h"
 
 static const char *const kind_names[OD_NKINDS] = {
-    "ok", "not_published", "wrong_date", "all_zero", "invalid", "down", "decreasing"
+    "ok", "not_published", "wrong_date", "all_zero", "invalid", "down", "decreasing",
+    "refused"
 };
 
 const char *od_kind_name(enum od_kind k)
@@ -332,4 +333,80 @@ json_t *od_daily_json(const struct od_answer *a)
         return NULL;
     }
     return o;
+}
+
+/* One item of the XML answer: the fields the portal sends, in its order. */
+static void xml_item(strbuf_t *out, const char *date, const struct od_figures *f, int seq,
+                     int spoil)
+{
+    char dt[9];
+
+    snprintf(dt, sizeof(dt), "%.4s%.2s%.2s", date, date + 5, date + 8);
+    strbuf_adds(out, "<item><accDefRate>1.23</accDefRate><accExamCnt>17000000</accExamCnt>");
+    if (spoil == 2)
+        strbuf_adds(out, "<careCnt>many</careCnt>");
+    else
+        strbuf_addf(out, "<careCnt>%lld</careCnt>", f->in_treatment);
+    strbuf_addf(out, "<clearCnt>%lld</clearCnt><createDt>%s 09:38:52.383</createDt>",
+                f->recovered, date);
+    if (spoil == 1)
+        strbuf_adds(out, "<deathCnt>-1</deathCnt>");
+    else
+        strbuf_addf(out, "<deathCnt>%lld</deathCnt>", f->deaths);
+    if (spoil != 3)
+        strbuf_addf(out, "<decideCnt>%lld</decideCnt>", f->confirmed);
+    strbuf_addf(out, "<examCnt>12345</examCnt><resutlNegCnt>16000000</resutlNegCnt>"
+                "<seq>%d</seq><stateDt>%s</stateDt><stateTime>00:00</stateTime>"
+                "<updateDt>null</updateDt></item>", seq, dt);
+}
+
+int od_daily_xml(const struct od_answer *a, strbuf_t *out)
+{
+    struct od_figures f = a->figures, prev;
+    char before[OD_DATE_LEN + 1];
+    int spoil = 0;
+
+    strbuf_reset(out);
+    if (a->served == OD_DOWN)
+        return -1;
+    strbuf_adds(out, "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>");
+    if (a->served == OD_REFUSED) {
+        strbuf_adds(out, "<OpenAPI_ServiceResponse><cmmMsgHeader><errMsg>SERVICE ERROR"
+                    "</errMsg><returnAuthMsg>SERVICE_KEY_IS_NOT_REGISTERED_ERROR"
+                    "</returnAuthMsg><returnReasonCode>30</returnReasonCode></cmmMsgHeader>"
+                    "</OpenAPI_ServiceResponse>");
+        goto done;
+    }
+    if (a->served == OD_INVALID) {
+        spoil = (int)(a->invalid_seq % 4) + 1;   /* 1 deathCnt, 2 careCnt, 3 decideCnt, 4 */
+        if (spoil == 4) {
+            strbuf_adds(out, "<response><header><resultCode>00</resultCode>");
+            goto done;   /* cut short: not XML */
+        }
+    }
+    prev = f;
+    prev.confirmed = f.confirmed > OD_DAILY_CONFIRMED ? f.confirmed - OD_DAILY_CONFIRMED : 0;
+    prev.recovered = f.recovered > OD_DAILY_RECOVERED ? f.recovered - OD_DAILY_RECOVERED : 0;
+    prev.deaths = f.deaths > OD_DAILY_DEATHS ? f.deaths - OD_DAILY_DEATHS : 0;
+    if (a->served == OD_ALL_ZERO)
+        memset(&f, 0, sizeof(f));
+    if (a->served == OD_DECREASING) {
+        /* below the day before's, in the same answer */
+        prev = f;
+        f.confirmed = f.confirmed > OD_DECREASE ? f.confirmed - OD_DECREASE : 0;
+    }
+    if (od_date_add_days(a->date, -1, before, sizeof(before)) != 0)
+        return -1;
+    strbuf_adds(out, "<response><header><resultCode>00</resultCode><resultMsg>NORMAL SERVICE."
+                "</resultMsg></header><body><items>");
+    xml_item(out, a->date, &f, 802, spoil);
+    xml_item(out, before, &prev, 801, 0);
+    strbuf_adds(out, "</items><numOfRows>10</numOfRows><pageNo>1</pageNo>"
+                "<totalCount>2</totalCount></body></response>");
+done:
+    if (out->failed) {
+        strbuf_reset(out);
+        return -1;
+    }
+    return 0;
 }

@@ -42,11 +42,12 @@ static void config_read(struct config *c)
         cfg_str("OPEN_DATA_MODE", "ok", &mode, err, sizeof(err)) != 0 ||
         cfg_str("OPEN_DATA_DATE", "", &date, err, sizeof(err)) != 0 ||
         cfg_str("OPEN_DATA_TZ", "Asia/Seoul", &c->tz, err, sizeof(err)) != 0 ||
+        cfg_str("OPEN_DATA_SERVICE_KEY", "", &c->service_key, err, sizeof(err)) != 0 ||
         cfg_str("TZDIR", "/usr/share/zoneinfo", &tzdir, err, sizeof(err)) != 0)
         svc_die(OD_SERVICE, "%s", err);
     if (od_kind_parse(mode, &c->mode.kind) != 0)
         svc_die(OD_SERVICE, "OPEN_DATA_MODE: '%.64s' must be one of ok, not_published, "
-                "wrong_date, all_zero, invalid, down, decreasing", mode);
+                "wrong_date, all_zero, invalid, down, decreasing, refused", mode);
     if (date[0] != '\0' && !od_date_valid(date))
         svc_die(OD_SERVICE, "OPEN_DATA_DATE: '%.64s' is not a date written YYYY-MM-DD", date);
     snprintf(c->mode.date, sizeof(c->mode.date), "%s", date); /* valid or "": fits */

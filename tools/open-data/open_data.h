@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "http.h"
+#include "strbuf.h"
 #include "standin.h"
 
 #define OD_SERVICE "open-data"
@@ -29,9 +30,25 @@ enum od_kind {
     OD_ALL_ZERO,       /* today's date, all four figures 0 */
     OD_INVALID,        /* today's date, one field missing, negative or not an integer */
     OD_DOWN,           /* 503 */
-    OD_DECREASING      /* today's date, confirmed OD_DECREASE below the configured base */
+    OD_DECREASING,     /* today's date, confirmed OD_DECREASE below the configured base */
+    OD_REFUSED         /* the key is refused: the data portal's OpenAPI_ServiceResponse
+                        * envelope (XML), 401 on the JSON feed */
 };
-#define OD_NKINDS 7
+#define OD_NKINDS 8
+
+/* The day before's figures in the XML answer: the base minus these (not below 0). */
+#define OD_DAILY_CONFIRMED 1671
+#define OD_DAILY_RECOVERED 70
+#define OD_DAILY_DEATHS    9
+
+/* What the XML service was asked (GET /openapi/service/rest/Covid19/getCovid19InfStateJson);
+ * the key itself is never kept. */
+struct od_request {
+    int xml;                     /* 0: GET /daily */
+    int key_ok;                  /* serviceKey given (and the one configured, if any) */
+    char start[9], end[9];       /* startCreateDt, endCreateDt as given (cut) */
+    char page[8], rows[8];       /* pageNo, numOfRows as given (cut) */
+};
 
 /* The base values served by "ok" (confirmed, recovered and deaths are cumulative). */
 struct od_figures {
@@ -56,6 +73,8 @@ struct config {
     const char *tz;              /* OPEN_DATA_TZ as given */
     char tz_effective[OD_TZ_MAX + 1]; /* what TZ was set to (see od_tz_resolve) */
     struct od_mode mode;         /* also what POST /admin/reset returns to */
+    const char *service_key;     /* OPEN_DATA_SERVICE_KEY: the only key the XML service
+                                  * takes; "": any non-empty one (never logged) */
 };
 
 /* How one GET /daily is answered, decided by state_daily. */
@@ -110,6 +129,15 @@ int od_tz_resolve(const char *name, const char *zoneinfo_dir, char *out, size_t 
  * reference, or NULL when out of memory or for OD_DOWN. */
 json_t *od_daily_json(const struct od_answer *a);
 
+/* The body the XML service serves for a (not "down"): the data portal's
+ * response/header/body/items with two items, newest first: the date served with the
+ * figures, and the day before with the figures less OD_DAILY_*; spoilt as the kind says
+ * ("invalid": decideCnt missing, deathCnt -1, careCnt not a number, or not XML at all, in
+ * turn); for "refused" the OpenAPI_ServiceResponse envelope with
+ * SERVICE_KEY_IS_NOT_REGISTERED_ERROR, reason code 30. Returns 0, or -1 when out of memory
+ * (out is then emptied). */
+int od_daily_xml(const struct od_answer *a, strbuf_t *out);
+
 /* state.c: the mode, the request record and the decision per request */
 
 /* The mode's knobs ("mode", "publish_after", "slow_ms", "figures" (any subset of the four),
@@ -135,8 +163,14 @@ standin_t *state_standin(od_state_t *st);
  * Returns 0, or -1 when "today" cannot be worked out (nothing is recorded then).
  */
 int state_daily(od_state_t *st, int64_t now_ms, struct od_answer *a);
+/* state_daily for a request rq (NULL: GET /daily): an XML request whose key is not right
+ * is "refused" whatever the mode (publish_after does not move then); the record keeps
+ * rq's format and parameters. */
+int state_daily_request(od_state_t *st, int64_t now_ms, const struct od_request *rq,
+                        struct od_answer *a);
 
-/* {"requests": [{"at", "served", "status", "date"}]}, oldest first. Returns a new
+/* {"requests": [{"at", "served", "status", "date", "format" ("json" or "xml"), and for
+ * xml "key_ok", "startCreateDt", "endCreateDt", "pageNo", "numOfRows"}]}, oldest first. Returns a new
  * reference, or NULL when out of memory. */
 json_t *state_requests(od_state_t *st);
 

@@ -15,6 +15,8 @@ struct req_rec {
     enum od_kind served;
     int status;
     char date[OD_DATE_LEN + 1];  /* "" for "down" */
+    int has_request;             /* the XML service: rq is what it was asked */
+    struct od_request rq;
 };
 
 /* The record is a ring of OD_RECORDS_MAX entries, oldest at head, so the newest are kept. */
@@ -35,7 +37,7 @@ static int patch_kind(json_t *v, void *mode, char *errstr, size_t errstr_size)
 
     if (od_kind_parse(json_string_value(v), &m->kind) != 0) {
         util_errf(errstr, errstr_size, "field 'mode' must be one of ok, not_published, "
-                  "wrong_date, all_zero, invalid, down, decreasing");
+                  "wrong_date, all_zero, invalid, down, decreasing, refused");
         return -1;
     }
     return 0;
@@ -155,6 +157,12 @@ static void forget(void *app)
 
 int state_daily(od_state_t *st, int64_t now_ms, struct od_answer *a)
 {
+    return state_daily_request(st, now_ms, NULL, a);
+}
+
+int state_daily_request(od_state_t *st, int64_t now_ms, const struct od_request *rq,
+                        struct od_answer *a)
+{
     char today[OD_DATE_LEN + 1];
     int ret = -1;
     struct req_rec *r;
@@ -165,11 +173,18 @@ int state_daily(od_state_t *st, int64_t now_ms, struct od_answer *a)
     m = standin_mode_locked(st->si);
     if (od_today(m->date, (time_t)(now_ms / 1000), today, sizeof(today)) != 0)
         goto done;
-    a->served = m->publish_after > 0 ? OD_NOT_PUBLISHED : m->kind;
-    a->status = a->served == OD_DOWN ? 503 : 200;
+    if (rq != NULL && rq->xml && !rq->key_ok)
+        a->served = OD_REFUSED;
+    else
+        a->served = m->publish_after > 0 ? OD_NOT_PUBLISHED : m->kind;
+    /* The portal answers a refused key with its envelope and 200; the JSON feed has no key
+     * and says 401. */
+    a->status = a->served == OD_DOWN ? 503
+              : a->served == OD_REFUSED && (rq == NULL || !rq->xml) ? 401 : 200;
     a->figures = m->figures;
     switch (a->served) {
     case OD_DOWN:
+    case OD_REFUSED:
         break;
     case OD_NOT_PUBLISHED:
         if (od_date_add_days(today, -1, a->date, sizeof(a->date)) != 0)
@@ -184,7 +199,7 @@ int state_daily(od_state_t *st, int64_t now_ms, struct od_answer *a)
         break;
     }
     /* Only now that the answer is settled do the counters move. */
-    if (m->publish_after > 0)
+    if (m->publish_after > 0 && !(rq != NULL && rq->xml && !rq->key_ok))
         m->publish_after--;
     if (a->served == OD_INVALID)
         a->invalid_seq = st->invalid_served++;
@@ -199,6 +214,9 @@ int state_daily(od_state_t *st, int64_t now_ms, struct od_answer *a)
     r->served = a->served;
     r->status = a->status;
     memcpy(r->date, a->date, sizeof(r->date));
+    r->has_request = rq != NULL && rq->xml;
+    if (r->has_request)
+        r->rq = *rq;
     ret = 0;
 done:
     standin_unlock(st->si);
@@ -211,8 +229,16 @@ static json_t *req_json(const struct req_rec *r)
 
     if (util_rfc3339(r->at_ms, at, sizeof(at)) != 0)
         at[0] = '\0';
-    return json_pack("{s:s, s:s, s:i, s:s?}", "at", at, "served", od_kind_name(r->served),
-                     "status", r->status, "date", r->date[0] != '\0' ? r->date : NULL);
+    if (r->has_request)
+        return json_pack("{s:s, s:s, s:i, s:s?, s:s, s:b, s:s, s:s, s:s, s:s}", "at", at,
+                         "served", od_kind_name(r->served), "status", r->status,
+                         "date", r->date[0] != '\0' ? r->date : NULL, "format", "xml",
+                         "key_ok", r->rq.key_ok, "startCreateDt", r->rq.start,
+                         "endCreateDt", r->rq.end, "pageNo", r->rq.page,
+                         "numOfRows", r->rq.rows);
+    return json_pack("{s:s, s:s, s:i, s:s?, s:s}", "at", at, "served",
+                     od_kind_name(r->served), "status", r->status,
+                     "date", r->date[0] != '\0' ? r->date : NULL, "format", "json");
 }
 
 json_t *state_requests(od_state_t *st)
