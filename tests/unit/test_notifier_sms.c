@@ -331,7 +331,7 @@ static void expect_find(sms_client_t *c, int status, const char *json, size_t pa
 
 static void test_find(void **state)
 {
-    sms_client_t *c = client(stub_base(), 5000);
+    sms_client_t *c = client(stub_base(), 20000); /* 4 MiB answers, also under valgrind */
     const char *body = "dozen 2026-11-22: confirmed 1 & more";
     struct fake f;
     char sids[SMS_FIND_MAX][SMS_SID_MAX], err[256];
