@@ -651,15 +651,19 @@ int db_rollback(PGconn *conn)
 int db_ping(db_pool_t *pool, int timeout_ms, char *errstr, size_t errstr_size)
 {
     PGconn *conn;
-    PGresult *res;
+    PGresult *res = NULL;
+    char err[512] = "";
 
-    conn = db_acquire(pool, timeout_ms, errstr, errstr_size);
-    if (conn == NULL)
+    conn = db_acquire(pool, timeout_ms, err, sizeof(err));
+    if (conn != NULL) {
+        res = db_query(conn, "SELECT 1", 0, NULL, NULL, err, sizeof(err));
+        db_release(pool, conn);
+    }
+    if (res == NULL) {
+        /* for /readyz, whose reason must say what is not ready */
+        snprintf(errstr, errstr_size, "PostgreSQL unreachable: %s", err);
         return -1;
-    res = db_query(conn, "SELECT 1", 0, NULL, NULL, errstr, errstr_size);
-    db_release(pool, conn);
-    if (res == NULL)
-        return -1;
+    }
     PQclear(res);
     return 0;
 }

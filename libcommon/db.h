@@ -119,7 +119,8 @@ int db_begin(PGconn *conn, char *errstr, size_t errstr_size);
 int db_commit(PGconn *conn, char *errstr, size_t errstr_size);
 int db_rollback(PGconn *conn);
 
-/* A quick "SELECT 1" through the pool, for /healthz. Returns 0 or -1 with errstr. */
+/* A quick "SELECT 1" through the pool, for /readyz. Returns 0, or -1 with errstr
+ * ("PostgreSQL unreachable: <why>"). */
 int db_ping(db_pool_t *pool, int timeout_ms, char *errstr, size_t errstr_size);
 
 /* Leader leases: how a session advisory lock (one leader among instances) is made to end

@@ -1,6 +1,7 @@
-/* http: the JSON-over-HTTP server on libmicrohttpd: the daemon, bounded bodies, dispatch,
- * /healthz and /metrics. Paths are split and matched in http_path.c, answers and request
- * helpers are in http_reply.c. */
+/* http: the JSON-over-HTTP server on libmicrohttpd: the daemon (epoll and a thread pool),
+ * the request deadline, bounded headers and bodies, dispatch, /livez, /readyz (/healthz)
+ * and /metrics. Paths are split and matched in http_path.c, answers and request helpers
+ * are in http_reply.c. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -13,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -24,18 +27,51 @@
 #include "strbuf.h"
 #include "util.h"
 
-#define HTTP_CONNECTION_TIMEOUT_S 30
-#define HTTP_CONNECTION_LIMIT     1024
 #define HTTP_LOG_PATH_MAX         200  /* characters of the path shown in log lines */
+#define HTTP_CONNECTION_MEMORY    (64 * 1024) /* MHD's per-connection pool: room for
+                                               * HTTP_MAX_HEADERS_BYTES and more, so that
+                                               * oversize headers reach on_request and get
+                                               * a JSON 431, not MHD's HTML page */
+#define HTTP_MAX_CONNECTIONS_CAP  65536
+#define HTTP_REAP_INTERVAL_MS     250  /* how often the deadline is checked */
+
+/*
+ * One open connection, for the request deadline. MHD's own connection timeout is an
+ * inactivity timeout that every byte resets, so a client sending a header line every few
+ * seconds would hold its connection (and, with enough of them, every slot) forever. Each
+ * connection therefore records when its current request began; the reaper thread shuts
+ * down the socket of any connection past its deadline, and MHD then closes it as it would
+ * a connection the client dropped. Created by on_connection(STARTED) and stored in MHD's
+ * socket context, linked in srv->conns, unlinked and freed by on_connection(CLOSED),
+ * which MHD calls before it closes the descriptor, so the reaper (which holds conns_lock
+ * from looking up fd to shutdown()) never touches a descriptor reused by someone else.
+ * Every field is guarded by srv->conns_lock.
+ */
+struct conn_entry {
+    int fd;
+    int64_t start_ms;         /* when the current request (or answer) began */
+    int busy;                 /* a handler is running: the deadline is not counted */
+    int reaped;               /* shut down already */
+    struct conn_entry *prev, *next;
+};
 
 struct http_server {
     struct MHD_Daemon *daemon;
     const http_route_t *routes;   /* borrowed */
     size_t nroutes;
     http_health_fn health;
-    void *ctx;                    /* borrowed, passed to handlers and health */
+    void *health_ctx;             /* borrowed, passed to health */
+    void *ctx;                    /* borrowed, passed to handlers */
     metrics_t *metrics;           /* borrowed; NULL: no /metrics, nothing counted */
     metric_t *in_flight;
+    metric_t *deadline_closed;    /* dozen_http_deadline_closed_total; NULL without metrics */
+    int64_t deadline_ms;
+    pthread_mutex_t conns_lock;   /* guards conns, stopping and every conn_entry */
+    pthread_cond_t reaper_wake;   /* signalled by http_server_stop */
+    struct conn_entry *conns;
+    int stopping;
+    volatile int running;         /* set once the daemon has started (see on_mhd_log) */
+    pthread_t reaper;
     pthread_mutex_t err_lock;     /* guards last_error: MHD logs from any thread */
     char last_error[512];         /* last message from MHD, for start-up errors */
 };
@@ -214,24 +250,33 @@ static void allow_add(char *allow, size_t allow_size, const char *method)
     memcpy(allow + used, method, mlen + 1);
 }
 
+/* GET /readyz and /healthz: 200 {"status": "ok"}, or 503 {"status": "unavailable",
+ * "reason": why, "error": why} ("error" as every other error body has it). GET /livez
+ * (live set) answers 200 {"status": "live"} without asking anything: the process runs and
+ * serves HTTP. */
 static enum MHD_Result serve_health(struct http_server *srv, struct MHD_Connection *conn,
-                                    const char *method, const char *log_path, int *status)
+                                    const char *method, const char *log_path, int live,
+                                    int *status)
 {
     http_response_t res;
     char err[256] = "";
     json_t *body;
 
     memset(&res, 0, sizeof(res));
-    if (srv->health == NULL || srv->health(srv->ctx, err, sizeof(err)) == 0) {
+    if (live) {
+        http_json(&res, MHD_HTTP_OK, json_pack("{s:s}", "status", "live"));
+    } else if (srv->health == NULL || srv->health(srv->health_ctx, err, sizeof(err)) == 0) {
         body = json_pack("{s:s}", "status", "ok");
         http_json(&res, MHD_HTTP_OK, body);
     } else {
+        const char *why = err[0] != '\0' ? err : "not ready";
+
         body = json_object();
         /* json_object_set_new consumes the value even when it fails */
         if (body != NULL &&
             (json_object_set_new(body, "status", json_string("unavailable")) != 0 ||
-             json_object_set_new(body, "error",
-                                 http_safe_string(err[0] != '\0' ? err : "unhealthy")) != 0)) {
+             json_object_set_new(body, "reason", http_safe_string(why)) != 0 ||
+             json_object_set_new(body, "error", http_safe_string(why)) != 0)) {
             json_decref(body);
             body = NULL;
         }
@@ -351,11 +396,15 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
         goto done;
     }
 
-    if (http_path_match("/healthz", seg, nseg, req.params, &req.nparams)) {
-        route_label = "/healthz";
+    if (http_path_match("/healthz", seg, nseg, req.params, &req.nparams) ||
+        http_path_match("/readyz", seg, nseg, req.params, &req.nparams) ||
+        http_path_match("/livez", seg, nseg, req.params, &req.nparams)) {
+        int live = strcmp(seg[0], "livez") == 0;
+
+        route_label = live ? "/livez" : strcmp(seg[0], "readyz") == 0 ? "/readyz" : "/healthz";
         status = MHD_HTTP_METHOD_NOT_ALLOWED;
         if (strcmp(method, "GET") == 0)
-            ret = serve_health(srv, conn, log_method, log_path, &status);
+            ret = serve_health(srv, conn, log_method, log_path, live, &status);
         else
             ret = send_error(conn, log_method, log_path, MHD_HTTP_METHOD_NOT_ALLOWED,
                              "method not allowed", "GET");
@@ -461,6 +510,53 @@ static int content_length_too_large(struct MHD_Connection *conn)
     return end != cl && n > HTTP_MAX_BODY;
 }
 
+struct header_sum {
+    size_t bytes;
+};
+
+/* MHD_get_connection_values iterator: adds one header's name and value to the sum. */
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    struct header_sum *sum = cls;
+
+    (void)kind;
+    sum->bytes += (key != NULL ? strlen(key) : 0) + (value != NULL ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+/* Returns 1 when the request's headers together exceed HTTP_MAX_HEADERS_BYTES. */
+static int headers_too_large(struct MHD_Connection *conn)
+{
+    struct header_sum sum = { 0 };
+
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, &add_header_size, &sum);
+    return sum.bytes > HTTP_MAX_HEADERS_BYTES;
+}
+
+/* The conn_entry of conn (see struct conn_entry), or NULL. */
+static struct conn_entry *conn_entry_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return info != NULL ? info->socket_context : NULL;
+}
+
+/* Marks conn's handler as running (busy 1: the deadline stops) or finished (busy 0: the
+ * answer's own deadline starts now). */
+static void conn_set_busy(struct http_server *srv, struct MHD_Connection *conn, int busy)
+{
+    struct conn_entry *e = conn_entry_of(conn);
+
+    if (e == NULL)
+        return;
+    pthread_mutex_lock(&srv->conns_lock);
+    e->busy = busy;
+    e->start_ms = util_mono_ms();
+    pthread_mutex_unlock(&srv->conns_lock);
+}
+
 /* The MHD access handler: called once when the headers are in (check Content-Length),
  * then once per piece of body (collect it), then once more with no data (answer). */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -473,7 +569,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     char safe_method[LOG_VALUE_MAX], safe_path[LOG_VALUE_MAX];
 
     (void)url;     /* already unescaped by MHD: see struct request_ctx */
-    (void)version;
 
     if (rctx == NULL) {
         /* on_uri failed to allocate: nothing sensible can be sent; close. */
@@ -485,6 +580,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     if (!rctx->started) {
         rctx->started = 1;
+        /* RFC 9112 section 3.2: a server must answer 400 to an HTTP/1.1 request without
+         * Host; libmicrohttpd 0.9.75 lets it through. */
+        if (version != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST) == NULL)
+            return send_error(conn, safe_method, safe_path, MHD_HTTP_BAD_REQUEST,
+                              "missing Host header", NULL);
+        if (headers_too_large(conn)) {
+            char msg[64];
+
+            snprintf(msg, sizeof(msg), "request headers are larger than %d bytes",
+                     HTTP_MAX_HEADERS_BYTES);
+            return send_error(conn, safe_method, safe_path,
+                              MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, msg, NULL);
+        }
         /* Answer before the body is read (and without "100 Continue"): MHD closes the
          * connection afterwards rather than reading what it does not need. */
         if (content_length_too_large(conn))
@@ -520,7 +629,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     if (rctx->too_large)
         return send_too_large(conn, safe_method, safe_path);
-    return dispatch(srv, conn, method, rctx, safe_method, safe_path);
+    {
+        enum MHD_Result r;
+
+        conn_set_busy(srv, conn, 1);
+        r = dispatch(srv, conn, method, rctx, safe_method, safe_path);
+        conn_set_busy(srv, conn, 0);
+        return r;
+    }
 }
 
 /* MHD's URI log callback, called once per request with the request target as the client
@@ -550,17 +666,137 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct http_server *srv = cls;
     struct request_ctx *rctx = *con_cls;
+    struct conn_entry *e = conn_entry_of(conn);
 
-    (void)cls;
-    (void)conn;
     (void)toe;
+    if (e != NULL) {
+        /* the next request on a kept-alive connection gets a deadline of its own */
+        pthread_mutex_lock(&srv->conns_lock);
+        e->start_ms = util_mono_ms();
+        e->busy = 0;
+        pthread_mutex_unlock(&srv->conns_lock);
+    }
     if (rctx == NULL)
         return;
     free(rctx->body);
     free(rctx->raw_path);
     free(rctx);
     *con_cls = NULL;
+}
+
+/* MHD's connection notifications: STARTED links a new conn_entry (stored in the socket
+ * context), CLOSED unlinks and frees it; see struct conn_entry. Without memory the
+ * connection simply has no deadline other than MHD's inactivity timeout. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *srv = cls;
+    struct conn_entry *e;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        *socket_context = NULL;
+        if (info == NULL)
+            return;
+        e = calloc(1, sizeof(*e));
+        if (e == NULL) {
+            log_warn("http_conn_alloc_failed");
+            return;
+        }
+        e->fd = info->connect_fd;
+        e->start_ms = util_mono_ms();
+        pthread_mutex_lock(&srv->conns_lock);
+        e->next = srv->conns;
+        if (srv->conns != NULL)
+            srv->conns->prev = e;
+        srv->conns = e;
+        pthread_mutex_unlock(&srv->conns_lock);
+        *socket_context = e;
+        return;
+    }
+    e = *socket_context;
+    if (e == NULL)
+        return;
+    pthread_mutex_lock(&srv->conns_lock);
+    if (e->prev != NULL)
+        e->prev->next = e->next;
+    else
+        srv->conns = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+    pthread_mutex_unlock(&srv->conns_lock);
+    free(e);
+    *socket_context = NULL;
+}
+
+/* The reaper thread: every HTTP_REAP_INTERVAL_MS, shuts down (both directions) the socket
+ * of each connection whose request has run past the deadline; MHD sees the end of the
+ * stream and closes the connection, releasing its slot. Ends when srv->stopping is set. */
+static void *reaper_main(void *arg)
+{
+    struct http_server *srv = arg;
+    struct timespec until;
+    int64_t now;
+    long closed = 0;
+    struct conn_entry *e;
+
+    pthread_mutex_lock(&srv->conns_lock);
+    while (!srv->stopping) {
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += (long)HTTP_REAP_INTERVAL_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&srv->reaper_wake, &srv->conns_lock, &until);
+        if (srv->stopping)
+            break;
+        now = util_mono_ms();
+        closed = 0;
+        for (e = srv->conns; e != NULL; e = e->next) {
+            if (e->busy || e->reaped || now - e->start_ms < srv->deadline_ms)
+                continue;
+            e->reaped = 1;
+            shutdown(e->fd, SHUT_RDWR); /* an error means it is going away anyway */
+            closed++;
+        }
+        if (closed > 0) {
+            metric_add(srv->deadline_closed, (double)closed);
+            log_debug("http_deadline_closed connections=%ld deadline_ms=%lld", closed,
+                      (long long)srv->deadline_ms);
+        }
+    }
+    pthread_mutex_unlock(&srv->conns_lock);
+    return NULL;
+}
+
+/* Raises the soft RLIMIT_NOFILE to the hard limit and returns how many connections the
+ * descriptors then allow (the limit less HTTP_FD_RESERVE, within 16 and
+ * HTTP_MAX_CONNECTIONS_CAP). */
+static int connections_allowed(void)
+{
+    struct rlimit rl;
+    rlim_t n;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024 - HTTP_FD_RESERVE;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t old = rl.rlim_cur;
+
+        rl.rlim_cur = rl.rlim_max;
+        if (rl.rlim_cur > (rlim_t)HTTP_MAX_CONNECTIONS_CAP + HTTP_FD_RESERVE)
+            rl.rlim_cur = (rlim_t)HTTP_MAX_CONNECTIONS_CAP + HTTP_FD_RESERVE;
+        if (rl.rlim_cur <= old || setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = old;
+    }
+    n = rl.rlim_cur;
+    if (n == RLIM_INFINITY || n > (rlim_t)HTTP_MAX_CONNECTIONS_CAP + HTTP_FD_RESERVE)
+        n = (rlim_t)HTTP_MAX_CONNECTIONS_CAP + HTTP_FD_RESERVE;
+    if (n < (rlim_t)HTTP_FD_RESERVE + 16)
+        return 16;
+    return (int)(n - HTTP_FD_RESERVE);
 }
 
 /* MHD's error log, routed to our log at warn; the last message is kept for start-up
@@ -576,7 +812,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     len = strlen(msg);
     while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
         msg[--len] = '\0';
-    log_warn("http_server_error msg=\"%s\"", msg);
+    /* Once running, a client that goes away (or is closed by the deadline) is routine:
+     * at warn, a thousand slow clients would flood the log. Refusals at a connection
+     * limit stay visible. */
+    if (!srv->running || strstr(msg, "limit") != NULL)
+        log_warn("http_server_error msg=%s", LOG_Q(msg));
+    else
+        log_debug("http_server_error msg=%s", LOG_Q(msg));
     pthread_mutex_lock(&srv->err_lock);
     memcpy(srv->last_error, msg, len + 1);
     pthread_mutex_unlock(&srv->err_lock);
@@ -590,8 +832,16 @@ http_server_t *http_server_start(const char *bind_addr, int port,
                                  http_health_fn health, void *ctx,
                                  char *errstr, size_t errstr_size)
 {
-    http_server_opts_t o = { bind_addr, port, routes, nroutes, health, ctx, NULL };
+    http_server_opts_t o;
 
+    memset(&o, 0, sizeof(o));
+    o.bind_addr = bind_addr;
+    o.port = port;
+    o.routes = routes;
+    o.nroutes = nroutes;
+    o.health = health;
+    o.ctx = ctx;
+    o.thread_per_connection = 1;
     return http_server_start_opts(&o, errstr, errstr_size);
 }
 
@@ -606,7 +856,13 @@ http_server_t *http_server_start_opts(const http_server_opts_t *opts,
     struct sockaddr_in sa;
     unsigned int flags;
     size_t i;
-    int lock_ready = 0;
+    int lock_ready = 0, conns_ready = 0, reaper_ready = 0;
+    int threads = opts->threads > 0 ? opts->threads : HTTP_DEFAULT_THREADS;
+    int max_conns = connections_allowed();
+    int per_client;
+    long long timeout_ms = opts->request_timeout_ms > 0 ? opts->request_timeout_ms
+                                                        : HTTP_DEFAULT_REQUEST_TIMEOUT_MS;
+    pthread_condattr_t cattr;
     http_server_t *ret = NULL;
 
     if (bind_addr == NULL) {
@@ -643,31 +899,88 @@ http_server_t *http_server_start_opts(const http_server_opts_t *opts,
         goto done;
     }
     lock_ready = 1;
+    if (pthread_mutex_init(&srv->conns_lock, NULL) != 0) {
+        util_errf(errstr, errstr_size, "cannot create a mutex");
+        goto done;
+    }
+    /* the reaper waits on the monotonic clock, as util_mono_ms counts */
+    if (pthread_condattr_init(&cattr) != 0) {
+        pthread_mutex_destroy(&srv->conns_lock);
+        util_errf(errstr, errstr_size, "cannot create a condition variable");
+        goto done;
+    }
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+    if (pthread_cond_init(&srv->reaper_wake, &cattr) != 0) {
+        pthread_condattr_destroy(&cattr);
+        pthread_mutex_destroy(&srv->conns_lock);
+        util_errf(errstr, errstr_size, "cannot create a condition variable");
+        goto done;
+    }
+    pthread_condattr_destroy(&cattr);
+    conns_ready = 1;
+    if (opts->max_connections > 0 && opts->max_connections < max_conns)
+        max_conns = opts->max_connections;
+    per_client = opts->max_per_client > 0 ? opts->max_per_client : max_conns / 2;
+    if (per_client < 1)
+        per_client = 1;
+    if (per_client > max_conns)
+        per_client = max_conns;
+    if (threads > max_conns)
+        threads = max_conns; /* libmicrohttpd splits the limit between the threads */
+    srv->deadline_ms = timeout_ms;
     srv->routes = routes;
     srv->nroutes = nroutes;
     srv->health = opts->health;
+    srv->health_ctx = opts->health_ctx != NULL ? opts->health_ctx : opts->ctx;
     srv->ctx = opts->ctx;
     srv->metrics = opts->metrics;
     if (srv->metrics != NULL)
         srv->in_flight = metrics_gauge(srv->metrics, "dozen_http_requests_in_flight",
                                        "Requests being handled now.", NULL);
+    if (srv->metrics != NULL)
+        srv->deadline_closed = metrics_counter(
+            srv->metrics, "dozen_http_deadline_closed_total",
+            "Connections closed because a request (or its answer) ran past the deadline.",
+            NULL);
 
-    flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-            MHD_USE_ERROR_LOG;
-    /* poll() rather than select(): a service with many descriptors (Kafka, PostgreSQL,
-     * up to 1024 connections) may go past FD_SETSIZE. */
-    if (MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES)
-        flags |= MHD_USE_POLL;
+    if (pthread_create(&srv->reaper, NULL, &reaper_main, srv) != 0) {
+        util_errf(errstr, errstr_size, "cannot start the HTTP deadline thread");
+        goto done;
+    }
+    reaper_ready = 1;
 
-    /* The logger comes first so that errors in the other options reach it. */
+    if (opts->thread_per_connection) {
+        flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                MHD_USE_ERROR_LOG;
+        /* poll() rather than select(): past FD_SETSIZE descriptors select() breaks. */
+        if (MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES)
+            flags |= MHD_USE_POLL;
+        threads = 0;
+    } else {
+        /* epoll: no FD_SETSIZE bound, and a slow connection costs a descriptor and a few
+         * KiB, not a thread. Handlers still block their pool thread while they run. */
+        if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) != MHD_YES) {
+            util_errf(errstr, errstr_size, "libmicrohttpd was built without epoll");
+            goto done;
+        }
+        flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    }
+
+    /* The logger comes first so that errors in the other options reach it. The
+     * inactivity timeout is the deadline too (in whole seconds): an idle connection is
+     * closed by whichever comes first. */
     srv->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, &on_request, srv,
         MHD_OPTION_EXTERNAL_LOGGER, &on_mhd_log, srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_CONNECTION_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONNECTION_LIMIT,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)((timeout_ms + 999) / 1000),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_conns,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)per_client,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
         MHD_OPTION_URI_LOG_CALLBACK, &on_uri, srv,
         MHD_OPTION_NOTIFY_COMPLETED, &on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, &on_connection, srv,
         MHD_OPTION_END);
     if (srv->daemon == NULL) {
         /* No daemon threads exist now, so last_error can be read without the lock. */
@@ -676,11 +989,28 @@ http_server_t *http_server_start_opts(const http_server_opts_t *opts,
                                                              : "unknown error");
         goto done;
     }
+    srv->running = 1;
+    log_info("http_server_listening bind=%s port=%d model=%s threads=%d "
+             "max_connections=%d max_per_client=%d request_timeout_ms=%lld", bind_addr,
+             http_server_port(srv), opts->thread_per_connection ? "thread-per-connection"
+                                                                : "epoll",
+             threads, max_conns, per_client, timeout_ms);
     ret = srv;
     srv = NULL; /* ownership passed to the caller */
 
 done:
     if (srv != NULL) {
+        if (reaper_ready) {
+            pthread_mutex_lock(&srv->conns_lock);
+            srv->stopping = 1;
+            pthread_cond_signal(&srv->reaper_wake);
+            pthread_mutex_unlock(&srv->conns_lock);
+            pthread_join(srv->reaper, NULL);
+        }
+        if (conns_ready) {
+            pthread_cond_destroy(&srv->reaper_wake);
+            pthread_mutex_destroy(&srv->conns_lock);
+        }
         if (lock_ready)
             pthread_mutex_destroy(&srv->err_lock);
         free(srv);
@@ -704,9 +1034,16 @@ void http_server_stop(http_server_t *srv)
 {
     if (srv == NULL)
         return;
-    /* Joins the listening thread and every connection thread, so running handlers end
-     * before this returns. */
+    /* Joins the listening thread and every connection (or pool) thread, so running
+     * handlers end before this returns; every connection is closed (and unlinked) then. */
     MHD_stop_daemon(srv->daemon);
+    pthread_mutex_lock(&srv->conns_lock);
+    srv->stopping = 1;
+    pthread_cond_signal(&srv->reaper_wake);
+    pthread_mutex_unlock(&srv->conns_lock);
+    pthread_join(srv->reaper, NULL);
+    pthread_cond_destroy(&srv->reaper_wake);
+    pthread_mutex_destroy(&srv->conns_lock);
     pthread_mutex_destroy(&srv->err_lock);
     free(srv);
 }

@@ -1,5 +1,8 @@
 /* http: an HTTP/JSON server on libmicrohttpd: routes by method and path, JSON bodies up to
- * 16 KiB, JSON errors, GET /healthz, and GET /metrics when given a metrics registry. */
+ * 16 KiB, JSON errors, GET /livez, GET /readyz (and its alias /healthz), and GET /metrics
+ * when given a metrics registry. Event-driven (epoll, a pool of threads), with a deadline
+ * for each whole request and a per-client connection cap, so that slow clients cannot
+ * take every slot. */
 #ifndef DOZEN_HTTP_H
 #define DOZEN_HTTP_H
 
@@ -8,6 +11,13 @@
 
 #define HTTP_MAX_BODY (16 * 1024)
 #define HTTP_MAX_PARAMS 4
+#define HTTP_MAX_HEADERS_BYTES (16 * 1024) /* names and values of all request headers;
+                                            * more: 431 */
+
+/* Defaults of http_server_opts_t's limits (svc.c reads them from HTTP_* variables). */
+#define HTTP_DEFAULT_THREADS         16
+#define HTTP_DEFAULT_REQUEST_TIMEOUT_MS 10000
+#define HTTP_FD_RESERVE              256  /* descriptors kept for Kafka, PostgreSQL, files */
 
 struct MHD_Connection;
 
@@ -41,7 +51,8 @@ typedef struct http_response {
  * for the duration of the call. It runs on one of the server's threads and may block. */
 typedef void (*http_handler_fn)(const http_request_t *req, http_response_t *res, void *ctx);
 
-/* Health callback for GET /healthz: returns 0 when healthy, else -1 with errstr. */
+/* Readiness callback for GET /readyz (and /healthz): returns 0 when ready, else -1 with
+ * errstr saying why, which is sent in the 503 body as "reason". */
 typedef int (*http_health_fn)(void *ctx, char *errstr, size_t errstr_size);
 
 typedef struct http_route {
@@ -59,13 +70,28 @@ typedef struct http_server_opts {
     int port;
     const http_route_t *routes;
     size_t nroutes;
-    http_health_fn health;       /* may be NULL */
+    http_health_fn health;       /* /readyz and /healthz; may be NULL (always ready) */
+    void *health_ctx;            /* passed to health; NULL: ctx */
     void *ctx;
     struct metrics *metrics;     /* NULL, or: GET /metrics renders it, and every request is
                                   * counted in dozen_http_request_duration_seconds{route,
                                   * method,code} (route: the matched pattern, "/healthz",
                                   * "/metrics" or "unmatched"; code: "2xx".."5xx") and
                                   * dozen_http_requests_in_flight */
+    int thread_per_connection;   /* 1: one thread per connection (the stand-ins, whose
+                                  * handlers sleep on purpose to play a slow system);
+                                  * 0: epoll with a pool of `threads` threads */
+    int threads;                 /* pool size; 0: HTTP_DEFAULT_THREADS */
+    long long request_timeout_ms; /* deadline for a whole request, from its first byte (or
+                                  * the end of the previous answer on the connection) to
+                                  * the end of its body, and again for sending the answer;
+                                  * a connection past it is closed. Time in a handler does
+                                  * not count. 0: HTTP_DEFAULT_REQUEST_TIMEOUT_MS */
+    int max_connections;         /* 0: as many as descriptors allow (the soft
+                                  * RLIMIT_NOFILE, raised to the hard one, less
+                                  * HTTP_FD_RESERVE); else at most that */
+    int max_per_client;          /* connections from one IP address; 0: half of the
+                                  * connection limit */
 } http_server_opts_t;
 
 /* http_server_start with every option; see there. */
@@ -73,9 +99,12 @@ http_server_t *http_server_start_opts(const http_server_opts_t *opts,
                                       char *errstr, size_t errstr_size);
 
 /* Starts a server on bind_addr:port (an IPv4 address such as "127.0.0.1" or "0.0.0.0"),
- * one thread per connection. Unknown path: 404; known path, wrong method: 405 with Allow;
- * body over HTTP_MAX_BODY: 413; GET /healthz calls health (which may be NULL). routes and
- * ctx are borrowed and must outlive the server. Returns NULL with errstr on failure. */
+ * one thread per connection (for the stand-ins), default limits. Unknown path: 404; known
+ * path, wrong method: 405 with Allow; body over HTTP_MAX_BODY: 413; headers over
+ * HTTP_MAX_HEADERS_BYTES: 431; GET /livez: 200; GET /readyz and /healthz call health (which
+ * may be NULL): 200, or 503 with the reason. routes and ctx are borrowed and must outlive
+ * the server. May raise the process's soft RLIMIT_NOFILE to the hard limit. Returns NULL
+ * with errstr on failure. */
 http_server_t *http_server_start(const char *bind_addr, int port,
                                  const http_route_t *routes, size_t nroutes,
                                  http_health_fn health, void *ctx,

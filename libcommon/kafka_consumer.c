@@ -10,6 +10,7 @@
 
 #include "db.h"
 #include "event.h"
+#include "health.h"
 #include "kafka.h"
 #include "kafka_handover.h"
 #include "log.h"
@@ -89,6 +90,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             error = rd_kafka_incremental_assign(rk, parts);
         else
             aerr = rd_kafka_assign(rk, parts);
+        health_consumer_assigned(st->group);
         break;
 
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS: {
@@ -96,6 +98,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
         log_info("kafka_partitions_revoked group=%s protocol=%s lost=%d partitions=%s",
                  st->group, proto != NULL ? proto : "-", lost, list[0] != '\0' ? list : "-");
+        if (lost)
+            health_consumer_lost(st->group);
         if (!lost && st->commit_on_revoke)
             commit_stored(rk, st->group, "revoke");
         if (cooperative)
@@ -107,6 +111,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     default:
         log_error("kafka_rebalance_error group=%s err=%s", st->group, rd_kafka_err2name(err));
+        health_consumer_lost(st->group);
         aerr = rd_kafka_assign(rk, NULL); /* resynchronise, as librdkafka asks */
         break;
     }
@@ -676,6 +681,7 @@ rd_kafka_t *kafka_consumer_join(const kafka_consumer_join_t *j, char *errstr,
     }
     conf = NULL; /* rd_kafka_new() took it */
     st = NULL;   /* freed by kafka_consumer_leave() through the handle's opaque */
+    health_consumer_created(j->group); /* not ready until the first assignment */
     /* Rebalances and errors are then served by rd_kafka_consumer_poll(). */
     rd_kafka_poll_set_consumer(rk);
     /* Redeliveries follow from the group: its retry.<group> is made to exist whatever the
@@ -720,5 +726,7 @@ void kafka_consumer_leave(rd_kafka_t *rk)
         log_warn("kafka_consumer_close_failed group=%s err=%s", st != NULL ? st->group : "-",
                  rd_kafka_err2name(err));
     rd_kafka_destroy(rk);
+    if (st != NULL)
+        health_consumer_closed(st->group);
     free(st);
 }

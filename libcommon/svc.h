@@ -53,6 +53,13 @@ typedef struct svc_config {
     long long db_leader_lease_ms; /* DB_LEADER_LEASE: how long a silent leader (outbox
                                   * relay, retry scheduler) keeps its lock, default 3s,
                                   * 1 s to 60 s (db.h, leader leases) */
+    int http_threads;            /* HTTP_THREADS: the HTTP server's pool, default 16, 1..256 */
+    long long http_request_timeout_ms; /* HTTP_REQUEST_TIMEOUT: deadline for one whole
+                                  * request (headers and body), default 10s, 100 ms..10 min */
+    int http_max_connections;    /* HTTP_MAX_CONNECTIONS: 0 (default) = as many as file
+                                  * descriptors allow */
+    int http_max_per_client;     /* HTTP_MAX_CONNECTIONS_PER_CLIENT: connections from one
+                                  * IP address; 0 (default) = half the connection limit */
 } svc_config_t;
 
 /* What differs between services in the common settings. */
@@ -68,7 +75,8 @@ typedef struct svc_config_spec {
 
 /* Reads the common settings into *out, in this order: DATABASE_URL, KAFKA_BOOTSTRAP,
  * HTTP_BIND, spec->port_var, DB_POOL_SIZE, DB_WAIT, TOPICS_WAIT, OUTBOX_POLL_INTERVAL,
- * INSTANCE_ID, DB_STATEMENT_TIMEOUT, DB_LEADER_LEASE.
+ * INSTANCE_ID, DB_STATEMENT_TIMEOUT, DB_LEADER_LEASE, HTTP_THREADS, HTTP_REQUEST_TIMEOUT,
+ * HTTP_MAX_CONNECTIONS, HTTP_MAX_CONNECTIONS_PER_CLIENT.
  * Returns 0, or -1 with errstr naming the first variable that is missing or bad (cfg.h's
  * messages: "SALES_PORT: 'eighty' is not an integer"). */
 int svc_config_read(const svc_config_spec_t *spec, svc_config_t *out,
@@ -108,7 +116,10 @@ typedef struct svc {
                                                 * before it */
     const http_route_t *routes;
     size_t nroutes;
-    http_health_fn health;       /* GET /healthz; may be NULL */
+    http_health_fn health;       /* the service's part of GET /readyz (and /healthz): its
+                                  * database, relay, consumer thread; svc_run adds fresh
+                                  * Kafka metadata and consumer group assignment; may be
+                                  * NULL */
     /* The service's metrics registry, served on GET /metrics with the process_* series,
      * the HTTP server's and the relay's. Required: main() makes it (metrics_new) so that
      * its own series exist before anything runs, and frees it after svc_run. */

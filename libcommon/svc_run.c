@@ -8,13 +8,14 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "health.h"
 #include "log.h"
 #include "topics.h"
 
 int svc_config_read(const svc_config_spec_t *spec, svc_config_t *out,
                     char *errstr, size_t errstr_size)
 {
-    long long pool;
+    long long pool, threads, max_conns, per_client;
 
     memset(out, 0, sizeof(*out));
     if (cfg_str("DATABASE_URL", NULL, &out->database_url, errstr, errstr_size) != 0 ||
@@ -34,8 +35,19 @@ int svc_config_read(const svc_config_spec_t *spec, svc_config_t *out,
         cfg_duration_ms("DB_STATEMENT_TIMEOUT", "30s", 0, 3600000,
                         &out->db_statement_timeout_ms, errstr, errstr_size) != 0 ||
         cfg_duration_ms("DB_LEADER_LEASE", "3s", 1000, 60000, &out->db_leader_lease_ms,
-                        errstr, errstr_size) != 0)
+                        errstr, errstr_size) != 0 ||
+        cfg_int("HTTP_THREADS", HTTP_DEFAULT_THREADS, 1, 256, &threads, errstr,
+                errstr_size) != 0 ||
+        cfg_duration_ms("HTTP_REQUEST_TIMEOUT", "10s", 100, 600000,
+                        &out->http_request_timeout_ms, errstr, errstr_size) != 0 ||
+        cfg_int("HTTP_MAX_CONNECTIONS", 0, 0, 1000000, &max_conns, errstr,
+                errstr_size) != 0 ||
+        cfg_int("HTTP_MAX_CONNECTIONS_PER_CLIENT", 0, 0, 1000000, &per_client, errstr,
+                errstr_size) != 0)
         return -1;
+    out->http_threads = (int)threads;
+    out->http_max_connections = (int)max_conns;
+    out->http_max_per_client = (int)per_client;
     if (out->instance_id[0] == '\0') {
         out->instance_id = NULL;
     } else if (!kafka_instance_id_valid(out->instance_id)) {
@@ -95,7 +107,25 @@ struct svc_progress {
     size_t nbefore, nafter;
     http_server_t *http;
     metrics_sql_t *sql[2];       /* the outbox's gauges, the service's */
+    health_kafka_t *kafka_health; /* from STAGE_POOL on */
+    const svc_t *s;
 };
+
+/* GET /readyz: the service's own check (PostgreSQL, its consumer thread), the outbox
+ * relay where the service has one, fresh Kafka metadata, then every consumer group member
+ * of the process assigned. */
+static int svc_ready(void *ctx, char *errstr, size_t errstr_size)
+{
+    const struct svc_progress *p = ctx;
+
+    if (p->s->health != NULL && p->s->health(p->s->ctx, errstr, errstr_size) != 0)
+        return -1;
+    if (p->s->relay != NULL && outbox_relay_status(*p->s->relay, errstr, errstr_size) != 0)
+        return -1;
+    if (health_kafka_status(p->kafka_health, errstr, errstr_size) != 0)
+        return -1;
+    return health_consumers_ready(errstr, errstr_size);
+}
 
 /* Stops everything p says is running, in shutdown order. */
 static void stop_all(const svc_t *s, const struct svc_progress *p)
@@ -110,6 +140,7 @@ static void stop_all(const svc_t *s, const struct svc_progress *p)
         *s->consumer = NULL;
     }
     hooks_stop(s->before_consumer, s->ctx, p->nbefore);
+    health_kafka_stop(p->kafka_health);
     if (p->stage >= STAGE_RELAY && s->relay != NULL) {
         outbox_relay_stop(*s->relay);
         *s->relay = NULL;
@@ -135,7 +166,7 @@ static void log_started(const svc_t *s)
 int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
 {
     const svc_config_t *c = s->cfg;
-    struct svc_progress p = { STAGE_NONE, 0, 0, NULL, { NULL, NULL } };
+    struct svc_progress p = { STAGE_NONE, 0, 0, NULL, { NULL, NULL }, NULL, s };
     outbox_relay_opts_t ro;
     char err[512];
     int ret = -1, sig;
@@ -169,6 +200,11 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
     if (topics_service_ready(c->kafka_bootstrap, s->name, (int)c->topics_wait_ms,
                              errstr, errstr_size) != 0)
         goto done;
+    p.kafka_health = health_kafka_start(c->kafka_bootstrap, s->name, err, sizeof(err));
+    if (p.kafka_health == NULL) {
+        snprintf(errstr, errstr_size, "Kafka health: %s", err);
+        goto done;
+    }
 
     if (s->relay != NULL) {
         memset(&ro, 0, sizeof(ro));
@@ -214,9 +250,14 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
     ho.port = c->port;
     ho.routes = s->routes;
     ho.nroutes = s->nroutes;
-    ho.health = s->health;
+    ho.health = svc_ready;
+    ho.health_ctx = &p;
     ho.ctx = s->ctx;
     ho.metrics = s->metrics;
+    ho.threads = c->http_threads;
+    ho.request_timeout_ms = c->http_request_timeout_ms;
+    ho.max_connections = c->http_max_connections;
+    ho.max_per_client = c->http_max_per_client;
     p.http = http_server_start_opts(&ho, err, sizeof(err));
     if (p.http == NULL) {
         snprintf(errstr, errstr_size, "HTTP server on %s:%d: %s", c->http_bind, c->port,

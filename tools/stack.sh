@@ -326,9 +326,9 @@ sms_provider() {
 
 wait_healthy() {
     local name=$1 url=$2 deadline=$((SECONDS + UP_TIMEOUT))
-    until curl -fsS -m 2 "$url/healthz" >/dev/null 2>&1; do
+    until curl -fsS -m 2 "$url/readyz" >/dev/null 2>&1; do
         pid_alive "$name" || die "$name exited: see $LOGS/$name.log"
-        [ $SECONDS -lt $deadline ] || die "$name not healthy after ${UP_TIMEOUT}s: see $LOGS/$name.log"
+        [ $SECONDS -lt $deadline ] || die "$name not ready after ${UP_TIMEOUT}s ($(curl -sS -m 2 "$url/readyz" 2>&1 | head -c 300)): see $LOGS/$name.log"
         sleep 0.2
     done
 }

@@ -154,7 +154,6 @@ int api_health(void *ctx, char *errstr, size_t errstr_size)
         snprintf(errstr, errstr_size, "the stock.depleted consumer stopped");
         return -1;
     }
-    if (db_ping(f->db, 2000, errstr, errstr_size) != 0)
-        return -1;
-    return outbox_relay_status(f->relay, errstr, errstr_size);
+    /* svc_run adds the relay, Kafka and consumer group checks */
+    return db_ping(f->db, 2000, errstr, errstr_size);
 }

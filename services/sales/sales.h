@@ -121,7 +121,8 @@ void sales_metrics_order(metrics_t *m, const order_outcome_t *o);
 extern const http_route_t api_routes[];
 extern const size_t api_nroutes;
 
-/* /healthz: the database answers and the outbox relay is not failing. */
+/* The service's part of /readyz: the database answers (svc_run adds the relay, Kafka
+ * metadata and consumer checks). */
 int api_health(void *ctx, char *errstr, size_t errstr_size);
 
 #endif

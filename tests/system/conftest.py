@@ -414,6 +414,21 @@ def make_sku(migrated):
     return make
 
 
+def start_restock(stack, legacy_env=None, factory_env=None, delay_ms=1000):
+    """The restock loop of one test: the legacy-factory stand-in (delivering after delay_ms
+    unless legacy_env says otherwise), retry, stock, factory and sales, with the consumers
+    assigned. Returns (sales, stock, factory, legacy)."""
+    legacy = stack.legacy_factory(**dict({"FACTORY_DELAY_MS": delay_ms},
+                                         **(legacy_env or {}))).start()
+    stack.retry().start()
+    stock = stack.stock().start()
+    factory = stack.factory(legacy, **(factory_env or {})).start()
+    sales = stack.sales().start()
+    wait_assigned(stock)
+    wait_assigned(factory)
+    return sales, stock, factory, legacy
+
+
 def read_topic(bootstrap, topic, until=None, timeout=20.0, settle=0.0):
     """Reads every record of a topic from the beginning. Stops when until(records) is true
     (then keeps reading for `settle` seconds, to catch duplicates), or at the end of every

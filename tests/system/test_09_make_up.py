@@ -79,7 +79,7 @@ def test_up_twice_down_up_keeps_data(run_env):
     for url, port in URLS.items():
         assert env[url] == f"http://127.0.0.1:{run_env[port]}", url
         assert env[url] in first.stdout, url
-        assert requests.get(env[url] + "/healthz", timeout=5).status_code == 200, url
+        assert requests.get(env[url] + "/readyz", timeout=5).status_code == 200, url
     assert set(pids(run_dir)) >= {"notifier.pid", "open-data.pid", "sms-gateway.pid"}
 
     # The notifier reads the open-data stand-in, sends through the SMS stand-in with the

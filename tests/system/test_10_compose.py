@@ -464,7 +464,7 @@ def test_http_healthchecks_ask_the_port_the_program_listens_on(compose):
         (var, default), = prog.ports.items()
         port = int(effective_env(svc).get(var) or default)
         assert healthcheck_argv(svc)[1:] == \
-            ["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{port}/healthz"], name
+            ["curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{port}/readyz"], name
 
 
 def test_migrate_applies_the_migrations_the_image_ships(compose):

@@ -362,8 +362,16 @@ static inline int group_setup(void **state)
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return -1;
     atomic_store(&g_ctx.healthy, 1);
-    g_srv = http_server_start("127.0.0.1", 0, routes, sizeof(routes) / sizeof(routes[0]),
-                              health, &g_ctx, err, sizeof(err));
+    http_server_opts_t o;
+
+    memset(&o, 0, sizeof(o));
+    o.bind_addr = "127.0.0.1";
+    o.routes = routes;
+    o.nroutes = sizeof(routes) / sizeof(routes[0]);
+    o.health = health;
+    o.ctx = &g_ctx;
+    o.threads = 4; /* the services' model: epoll and a pool */
+    g_srv = http_server_start_opts(&o, err, sizeof(err));
     if (g_srv == NULL) {
         fprintf(stderr, "http_server_start: %s\n", err);
         return -1;
