@@ -117,10 +117,9 @@ test_open-data_state_objs      := tools/open-data/state.o tools/open-data/daily.
                                   tools/standin/standin.o
 test_retry_record_objs         := services/retry/record.o
 test_sales_order_objs          := services/sales/order.o
-test_sms-gateway_form_objs     := tools/sms-gateway/form.o
-test_sms-gateway_message_objs  := tools/sms-gateway/message.o tools/sms-gateway/form.o
+test_sms-gateway_message_objs  := tools/sms-gateway/message.o
 test_sms-gateway_state_objs    := tools/sms-gateway/state.o tools/sms-gateway/message.o \
-                                  tools/sms-gateway/form.o tools/standin/standin.o
+                                  tools/standin/standin.o
 test_standin_objs              := tools/standin/standin.o
 
 define unit_rule
