@@ -903,8 +903,6 @@ COMPOSE_ONLY = {
     "BULLETIN_CRON": ".env knob; make up passes BULLETIN_* from the environment",
     "BULLETIN_TZ": "likewise", "BULLETIN_DEADLINE": "likewise",
     "BULLETIN_RETRY_INTERVAL": "likewise", "BULLETIN_FALLBACK_URL": "likewise",
-    "BULLETIN_TEMPLATE": "likewise",
-    "SMS_MAX_SEGMENTS": ".env knob; make up's programs inherit the caller's environment",
     "LEGACY_FACTORY_ID": ".env knob; make up passes LEGACY_FACTORY_* from the environment",
     "LEGACY_FACTORY_REQUESTER": "likewise", "LEGACY_FACTORY_GROUP_ID": "likewise",
 }
