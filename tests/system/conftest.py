@@ -382,6 +382,25 @@ def stack(migrated, broker, workdir, request):
     assert not failures, "\n".join(failures)
 
 
+# Test files whose subject does not depend on which broker carries the records: the HTTP
+# server, configuration, compose, the outside systems' contracts, the schedule. `make test`
+# runs them once, on the dev broker; DOZEN_TEST_ALL_ON_KAFKA=1 runs them on Apache Kafka too.
+BROKER_INDEPENDENT = {
+    "test_06_migrate", "test_07_config", "test_10_compose", "test_22_slow_clients",
+    "test_23_bad_http", "test_35_open_data_feed", "test_36_schedule", "test_37_sms_provider",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("DOZEN_TEST_BROKER", "dev") != "external" or \
+            os.environ.get("DOZEN_TEST_ALL_ON_KAFKA") == "1":
+        return
+    skip = pytest.mark.skip(reason="broker-independent: run once, on the dev broker")
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in BROKER_INDEPENDENT:
+            item.add_marker(skip)
+
+
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
