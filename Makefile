@@ -1,7 +1,8 @@
 # dozen: build, run and test the whole system.
 #
 #   make up      install what is missing, build, start everything, wait until healthy
-#   make test    install what is missing, build, run unit and system tests
+#   make test    install what is missing, build, run unit tests, short fuzzer runs, system tests
+#   make fuzz    run each libFuzzer target for FUZZ_SECONDS (60)
 #   make down    stop what `make up` started (data is kept under .run/)
 #
 # Everything the build and the tests need comes from Debian's packages; `make deps`

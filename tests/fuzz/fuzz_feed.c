@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "feed.h"
 #include "fuzz.h"
 
@@ -45,6 +47,16 @@ static void check(const uint8_t *data, size_t size, const feed_figures_t *last)
         return;
     }
     FUZZ_CHECK(strcmp(f.date, TODAY) == 0);
+    /* ... and the answer's date is that date, not one that starts with it (jansson refuses
+     * "\u0000" unless asked with JSON_ALLOW_NUL: this would catch a loader that allows it). */
+    {
+        json_error_t jerr;
+        json_t *doc = json_loadb((const char *)data, size, JSON_DECODE_ANY, &jerr);
+
+        FUZZ_CHECK(doc != NULL);
+        FUZZ_CHECK(json_string_length(json_object_get(doc, "date")) == strlen(TODAY));
+        json_decref(doc);
+    }
     FUZZ_CHECK(f.confirmed >= 0 && f.confirmed <= FEED_FIGURE_MAX);
     FUZZ_CHECK(f.recovered >= 0 && f.recovered <= FEED_FIGURE_MAX);
     FUZZ_CHECK(f.in_treatment >= 0 && f.in_treatment <= FEED_FIGURE_MAX);
