@@ -22,6 +22,13 @@ for name in "$@"; do
     if [ -d "$here/corpus/$name" ]; then
         cp -R "$here/corpus/$name/." "$work/corpus/"
     fi
+    # A dictionary of the tokens its input is made of, when there is one (tests/fuzz/*.dict).
+    dict=()
+    case $name in
+        order|event|feed) dict=(-dict="$here/json.dict") ;;
+        cron) dict=(-dict="$here/cron.dict") ;;
+        retry|retry_record) dict=(-dict="$here/headers.dict") ;;
+    esac
     crashers=()
     if [ -d "$here/crashers/$name" ]; then
         while IFS= read -r -d '' f; do crashers+=("$f"); done \
@@ -36,7 +43,7 @@ for name in "$@"; do
             continue
         fi
     fi
-    if ! "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    if ! "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 "${dict[@]}" \
             -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus" \
             >"$work/fuzz.log" 2>&1; then
         echo "fuzz $name: FAILED (log: $work/fuzz.log, input under $work/artifacts/)"
