@@ -141,6 +141,7 @@ FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
 fuzz_order_objs        := services/sales/order.o
 fuzz_feed_objs         := services/notifier/feed.o services/notifier/feed_datagokr.o
+fuzz_feed_datagokr_objs := services/notifier/feed.o services/notifier/feed_datagokr.o
 fuzz_retry_record_objs := services/retry/record.o
 
 define fuzz_rule

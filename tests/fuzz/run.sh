@@ -26,6 +26,7 @@ for name in "$@"; do
     dict=()
     case $name in
         order|event|feed) dict=(-dict="$here/json.dict") ;;
+        feed_datagokr) dict=(-dict="$here/xml.dict") ;;
         cron) dict=(-dict="$here/cron.dict") ;;
         retry|retry_record) dict=(-dict="$here/headers.dict") ;;
     esac
