@@ -1,7 +1,8 @@
 # dozen: build, run and test the whole system.
 #
 #   make up      install what is missing, build, start everything, wait until healthy
-#   make test    install what is missing, build, run unit and system tests
+#   make test    install what is missing, build, run unit tests, short fuzzer runs, system tests
+#   make fuzz    run each libFuzzer target for FUZZ_SECONDS (60)
 #   make down    stop what `make up` started (data is kept under .run/)
 #
 # Everything the build and the tests need comes from Debian's packages; `make deps`
@@ -34,6 +35,7 @@ DEB_PKGS := build-essential pkg-config librdkafka-dev libmicrohttpd-dev libjanss
             maven openjdk-17-jre-headless docker-compose tzdata
 DEB_PKGS += prometheus   # promtool check metrics, and a real Prometheus server in test_21
 DEB_PKGS += libxml2-dev   # the notifier reads the data portal's XML feed (libxml-2.0)
+DEB_PKGS += clang libclang-rt-14-dev   # libFuzzer targets (make fuzz, tests/fuzz)
 BENCH_PKGS := wrk
 
 PYTHON := /usr/bin/python3
@@ -52,7 +54,7 @@ PROGRAMS := $(SERVICES:%=$(BIN)/%) $(foreach t,$(TOOLS),$(BIN)/$(lastword $(subs
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all asan deps bench-deps up down logs test test-unit test-system test-system-kafka test-asan \
+.PHONY: all asan fuzz fuzz-build fuzz-short deps bench-deps up down logs test test-unit test-system test-system-kafka test-asan \
         valgrind bench clean kafka kafka-down print-programs bench-restock bench-retry bench-notify \
         bench-relay
 
@@ -65,7 +67,7 @@ DEPFLAGS := -MMD -MP
 
 # An object with no .d file beside it (built before the compiler wrote them, or never) depends
 # on every header, so that a build directory from an older checkout is brought up to date once.
-ALL_HEADERS := $(wildcard libcommon/*.h services/*/*.h tools/*/*.h tests/unit/*.h)
+ALL_HEADERS := $(wildcard libcommon/*.h services/*/*.h tools/*/*.h tests/unit/*.h tests/fuzz/*.h)
 depfile_of = $(patsubst %.o,%.d,$(1))
 .SECONDEXPANSION:
 $(BUILD)/%.o: %.c $$(if $$(wildcard $$(call depfile_of,$$@)),,$(ALL_HEADERS))
@@ -131,14 +133,58 @@ $(BUILD)/tests/$(1): $(BUILD)/tests/unit/$(1).o $(addprefix $(BUILD)/,$($(1)_obj
 endef
 $(foreach t,$(UNIT_SRC:tests/unit/%.c=%),$(eval $(call unit_rule,$(t))))
 
+# A libFuzzer target, tests/fuzz/fuzz_<name>.c, builds $(BUILD)/fuzz/fuzz_<name> from that
+# file, libcommon, and the objects on its fuzz_<name>_objs line, as unit tests do. Built only
+# by `make fuzz-build` (clang, in $(FUZZ_BUILD)); tests/fuzz/README.md says how to add one.
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+fuzz_order_objs        := services/sales/order.o
+fuzz_feed_objs         := services/notifier/feed.o services/notifier/feed_datagokr.o
+fuzz_feed_datagokr_objs := services/notifier/feed.o services/notifier/feed_datagokr.o
+fuzz_retry_record_objs := services/retry/record.o
+
+define fuzz_rule
+$(BUILD)/tests/fuzz/fuzz_$(1).o: CFLAGS += -Itests/fuzz \
+    $(addprefix -I,$(sort $(patsubst %/,%,$(dir $(fuzz_$(1)_objs)))))
+$(BUILD)/fuzz/fuzz_$(1): $(BUILD)/tests/fuzz/fuzz_$(1).o $(addprefix $(BUILD)/,$(fuzz_$(1)_objs)) \
+                         $(LIBCOMMON)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(EXTRA_LDFLAGS) -fsanitize=fuzzer -o $$@ $$(filter-out %.a,$$^) $(LIBCOMMON) \
+	    $$(PKG_LIBS) $$(LDLIBS)
+endef
+$(foreach t,$(FUZZ_NAMES),$(eval $(call fuzz_rule,$(t))))
+
 # The header dependencies of every object built so far (none before the first build).
 -include $(wildcard $(patsubst %.c,$(BUILD)/%.d,$(LIBCOMMON_SRC) $(wildcard services/*/*.c) \
-                                   $(wildcard tools/*/*.c) $(UNIT_SRC)))
+                                   $(wildcard tools/*/*.c) $(UNIT_SRC) $(FUZZ_SRC)))
 
 asan:
 	$(MAKE) BUILD=build-asan BIN=bin-asan \
 	    EXTRA_CFLAGS="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	    EXTRA_LDFLAGS="-fsanitize=address,undefined" all $(if $(UNITS),$(UNITS))
+
+# The fuzz targets: clang with libFuzzer, ASan and UBSan (any UB aborts), in a build
+# directory of their own so that the normal build is untouched. FUZZ=<names> picks some.
+FUZZ_BUILD := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ ?= $(FUZZ_NAMES)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+fuzz-build:
+	@$(MAKE) -s --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang \
+	    EXTRA_CFLAGS="-O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+	    EXTRA_LDFLAGS="$(FUZZ_SAN)" $(FUZZ:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
+
+# Each target first replays its crashers (tests/fuzz/crashers/<name>/), then fuzzes for
+# FUZZ_SECONDS over a copy of its seed corpus (the committed corpus is never written).
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ)
+
+# A few seconds each, for `make test`: enough to catch a crash a change brings back.
+fuzz-short: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_BUILD) 3 $(FUZZ)
 
 # ---------------------------------------------------------------------------------------
 # Packages
@@ -183,6 +229,7 @@ logs:
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_TESTS)
 	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory fuzz-short
 	@echo "== system tests on the dev broker (bin/devbroker, librdkafka's mock cluster)"
 	@$(MAKE) --no-print-directory test-system
 	@$(MAKE) --no-print-directory test-system-kafka
@@ -252,4 +299,4 @@ print-programs:
 	@echo $(notdir $(PROGRAMS))
 
 clean:
-	rm -rf build build-asan bin bin-asan
+	rm -rf build build-asan build-fuzz bin bin-asan
