@@ -659,7 +659,8 @@ def main():
     in_fault = [o for o in ops if any(f["start"] <= o["start"] <= f["end"] + (f["recovered"] or 0)
                                       for f in FAULTS)]
     lat = [o["end"] - o["start"] for o in ok]
-    lat_f = [o["end"] - o["start"] for o in in_fault if o in ok]
+    lat_f = [o["end"] - o["start"] for o in in_fault
+             if o["status"] is not None and o["status"] < 500]
     statuses = {}
     for o in ops:
         statuses[str(o["status"])] = statuses.get(str(o["status"]), 0) + 1
