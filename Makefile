@@ -56,7 +56,7 @@ UNIT_TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all asan fuzz fuzz-build fuzz-short deps bench-deps up down logs test test-unit test-system test-system-kafka test-asan \
         valgrind bench clean kafka kafka-down print-programs bench-restock bench-retry bench-notify \
-        bench-relay
+        bench-relay chaos chaos-short
 
 all: $(PROGRAMS)
 
@@ -293,6 +293,19 @@ bench-retry: deps
 bench-notify: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/notify.sh
+
+# The chaos suite (tests/chaos): workload, nemesis and checker on a fresh stack of its own.
+# `make chaos`: about CHAOS_DURATION (600 s) plus start-up and settling, two instances of
+# every service on a three-node Kafka cluster; CHAOS_SEED repeats a run's schedule.
+# `make chaos-short`: about 2 minutes, one instance each, on the dev broker.
+chaos: deps
+	@$(MAKE) --no-print-directory all
+	CHAOS_DURATION=$${CHAOS_DURATION:-600} CHAOS_INSTANCES=$${CHAOS_INSTANCES:-2} \
+	    CHAOS_KAFKA=$${CHAOS_KAFKA:-cluster} DOZEN_BIN=$(abspath $(BIN)) tests/chaos/run.sh
+
+chaos-short: all
+	CHAOS_DURATION=$${CHAOS_DURATION:-75} CHAOS_INSTANCES=1 CHAOS_KAFKA=$${CHAOS_KAFKA:-dev} \
+	    DOZEN_BIN=$(abspath $(BIN)) tests/chaos/run.sh
 
 # The program names, for tests that check other files against the build.
 print-programs:
