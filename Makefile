@@ -11,7 +11,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
 CC      ?= cc
-PKGS    := rdkafka libmicrohttpd jansson libpq libcurl libxml-2.0
+PKGS    := rdkafka libmicrohttpd jansson libpq libcurl libxml-2.0 libcrypto
 BUILD   ?= build
 BIN     ?= bin
 EXTRA_CFLAGS ?=
@@ -34,6 +34,9 @@ DEB_PKGS := build-essential pkg-config librdkafka-dev libmicrohttpd-dev libjanss
             maven openjdk-17-jre-headless docker-compose tzdata
 DEB_PKGS += prometheus   # promtool check metrics, and a real Prometheus server in test_21
 DEB_PKGS += libxml2-dev   # the notifier reads the data portal's XML feed (libxml-2.0)
+DEB_PKGS += libssl-dev   # libcrypto: the sign-up's code hashes and Twilio's webhook signature
+DEB_PKGS += chromium   # the browser tests (tests/browser) drive a real headless browser
+DEB_PKGS += nodejs npm   # Playwright (playwright-core) runs the browser tests
 BENCH_PKGS := wrk
 
 PYTHON := /usr/bin/python3
@@ -88,7 +91,14 @@ objs_of = $(addprefix $(BUILD)/,$(subst .c,.o,$(wildcard $(1)/*.c)))
 legacy-factory_objs := tools/standin/standin.o
 open-data_objs      := tools/standin/standin.o
 sms-gateway_objs    := tools/standin/standin.o
+# The notifier reads Twilio's inbound-message webhook (a form) with the SMS stand-in's reader.
+notifier_objs       := tools/sms-gateway/form.o
+$(BUILD)/services/notifier/signup_form.o: CFLAGS += -Itools/sms-gateway
 CFLAGS += -Itools/standin
+
+# Pages built into a program (libcommon/asset.h): the object that embeds a file depends on it.
+$(BUILD)/services/sales/page.o: services/sales/web/shop.html
+$(BUILD)/services/notifier/signup_api.o: services/notifier/web/signup.html
 
 define program_rule
 $(BIN)/$(1): $(call objs_of,$(2)) $(addprefix $(BUILD)/,$($(1)_objs)) $(LIBCOMMON)
@@ -112,6 +122,8 @@ test_notifier_feed_objs        := services/notifier/feed.o services/notifier/fee
 test_notifier_datagokr_objs    := services/notifier/feed.o services/notifier/feed_datagokr.o \
                                   tools/open-data/daily.o
 test_notifier_sms_objs         := services/notifier/sms.o
+test_notifier_signup_objs      := services/notifier/signup.o services/notifier/signup_form.o \
+                                  tools/sms-gateway/form.o
 test_open-data_daily_objs      := tools/open-data/daily.o
 test_open-data_state_objs      := tools/open-data/state.o tools/open-data/daily.o \
                                   tools/standin/standin.o

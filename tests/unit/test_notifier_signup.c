@@ -1,0 +1,136 @@
+/* test_notifier_signup: the sign-up's pure parts (services/notifier/signup.c): codes and
+ * their hashes, the verdict on a typed code, STOP words, Twilio's webhook signature, and the
+ * webhook's form (signup_form.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "signup.h"
+
+static void test_codes(void **state)
+{
+    char code[SIGNUP_CODE_DIGITS + 1], other[SIGNUP_CODE_DIGITS + 1];
+    int differ = 0;
+
+    (void)state;
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(signup_code_new(code, sizeof(code)), 0);
+        assert_true(signup_code_valid(code));
+        assert_int_equal(signup_code_new(other, sizeof(other)), 0);
+        differ += strcmp(code, other) != 0;
+    }
+    assert_true(differ > 40);           /* random, not a constant */
+    assert_int_equal(signup_code_new(code, 6), -1);
+    assert_false(signup_code_valid("12345"));
+    assert_false(signup_code_valid("1234567"));
+    assert_false(signup_code_valid("12a456"));
+    assert_false(signup_code_valid(""));
+    assert_false(signup_code_valid(" 123456"));
+}
+
+static void test_hash(void **state)
+{
+    char h[SIGNUP_HASH_HEX], salt[2 * SIGNUP_SALT_BYTES + 1];
+
+    (void)state;
+    /* sha256("abc:123456"), by Python's hashlib */
+    signup_code_hash("abc", "123456", h);
+    assert_string_equal(h, "71f79ddc5dba7d98fd09ade46f1d21c8c1ea9965b2acc9b4ccaf41fba8dd808e");
+    assert_int_equal(signup_salt_new(salt, sizeof(salt)), 0);
+    assert_int_equal(strlen(salt), 2 * SIGNUP_SALT_BYTES);
+}
+
+static void test_decide(void **state)
+{
+    char h[SIGNUP_HASH_HEX];
+
+    (void)state;
+    signup_code_hash("s", "424242", h);
+    assert_int_equal(signup_decide(1, "s", h, 0, 2000, 1000, 5, "424242"), SIGNUP_OK);
+    assert_int_equal(signup_decide(1, "s", h, 4, 2000, 1000, 5, "424242"), SIGNUP_OK);
+    assert_int_equal(signup_decide(1, "s", h, 0, 2000, 1000, 5, "424243"), SIGNUP_WRONG);
+    /* the salt is part of the hash */
+    assert_int_equal(signup_decide(1, "t", h, 0, 2000, 1000, 5, "424242"), SIGNUP_WRONG);
+    /* expired: even the right code */
+    assert_int_equal(signup_decide(1, "s", h, 0, 1000, 1000, 5, "424242"), SIGNUP_NO_CODE);
+    assert_int_equal(signup_decide(0, "", "", 0, 0, 1000, 5, "424242"), SIGNUP_NO_CODE);
+    /* out of tries: even the right code */
+    assert_int_equal(signup_decide(1, "s", h, 5, 2000, 1000, 5, "424242"), SIGNUP_LOCKED);
+}
+
+static void test_stop_words(void **state)
+{
+    (void)state;
+    assert_true(signup_is_stop("STOP"));
+    assert_true(signup_is_stop("stop"));
+    assert_true(signup_is_stop("  Stop.\n"));
+    assert_true(signup_is_stop("unsubscribe"));
+    assert_true(signup_is_stop("STOP ALL"));
+    assert_true(signup_is_stop("quit!"));
+    assert_false(signup_is_stop("don't stop"));
+    assert_false(signup_is_stop("STOPP"));
+    assert_false(signup_is_stop(""));
+    assert_false(signup_is_stop("hello"));
+}
+
+static void test_twilio_signature(void **state)
+{
+    /* Twilio's own example (its "Webhooks security" page): token 12345 */
+    const char *names[] = { "To", "CallSid", "From", "Digits", "Caller" };
+    const char *values[] = { "+18005551212", "CA1234567890ABCDE", "+12349013030", "1234",
+                             "+12349013030" };
+    char sig[64];
+
+    (void)state;
+    assert_int_equal(signup_twilio_signature("12345", "https://mycompany.com/myapp.php?foo=1&bar=2",
+                                             names, values, 5, sig, sizeof(sig)), 0);
+    assert_string_equal(sig, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
+    assert_int_equal(signup_twilio_signature("12346", "https://mycompany.com/myapp.php?foo=1&bar=2",
+                                             names, values, 5, sig, sizeof(sig)), 0);
+    assert_string_not_equal(sig, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
+    assert_int_equal(signup_twilio_signature("k", "u", NULL, NULL, 0, sig, 10), -1);
+    assert_true(signup_equal("abc", "abc"));
+    assert_false(signup_equal("abc", "abd"));
+    assert_false(signup_equal("abc", "abcd"));
+    assert_false(signup_equal("", "a"));
+}
+
+static void test_form(void **state)
+{
+    const char body[] = "From=%2B821012341234&Body=Stop+now&Body=again";
+    signup_form_t f;
+    size_t count = 0;
+    char err[128];
+
+    (void)state;
+    assert_int_equal(signup_form_parse(body, strlen(body), &f, err, sizeof(err)), 0);
+    assert_int_equal(f.n, 3);
+    assert_string_equal(f.names[0], "From");
+    assert_string_equal(f.values[0], "+821012341234");
+    assert_string_equal(signup_form_get(&f, "Body", &count), "Stop now");
+    assert_int_equal(count, 2);
+    assert_null(signup_form_get(&f, "To", &count));
+    signup_form_free(&f);
+    assert_int_equal(signup_form_parse("a=%zz", 5, &f, err, sizeof(err)), -1);
+    assert_int_equal(f.n, 0);
+    signup_form_free(&f);
+    signup_form_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_codes),
+        cmocka_unit_test(test_hash),
+        cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_stop_words),
+        cmocka_unit_test(test_twilio_signature),
+        cmocka_unit_test(test_form),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
