@@ -56,6 +56,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all asan deps bench-deps up down logs test test-unit test-system test-system-kafka test-asan \
+        test-browser \
         valgrind bench clean kafka kafka-down print-programs bench-restock bench-retry bench-notify \
         bench-relay
 
@@ -158,7 +159,9 @@ asan:
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
-	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || \
+	    dpkg-query -W -f='$${Status} $${Provides}\n' 2>/dev/null | \
+	      grep '^install ok installed' | grep -qw -- "$$p" || echo $$p; \
 	  done); \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: installing" $$missing; \
@@ -202,6 +205,18 @@ test: deps
 
 test-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+# The pages in a real browser: Debian's chromium driven by playwright-core (pinned in
+# tests/browser/package.json, installed once into tests/browser/node_modules), against a
+# stack of its own on free ports. Screenshots land in docs/screenshots/. Skipped, with the
+# reason printed, where chromium cannot start. One test alone: make test-browser BT=shop
+BROWSER_DEPS := tests/browser/node_modules/playwright-core/package.json
+$(BROWSER_DEPS): tests/browser/package.json
+	cd tests/browser && npm install --no-audit --no-fund --no-save --omit=dev --loglevel=error
+	@touch $@
+
+test-browser: all $(BROWSER_DEPS)
+	@tests/browser/run.sh $(BT); rc=$$?; [ $$rc = 77 ] && rc=0; exit $$rc
 
 # One system test file alone: make test-system T=tests/system/test_01_orders.py
 test-system: all
