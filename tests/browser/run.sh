@@ -28,7 +28,7 @@ cleanup() {
 trap cleanup EXIT
 
 # Nine free ports, asked of the kernel (bound and released at once).
-read -r -a P < <(python3 -c '
+read -r -a P < <(/usr/bin/python3 -c '
 import socket
 ss = [socket.socket() for _ in range(9)]
 for s in ss: s.bind(("127.0.0.1", 0))

@@ -7,6 +7,7 @@ import { chromium } from "playwright-core";
 import crypto from "node:crypto";
 import assert from "node:assert/strict";
 import path from "node:path";
+import { execFileSync, spawn } from "node:child_process";
 
 const env = process.env;
 const SALES = env.SALES_URL, STOCK = env.STOCK_URL, NOTIFIER = env.NOTIFIER_URL;
@@ -210,6 +211,63 @@ const tests = {
     assert.equal(r.status, 200);
     assert.match(await r.text(), /<Response><\/Response>/);
     assert.ok(!(await activePhones()).includes("+82******0004"));
+  },
+
+  // The console: a lagging group, a dead letter, and its replay (once).
+  async console(ctx) {
+    const [at, ceId] = execFileSync(env.PYTHON || "/usr/bin/python3", ["console_setup.py", "dead"], { encoding: "utf8" }).trim().split(" ");
+    execFileSync(env.PYTHON || "/usr/bin/python3", ["console_setup.py", "lag", "3"], { encoding: "utf8" });
+    const web = spawn(path.join(env.DOZEN_ROOT, "bin", "dozenctl"), ["web", "--port", "0"],
+                      { stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      const url = await new Promise((resolve, reject) => {
+        let out = "";
+        const t = setTimeout(() => reject(new Error("dozenctl web did not say its URL")), 10000);
+        web.stdout.on("data", (d) => {
+          out += d;
+          const m = out.match(/(http:\/\/127\.0\.0\.1:\d+\/)/);
+          if (m) { clearTimeout(t); resolve(m[1]); }
+        });
+        web.on("exit", (c) => reject(new Error(`dozenctl web exited (${c})`)));
+      });
+      const page = await ctx.newPage();
+      await page.goto(url);
+      // the stock group lags by the three records nobody reads
+      await page.locator('#groups tr.lagging[data-group="stock"]', { hasText: "stock.replenished/0: 3" })
+        .waitFor({ timeout: 60000 });
+      const row = page.locator(`#dlq tr[data-at="${at}"]`);
+      await row.waitFor({ timeout: 30000 });
+      await row.getByText("browser test: the console must show me").waitFor();
+      assert.match(await row.innerText(), new RegExp(ceId));
+      assert.equal(await row.locator(".replayed").innerText(), "no");
+      // read-only without the token
+      assert.ok(await row.getByRole("button", { name: `Replay ${at}` }).isDisabled());
+      const refused = await api("POST", `${url}api/dlq/replay`, { at });
+      assert.equal(refused.status, 401);
+      // the filter
+      await page.locator("#dlq input[name=reason]").fill("no_such_reason");
+      await page.locator("#dlq form button").click();
+      await page.locator("#dlq .body", { hasText: "None." }).waitFor();
+      await page.locator("#dlq input[name=reason]").fill("handler_failed");
+      await page.locator("#dlq form button").click();
+      await row.waitFor();
+      await page.locator("#token").fill(TOKEN);
+      await row.getByRole("button", { name: `Replay ${at}` }).click();
+      await page.locator("#replay-msg", { hasText: "replayed 1" }).waitFor({ timeout: 30000 });
+      await row.locator(".replayed", { hasText: "yes" }).waitFor({ timeout: 30000 });
+      assert.ok(await row.getByRole("button", { name: `Replay ${at}` }).isDisabled());
+      // once: a second replay of the same record does nothing
+      const again = await api("POST", `${url}api/dlq/replay`, { at }, admin);
+      assert.equal(again.status, 200);
+      assert.match(again.body.out, /replayed 0, skipped 1/);
+      const html = await page.content();
+      assert.ok(!html.includes(TOKEN) || (await page.locator("#token").inputValue()) === TOKEN);
+      assert.ok(!/\+\d{8,15}/.test(await page.locator("main").innerText()), "a full phone number is shown");
+      await shot(page, "console.png");
+      await page.close();
+    } finally {
+      web.kill("SIGTERM");
+    }
   },
 };
 
