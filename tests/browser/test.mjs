@@ -263,6 +263,8 @@ const tests = {
       const html = await page.content();
       assert.ok(!html.includes(TOKEN) || (await page.locator("#token").inputValue()) === TOKEN);
       assert.ok(!/\+\d{8,15}/.test(await page.locator("main").innerText()), "a full phone number is shown");
+      // topics with their end offsets (dozenctl topics is slow on the dev broker)
+      await page.locator("#topics td", { hasText: "dead-letter" }).waitFor({ timeout: 30000 });
       await shot(page, "console.png");
       await page.close();
     } finally {
