@@ -2,7 +2,7 @@
 // the stack run.sh started (its URLs and ADMIN_TOKEN in the environment). Each test waits
 // for what a person would see, with a deadline; screenshots of every page go to SCREENSHOTS.
 // Run one test: node test.mjs shop (names: shop, double, signup, expiry, unsubscribe, stop,
-// console).
+// limits, console).
 import { chromium } from "playwright-core";
 import crypto from "node:crypto";
 import assert from "node:assert/strict";
@@ -211,6 +211,41 @@ const tests = {
     assert.equal(r.status, 200);
     assert.match(await r.text(), /<Response><\/Response>/);
     assert.ok(!(await activePhones()).includes("+82******0004"));
+  },
+
+  // The limits, through the API: codes per number, wrong codes per code, and per client.
+  async limits() {
+    const phone = "+821055500005";
+    for (let i = 0; i < 5; i++)
+      assert.equal((await api("POST", `${NOTIFIER}/signup`, { phone })).status, 202, `code ${i + 1}`);
+    const sixth = await api("POST", `${NOTIFIER}/signup`, { phone });
+    assert.equal(sixth.status, 429);
+    assert.match(sixth.body.error, /too many codes for this number/);
+    const code = (await codes(phone)).pop();
+    const wrong = code === "999999" ? "888888" : "999999";
+    for (let i = 0; i < 5; i++)
+      assert.equal((await api("POST", `${NOTIFIER}/signup/confirm`, { phone, code: wrong })).status, 400);
+    // void now, even with the right code
+    const locked = await api("POST", `${NOTIFIER}/signup/confirm`, { phone, code });
+    assert.equal(locked.status, 429);
+    assert.ok(!(await activePhones()).includes("+82******0005"));
+    // bad input: a clear JSON error
+    for (const [body, re] of [[{ phone: "12345" }, /E\.164/], [{ phone, code: "12" }, /6 digits/],
+                              [{ phone, extra: 1 }, /unknown field/]]) {
+      const url = body.code !== undefined ? `${NOTIFIER}/signup/confirm` : `${NOTIFIER}/signup`;
+      const r = await api("POST", url, body);
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.match(r.body.error, re);
+    }
+    // one client address asks for codes for many numbers: refused within the limit
+    let refused = null;
+    for (let i = 10; i < 40 && !refused; i++) {
+      const r = await api("POST", `${NOTIFIER}/signup`, { phone: `+8210555000${i}` });
+      if (r.status === 429) refused = r;
+      else assert.equal(r.status, 202);
+    }
+    assert.ok(refused, "no per-client limit within 30 requests");
+    assert.match(refused.body.error, /too many requests from this address/);
   },
 
   // The console: a lagging group, a dead letter, and its replay (once).
