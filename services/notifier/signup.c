@@ -109,6 +109,14 @@ int signup_is_stop(const char *body)
     return 0;
 }
 
+int signup_is_opted_out_error(const char *why)
+{
+    static const char mark[] = "(21610)";
+    size_t n = strlen(why), m = sizeof(mark) - 1;
+
+    return strncmp(why, "HTTP 4", 6) == 0 && n >= m && strcmp(why + n - m, mark) == 0;
+}
+
 int signup_twilio_signature(const char *auth_token, const char *url, const char *const *names,
                             const char *const *values, size_t n, char *out, size_t out_size)
 {

@@ -54,6 +54,11 @@ int signup_code_valid(const char *s);
  * UNSUBSCRIBE, CANCEL, END, QUIT, OPTOUT, REVOKE, STOP ALL; any case, blanks around). */
 int signup_is_stop(const char *body);
 
+/* 1 when sms_send's words for a refused send (SMS_REJECTED: "HTTP 400: <message>
+ * (<code>)") carry Twilio's 21610, "the recipient opted out": the sender then opts the
+ * subscriber out (signup_store_opt_out with "provider") instead of failing the delivery. */
+int signup_is_opted_out_error(const char *why);
+
 /* Twilio's X-Twilio-Signature of a webhook request: base64(HMAC-SHA1(auth_token, url
  * followed by every form parameter's name and value, sorted by name)). names/values are
  * n pairs (borrowed). Writes it into out (at least 29 bytes). Returns 0, or -1. */

@@ -78,6 +78,17 @@ static void test_stop_words(void **state)
     assert_false(signup_is_stop("hello"));
 }
 
+static void test_opted_out_error(void **state)
+{
+    (void)state;
+    assert_true(signup_is_opted_out_error(
+        "HTTP 400: Attempt to send to unsubscribed recipient (21610)"));
+    assert_false(signup_is_opted_out_error("HTTP 400: Invalid 'To' Phone Number (21211)"));
+    assert_false(signup_is_opted_out_error("HTTP 500: Internal Server Error (21610)"));
+    assert_false(signup_is_opted_out_error("HTTP 400"));
+    assert_false(signup_is_opted_out_error(""));
+}
+
 static void test_twilio_signature(void **state)
 {
     /* Twilio's own example (its "Webhooks security" page): token 12345 */
@@ -129,6 +140,7 @@ int main(void)
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_decide),
         cmocka_unit_test(test_stop_words),
+        cmocka_unit_test(test_opted_out_error),
         cmocka_unit_test(test_twilio_signature),
         cmocka_unit_test(test_form),
     };
