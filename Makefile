@@ -92,9 +92,6 @@ objs_of = $(addprefix $(BUILD)/,$(subst .c,.o,$(wildcard $(1)/*.c)))
 legacy-factory_objs := tools/standin/standin.o
 open-data_objs      := tools/standin/standin.o
 sms-gateway_objs    := tools/standin/standin.o
-# The notifier reads Twilio's inbound-message webhook (a form) with the SMS stand-in's reader.
-notifier_objs       := tools/sms-gateway/form.o
-$(BUILD)/services/notifier/signup_form.o: CFLAGS += -Itools/sms-gateway
 CFLAGS += -Itools/standin
 
 # Pages built into a program (libcommon/asset.h): the object that embeds a file depends on it.
@@ -124,17 +121,15 @@ test_notifier_feed_objs        := services/notifier/feed.o services/notifier/fee
 test_notifier_datagokr_objs    := services/notifier/feed.o services/notifier/feed_datagokr.o \
                                   tools/open-data/daily.o
 test_notifier_sms_objs         := services/notifier/sms.o
-test_notifier_signup_objs      := services/notifier/signup.o services/notifier/signup_form.o \
-                                  tools/sms-gateway/form.o
+test_notifier_signup_objs      := services/notifier/signup.o
 test_open-data_daily_objs      := tools/open-data/daily.o
 test_open-data_state_objs      := tools/open-data/state.o tools/open-data/daily.o \
                                   tools/standin/standin.o
 test_retry_record_objs         := services/retry/record.o
 test_sales_order_objs          := services/sales/order.o
-test_sms-gateway_form_objs     := tools/sms-gateway/form.o
-test_sms-gateway_message_objs  := tools/sms-gateway/message.o tools/sms-gateway/form.o
+test_sms-gateway_message_objs  := tools/sms-gateway/message.o
 test_sms-gateway_state_objs    := tools/sms-gateway/state.o tools/sms-gateway/message.o \
-                                  tools/sms-gateway/form.o tools/standin/standin.o
+                                  tools/standin/standin.o
 test_standin_objs              := tools/standin/standin.o
 
 define unit_rule

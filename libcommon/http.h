@@ -37,6 +37,7 @@ typedef struct http_response {
     char location[256];    /* optional Location header; "" for none */
     char www_authenticate[64]; /* optional WWW-Authenticate header; "" for none
                                 * (set by http_check_bearer) */
+    long retry_after;      /* above 0: a Retry-After header of that many seconds */
     char *text;            /* NULL, or (http_text) text_len bytes sent as they are instead
                             * of body, with content_type; owned, freed by the server */
     size_t text_len;

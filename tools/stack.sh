@@ -19,9 +19,14 @@
 # open-data stand-in, in the BULLETIN_SOURCE_FORMAT asked for; when it names a real feed,
 # the stand-in is not started and BULLETIN_SOURCE_FORMAT and BULLETIN_SOURCE_KEY go with
 # it), OPEN_DATA_* to the open-data stand-in (OPEN_DATA_TZ defaults to
-# BULLETIN_TZ, so that both agree on "today"), SMS_GATEWAY_* to the SMS stand-in; a change
-# to them restarts that program on the next `up`. The notifier always sends through the SMS
-# stand-in, with the stand-in's account (SMS_SID and SMS_TOKEN below).
+# BULLETIN_TZ, so that both agree on "today"), SMS_GATEWAY_* to the SMS stand-in, SMS_RATE
+# (default 1 message a second, a Twilio long code's; toll-free 3, short code 100) and
+# SMS_STATUS_CALLBACK_URL to the notifier; a change to them restarts that program on the
+# next `up`. The notifier sends through the SMS stand-in, with the stand-in's account
+# (SMS_SID and SMS_TOKEN below), unless SMS_GATEWAY_URL names a real provider (say
+# https://api.twilio.com) with SMS_ACCOUNT_SID, SMS_AUTH_TOKEN and SMS_FROM: then those go
+# to the notifier (through its environment, never a command line; the token is not written
+# anywhere) and the stand-in is not started (stopped if it runs).
 # The legacy factory: LEGACY_FACTORY_URL naming another than the stand-in's address makes the
 # factory service call that one (the real Legacy Factory API) and the stand-in is not started
 # (stopped if it runs); FACTORY_CALLBACK_URL (how that factory reaches the factory service,
@@ -85,6 +90,16 @@ skipped() {
     for s in "${SKIP_STANDINS[@]}"; do [ "$s" = "$1" ] && return 0; done
     return 1
 }
+# The SMS provider: the stand-in unless SMS_GATEWAY_URL names another one (RUN/env exports
+# the stand-in's: `. .run/env; make up` keeps it); its account is checked by sms_provider.
+SMS_STANDIN_URL=http://127.0.0.1:$SMS_GATEWAY_PORT
+SMS_URL=$SMS_STANDIN_URL
+REAL_SMS=0
+if [ -n "${SMS_GATEWAY_URL:-}" ] && [ "$SMS_GATEWAY_URL" != "$SMS_STANDIN_URL" ]; then
+    REAL_SMS=1
+    SMS_URL=$SMS_GATEWAY_URL
+    SKIP_STANDINS+=(sms-gateway)
+fi
 # The feed's zone: the notifier's unless set, so that both mean the same day by "today".
 OPEN_DATA_TZ_EFFECTIVE=${OPEN_DATA_TZ:-${BULLETIN_TZ:-Asia/Seoul}}
 
@@ -170,7 +185,16 @@ settings_of() {
             # the key's digest only: a changed key restarts the notifier, the key stays out
             env | grep -E '^(BULLETIN|SIGNUP)_' | grep -v '^BULLETIN_SOURCE_KEY=' || true
             [ -z "$FEED_KEY" ] ||
-                echo "BULLETIN_SOURCE_KEY_SHA256=$(printf '%s' "$FEED_KEY" | sha256sum | cut -d' ' -f1)" ;;
+                echo "BULLETIN_SOURCE_KEY_SHA256=$(printf '%s' "$FEED_KEY" | sha256sum | cut -d' ' -f1)"
+            env | grep -E '^(SMS_RATE|SMS_STATUS_CALLBACK_URL)=' || true
+            if [ $REAL_SMS = 1 ]; then
+                # the token only as a digest: a new one restarts the notifier, and the
+                # settings file does not hold it
+                echo "SMS_GATEWAY_URL=$SMS_URL"
+                echo "SMS_ACCOUNT_SID=$SMS_SID"
+                echo "SMS_FROM=$SMS_SENDER"
+                echo "SMS_AUTH_TOKEN_SHA256=$(printf '%s' "$SMS_TOKEN" | sha256sum | cut -d' ' -f1)"
+            fi ;;
         open-data)
             echo "OPEN_DATA_TZ=$OPEN_DATA_TZ_EFFECTIVE"
             env | grep '^OPEN_DATA_' | grep -Ev '^OPEN_DATA_(URL|PORT)=' || true ;;
@@ -287,6 +311,19 @@ admin_token() {
     fi
 }
 
+# With a real SMS provider (REAL_SMS, above): its account, token and sender, all required,
+# for the notifier.
+sms_provider() {
+    [ $REAL_SMS = 1 ] || return 0
+    local v
+    for v in SMS_ACCOUNT_SID SMS_AUTH_TOKEN SMS_FROM; do
+        [ -n "${!v:-}" ] || die "SMS_GATEWAY_URL names a real SMS provider: set $v too"
+    done
+    SMS_SID=$SMS_ACCOUNT_SID
+    SMS_TOKEN=$SMS_AUTH_TOKEN
+    SMS_SENDER=$SMS_FROM
+}
+
 wait_healthy() {
     local name=$1 url=$2 deadline=$((SECONDS + UP_TIMEOUT))
     until curl -fsS -m 2 "$url/readyz" >/dev/null 2>&1; do
@@ -306,8 +343,16 @@ cmd_up() {
     pg_up
     broker_up
 
-    local token database_url env_new
+    local token database_url env_new callback=()
     token=$(admin_token)
+    sms_provider
+    # The stand-in POSTs status callbacks to the notifier on loopback; a real provider
+    # needs a public URL, so only the caller can give one.
+    if [ -n "${SMS_STATUS_CALLBACK_URL:-}" ]; then
+        callback=(SMS_STATUS_CALLBACK_URL="$SMS_STATUS_CALLBACK_URL")
+    elif [ $REAL_SMS = 0 ]; then
+        callback=(SMS_STATUS_CALLBACK_URL="http://127.0.0.1:$NOTIFIER_PORT")
+    fi
     database_url="postgresql://dozen:dozen@127.0.0.1:$PGPORT/dozen"
     DATABASE_URL=$database_url "$BIN/dozen-migrate" --dir "$ROOT/migrations" \
         --seed "$ROOT/migrations/seed.sql" >>"$LOGS/migrate.log" 2>&1 ||
@@ -325,7 +370,7 @@ export RETRY_URL=http://127.0.0.1:$RETRY_PORT
 export LEGACY_FACTORY_URL=$LEGACY_TARGET
 export NOTIFIER_URL=http://127.0.0.1:$NOTIFIER_PORT
 export OPEN_DATA_URL=http://127.0.0.1:$OPEN_DATA_PORT
-export SMS_GATEWAY_URL=http://127.0.0.1:$SMS_GATEWAY_PORT
+export SMS_GATEWAY_URL=$SMS_URL
 EOF
 )
     # Services started with other settings (a new broker address, another port) or from an
@@ -345,10 +390,13 @@ EOF
                FACTORY_CALLBACK_URL="${FACTORY_CALLBACK:-http://127.0.0.1:$FACTORY_PORT}"
                NOTIFIER_PORT="$NOTIFIER_PORT" OPEN_DATA_PORT="$OPEN_DATA_PORT"
                SMS_GATEWAY_PORT="$SMS_GATEWAY_PORT" OPEN_DATA_TZ="$OPEN_DATA_TZ_EFFECTIVE"
-               BULLETIN_SOURCE_URL="$FEED_URL" BULLETIN_SOURCE_FORMAT="$FEED_FORMAT"
+               BULLETIN_SOURCE_URL="${FEED_URL:-http://127.0.0.1:$OPEN_DATA_PORT/daily}"
+               BULLETIN_SOURCE_FORMAT="$FEED_FORMAT"
                BULLETIN_SOURCE_KEY="$FEED_KEY"
-               SMS_GATEWAY_URL="http://127.0.0.1:$SMS_GATEWAY_PORT" SMS_ACCOUNT_SID="$SMS_SID"
-               SMS_AUTH_TOKEN="$SMS_TOKEN" SMS_FROM="$SMS_SENDER" "${DEV_BROKER_ENV[@]}")
+               SMS_GATEWAY_URL="${SMS_URL:-http://127.0.0.1:$SMS_GATEWAY_PORT}"
+               SMS_ACCOUNT_SID="$SMS_SID" SMS_AUTH_TOKEN="$SMS_TOKEN" SMS_FROM="$SMS_SENDER"
+               "${callback[@]}" "${DEV_BROKER_ENV[@]}")
+    [ -z "${SMS_RATE:-}" ] || START_ENV+=(SMS_RATE="$SMS_RATE")
     local settings
     for svc in "${SERVICES[@]}"; do
         if skipped "$svc"; then
@@ -368,7 +416,7 @@ EOF
     done
     skipped legacy-factory || wait_healthy legacy-factory "$LEGACY_STANDIN_URL"
     skipped open-data || wait_healthy open-data "http://127.0.0.1:$OPEN_DATA_PORT"
-    wait_healthy sms-gateway "http://127.0.0.1:$SMS_GATEWAY_PORT"
+    skipped sms-gateway || wait_healthy sms-gateway "http://127.0.0.1:$SMS_GATEWAY_PORT"
     wait_healthy retry "http://127.0.0.1:$RETRY_PORT"
     wait_healthy sales "http://127.0.0.1:$SALES_PORT"
     wait_healthy stock "http://127.0.0.1:$STOCK_PORT"
@@ -385,7 +433,8 @@ dozen is up.
   retry     http://127.0.0.1:$RETRY_PORT   (GET /stats)
   legacy factory             $LEGACY_TARGET   ($([ "$LEGACY_TARGET" = "$LEGACY_STANDIN_URL" ] && echo "stand-in: GET /admin/manufactures, POST /admin/mode" || echo "the real one, from LEGACY_FACTORY_URL"))
   open data (stand-in)       http://127.0.0.1:$OPEN_DATA_PORT   (GET /daily, POST /admin/mode)
-  SMS gateway (stand-in)     http://127.0.0.1:$SMS_GATEWAY_PORT   (GET /messages, GET /admin/stats)
+  SMS gateway                $SMS_URL   ($( [ $REAL_SMS = 1 ] && echo "a real provider, not started here" || echo "stand-in: GET /messages, GET /admin/stats"))
+  SMS rate                   ${SMS_RATE:-1} a second from $SMS_SENDER   (SMS_RATE; 1 is a long code's)
   kafka     $BOOTSTRAP
   postgres  $database_url
   logs      $LOGS/        settings: . $RUN/env

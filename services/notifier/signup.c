@@ -117,9 +117,10 @@ int signup_is_opted_out_error(const char *why)
     return strncmp(why, "HTTP 4", 6) == 0 && n >= m && strcmp(why + n - m, mark) == 0;
 }
 
-int signup_twilio_signature(const char *auth_token, const char *url, const char *const *names,
-                            const char *const *values, size_t n, char *out, size_t out_size)
+int signup_twilio_signature(const char *auth_token, const char *url, const form_t *form,
+                            char *out, size_t out_size)
 {
+    size_t n = form->n;
     strbuf_t data = STRBUF_INIT;
     size_t *order = NULL;
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -132,7 +133,7 @@ int signup_twilio_signature(const char *auth_token, const char *url, const char 
         order[i] = i;
     /* insertion sort by name (byte order, as Twilio's own helpers sort), stable */
     for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && strcmp(names[order[j - 1]], names[order[j]]) > 0; j--) {
+        for (size_t j = i; j > 0 && strcmp(form->pairs[order[j - 1]].key, form->pairs[order[j]].key) > 0; j--) {
             size_t t = order[j];
             order[j] = order[j - 1];
             order[j - 1] = t;
@@ -140,8 +141,9 @@ int signup_twilio_signature(const char *auth_token, const char *url, const char 
     if (strbuf_add(&data, url, strlen(url)) != 0)
         goto done;
     for (size_t i = 0; i < n; i++)
-        if (strbuf_add(&data, names[order[i]], strlen(names[order[i]])) != 0 ||
-            strbuf_add(&data, values[order[i]], strlen(values[order[i]])) != 0)
+        if (strbuf_add(&data, form->pairs[order[i]].key, strlen(form->pairs[order[i]].key)) != 0 ||
+            strbuf_add(&data, form->pairs[order[i]].value,
+                       strlen(form->pairs[order[i]].value)) != 0)
             goto done;
     if (HMAC(EVP_sha1(), auth_token, (int)strlen(auth_token), (const unsigned char *)data.buf,
              data.len, md, &mdlen) == NULL)

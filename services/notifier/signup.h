@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "form.h"
 #include "http.h"
 
 #define SIGNUP_CODE_DIGITS 6
@@ -60,10 +61,10 @@ int signup_is_stop(const char *body);
 int signup_is_opted_out_error(const char *why);
 
 /* Twilio's X-Twilio-Signature of a webhook request: base64(HMAC-SHA1(auth_token, url
- * followed by every form parameter's name and value, sorted by name)). names/values are
- * n pairs (borrowed). Writes it into out (at least 29 bytes). Returns 0, or -1. */
-int signup_twilio_signature(const char *auth_token, const char *url, const char *const *names,
-                            const char *const *values, size_t n, char *out, size_t out_size);
+ * followed by every form parameter's name and value, sorted by name)), form borrowed.
+ * Writes it into out (at least 29 bytes). Returns 0, or -1. */
+int signup_twilio_signature(const char *auth_token, const char *url, const form_t *form,
+                            char *out, size_t out_size);
 
 /* 1 when a and b are equal strings, compared in time independent of where they differ. */
 int signup_equal(const char *a, const char *b);
@@ -81,23 +82,6 @@ typedef enum signup_verdict {
 signup_verdict_t signup_decide(int has_row, const char *salt, const char *hash, long long attempts,
                                int64_t expires_ms, int64_t now_ms, long long max_attempts,
                                const char *code);
-
-/* signup_form.c: a webhook's form body (application/x-www-form-urlencoded) */
-
-typedef struct signup_form {
-    void *impl;                 /* owned: the reader's form */
-    const char **names;         /* owned arrays of n borrowed strings, in body order */
-    const char **values;
-    size_t n;
-} signup_form_t;
-
-/* Decodes body (len bytes) into f (free it with signup_form_free). Returns 0, or -1 with
- * errstr for a malformed body (f is then empty). */
-int signup_form_parse(const char *body, size_t len, signup_form_t *f, char *errstr,
-                      size_t errstr_size);
-/* The first value named name (borrowed), or NULL; *count: how many carry that name. */
-const char *signup_form_get(const signup_form_t *f, const char *name, size_t *count);
-void signup_form_free(signup_form_t *f);  /* accepts NULL and empty forms */
 
 /* signup_store.c: SQL (db_query: not prepared, since these run a few times a minute) */
 

@@ -45,7 +45,7 @@ void signup_post_code(const http_request_t *req, http_response_t *res, void *ctx
     char *skus_text = NULL, client[SIGNUP_CLIENT_MAX], masked[PHONE_MASK_MAX];
     char code[SIGNUP_CODE_DIGITS + 1], salt[2 * SIGNUP_SALT_BYTES + 1], hash[SIGNUP_HASH_HEX];
     char text[200], sid[SMS_SID_MAX], why[256], err[512];
-    long long by_phone = 0, by_client = 0;
+    long long by_phone = 0, by_client = 0, retry_after_ms = 0;
     sms_client_t *sms = NULL;
     PGconn *conn = NULL;
     sms_result_t sent;
@@ -101,7 +101,7 @@ void signup_post_code(const http_request_t *req, http_response_t *res, void *ctx
         http_error(res, 503, "the code could not be sent; try again in a minute");
         goto done;
     }
-    sent = sms_send(sms, phone, text, sid, sizeof(sid), why, sizeof(why));
+    sent = sms_send(sms, phone, text, NULL, sid, sizeof(sid), &retry_after_ms, why, sizeof(why));
     if (sent != SMS_SENT) {
         log_warn("signup_sms_failed phone=%s error=%s", masked, LOG_Q(why));
         http_error(res, sent == SMS_REJECTED ? 422 : 503, sent == SMS_REJECTED
@@ -211,14 +211,14 @@ static void twiml_empty(http_response_t *res, int status)
 void signup_post_inbound(const http_request_t *req, http_response_t *res, void *ctx)
 {
     struct notifier *n = ctx;
-    signup_form_t form = { 0 };
+    form_t form = { 0 };
     const char *sig = http_header(req, "X-Twilio-Signature"), *from, *text, *host;
     char url[600], want[64], masked[PHONE_MASK_MAX], err[512];
     size_t count;
     PGconn *conn = NULL;
     int r;
 
-    if (signup_form_parse(req->body, req->body_len, &form, err, sizeof(err)) != 0) {
+    if (form_parse(req->body, req->body_len, &form, err, sizeof(err)) != 0) {
         http_error(res, 400, "%s", err);
         goto done;
     }
@@ -229,15 +229,14 @@ void signup_post_inbound(const http_request_t *req, http_response_t *res, void *
     else
         snprintf(url, sizeof(url), "http://%.200s%s", host != NULL ? host : "", req->path);
     if (sig == NULL || n->cfg.sms.auth_token == NULL ||
-        signup_twilio_signature(n->cfg.sms.auth_token, url, form.names, form.values, form.n, want,
-                                sizeof(want)) != 0 ||
+        signup_twilio_signature(n->cfg.sms.auth_token, url, &form, want, sizeof(want)) != 0 ||
         !signup_equal(sig, want)) {
         log_warn("sms_inbound_refused reason=signature");
         http_error(res, 403, "missing or wrong X-Twilio-Signature");
         goto done;
     }
-    from = signup_form_get(&form, "From", &count);
-    text = signup_form_get(&form, "Body", &count);
+    from = form_get(&form, "From", &count);
+    text = form_get(&form, "Body", &count);
     if (from == NULL || !phone_e164_valid(from)) {
         http_error(res, 400, "form field From must be an E.164 number");
         goto done;
@@ -259,5 +258,5 @@ void signup_post_inbound(const http_request_t *req, http_response_t *res, void *
     twiml_empty(res, 200);
 done:
     db_release(n->db, conn);
-    signup_form_free(&form);
+    form_free(&form);
 }

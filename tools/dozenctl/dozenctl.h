@@ -146,4 +146,9 @@ int cmd_web(int argc, char **argv);
 /* `dozenctl groups [GROUP] [--max-lag N] [--json]`. Returns the exit status. */
 int cmd_groups(int argc, char **argv);
 
+/* trace.c */
+
+/* `dozenctl trace ID [--since DURATION|RFC3339] [--json]`. Returns the exit status. */
+int cmd_trace(int argc, char **argv);
+
 #endif
