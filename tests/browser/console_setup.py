@@ -6,8 +6,10 @@ run.sh started (KAFKA_BOOTSTRAP and RUN_DIR in the environment).
   console_setup.py lag N  stops the stock service (its pid from RUN_DIR/pids) and writes N
                           records to stock.replenished partition 0: the stock group lags N
 """
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -41,7 +43,25 @@ def dead():
     print(f"{part}:{off} {ce_id}")
 
 
+def stock_caught_up():
+    """True when the stock group has committed everything on stock.replenished/0."""
+    out = subprocess.run([os.path.join(os.environ["DOZEN_ROOT"], "bin", "dozenctl"), "groups",
+                          "stock", "--json"], capture_output=True, text=True, timeout=30)
+    for g in json.loads(out.stdout or "[]"):
+        for p in g["partitions"]:
+            if p["topic"] == "stock.replenished" and p["partition"] == 0:
+                return p["committed"] is not None and p["committed"] == p["end"]
+    return False
+
+
 def lag(n):
+    # first a record the stock group reads and commits, so that its lag is defined
+    produce("stock.replenished", b"glazed", b"{}", [], 0)
+    deadline = time.monotonic() + 60
+    while not stock_caught_up():
+        if time.monotonic() > deadline:
+            sys.exit("console_setup: the stock group did not commit stock.replenished/0 in 60 s")
+        time.sleep(0.5)
     pidfile = os.path.join(os.environ["RUN_DIR"], "pids", "stock.pid")
     with open(pidfile) as f:
         pid = int(f.read().strip())

@@ -298,8 +298,16 @@ const tests = {
       const html = await page.content();
       assert.ok(!html.includes(TOKEN) || (await page.locator("#token").inputValue()) === TOKEN);
       assert.ok(!/\+\d{8,15}/.test(await page.locator("main").innerText()), "a full phone number is shown");
+      // the trace of one order, the same story as dozenctl trace
+      const order = await api("POST", `${SALES}/orders`, { sku: "glazed", quantity: 1 });
+      assert.equal(order.status, 201);
+      await page.locator("#trace input[name=id]").fill(order.body.order_id);
+      await page.locator("#trace form button").click();
+      await page.locator('#trace tr[data-kind="order"]').waitFor({ timeout: 30000 });
+      await page.locator('#trace tr[data-kind="event"]', { hasText: "order.completed" }).first().waitFor({ timeout: 30000 });
       // topics with their end offsets (dozenctl topics is slow on the dev broker)
       await page.locator("#topics td", { hasText: "dead-letter" }).waitFor({ timeout: 30000 });
+      await page.evaluate(() => { document.querySelector("#dlq").scrollLeft = 0; });
       await shot(page, "console.png");
       await page.close();
     } finally {

@@ -69,7 +69,7 @@ void usage(FILE *out)
             "  web [--port N]\n"
             "              the operations console on http://127.0.0.1:N/ (8090): topics,\n"
             "              groups and lag, outbox backlog, retries, dead letters with a\n"
-            "              replay button (needs $ADMIN_TOKEN), the latest bulletins\n"
+            "              replay button (needs $ADMIN_TOKEN), the latest bulletins, a trace\n"
             "\n"
             "The broker is $KAFKA_BOOTSTRAP, else the KAFKA_BOOTSTRAP line of ./" ENV_FILE
             ",\nelse of " ENV_FILE " next to the program's directory (<bin>/../" ENV_FILE ").\n"

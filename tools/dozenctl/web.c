@@ -1,6 +1,7 @@
 /* web: `dozenctl web`, the operations console: a page (tools/dozenctl/web/console.html) and
- * a small JSON API on 127.0.0.1. The Kafka views run dozenctl's own sub-commands (topics,
- * groups --json, dlq list, dlq replay --at) as child processes of this same program, so
+ * a small JSON API on 127.0.0.1. The Kafka views and the trace run dozenctl's own
+ * sub-commands (topics, groups --json, dlq list, dlq replay --at, trace --json) as child
+ * processes of this same program, so
  * that the console shows and does exactly what the terminal does, replay-once rules
  * included; the database views are read-only SQL. Looking needs nothing; replaying needs
  * the admin token (Authorization: Bearer). Nothing shown holds a phone number or a secret. */
@@ -192,6 +193,22 @@ static void api_dlq(const http_request_t *req, http_response_t *res, void *ctx)
     answer_run(res, argv, 0);
 }
 
+/* GET /api/trace?id=ORDER_ID|CE_ID: `dozenctl trace ID --json` (one order's story; phone
+ * numbers masked and tokens left out by the trace itself) */
+static void api_trace(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    const char *id = http_query(req, "id");
+    char *argv[] = { "dozenctl", "trace", NULL, "--json", NULL };
+
+    (void)ctx;
+    if (id == NULL || !util_is_uuid(id)) {
+        http_error(res, 400, "id must be an order id or a ce_id (a UUID)");
+        return;
+    }
+    argv[2] = (char *)id;
+    answer_run(res, argv, 1);
+}
+
 /* POST /api/dlq/replay {"at": "P:O"} with the admin token: `dozenctl dlq replay --at P:O`,
  * which replays that record unless it was replayed before. */
 static void api_replay(const http_request_t *req, http_response_t *res, void *ctx)
@@ -292,6 +309,7 @@ static const http_route_t routes[] = {
     { "GET", "/api/dlq", api_dlq },
     { "POST", "/api/dlq/replay", api_replay },
     { "GET", "/api/db", api_db },
+    { "GET", "/api/trace", api_trace },
 };
 
 int cmd_web(int argc, char **argv)
