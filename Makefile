@@ -12,7 +12,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
 CC      ?= cc
-PKGS    := rdkafka libmicrohttpd jansson libpq libcurl libxml-2.0
+PKGS    := rdkafka libmicrohttpd jansson libpq libcurl libxml-2.0 libcrypto
 BUILD   ?= build
 BIN     ?= bin
 EXTRA_CFLAGS ?=
@@ -36,6 +36,9 @@ DEB_PKGS := build-essential pkg-config librdkafka-dev libmicrohttpd-dev libjanss
 DEB_PKGS += prometheus   # promtool check metrics, and a real Prometheus server in test_21
 DEB_PKGS += libxml2-dev   # the notifier reads the data portal's XML feed (libxml-2.0)
 DEB_PKGS += clang libclang-rt-14-dev   # libFuzzer targets (make fuzz, tests/fuzz)
+DEB_PKGS += libssl-dev   # libcrypto: the sign-up's code hashes and Twilio's webhook signature
+DEB_PKGS += chromium   # the browser tests (tests/browser) drive a real headless browser
+DEB_PKGS += nodejs npm   # Playwright (playwright-core) runs the browser tests
 BENCH_PKGS := wrk
 
 PYTHON := /usr/bin/python3
@@ -55,6 +58,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all asan fuzz fuzz-build fuzz-short deps bench-deps up down logs test test-unit test-system test-system-kafka test-asan \
+        test-browser \
         valgrind bench clean kafka kafka-down print-programs bench-restock bench-retry bench-notify \
         bench-relay chaos chaos-short
 
@@ -92,6 +96,11 @@ open-data_objs      := tools/standin/standin.o
 sms-gateway_objs    := tools/standin/standin.o
 CFLAGS += -Itools/standin
 
+# Pages built into a program (libcommon/asset.h): the object that embeds a file depends on it.
+$(BUILD)/services/sales/page.o: services/sales/web/shop.html
+$(BUILD)/services/notifier/signup_api.o: services/notifier/web/signup.html
+$(BUILD)/tools/dozenctl/web.o: tools/dozenctl/web/console.html
+
 define program_rule
 $(BIN)/$(1): $(call objs_of,$(2)) $(addprefix $(BUILD)/,$($(1)_objs)) $(LIBCOMMON)
 	@mkdir -p $(BIN)
@@ -114,6 +123,7 @@ test_notifier_feed_objs        := services/notifier/feed.o services/notifier/fee
 test_notifier_datagokr_objs    := services/notifier/feed.o services/notifier/feed_datagokr.o \
                                   tools/open-data/daily.o
 test_notifier_sms_objs         := services/notifier/sms.o
+test_notifier_signup_objs      := services/notifier/signup.o
 test_open-data_daily_objs      := tools/open-data/daily.o
 test_open-data_state_objs      := tools/open-data/state.o tools/open-data/daily.o \
                                   tools/standin/standin.o
@@ -191,7 +201,9 @@ fuzz-short: deps
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
-	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || \
+	    dpkg-query -W -f='$${Status} $${Provides}\n' 2>/dev/null | \
+	      grep '^install ok installed' | grep -qw -- "$$p" || echo $$p; \
 	  done); \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: installing" $$missing; \
@@ -236,6 +248,19 @@ test: deps
 
 test-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+# The pages in a real browser: Debian's chromium driven by playwright-core (pinned in
+# tests/browser/package.json, installed once into tests/browser/node_modules), against a
+# stack of its own on free ports. Screenshots land in docs/screenshots/. Skipped, with the
+# reason printed, where chromium cannot start. One test alone: make test-browser BT=shop
+BROWSER_DEPS := tests/browser/node_modules/playwright-core/package.json
+$(BROWSER_DEPS): tests/browser/package.json
+	@cd tests/browser && npm install --no-audit --no-fund --no-save --omit=dev --loglevel=error && \
+	  touch node_modules/playwright-core/package.json || \
+	  echo "test-browser: npm install playwright-core failed (run.sh will skip)"
+
+test-browser: all $(BROWSER_DEPS)
+	@tests/browser/run.sh $(BT); rc=$$?; [ $$rc = 77 ] && rc=0; exit $$rc
 
 # One system test file alone: make test-system T=tests/system/test_01_orders.py
 test-system: all

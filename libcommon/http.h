@@ -119,6 +119,11 @@ void http_server_stop(http_server_t *srv);
 /* Returns the value of a request header (case-insensitive name), or NULL. Borrowed. */
 const char *http_header(const http_request_t *req, const char *name);
 
+/* Writes the peer's IP address ("127.0.0.1", "::1") into out (at least 46 bytes: IPv6).
+ * The socket's peer, not X-Forwarded-For (which any client can write). Returns 0, or -1
+ * with out "" when it is not known. */
+int http_client_ip(const http_request_t *req, char *out, size_t out_size);
+
 /* Returns the (decoded) value of query-string argument name, or NULL when it is absent or
  * has no value ("?name"). Borrowed, valid for the duration of the handler call. */
 const char *http_query(const http_request_t *req, const char *name);

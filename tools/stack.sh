@@ -213,7 +213,7 @@ settings_of() {
         case $1 in
         notifier)
             # the key's digest only: a changed key restarts the notifier, the key stays out
-            env | grep '^BULLETIN_' | grep -v '^BULLETIN_SOURCE_KEY=' || true
+            env | grep -E '^(BULLETIN|SIGNUP)_' | grep -v '^BULLETIN_SOURCE_KEY=' || true
             [ -z "$FEED_KEY" ] ||
                 echo "BULLETIN_SOURCE_KEY_SHA256=$(printf '%s' "$FEED_KEY" | sha256sum | cut -d' ' -f1)"
             env | grep -E '^(SMS_RATE|SMS_STATUS_CALLBACK_URL)=' || true

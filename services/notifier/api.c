@@ -8,6 +8,7 @@
 
 #include "form.h"
 #include "log.h"
+#include "signup.h"
 #include "phone.h"
 #include "sku.h"
 #include "util.h"
@@ -55,8 +56,7 @@ static int has_control(const char *s)
     return 0;
 }
 
-/* Checks a POST /subscribers body. Returns 0 with the fields, or -1 after a 400. */
-static int subscriber_fields(json_t *body, http_response_t *res, const char **phone,
+int api_subscriber_fields(json_t *body, http_response_t *res, const char **phone,
                              const char **name, json_t **skus)
 {
     const char *key;
@@ -118,7 +118,7 @@ static void add_subscriber(const http_request_t *req, http_response_t *res, void
     if (!http_check_bearer(req, res, n->cfg.admin_token))
         goto done;
     if ((body = http_body_object(req, res)) == NULL ||
-        subscriber_fields(body, res, &phone, &name, &skus) != 0)
+        api_subscriber_fields(body, res, &phone, &name, &skus) != 0)
         goto done;
     if (skus == NULL && (skus = empty = json_array()) == NULL) {
         http_error(res, 500, "out of memory");
@@ -437,6 +437,13 @@ const http_route_t api_routes[] = {
     { "DELETE", "/subscribers/{id}/skus/{sku}", delete_sku },
     { "POST", "/bulletins/run", run_bulletin },
     { "GET", "/bulletins/{date}", get_bulletin },
+    /* the public sign-up (signup_api.c): no admin token, the SMS code is the proof */
+    { "GET", "/signup", signup_get_page },
+    { "POST", "/signup", signup_post_code },
+    { "POST", "/signup/confirm", signup_post_confirm },
+    { "POST", "/unsubscribe", signup_post_code },
+    { "POST", "/unsubscribe/confirm", signup_post_confirm },
+    { "POST", "/sms/inbound", signup_post_inbound },
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
 

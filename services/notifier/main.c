@@ -85,6 +85,8 @@ static void config_read(struct config *c)
         svc_die(NOTIFIER_SERVICE, "%s", err);
     if (strlen(c->admin_token) < 16)
         svc_die(NOTIFIER_SERVICE, "ADMIN_TOKEN: must be at least 16 characters");
+    if (signup_config_read(&c->signup, err, sizeof(err)) != 0)
+        svc_die(NOTIFIER_SERVICE, "%s", err);
     if (c->fallback_url[0] == '\0')
         c->fallback_url = NULL;
     if (c->sms_callback_url[0] == '\0')

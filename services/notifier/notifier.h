@@ -20,6 +20,7 @@
 #include "outbox.h"
 #include "retry.h"
 #include "router.h"
+#include "signup.h"
 #include "sms.h"
 #include "svc.h"
 
@@ -73,6 +74,7 @@ struct config {
     long long sms_find_margin_ms;   /* SMS_FIND_MARGIN: clock skew allowed to the gateway */
     const char *sms_callback_url;   /* SMS_STATUS_CALLBACK_URL; NULL: no StatusCallback */
     retry_policy_t retry;           /* RETRY_*: the consumer group's policy */
+    struct signup_config signup;    /* SIGNUP_*: the public sign-up (signup.h) */
 };
 
 struct sender;
@@ -324,6 +326,10 @@ void notifier_metrics_sms(metrics_t *m, sms_result_t res, const char *why, int64
 
 extern const http_route_t api_routes[];
 extern const size_t api_nroutes;
+/* Checks the fields of a POST /subscribers (or /signup) body: phone (E.164), name, skus
+ * (NULL when absent), all borrowed from body. Returns 0, or -1 after a 400. */
+int api_subscriber_fields(json_t *body, http_response_t *res, const char **phone,
+                          const char **name, json_t **skus);
 int api_health(void *ctx, char *errstr, size_t errstr_size);
 
 #endif

@@ -90,7 +90,30 @@ static void get_order(const http_request_t *req, http_response_t *res, void *ctx
     db_release(s->db, conn);
 }
 
+/* GET /products: what the shop page shows (docs/decisions.md: why sales answers it). */
+static void get_products(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct sales *s = ctx;
+    json_t *list = NULL;
+    PGconn *conn;
+    char err[512];
+
+    (void)req;
+    conn = db_acquire(s->db, (int)s->cfg.db_wait_ms, err, sizeof(err));
+    if (conn != NULL)
+        list = store_list_products(conn, err, sizeof(err));
+    if (list == NULL) {
+        log_error("products_failed error=%s", LOG_Q(err));
+        http_error(res, 503, "database unavailable, try again");
+    } else {
+        http_json(res, 200, list);
+    }
+    db_release(s->db, conn);
+}
+
 const http_route_t api_routes[] = {
+    { "GET", "/", page_shop },
+    { "GET", "/products", get_products },
     { "POST", "/orders", post_order },
     { "GET", "/orders/{id}", get_order },
 };

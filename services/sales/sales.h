@@ -19,6 +19,7 @@
 #define CUSTOMER_MAX EVENT_CUSTOMER_MAX
 #define IDEMPOTENCY_KEY_MAX 255
 #define ORDER_QUANTITY_MAX 1000
+#define SALES_PRODUCTS_MAX_S "1000"   /* products GET /products lists, at most */
 
 struct config {
     svc_config_t svc;           /* the common settings (svc_config_read) */
@@ -108,6 +109,10 @@ int store_place_order(PGconn *conn, const order_request_t *req, const char *idem
 int store_get_order(PGconn *conn, const char *id, json_t **order,
                     char *errstr, size_t errstr_size);
 
+/* The products and their levels, by sku, at most SALES_PRODUCTS_MAX_S: a new JSON object
+ * {"products": [{"sku", "quantity"}]}, or NULL with errstr. */
+json_t *store_list_products(PGconn *conn, char *errstr, size_t errstr_size);
+
 /* metrics.c: the orders' series (dozen_orders_total, dozen_orders_idempotent_replays_total) */
 
 /* Creates the series at 0, so that a rate is defined before the first order. */
@@ -115,6 +120,10 @@ void sales_metrics_init(metrics_t *m);
 
 /* Counts one answered order: a replay, else its row's status (completed / rejected). */
 void sales_metrics_order(metrics_t *m, const order_outcome_t *o);
+
+/* page.c: the shop page, built into the binary (GET /) */
+
+void page_shop(const http_request_t *req, http_response_t *res, void *ctx);
 
 /* api.c: HTTP routes */
 

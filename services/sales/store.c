@@ -30,6 +30,9 @@ const db_stmt_t store_stmts[] = {
     { "idem_put",
       "INSERT INTO idempotency_keys (key, request, status_code, response) "
       "VALUES ($1, $2, $3::int, $4)", 4 },
+    /* The shop page's list: sales owns the decrement, so it reads the same rows. */
+    { "products_list",
+      "SELECT sku, quantity FROM inventory ORDER BY sku LIMIT " SALES_PRODUCTS_MAX_S, 0 },
     OUTBOX_DB_STMT,
 };
 const size_t store_nstmts = sizeof(store_stmts) / sizeof(store_stmts[0]);
@@ -279,4 +282,33 @@ int store_get_order(PGconn *conn, const char *id, json_t **order,
 done:
     PQclear(res);
     return ret;
+}
+
+json_t *store_list_products(PGconn *conn, char *errstr, size_t errstr_size)
+{
+    PGresult *res;
+    json_t *list = NULL, *out = NULL;
+
+    res = db_exec(conn, "products_list", 0, NULL, NULL, errstr, errstr_size);
+    if (res == NULL)
+        goto done;
+    if ((list = json_array()) == NULL)
+        goto oom;
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *p = json_pack("{s:s, s:I}", "sku", PQgetvalue(res, i, 0), "quantity",
+                              (json_int_t)strtoll(PQgetvalue(res, i, 1), NULL, 10));
+        if (p == NULL || json_array_append_new(list, p) != 0)
+            goto oom;
+    }
+    out = json_pack("{s:o}", "products", list); /* steals list */
+    list = NULL;
+    if (out == NULL)
+        goto oom;
+    goto done;
+oom:
+    snprintf(errstr, errstr_size, "out of memory");
+done:
+    json_decref(list);
+    PQclear(res);
+    return out;
 }

@@ -53,17 +53,23 @@ void usage(FILE *out)
             "              stock change, the alerts and any dead letter; an SKU: each of its\n"
             "              orders since then. --json: an array of {time, kind, where, fields}.\n"
             "              Needs $DATABASE_URL. Exit 1 when the id is unknown\n"
-            "  dlq list [--group G] [--reason R]\n"
+            "  dlq list [--group G] [--reason R] [--at P:O]\n"
             "              every record of dead-letter, one line each: where it came from,\n"
             "              its group, attempts, reason, error, first failure, ce_id and\n"
             "              whether it was replayed (replayed=- without $DATABASE_URL);\n"
             "              records with unreadable dozen-* headers show reason=?\n"
-            "  dlq replay [--group G] [--reason R] [--limit N] [--rate N/s] [--dry-run]\n"
+            "  dlq replay [--group G] [--reason R] [--at P:O] [--limit N] [--rate N/s] [--dry-run]\n"
             "              copies each matching dead record not replayed yet to its group's\n"
             "              retry.<group> with a fresh attempt count; each is replayed at most\n"
             "              once (recorded in PostgreSQL: $DATABASE_URL is required). --limit\n"
             "              stops after N records, --rate spaces them, --dry-run only prints\n"
             "              what would be replayed. Exit 1 if any failed, 130 on Ctrl-C.\n"
+            "              --at P:O (list and replay): only the record at that partition\n"
+            "              and offset of dead-letter\n"
+            "  web [--port N]\n"
+            "              the operations console on http://127.0.0.1:N/ (8090): topics,\n"
+            "              groups and lag, outbox backlog, retries, dead letters with a\n"
+            "              replay button (needs $ADMIN_TOKEN), the latest bulletins, a trace\n"
             "\n"
             "The broker is $KAFKA_BOOTSTRAP, else the KAFKA_BOOTSTRAP line of ./" ENV_FILE
             ",\nelse of " ENV_FILE " next to the program's directory (<bin>/../" ENV_FILE ").\n"
@@ -597,6 +603,8 @@ int main(int argc, char **argv)
         return cmd_groups(argc - 1, argv + 1);
     if (strcmp(cmd, "trace") == 0)
         return cmd_trace(argc - 1, argv + 1);
+    if (strcmp(cmd, "web") == 0)
+        return cmd_web(argc - 1, argv + 1);
     fprintf(stderr, "dozenctl: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_USAGE;
