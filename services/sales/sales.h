@@ -77,6 +77,7 @@ typedef struct order_outcome {
     int replayed;                   /* 1: the Idempotency-Key's stored answer, replayed */
     json_t *body;                   /* the answer (owned), or NULL when error is the answer */
     char error[160];                /* an error answer's text when body is NULL */
+    char order_id[37];              /* with STORE_COMMIT_UNKNOWN: the order's id */
     size_t nevents;
     event_out_t events[ORDER_EVENTS_MAX]; /* owned */
 } order_outcome_t;
@@ -100,7 +101,10 @@ extern const size_t store_nstmts;
  * idem_key was used before; else the conditional decrement, then (after order_decide) the
  * order row, the outcome's events in the outbox and, when idem_key is not NULL, the stored
  * answer. Fills out (free it with order_outcome_clear): for a replay, status and body are
- * the stored ones. Returns 0, or -1 with errstr on a database error (nothing changed). */
+ * the stored ones. Returns 0, or -1 with errstr on a database error (nothing changed), or
+ * STORE_COMMIT_UNKNOWN when the connection died with the COMMIT on its way: the order (id in
+ * out->order_id) may or may not be committed, and out holds the answer it would have. */
+#define STORE_COMMIT_UNKNOWN (-2)
 int store_place_order(PGconn *conn, const order_request_t *req, const char *idem_key,
                       order_outcome_t *out, char *errstr, size_t errstr_size);
 

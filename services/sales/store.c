@@ -230,16 +230,25 @@ int store_place_order(PGconn *conn, const order_request_t *req, const char *idem
         goto done;
     }
     if (record_outcome(conn, req, qty, idem_key, canonical, &facts, out, errstr,
-                       errstr_size) != 0 ||
-        db_commit(conn, errstr, errstr_size) != 0)
+                       errstr_size) != 0)
         goto done;
+    if (db_commit(conn, errstr, errstr_size) != 0) {
+        /* The COMMIT went out and no answer came back (a crash, a lost connection): the
+         * order may be committed. The caller finds out; out keeps the answer it would be. */
+        if (PQstatus(conn) == CONNECTION_BAD) {
+            committed = 1; /* nothing to roll back on a dead connection */
+            ret = STORE_COMMIT_UNKNOWN;
+            snprintf(out->order_id, sizeof(out->order_id), "%s", facts.order_id);
+        }
+        goto done;
+    }
     committed = 1;
     ret = 0;
 
 done:
     if (!committed)
         db_rollback(conn); /* also ends a replay, which wrote nothing */
-    if (ret != 0)
+    if (ret != 0 && ret != STORE_COMMIT_UNKNOWN)
         order_outcome_clear(out);
     free(canonical);
     return ret;
