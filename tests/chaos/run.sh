@@ -21,6 +21,9 @@ export CHAOS_KAFKA=${CHAOS_KAFKA:-cluster}
 export CHAOS_REPORT=${CHAOS_REPORT:-$RUN_DIR/report.txt}
 # Quick deliveries and short waits, so that restocks and retries happen many times a run.
 export FACTORY_DELAY_MS=${FACTORY_DELAY_MS:-300}
+# A production order whose callback a fault lost is asked for again after this (the
+# factory's sweeper), well inside the checker's settle window.
+export FACTORY_DELIVERY_TIMEOUT=${FACTORY_DELIVERY_TIMEOUT:-20s}
 export BULLETIN_RETRY_INTERVAL=${BULLETIN_RETRY_INTERVAL:-5s}
 export BULLETIN_DEADLINE=${BULLETIN_DEADLINE:-30m}
 export UP_TIMEOUT=${UP_TIMEOUT:-120}
