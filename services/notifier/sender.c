@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "phone.h"
+#include "signup.h"
 #include "util.h"
 
 /* Deliveries one thread claims at a time. Small, so that a claim is sent well within its
@@ -69,6 +70,12 @@ static void settle(struct notifier *n, PGconn *conn, const struct delivery *d,
         break;
     case SMS_REJECTED:
         rc = store_failed(conn, d->id, why, err, sizeof(err));
+        if (rc == 0 && signup_is_opted_out_error(why)) {
+            /* 21610: the number replied STOP to the provider; nothing more is sent to it. */
+            rc = signup_store_opt_out_in(conn, d->phone, "provider", err, sizeof(err)) < 0;
+            log_warn("sms_opted_out_at_provider delivery=%lld to=%s", d->id, masked);
+            break;
+        }
         log_error("sms_rejected delivery=%lld to=%s attempt=%d error=%s", d->id, masked,
                   d->attempts, LOG_Q(why));
         break;

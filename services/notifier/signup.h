@@ -118,6 +118,10 @@ int signup_store_confirm(PGconn *conn, const char *phone, enum signup_purpose pu
 /* Opts out the active subscriber of phone (by: "page", "stop" or "provider") and cancels
  * its open deliveries, in one transaction. Returns 1 when one was active, 0 when none,
  * -1 with errstr. For the STOP webhook, and for the sender on Twilio's 21610. */
+/* The same inside the caller's transaction (the sender's, which holds the subscriber's row
+ * lock): no BEGIN or COMMIT of its own. */
+int signup_store_opt_out_in(PGconn *conn, const char *phone, const char *by,
+                            char *errstr, size_t errstr_size);
 int signup_store_opt_out(PGconn *conn, const char *phone, const char *by,
                          char *errstr, size_t errstr_size);
 

@@ -201,32 +201,41 @@ done:
     return verdict;
 }
 
-int signup_store_opt_out(PGconn *conn, const char *phone, const char *by,
-                         char *errstr, size_t errstr_size)
+int signup_store_opt_out_in(PGconn *conn, const char *phone, const char *by,
+                            char *errstr, size_t errstr_size)
 {
     const char *p[2] = { phone, by };
     const char *id;
-    PGresult *res = NULL;
+    PGresult *res;
     int ret = -1;
 
-    if (db_begin(conn, errstr, errstr_size) != 0)
-        goto done;
     res = db_query(conn, "UPDATE subscribers SET opted_out_at = now(), opted_out_by = $2 "
                    "WHERE phone = $1 AND opted_out_at IS NULL RETURNING id", 2, p, NULL,
                    errstr, errstr_size);
     if (res == NULL)
-        goto done;
+        return -1;
     if (PQntuples(res) == 1) {
         id = PQgetvalue(res, 0, 0);
         if (store_run(conn, "sub_cancel", 1, &id, NULL, errstr, errstr_size) != 0)
             goto done;
     }
-    if (db_commit(conn, errstr, errstr_size) != 0)
-        goto done;
     ret = PQntuples(res) == 1;
 done:
-    if (ret < 0)
-        db_rollback(conn);
     PQclear(res);
+    return ret;
+}
+
+int signup_store_opt_out(PGconn *conn, const char *phone, const char *by,
+                         char *errstr, size_t errstr_size)
+{
+    int ret;
+
+    if (db_begin(conn, errstr, errstr_size) != 0)
+        return -1;
+    ret = signup_store_opt_out_in(conn, phone, by, errstr, errstr_size);
+    if (ret < 0 || db_commit(conn, errstr, errstr_size) != 0) {
+        db_rollback(conn);
+        return -1;
+    }
     return ret;
 }

@@ -281,3 +281,26 @@ def test_a_callback_settles_an_uncertain_send(stack, migrated):
     assert len(got) == 1, f"sent {len(got)} times"
     (d,) = deliveries(migrated, phone)
     assert d["status"] == "sent" and d["sid"] == got[0]["sid"], d
+
+
+def test_21610_from_the_provider_opts_the_number_out(stack, migrated):
+    """Twilio answers 21610 ("Attempt to send to unsubscribed recipient") to a number that
+    replied STOP to the sender: the subscriber is opted out by the provider
+    (opted_out_by = 'provider'), the rest of the day goes on, and nothing more is tried for
+    that number (issue 16)."""
+    s = notifier_stack(stack)
+    stopped, other = "+821055550099", "+821055550098"
+    subscribe_ok(s.notifier, stopped)
+    subscribe_ok(s.notifier, other)
+    set_mode(s.gateway, opted_out=stopped)
+    assert run_bulletin(s.notifier).status_code in (200, 202)
+    wait_final(migrated, 60, n=2)
+    assert migrated.query("SELECT opted_out_at IS NOT NULL, opted_out_by FROM subscribers "
+                          "WHERE phone = %s", (stopped,))[0] == (True, "provider")
+    assert migrated.query("SELECT opted_out_at FROM subscribers WHERE phone = %s",
+                          (other,))[0][0] is None
+    (d,) = deliveries(migrated, stopped)
+    assert d["status"] == "failed" and d["attempts"] == 1, d
+    assert "sms_opted_out_at_provider" in s.notifier.log()
+    assert not msgs_to(s.gateway, stopped)
+    assert len(msgs_to(s.gateway, other)) == 1

@@ -156,6 +156,11 @@ static void post_message(const http_request_t *req, http_response_t *res, void *
         twilio_error(res, 500, SG_CODE_INTERNAL, "Internal Server Error");
         goto done;
     }
+    if (outcome == SG_REJECTED) {
+        log_info("sms_send outcome=rejected status=400 code=%d to=%s", SG_CODE_OPTED_OUT, to);
+        twilio_error(res, 400, SG_CODE_OPTED_OUT, "Attempt to send to unsubscribed recipient");
+        goto done;
+    }
     if (outcome == SG_FAILED) {
         log_info("sms_send outcome=failed reason=injected to=%s from=%s", to, from);
         twilio_error(res, 500, SG_CODE_INTERNAL, "Internal Server Error");

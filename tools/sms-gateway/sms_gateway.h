@@ -38,6 +38,7 @@
 #define SG_CODE_CALLBACK    21609       /* "Invalid StatusCallback" */
 #define SG_CODE_TOO_MANY    20429       /* "Too Many Requests" (429) */
 #define SG_CALLBACK_MAX     512         /* bytes of a StatusCallback URL */
+#define SG_CODE_OPTED_OUT   21610       /* "Attempt to send to unsubscribed recipient" */
 #define SG_CODE_TOO_LONG    21617       /* "The concatenated message body exceeds the 1600
                                          * character limit" */
 
@@ -54,6 +55,8 @@ struct sg_mode {
     long long deliver_ms; /* then "sent" this long, then "delivered" (0: stays "sent") */
     long long hang_ms;    /* after a send is accepted, the answer waits this long (a
                            * client with a shorter timeout does not know it went) */
+    char opted_out[24];   /* "" or an E.164 number that replied STOP: a send to it is
+                           * answered 400 with Twilio's code 21610 */
 };
 
 struct config {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "phone.h"
 #include "util.h"
 
 /* One accepted message. */
@@ -64,6 +65,38 @@ uint64_t sg_prng_next(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+/* opted_out: "" or an E.164 number (a number that replied STOP to the sender). */
+static int patch_opted_out(json_t *v, void *mode, char *errstr, size_t errstr_size)
+{
+    struct sg_mode *m = mode;
+    const char *s = json_string_value(v);
+
+    if (s == NULL || (s[0] != '\0' && !phone_e164_valid(s))) {
+        snprintf(errstr, errstr_size, "opted_out must be \"\" or an E.164 number");
+        return -1;
+    }
+    snprintf(m->opted_out, sizeof(m->opted_out), "%s", s);
+    return 0;
+}
+
+static json_t *opted_out_json(const void *mode)
+{
+    return json_string(((const struct sg_mode *)mode)->opted_out);
+}
+
+static void opted_out_log(const void *mode, char *out, size_t out_size)
+{
+    char masked[PHONE_MASK_MAX];
+    const struct sg_mode *m = mode;
+
+    if (m->opted_out[0] == '\0')
+        snprintf(out, out_size, "-");
+    else {
+        phone_mask(m->opted_out, masked, sizeof(masked));
+        snprintf(out, out_size, "%s", masked);
+    }
+}
+
 /* The knobs, in the order GET /admin/mode shows them and the log lines list them. */
 static const struct standin_knob sg_knobs[] = {
     STANDIN_FAIL_NEXT(struct sg_mode),
@@ -75,6 +108,7 @@ static const struct standin_knob sg_knobs[] = {
     STANDIN_INT(struct sg_mode, queue_ms, 0, 3600000),
     STANDIN_INT(struct sg_mode, deliver_ms, 0, 3600000),
     STANDIN_INT(struct sg_mode, hang_ms, 0, STANDIN_SLOW_MS_MAX),
+    STANDIN_CUSTOM("opted_out", patch_opted_out, opted_out_json, opted_out_log),
     STANDIN_END
 };
 
@@ -195,7 +229,9 @@ int state_send(sg_state_t *st, const char *sid, const struct sg_send *s, int64_t
 
     standin_lock(st->si);
     mode = standin_mode_locked(st->si);
-    if (mode->fail_next > 0) {
+    if (mode->opted_out[0] != '\0' && strcmp(mode->opted_out, s->to) == 0) {
+        outcome = SG_REJECTED; /* the recipient replied STOP: Twilio's 21610 */
+    } else if (mode->fail_next > 0) {
         mode->fail_next--;
         outcome = SG_FAILED;
     } else if (mode->fail_rate > 0 &&
