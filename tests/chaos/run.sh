@@ -24,6 +24,9 @@ export FACTORY_DELAY_MS=${FACTORY_DELAY_MS:-300}
 # A production order whose callback a fault lost is asked for again after this (the
 # factory's sweeper), well inside the checker's settle window.
 export FACTORY_DELIVERY_TIMEOUT=${FACTORY_DELIVERY_TIMEOUT:-20s}
+# A short code's rate: at make up's long-code default of 1 a second the workload's alerts
+# would take longer to go out than the checker's settle window.
+export SMS_RATE=${SMS_RATE:-100}
 export BULLETIN_RETRY_INTERVAL=${BULLETIN_RETRY_INTERVAL:-5s}
 export BULLETIN_DEADLINE=${BULLETIN_DEADLINE:-30m}
 export UP_TIMEOUT=${UP_TIMEOUT:-120}
