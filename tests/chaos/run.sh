@@ -27,6 +27,9 @@ export FACTORY_DELIVERY_TIMEOUT=${FACTORY_DELIVERY_TIMEOUT:-20s}
 # A short code's rate: at make up's long-code default of 1 a second the workload's alerts
 # would take longer to go out than the checker's settle window.
 export SMS_RATE=${SMS_RATE:-100}
+# A send that failed (the gateway's injected failures, PostgreSQL gone) is tried again within
+# seconds, not after make up's backoff of up to 5 minutes, so that the day settles in time.
+export SMS_RETRY_MAX=${SMS_RETRY_MAX:-5s}
 export BULLETIN_RETRY_INTERVAL=${BULLETIN_RETRY_INTERVAL:-5s}
 export BULLETIN_DEADLINE=${BULLETIN_DEADLINE:-30m}
 export UP_TIMEOUT=${UP_TIMEOUT:-120}
