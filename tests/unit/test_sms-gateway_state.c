@@ -81,7 +81,8 @@ static void test_mode_patch(void **state)
 
     j = standin_mode_json(&sg_standin, &out);
     assert_non_null(j);
-    assert_int_equal(json_object_size(j), 9);
+    assert_int_equal(json_object_size(j), 10);
+    assert_string_equal(json_string_value(json_object_get(j, "opted_out")), "");
     assert_int_equal(json_integer_value(json_object_get(j, "fail_next")), 3);
     assert_int_equal(json_integer_value(json_object_get(j, "fail_rate")), 100);
     assert_true(json_is_false(json_object_get(j, "down")));
@@ -92,6 +93,16 @@ static void test_mode_patch(void **state)
     assert_int_equal(cur.seed, out.seed);
     assert_int_equal(cur.slow_ms, out.slow_ms);
     assert_int_equal(cur.fail_next, 3);
+
+    /* opted_out: a number that replied STOP (Twilio's 21610), or "" */
+    p = test_obj("{\"opted_out\": \"+821055550099\"}");
+    assert_int_equal(standin_mode_patch(&sg_standin, &cur, p, &cur, err, sizeof(err)), 0);
+    json_decref(p);
+    assert_string_equal(cur.opted_out, "+821055550099");
+    p = test_obj("{\"opted_out\": \"\"}");
+    assert_int_equal(standin_mode_patch(&sg_standin, &cur, p, &cur, err, sizeof(err)), 0);
+    json_decref(p);
+    assert_string_equal(cur.opted_out, "");
 }
 
 static void expect_patch_error(const char *text, const char *want)
@@ -105,6 +116,8 @@ static void test_mode_patch_errors(void **state)
     expect_patch_error("{\"fail_next\": 1, \"fail_first\": 1}", "unknown field 'fail_first'");
     expect_patch_error("{\"fail_next\": -1}", "field 'fail_next' must be between 0 and");
     expect_patch_error("{\"fail_next\": 1000000001}", "field 'fail_next' must be between");
+    expect_patch_error("{\"opted_out\": \"010-1234\"}", "opted_out must be");
+    expect_patch_error("{\"opted_out\": 5}", "opted_out must be");
     expect_patch_error("{\"fail_rate\": 101}", "field 'fail_rate' must be between 0 and 100");
     expect_patch_error("{\"fail_rate\": -1}", "field 'fail_rate' must be between 0 and 100");
     expect_patch_error("{\"fail_rate\": 0.5}", "field 'fail_rate' must be an integer");
