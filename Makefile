@@ -57,7 +57,7 @@ PROGRAMS := $(SERVICES:%=$(BIN)/%) $(foreach t,$(TOOLS),$(BIN)/$(lastword $(subs
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all asan fuzz fuzz-build fuzz-short deps bench-deps up down logs test test-unit test-system test-system-kafka test-asan \
+.PHONY: all asan fuzz fuzz-build fuzz-short deps bench-deps up down logs test test-unit test-system test-system-kafka test-system-both test-asan \
         test-browser \
         valgrind bench clean kafka kafka-down print-programs bench-restock bench-retry bench-notify \
         bench-relay chaos chaos-short
@@ -242,9 +242,7 @@ test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_TESTS)
 	@$(MAKE) --no-print-directory test-unit
 	@$(MAKE) --no-print-directory fuzz-short
-	@echo "== system tests on the dev broker (bin/devbroker, librdkafka's mock cluster)"
-	@$(MAKE) --no-print-directory test-system
-	@$(MAKE) --no-print-directory test-system-kafka
+	@$(MAKE) --no-print-directory test-system-both
 	@echo "== the chaos suite, short: 75 s of workload and faults on the dev broker, one instance each"
 	@$(MAKE) --no-print-directory chaos-short
 	@echo "== the pages in a real browser (chromium, playwright-core)"
@@ -269,6 +267,12 @@ test-browser: all $(BROWSER_DEPS)
 # One system test file alone: make test-system T=tests/system/test_01_orders.py
 test-system: all
 	DOZEN_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	    $(if $(T),$(T),tests/system)
+
+# The system tests as `make test` runs them: the dev broker pass and the Apache Kafka pass
+# side by side, each file where its subject lives (tests/system/both.sh).
+test-system-both: all
+	@DOZEN_BIN=$(abspath $(BIN)) PYTHON=$(PYTHON) tests/system/both.sh \
 	    $(if $(T),$(T),tests/system)
 
 # The system tests on a real Apache Kafka broker started for the run (tools/kafka).

@@ -18,7 +18,10 @@ def stack(cmd, env):
                           capture_output=True, text=True, timeout=180)
 
 
-@pytest.fixture
+# One run directory for the whole file: each test starts with `up` in the settings it
+# needs, which on a running stack restarts only what those settings change (itself a
+# guarantee of stack.sh); a fresh PostgreSQL cluster per test only cost time.
+@pytest.fixture(scope="module")
 def run_env():
     run_dir = tempfile.mkdtemp(prefix="dozen-up-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}

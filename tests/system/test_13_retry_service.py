@@ -13,7 +13,7 @@ import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import BIN, Proc, service_env, wait_assigned, wait_for
+from conftest import BIN, Proc, message_headers, service_env, wait_assigned, wait_for
 
 HEADER_ORDER = ["dozen-original-topic", "dozen-original-partition", "dozen-original-offset",
                 "dozen-group", "dozen-attempt", "dozen-max-attempts", "dozen-not-before",
@@ -62,7 +62,7 @@ class Reader:
             if m is None:
                 continue
             assert not m.error(), f"consume error on {self.topic}: {m.error()}"
-            headers = list(m.headers() or [])
+            headers = list(message_headers(m))
             self.records.append({
                 "key": m.key(), "value": m.value(), "headers": headers,
                 "h": {k: (v.decode(errors="replace") if v is not None else None)

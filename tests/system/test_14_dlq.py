@@ -16,7 +16,7 @@ import uuid
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from conftest import BIN, wait_for
+from conftest import BIN, message_headers, wait_for
 
 FIRST_FAILED_AT = 1767225600123           # 2026-01-01T00:00:00.123Z
 FIRST_FAILED_AT_TEXT = "2026-01-01T00:00:00.123Z"
@@ -125,7 +125,7 @@ def read_all(broker, topic, timeout=30):
                 eof.add(m.partition())
                 continue
             eof.discard(m.partition())
-            headers = list(m.headers() or [])
+            headers = list(message_headers(m))
             records.append({"partition": m.partition(), "offset": m.offset(), "key": m.key(),
                             "value": m.value(), "headers": headers,
                             "ts": m.timestamp()[1],

@@ -21,7 +21,7 @@ import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from conftest import wait_assigned, wait_for
+from conftest import message_headers, wait_assigned, wait_for
 
 SEED = int(os.environ.get("T21_SEED", "2111"))
 PER_TOPIC = int(os.environ.get("T21_RECORDS", "150"))
@@ -227,7 +227,7 @@ class DeadLetters:
             if m is None or m.error():
                 continue
             headers = {}
-            for k, v in m.headers() or []:
+            for k, v in message_headers(m):
                 headers[k] = v
             mark = headers.get(MARK)
             if mark is not None:

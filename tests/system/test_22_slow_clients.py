@@ -155,6 +155,11 @@ def test_one_client_cannot_take_every_slot(stack):
         for _ in range(20):
             s = socket.create_connection(("127.0.0.1", sales.port), timeout=5)
             socks.append(s)
+        # The server must have taken all 20 from the kernel's queue first: under load, the
+        # 21st could otherwise be accepted before the last of them, and that one refused.
+        mine = {s.getsockname()[1] for s in socks}
+        wait_for(lambda: accepted(sales.port, mine) == len(mine), 10,
+                 "the server to accept the 20 connections")
         # the 21st: accepted by the kernel, closed by the server without an answer
         with pytest.raises(requests.ConnectionError):
             requests.get(sales.url + "/healthz", timeout=5)
@@ -163,6 +168,21 @@ def test_one_client_cannot_take_every_slot(stack):
     finally:
         for s in socks:
             s.close()
+
+
+def accepted(server_port, client_ports):
+    """How many of the connections from client_ports the process listening on server_port
+    has accept()ed: in /proc/net/tcp a connection still in the listen queue has no inode."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if int(local.split(":")[1], 16) == server_port and \
+                    int(remote.split(":")[1], 16) in client_ports and inode != "0":
+                n += 1
+    return n
 
 
 def ok(url):
