@@ -33,9 +33,17 @@ static void post_order(const http_request_t *req, http_response_t *res, void *ct
         goto done;
     }
 
-    conn = db_acquire(s->db, (int)s->cfg.db_wait_ms, err, sizeof(err));
-    if (conn == NULL ||
-        store_place_order(conn, &order, key, &outcome, err, sizeof(err)) != 0) {
+    /* Without a key, concurrent orders of one SKU are placed together (combine.c); a key
+     * needs its own transaction, which serialises requests carrying it. */
+    if (key == NULL) {
+        if (combine_place(s->combine, s->db, (int)s->cfg.db_wait_ms, &order, &outcome, err,
+                          sizeof(err)) != 0) {
+            log_error("order_failed sku=%s error=%s", order.sku, LOG_Q(err));
+            http_error(res, 503, "database unavailable, try again");
+            goto done;
+        }
+    } else if ((conn = db_acquire(s->db, (int)s->cfg.db_wait_ms, err, sizeof(err))) == NULL ||
+               store_place_order(conn, &order, key, &outcome, err, sizeof(err)) != 0) {
         log_error("order_failed sku=%s error=%s", order.sku, LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
         goto done;

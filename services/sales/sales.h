@@ -25,9 +25,12 @@ struct config {
     long long db_wait_ms;       /* = svc.db_wait_ms, where the routes read it */
 };
 
+typedef struct combine combine_t;
+
 struct sales {
     struct config cfg;
     db_pool_t *db;
+    combine_t *combine;         /* orders without an Idempotency-Key go through it */
     metrics_t *metrics;         /* served on GET /metrics (svc_run) */
     outbox_relay_t *relay;
 };
@@ -103,10 +106,59 @@ extern const size_t store_nstmts;
 int store_place_order(PGconn *conn, const order_request_t *req, const char *idem_key,
                       order_outcome_t *out, char *errstr, size_t errstr_size);
 
+/* A placeholder for the level in an order's prepared answer and event: a number no level
+ * can be (inventory.quantity is an integer), replaced once the statement returns the
+ * level. */
+#define STORE_LEVEL_PLACEHOLDER 7777777777771LL
+#define STORE_LEVEL_PLACEHOLDER_TEXT "7777777777771"
+
+/* One order of a batch (combine.c): prepared by the requesting thread, placed by whichever
+ * thread runs the batch. */
+typedef struct store_batch_order {
+    const order_request_t *req;  /* borrowed */
+    order_outcome_t *out;        /* borrowed: the requester's; the batch fills it */
+    event_meta_t meta;           /* its order.completed's ce_id, time and traceparent */
+    int fast;                    /* 1: the placeholder is in the event exactly once */
+    int ret;                     /* 0, or -1 with err (a database error: a 503) */
+    char err[256];
+} store_batch_order_t;
+
+/* Prepares o (req and out set) on the requesting thread, so that its event carries that
+ * thread's trace: a new order id, the answer and event of a taken order with the level
+ * left as STORE_LEVEL_PLACEHOLDER, the event's metadata. Returns 0, or -1 with errstr. */
+int store_prepare_order(store_batch_order_t *o, char *errstr, size_t errstr_size);
+
+/* Places n prepared orders of one SKU, in their order, setting each one's ret, err and out
+ * exactly as store_place_order would have alone, one after the other. Usually one
+ * statement without a transaction block: the conditional decrement of their sum, every
+ * order row and every event (one round trip, one commit). When the level does not cover
+ * the sum (or the SKU is unknown, or an order is not fast), each order is placed with
+ * store_place_order in turn, under its own trace. Wakes the relay after a commit. */
+void store_place_batch(PGconn *conn, store_batch_order_t *orders, size_t n);
+
 /* Looks an order up. Returns 1 and a new reference in *order, 0 when there is no such
  * order, -1 with errstr on a database error. */
 int store_get_order(PGconn *conn, const char *id, json_t **order,
                     char *errstr, size_t errstr_size);
+
+/* combine.c: concurrent orders of one SKU, applied together (flat combining) */
+
+#define COMBINE_BATCH_MAX 64 /* orders applied in one statement, at most */
+
+/* Returns a new combiner (free it with combine_free), or NULL if out of memory. */
+combine_t *combine_new(void);
+
+/* Frees c, which no thread may be using. Accepts NULL. */
+void combine_free(combine_t *c);
+
+/* Places one order without an Idempotency-Key. When no other order of its SKU is being
+ * placed in this process, it is placed at once, on a connection from pool (waiting up to
+ * wait_ms for one); otherwise it waits, and the orders that arrived while the one before
+ * them ran are placed together, in arrival order, by the first of them. Fills out as
+ * store_place_order does. Returns 0, or -1 with errstr (no connection, database error).
+ * Blocks for the orders ahead of it. */
+int combine_place(combine_t *c, db_pool_t *pool, int wait_ms, const order_request_t *req,
+                  order_outcome_t *out, char *errstr, size_t errstr_size);
 
 /* metrics.c: the orders' series (dozen_orders_total, dozen_orders_idempotent_replays_total) */
 
