@@ -35,14 +35,22 @@ struct slot {
 struct combine {
     pthread_mutex_t mu;
     struct slot *buckets[NBUCKETS];
+    metric_t *m_batch; /* dozen_orders_batch_size, NULL without metrics */
 };
 
-combine_t *combine_new(void)
+static const double batch_buckets[] = { 1, 2, 4, 8, 16, 32, 64 };
+
+combine_t *combine_new(metrics_t *metrics)
 {
     combine_t *c = calloc(1, sizeof(*c));
 
     if (c == NULL)
         return NULL;
+    if (metrics != NULL)
+        c->m_batch = metrics_histogram(metrics, "dozen_orders_batch_size",
+                                       "Orders without an Idempotency-Key placed together "
+                                       "in one statement (1: alone).", NULL, batch_buckets,
+                                       sizeof(batch_buckets) / sizeof(batch_buckets[0]));
     if (pthread_mutex_init(&c->mu, NULL) != 0) {
         free(c);
         return NULL;
@@ -167,6 +175,7 @@ int combine_place(combine_t *c, db_pool_t *pool, int wait_ms, const order_reques
     pthread_mutex_unlock(&c->mu);
 
     if (me.state == W_LEAD) {
+        metric_observe(c->m_batch, (double)n);
         run_batch(pool, wait_ms, batch, n);
         pthread_mutex_lock(&c->mu);
         for (size_t i = 1; i < n; i++) {

@@ -36,7 +36,7 @@ int main(void)
     if ((s.metrics = metrics_new()) == NULL)
         svc_die(SALES_SERVICE, "out of memory");
     sales_metrics_init(s.metrics);
-    if ((s.combine = combine_new()) == NULL)
+    if ((s.combine = combine_new(s.metrics)) == NULL)
         svc_die(SALES_SERVICE, "out of memory");
 
     /* HTTP stops first (no new orders), then the relay publishes what they wrote. */

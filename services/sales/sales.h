@@ -145,8 +145,9 @@ int store_get_order(PGconn *conn, const char *id, json_t **order,
 
 #define COMBINE_BATCH_MAX 64 /* orders applied in one statement, at most */
 
-/* Returns a new combiner (free it with combine_free), or NULL if out of memory. */
-combine_t *combine_new(void);
+/* Returns a new combiner (free it with combine_free), or NULL if out of memory. With
+ * metrics (borrowed, must outlive it) it keeps dozen_orders_batch_size there. */
+combine_t *combine_new(metrics_t *metrics);
 
 /* Frees c, which no thread may be using. Accepts NULL. */
 void combine_free(combine_t *c);

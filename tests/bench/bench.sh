@@ -176,11 +176,18 @@ trigger_off() {
 # ---------------------------------------------------------------------------------------
 # The runs. Results are kept per scenario key in these arrays.
 
-declare -A RPS P50 P99 BAD CPU BACKLOG WAITS
+declare -A RPS P50 P99 BAD CPU BACKLOG WAITS BATCH
 PROBLEMS=()
 
 # field LINE NAME: the value of NAME=value in LINE.
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; }
+
+# batch_stats: "sum count" of sales' dozen_orders_batch_size (orders, statements).
+batch_stats() {
+    curl -fsS --max-time 5 "$SALES_URL/metrics" 2>/dev/null | awk '
+        /^dozen_orders_batch_size_sum/ { s = $2 } /^dozen_orders_batch_size_count/ { c = $2 }
+        END { printf "%d %d\n", s, c }'
+}
 
 unsent() { psql_q -c "SELECT count(*) FROM outbox WHERE producer = 'sales' AND sent_at IS NULL"; }
 
@@ -194,6 +201,8 @@ run_wrk() {
         bounded $((WARMUP + 30)) "$RUN/wrk-$key-warmup.txt" wrk -d"${WARMUP}s" "${args[@]}" ||
             die "wrk warm-up failed: $(tail -n 3 "$RUN/wrk-$key-warmup.txt")"
     fi
+    local b0 b1
+    b0=$(batch_stats)
     before=$(cpu_sample)
     wait_sampler_start "$key" "$DURATION"
     bounded $((DURATION + 30)) "$out" wrk -d"${DURATION}s" --latency "${args[@]}" ||
@@ -201,6 +210,9 @@ run_wrk() {
     after=$(cpu_sample)
     wait_sampler_stop
     WAITS[$key]=$(waits_top "$key")
+    b1=$(batch_stats)
+    BATCH[$key]=$(awk -v a="$b0" -v b="$b1" 'BEGIN { split(a, x, " "); split(b, y, " ")
+        n = y[2] - x[2]; if (n > 0) printf "%.2f", (y[1] - x[1]) / n; else print "-" }')
     line=$(grep '^BENCH ' "$out") || die "wrk printed no BENCH line: $(tail -n 3 "$out")"
     RPS[$key]=$(field "$line" rps)
     P50[$key]=$(field "$line" p50_ms)
@@ -315,15 +327,16 @@ REPORT=$RUN/report.md
     say "CPU during each measured run, in % of one CPU ($NCPU CPUs: $((NCPU * 100))% in all;" \
         "sales includes its outbox relay; other: the rest of the machine, such as other" \
         "users' processes), and per order in µs; backlog: sales' outbox rows not yet" \
-        "published when the run ended; waits: the active client backends' wait events," \
+        "published when the run ended; batch: orders per statement (sales'" \
+        "dozen_orders_batch_size); waits: the active client backends' wait events," \
         "sampled every 100 ms (CPU: waiting for nothing)."
     say ""
-    say "| run | sales | PostgreSQL | broker | wrk/pgbench | other | idle | sales µs/order | PostgreSQL µs/order | backlog | waits |"
-    say "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+    say "| run | sales | PostgreSQL | broker | wrk/pgbench | other | idle | sales µs/order | PostgreSQL µs/order | backlog | batch | waits |"
+    say "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
     for key in "${RUNS[@]}"; do
         read -r s p b l o i <<<"${CPU[$key]}"
         say "| $(run_name "$key") | $s | $p | $b | $l | $o | $i | $(us_per "$key" "$s") |" \
-            "$(us_per "$key" "$p") | ${BACKLOG[$key]} | ${WAITS[$key]} |"
+            "$(us_per "$key" "$p") | ${BACKLOG[$key]} | ${BATCH[$key]:--} | ${WAITS[$key]} |"
     done
     say ""
     busiest=0; busiest_run=

@@ -8,6 +8,7 @@ import threading
 import requests
 
 from conftest import events_for, read_topic, wait_for, unsent_outbox
+from test_24_leader_failover import gauge
 
 PLACEHOLDER = "7777777777771"  # store.c's level placeholder, spelled by a customer
 
@@ -68,6 +69,9 @@ def test_concurrent_orders_of_one_sku_are_combined_exactly(sales, migrated, brok
                             "WHERE sku = %s AND status = 'completed'", (sku,))[0]
     assert starts[1] == len(taken)
     assert starts[0] < starts[1], "no two orders were placed together"
+    # ... and sales says so: more orders than statements in dozen_orders_batch_size.
+    assert gauge(sales, "dozen_orders_batch_size_sum") > gauge(sales,
+                                                               "dozen_orders_batch_size_count")
 
     # One event per order, each with its own order's level and customer.
     wait_for(lambda: unsent_outbox(migrated) == 0, 30, "the outbox to drain")
