@@ -1,7 +1,8 @@
 # dozen: build, run and test the whole system.
 #
 #   make up      install what is missing, build, start everything, wait until healthy
-#   make test    install what is missing, build, run unit and system tests
+#   make test    install what is missing, build, run unit tests, short fuzzer runs, system tests
+#   make fuzz    run each libFuzzer target for FUZZ_SECONDS (60)
 #   make down    stop what `make up` started (data is kept under .run/)
 #
 # Everything the build and the tests need comes from Debian's packages; `make deps`
@@ -11,7 +12,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
 CC      ?= cc
-PKGS    := rdkafka libmicrohttpd jansson libpq libcurl libxml-2.0
+PKGS    := rdkafka libmicrohttpd jansson libpq libcurl libxml-2.0 libcrypto
 BUILD   ?= build
 BIN     ?= bin
 EXTRA_CFLAGS ?=
@@ -34,6 +35,10 @@ DEB_PKGS := build-essential pkg-config librdkafka-dev libmicrohttpd-dev libjanss
             maven openjdk-17-jre-headless docker-compose tzdata
 DEB_PKGS += prometheus   # promtool check metrics, and a real Prometheus server in test_21
 DEB_PKGS += libxml2-dev   # the notifier reads the data portal's XML feed (libxml-2.0)
+DEB_PKGS += clang libclang-rt-14-dev   # libFuzzer targets (make fuzz, tests/fuzz)
+DEB_PKGS += libssl-dev   # libcrypto: the sign-up's code hashes and Twilio's webhook signature
+DEB_PKGS += chromium   # the browser tests (tests/browser) drive a real headless browser
+DEB_PKGS += nodejs npm   # Playwright (playwright-core) runs the browser tests
 BENCH_PKGS := wrk
 
 PYTHON := /usr/bin/python3
@@ -52,9 +57,10 @@ PROGRAMS := $(SERVICES:%=$(BIN)/%) $(foreach t,$(TOOLS),$(BIN)/$(lastword $(subs
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all asan deps bench-deps up down logs test test-unit test-system test-system-kafka test-asan \
+.PHONY: all asan fuzz fuzz-build fuzz-short deps bench-deps up down logs test test-unit test-system test-system-kafka test-asan \
+        test-browser \
         valgrind bench clean kafka kafka-down print-programs bench-restock bench-retry bench-notify \
-        bench-relay
+        bench-relay chaos chaos-short
 
 all: $(PROGRAMS)
 
@@ -65,7 +71,7 @@ DEPFLAGS := -MMD -MP
 
 # An object with no .d file beside it (built before the compiler wrote them, or never) depends
 # on every header, so that a build directory from an older checkout is brought up to date once.
-ALL_HEADERS := $(wildcard libcommon/*.h services/*/*.h tools/*/*.h tests/unit/*.h)
+ALL_HEADERS := $(wildcard libcommon/*.h services/*/*.h tools/*/*.h tests/unit/*.h tests/fuzz/*.h)
 depfile_of = $(patsubst %.o,%.d,$(1))
 .SECONDEXPANSION:
 $(BUILD)/%.o: %.c $$(if $$(wildcard $$(call depfile_of,$$@)),,$(ALL_HEADERS))
@@ -90,6 +96,11 @@ open-data_objs      := tools/standin/standin.o
 sms-gateway_objs    := tools/standin/standin.o
 CFLAGS += -Itools/standin
 
+# Pages built into a program (libcommon/asset.h): the object that embeds a file depends on it.
+$(BUILD)/services/sales/page.o: services/sales/web/shop.html
+$(BUILD)/services/notifier/signup_api.o: services/notifier/web/signup.html
+$(BUILD)/tools/dozenctl/web.o: tools/dozenctl/web/console.html
+
 define program_rule
 $(BIN)/$(1): $(call objs_of,$(2)) $(addprefix $(BUILD)/,$($(1)_objs)) $(LIBCOMMON)
 	@mkdir -p $(BIN)
@@ -112,15 +123,15 @@ test_notifier_feed_objs        := services/notifier/feed.o services/notifier/fee
 test_notifier_datagokr_objs    := services/notifier/feed.o services/notifier/feed_datagokr.o \
                                   tools/open-data/daily.o
 test_notifier_sms_objs         := services/notifier/sms.o
+test_notifier_signup_objs      := services/notifier/signup.o
 test_open-data_daily_objs      := tools/open-data/daily.o
 test_open-data_state_objs      := tools/open-data/state.o tools/open-data/daily.o \
                                   tools/standin/standin.o
 test_retry_record_objs         := services/retry/record.o
 test_sales_order_objs          := services/sales/order.o
-test_sms-gateway_form_objs     := tools/sms-gateway/form.o
-test_sms-gateway_message_objs  := tools/sms-gateway/message.o tools/sms-gateway/form.o
+test_sms-gateway_message_objs  := tools/sms-gateway/message.o
 test_sms-gateway_state_objs    := tools/sms-gateway/state.o tools/sms-gateway/message.o \
-                                  tools/sms-gateway/form.o tools/standin/standin.o
+                                  tools/standin/standin.o
 test_standin_objs              := tools/standin/standin.o
 
 define unit_rule
@@ -132,21 +143,67 @@ $(BUILD)/tests/$(1): $(BUILD)/tests/unit/$(1).o $(addprefix $(BUILD)/,$($(1)_obj
 endef
 $(foreach t,$(UNIT_SRC:tests/unit/%.c=%),$(eval $(call unit_rule,$(t))))
 
+# A libFuzzer target, tests/fuzz/fuzz_<name>.c, builds $(BUILD)/fuzz/fuzz_<name> from that
+# file, libcommon, and the objects on its fuzz_<name>_objs line, as unit tests do. Built only
+# by `make fuzz-build` (clang, in $(FUZZ_BUILD)); tests/fuzz/README.md says how to add one.
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+fuzz_order_objs        := services/sales/order.o
+fuzz_feed_objs         := services/notifier/feed.o services/notifier/feed_datagokr.o
+fuzz_feed_datagokr_objs := services/notifier/feed.o services/notifier/feed_datagokr.o
+fuzz_retry_record_objs := services/retry/record.o
+
+define fuzz_rule
+$(BUILD)/tests/fuzz/fuzz_$(1).o: CFLAGS += -Itests/fuzz \
+    $(addprefix -I,$(sort $(patsubst %/,%,$(dir $(fuzz_$(1)_objs)))))
+$(BUILD)/fuzz/fuzz_$(1): $(BUILD)/tests/fuzz/fuzz_$(1).o $(addprefix $(BUILD)/,$(fuzz_$(1)_objs)) \
+                         $(LIBCOMMON)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(EXTRA_LDFLAGS) -fsanitize=fuzzer -o $$@ $$(filter-out %.a,$$^) $(LIBCOMMON) \
+	    $$(PKG_LIBS) $$(LDLIBS)
+endef
+$(foreach t,$(FUZZ_NAMES),$(eval $(call fuzz_rule,$(t))))
+
 # The header dependencies of every object built so far (none before the first build).
 -include $(wildcard $(patsubst %.c,$(BUILD)/%.d,$(LIBCOMMON_SRC) $(wildcard services/*/*.c) \
-                                   $(wildcard tools/*/*.c) $(UNIT_SRC)))
+                                   $(wildcard tools/*/*.c) $(UNIT_SRC) $(FUZZ_SRC)))
 
 asan:
 	$(MAKE) BUILD=build-asan BIN=bin-asan \
 	    EXTRA_CFLAGS="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	    EXTRA_LDFLAGS="-fsanitize=address,undefined" all $(if $(UNITS),$(UNITS))
 
+# The fuzz targets: clang with libFuzzer, ASan and UBSan (any UB aborts), in a build
+# directory of their own so that the normal build is untouched. FUZZ=<names> picks some.
+FUZZ_BUILD := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ ?= $(FUZZ_NAMES)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+fuzz-build:
+	@$(MAKE) -s --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang \
+	    EXTRA_CFLAGS="-O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+	    EXTRA_LDFLAGS="$(FUZZ_SAN)" $(FUZZ:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
+
+# Each target first replays its crashers (tests/fuzz/crashers/<name>/), then fuzzes for
+# FUZZ_SECONDS over a copy of its seed corpus (the committed corpus is never written).
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ)
+
+# A few seconds each, for `make test`: enough to catch a crash a change brings back.
+fuzz-short: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_BUILD) 3 $(FUZZ)
+
 # ---------------------------------------------------------------------------------------
 # Packages
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
-	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || \
+	    dpkg-query -W -f='$${Status} $${Provides}\n' 2>/dev/null | \
+	      grep '^install ok installed' | grep -qw -- "$$p" || echo $$p; \
 	  done); \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: installing" $$missing; \
@@ -184,12 +241,30 @@ logs:
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_TESTS)
 	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory fuzz-short
 	@echo "== system tests on the dev broker (bin/devbroker, librdkafka's mock cluster)"
 	@$(MAKE) --no-print-directory test-system
 	@$(MAKE) --no-print-directory test-system-kafka
+	@echo "== the chaos suite, short: 75 s of workload and faults on the dev broker, one instance each"
+	@$(MAKE) --no-print-directory chaos-short
+	@echo "== the pages in a real browser (chromium, playwright-core)"
+	@$(MAKE) --no-print-directory test-browser
 
 test-unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+# The pages in a real browser: Debian's chromium driven by playwright-core (pinned in
+# tests/browser/package.json, installed once into tests/browser/node_modules), against a
+# stack of its own on free ports. Screenshots land in docs/screenshots/. Skipped, with the
+# reason printed, where chromium cannot start. One test alone: make test-browser BT=shop
+BROWSER_DEPS := tests/browser/node_modules/playwright-core/package.json
+$(BROWSER_DEPS): tests/browser/package.json
+	@cd tests/browser && npm install --no-audit --no-fund --no-save --omit=dev --loglevel=error && \
+	  touch node_modules/playwright-core/package.json || \
+	  echo "test-browser: npm install playwright-core failed (run.sh will skip)"
+
+test-browser: all $(BROWSER_DEPS)
+	@tests/browser/run.sh $(BT); rc=$$?; [ $$rc = 77 ] && rc=0; exit $$rc
 
 # One system test file alone: make test-system T=tests/system/test_01_orders.py
 test-system: all
@@ -248,9 +323,25 @@ bench-notify: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/notify.sh
 
+# The chaos suite (tests/chaos): workload, nemesis and checker on a fresh stack of its own.
+# `make chaos`: about CHAOS_DURATION (600 s) plus start-up and settling, two instances of
+# every service on a three-node Kafka cluster; CHAOS_SEED repeats a run's schedule.
+# `make chaos-short`: about 2 minutes, one instance each, on the dev broker.
+chaos: deps
+	@$(MAKE) --no-print-directory all
+	CHAOS_DURATION=$${CHAOS_DURATION:-600} CHAOS_INSTANCES=$${CHAOS_INSTANCES:-2} \
+	    CHAOS_KAFKA=$${CHAOS_KAFKA:-cluster} DOZEN_BIN=$(abspath $(BIN)) tests/chaos/run.sh
+
+# In make test with a fixed seed (the same faults every run, so that a red CI means a
+# regression, not a new draw); `make chaos-short CHAOS_SEED=N` or `make chaos` for others.
+chaos-short: all
+	CHAOS_SEED=$${CHAOS_SEED:-7} \
+	CHAOS_DURATION=$${CHAOS_DURATION:-75} CHAOS_INSTANCES=1 CHAOS_KAFKA=$${CHAOS_KAFKA:-dev} \
+	    DOZEN_BIN=$(abspath $(BIN)) tests/chaos/run.sh
+
 # The program names, for tests that check other files against the build.
 print-programs:
 	@echo $(notdir $(PROGRAMS))
 
 clean:
-	rm -rf build build-asan bin bin-asan
+	rm -rf build build-asan build-fuzz bin bin-asan

@@ -128,21 +128,16 @@ static int read_header(const rd_kafka_headers_t *hdrs, const char *name, char *d
     return 0;
 }
 
-int event_meta_read(const rd_kafka_message_t *msg, event_meta_t *m,
-                    char *errstr, size_t errstr_size)
+int event_meta_parse(const rd_kafka_headers_t *hdrs, event_meta_t *m,
+                     char *errstr, size_t errstr_size)
 {
-    rd_kafka_headers_t *hdrs = NULL; /* borrowed from msg */
     char specversion[8];
 
-    if (msg == NULL || m == NULL) {
-        util_errf(errstr, errstr_size, "event_meta_read: no record");
+    if (m == NULL) {
+        util_errf(errstr, errstr_size, "event_meta_parse: no result");
         return -1;
     }
     memset(m, 0, sizeof(*m));
-    /* A record without any header reads as "ce_specversion: header missing" below. */
-    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        hdrs = NULL;
-
     if (read_header(hdrs, "ce_specversion", specversion, sizeof(specversion),
                     errstr, errstr_size) != 0)
         goto fail;
@@ -178,24 +173,57 @@ fail:
     return -1;
 }
 
+/* The headers of msg (borrowed from it), or NULL when it has none. */
+static const rd_kafka_headers_t *message_headers(const rd_kafka_message_t *msg)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+
+    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return NULL;
+    return hdrs;
+}
+
+int event_meta_read(const rd_kafka_message_t *msg, event_meta_t *m,
+                    char *errstr, size_t errstr_size)
+{
+    if (msg == NULL || m == NULL) {
+        util_errf(errstr, errstr_size, "event_meta_read: no record");
+        return -1;
+    }
+    /* A record without any header reads as "ce_specversion: header missing". */
+    return event_meta_parse(message_headers(msg), m, errstr, errstr_size);
+}
+
 json_t *event_data_read(const rd_kafka_message_t *msg, const char *expected_type,
                         event_meta_t *m, char *errstr, size_t errstr_size)
+{
+    if (msg == NULL || m == NULL) {
+        util_errf(errstr, errstr_size, "event_data_read: no record");
+        return NULL;
+    }
+    return event_data_parse(message_headers(msg), msg->payload, msg->len, expected_type, m,
+                            errstr, errstr_size);
+}
+
+json_t *event_data_parse(const rd_kafka_headers_t *hdrs, const void *payload, size_t len,
+                         const char *expected_type, event_meta_t *m, char *errstr,
+                         size_t errstr_size)
 {
     json_error_t jerr;
     json_t *data;
 
-    if (event_meta_read(msg, m, errstr, errstr_size) != 0)
+    if (event_meta_parse(hdrs, m, errstr, errstr_size) != 0)
         return NULL;
     if (strcmp(m->type, expected_type) != 0) {
         util_errf(errstr, errstr_size, "ce_type is '%s', expected '%s'", m->type,
                   expected_type);
         return NULL;
     }
-    if (msg->payload == NULL || msg->len == 0) {
+    if (payload == NULL || len == 0) {
         util_errf(errstr, errstr_size, "record has no value");
         return NULL;
     }
-    data = json_loadb(msg->payload, msg->len, JSON_REJECT_DUPLICATES, &jerr);
+    data = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
     if (data == NULL) {
         util_errf(errstr, errstr_size, "value is not JSON: %s", jerr.text);
         return NULL;

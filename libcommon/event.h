@@ -38,10 +38,21 @@ rd_kafka_headers_t *event_headers_new(const event_meta_t *m);
 int event_meta_read(const rd_kafka_message_t *msg, event_meta_t *m,
                     char *errstr, size_t errstr_size);
 
+/* event_meta_read of a record's headers alone (hdrs NULL: none), for code and tests that
+ * hold headers but no record. */
+int event_meta_parse(const rd_kafka_headers_t *hdrs, event_meta_t *m,
+                     char *errstr, size_t errstr_size);
+
 /* Reads a record as an event of type expected_type: valid CloudEvents headers (see
  * event_meta_read, filled into m), the right ce_type, and a value that is a JSON object.
  * Returns the object (a new reference), or NULL with errstr saying what is wrong. */
 json_t *event_data_read(const rd_kafka_message_t *msg, const char *expected_type,
                         event_meta_t *m, char *errstr, size_t errstr_size);
+
+/* event_data_read of a record's parts: its headers (NULL: none) and its value (len bytes,
+ * not necessarily NUL-terminated; NULL or 0: no value). */
+json_t *event_data_parse(const rd_kafka_headers_t *hdrs, const void *payload, size_t len,
+                         const char *expected_type, event_meta_t *m, char *errstr,
+                         size_t errstr_size);
 
 #endif

@@ -12,7 +12,8 @@
 enum field_kind { FIELD_STRING, FIELD_INTEGER };
 
 #define FIELD_OPTIONAL 1   /* parse: may be absent (then "" or 0) */
-#define FIELD_OMIT_EMPTY 2 /* pack: left out of the payload when "" */
+#define FIELD_OMIT_EMPTY 2 /* pack: left out of the payload when "" (as is every optional
+                            * field whose absent value "" or 0 is not valid: see pack) */
 
 /* One payload field: where it lives in the typed struct and what a valid value is. */
 struct event_field {
@@ -124,10 +125,17 @@ static int pack(event_id_t id, const void *ev, event_out_t *out, char *errstr,
         const char *s = base + f->offset;
         json_t *v; /* new reference, stolen by json_object_set_new */
 
+        /* An optional field that holds what decode_field gives for an absent one ("" or
+         * 0), when that value is not valid itself, is left out: written, it would make the
+         * event unreadable to every consumer. */
         if (f->kind == FIELD_INTEGER) {
-            v = json_integer(*(const long long *)(const void *)(base + f->offset));
+            long long n = *(const long long *)(const void *)(base + f->offset);
+
+            if ((f->flags & FIELD_OPTIONAL) && n == 0 && (f->min > 0 || f->max < 0))
+                continue;
+            v = json_integer(n);
         } else {
-            if ((f->flags & FIELD_OMIT_EMPTY) && s[0] == '\0')
+            if ((f->flags & (FIELD_OMIT_EMPTY | FIELD_OPTIONAL)) && s[0] == '\0')
                 continue;
             v = json_string(s);
             if (strcmp(f->name, spec->key) == 0)

@@ -175,6 +175,13 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const char *me
         goto done;
     if (allow != NULL && MHD_add_response_header(mres, MHD_HTTP_HEADER_ALLOW, allow) != MHD_YES)
         goto done;
+    if (res->retry_after > 0) {
+        char ra[24];
+
+        snprintf(ra, sizeof(ra), "%ld", res->retry_after);
+        if (MHD_add_response_header(mres, MHD_HTTP_HEADER_RETRY_AFTER, ra) != MHD_YES)
+            goto done;
+    }
 
     ret = MHD_queue_response(conn, (unsigned int)status, mres);
     if (status >= 500)

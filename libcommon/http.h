@@ -37,6 +37,7 @@ typedef struct http_response {
     char location[256];    /* optional Location header; "" for none */
     char www_authenticate[64]; /* optional WWW-Authenticate header; "" for none
                                 * (set by http_check_bearer) */
+    long retry_after;      /* above 0: a Retry-After header of that many seconds */
     char *text;            /* NULL, or (http_text) text_len bytes sent as they are instead
                             * of body, with content_type; owned, freed by the server */
     size_t text_len;
@@ -117,6 +118,11 @@ void http_server_stop(http_server_t *srv);
 
 /* Returns the value of a request header (case-insensitive name), or NULL. Borrowed. */
 const char *http_header(const http_request_t *req, const char *name);
+
+/* Writes the peer's IP address ("127.0.0.1", "::1") into out (at least 46 bytes: IPv6).
+ * The socket's peer, not X-Forwarded-For (which any client can write). Returns 0, or -1
+ * with out "" when it is not known. */
+int http_client_ip(const http_request_t *req, char *out, size_t out_size);
 
 /* Returns the (decoded) value of query-string argument name, or NULL when it is absent or
  * has no value ("?name"). Borrowed, valid for the duration of the handler call. */

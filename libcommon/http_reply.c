@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <microhttpd.h>
 
 #include "http_int.h"
@@ -97,6 +101,28 @@ const char *http_header(const http_request_t *req, const char *name)
     if (req == NULL || req->conn == NULL || name == NULL)
         return NULL;
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+int http_client_ip(const http_request_t *req, char *out, size_t out_size)
+{
+    const union MHD_ConnectionInfo *info;
+    const struct sockaddr *sa;
+
+    if (out_size == 0)
+        return -1;
+    out[0] = '\0';
+    if (req == NULL || req->conn == NULL)
+        return -1;
+    info = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (info == NULL || (sa = info->client_addr) == NULL)
+        return -1;
+    if (sa->sa_family == AF_INET)
+        return inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+                         out, (socklen_t)out_size) != NULL ? 0 : -1;
+    if (sa->sa_family == AF_INET6)
+        return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                         out, (socklen_t)out_size) != NULL ? 0 : -1;
+    return -1;
 }
 
 const char *http_query(const http_request_t *req, const char *name)

@@ -129,7 +129,7 @@ int httpc_request(CURL *curl, const httpc_request_t *req, strbuf_t *body,
     struct curl_slist *headers = NULL, *h;   /* owned */
     struct sink sink = { body, 0 };
     char cerr[CURL_ERROR_SIZE];
-    curl_off_t pretransfer = 0;
+    curl_off_t pretransfer = 0, retry_after = 0;
     size_t i;
     int ret = -1;
 
@@ -180,6 +180,10 @@ int httpc_request(CURL *curl, const httpc_request_t *req, strbuf_t *body,
         pretransfer = 1;        /* unknown: assume it was sent */
     res->sent = res->rc == CURLE_OK || res->status != 0 || pretransfer > 0;
     res->too_long = sink.too_long;
+    if (curl_easy_getinfo(curl, CURLINFO_RETRY_AFTER, &retry_after) != CURLE_OK ||
+        retry_after < 0)
+        retry_after = 0;
+    res->retry_after_s = retry_after > 86400 ? 86400 : (long)retry_after;
     /* only a body cut by our own limit still counts as an answer */
     if (res->rc == CURLE_OK || (res->rc == CURLE_WRITE_ERROR && sink.too_long)) {
         ret = 0;

@@ -34,6 +34,8 @@ typedef struct httpc_result {
                                    * transfer was stopped, the status is still the answer's */
     int sent;                     /* 0 only when the request certainly never left: set-up,
                                    * name lookup or connect failed or timed out */
+    long retry_after_s;           /* the answer's Retry-After in seconds (an HTTP date made
+                                   * relative), 0 when it has none */
 } httpc_result_t;
 
 /*

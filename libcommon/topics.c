@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfg.h"
 #include "events.h"
 #include "kafka.h"
 #include "log.h"
@@ -72,8 +73,31 @@ static size_t find_missing(const struct rd_kafka_metadata *md, const topic_spec_
     return n;
 }
 
+int topics_replication(int *replication_factor, int *min_insync_replicas, char *errstr,
+                       size_t errstr_size)
+{
+    long long rf, isr;
+
+    if (cfg_int("TOPIC_REPLICATION_FACTOR", 1, 1, TOPICS_REPLICATION_MAX, &rf, errstr,
+                errstr_size) != 0 ||
+        cfg_int("TOPIC_MIN_INSYNC_REPLICAS", 1, 1, TOPICS_REPLICATION_MAX, &isr, errstr,
+                errstr_size) != 0)
+        return -1;
+    if (isr > rf) {
+        /* The topic would refuse every acks=all write: a set-up error, not a fault. */
+        util_errf(errstr, errstr_size, "TOPIC_MIN_INSYNC_REPLICAS (%lld) must not exceed "
+                  "TOPIC_REPLICATION_FACTOR (%lld)", isr, rf);
+        return -1;
+    }
+    *replication_factor = (int)rf;
+    *min_insync_replicas = (int)isr;
+    return 0;
+}
+
 /* Sends one CreateTopics request for specs and waits for its result. Topics that exist
- * already count as success. Returns 0, or -1 with errstr naming the first failure. */
+ * already count as success. Every topic gets the deployment's replication factor and
+ * min.insync.replicas (topics_replication). Returns 0, or -1 with errstr naming the first
+ * failure. */
 static int create_topics(rd_kafka_t *rk, const topic_spec_t **specs, size_t n,
                          int timeout_ms, char *errstr, size_t errstr_size)
 {
@@ -83,17 +107,23 @@ static int create_topics(rd_kafka_t *rk, const topic_spec_t **specs, size_t n,
     rd_kafka_event_t *ev = NULL;
     const rd_kafka_CreateTopics_result_t *res;
     const rd_kafka_topic_result_t **results;
-    char rderr[256], retention[32];
+    char rderr[256], retention[32], isr_text[16];
     size_t i, nres = 0;
-    int ret = -1;
+    int ret = -1, rf, isr;
 
     if (n > sizeof(nts) / sizeof(nts[0])) {
         util_errf(errstr, errstr_size, "too many topics to create at once");
         return -1;
     }
+    if (topics_replication(&rf, &isr, errstr, errstr_size) != 0)
+        return -1;
+    snprintf(isr_text, sizeof(isr_text), "%d", isr);
     for (i = 0; i < n; i++) {
+        /* The declared factor (1) is the floor; a replicated cluster asks for more. */
         nts[i] = rd_kafka_NewTopic_new(specs[i]->name, specs[i]->partitions,
-                                       specs[i]->replication_factor, rderr, sizeof(rderr));
+                                       rf > specs[i]->replication_factor
+                                           ? rf : specs[i]->replication_factor,
+                                       rderr, sizeof(rderr));
         if (nts[i] == NULL) {
             util_errf(errstr, errstr_size, "topic '%s': %s", specs[i]->name, rderr);
             goto done;
@@ -103,6 +133,7 @@ static int create_topics(rd_kafka_t *rk, const topic_spec_t **specs, size_t n,
             rd_kafka_NewTopic_set_config(nts[i], "retention.ms", retention);
         }
         rd_kafka_NewTopic_set_config(nts[i], "cleanup.policy", specs[i]->cleanup_policy);
+        rd_kafka_NewTopic_set_config(nts[i], "min.insync.replicas", isr_text);
     }
     opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     if (opts == NULL ||
@@ -385,9 +416,12 @@ int topics_service_ready(const char *bootstrap, const char *client_id, int wait_
                          char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf;
+    int rf, isr;
 
     /* Producers and consumers are built later, on their own threads: a bad setting must
      * stop the start here, with its name, rather than fail quietly there. */
+    if (topics_replication(&rf, &isr, errstr, errstr_size) != 0)
+        return -1;
     conf = kafka_conf_new(bootstrap, client_id, errstr, errstr_size);
     if (conf == NULL)
         return -1;

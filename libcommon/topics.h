@@ -16,6 +16,17 @@ typedef struct topic_spec {
 extern const topic_spec_t topics_all[];
 extern const size_t topics_count;
 
+#define TOPICS_REPLICATION_MAX 16  /* the largest TOPIC_REPLICATION_FACTOR accepted */
+
+/* Reads the deployment's replication settings for the topics it creates:
+ * TOPIC_REPLICATION_FACTOR (default 1, 1..TOPICS_REPLICATION_MAX) and
+ * TOPIC_MIN_INSYNC_REPLICAS (default 1, at most the factor), set as the topic config
+ * min.insync.replicas so that an acks=all write needs that many copies. The defaults fit one
+ * broker; a three-broker cluster wants 3 and 2. Topics that exist are never changed. Returns
+ * 0, or -1 with errstr naming the bad variable and value. */
+int topics_replication(int *replication_factor, int *min_insync_replicas, char *errstr,
+                       size_t errstr_size);
+
 /* Returns the declaration of a topic, or NULL when it is not one of ours. */
 const topic_spec_t *topics_find(const char *name);
 

@@ -8,6 +8,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "tz.h"
+
 /* Fills buf with len random bytes from getrandom(2), retrying after EINTR and short reads
  * (a read of up to 256 bytes from an initialised pool is not short, but the man page does
  * not promise it). Blocks only until the pool is initialised at boot. Returns 0 or -1. */
@@ -312,25 +314,10 @@ static int digits(const char **p, int n, int *out)
     return 0;
 }
 
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (H. Hinnant's
- * days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    int64_t era, yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 int util_rfc3339_parse(const char *s, int64_t *epoch_ms)
 {
-    static const int mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
     const char *p = s;
-    int y, mo, d, h, mi, sec, oh = 0, om = 0, ms = 0, sign = 0, leap;
+    int y, mo, d, h, mi, sec, oh = 0, om = 0, ms = 0, sign = 0;
     int64_t t;
 
     if (s == NULL)
@@ -339,9 +326,8 @@ int util_rfc3339_parse(const char *s, int64_t *epoch_ms)
         digits(&p, 2, &d) != 0 || (*p != 'T' && *p != 't') || (p++, digits(&p, 2, &h)) != 0 ||
         *p++ != ':' || digits(&p, 2, &mi) != 0 || *p++ != ':' || digits(&p, 2, &sec) != 0)
         return -1;
-    leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
-        (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || sec > 60)
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > tz_days_in_month(y, mo) || h > 23 ||
+        mi > 59 || sec > 60)
         return -1;
     if (*p == '.') {
         int n = 0;
@@ -367,7 +353,7 @@ int util_rfc3339_parse(const char *s, int64_t *epoch_ms)
     }
     if (*p != '\0')
         return -1;
-    t = days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + mi * 60 + sec -
+    t = tz_days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + mi * 60 + sec -
         sign * ((int64_t)oh * 3600 + om * 60);
     if (epoch_ms != NULL)
         *epoch_ms = t * 1000 + ms;

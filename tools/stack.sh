@@ -14,14 +14,27 @@
 # exports for the stack's own broker is recognised as such, so `. .run/env; make up` is safe),
 # KAFKA=apache (start a real Apache Kafka broker with tools/kafka/kafka.sh instead),
 # ADMIN_TOKEN (default: generated once and kept in RUN_DIR/admin_token), UP_TIMEOUT (60 s),
-# INSTANCE_ID (1: the services' static consumer group membership).
+# INSTANCE_ID (1: the services' static consumer group membership; with INSTANCES=N, instance
+# k is INSTANCE_ID k), INSTANCES (1..9: how many of each service, see below),
+# KAFKA=cluster (a three-node Apache Kafka cluster, tools/kafka/kafka.sh cluster, with topics
+# created at replication 3 and min.insync.replicas 2).
+#
+# Several instances (INSTANCES=N): instance k of a service listens on its port + 100*(k-1)
+# (sales 8080, 8180, 8280 ...; stock 8081, 8181 ...), has INSTANCE_ID k, and its pid file and
+# log are NAME.pid/NAME.log for k=1 and NAME.k.pid/NAME.k.log after. The stand-ins run once.
+# A smaller N on the next `up` stops the instances above it; `down` stops them all.
 # Passed on as they are: BULLETIN_* to the notifier (BULLETIN_SOURCE_URL defaults to the
 # open-data stand-in, in the BULLETIN_SOURCE_FORMAT asked for; when it names a real feed,
 # the stand-in is not started and BULLETIN_SOURCE_FORMAT and BULLETIN_SOURCE_KEY go with
 # it), OPEN_DATA_* to the open-data stand-in (OPEN_DATA_TZ defaults to
-# BULLETIN_TZ, so that both agree on "today"), SMS_GATEWAY_* to the SMS stand-in; a change
-# to them restarts that program on the next `up`. The notifier always sends through the SMS
-# stand-in, with the stand-in's account (SMS_SID and SMS_TOKEN below).
+# BULLETIN_TZ, so that both agree on "today"), SMS_GATEWAY_* to the SMS stand-in, SMS_RATE
+# (default 1 message a second, a Twilio long code's; toll-free 3, short code 100) and
+# SMS_STATUS_CALLBACK_URL to the notifier; a change to them restarts that program on the
+# next `up`. The notifier sends through the SMS stand-in, with the stand-in's account
+# (SMS_SID and SMS_TOKEN below), unless SMS_GATEWAY_URL names a real provider (say
+# https://api.twilio.com) with SMS_ACCOUNT_SID, SMS_AUTH_TOKEN and SMS_FROM: then those go
+# to the notifier (through its environment, never a command line; the token is not written
+# anywhere) and the stand-in is not started (stopped if it runs).
 # The legacy factory: LEGACY_FACTORY_URL naming another than the stand-in's address makes the
 # factory service call that one (the real Legacy Factory API) and the stand-in is not started
 # (stopped if it runs); FACTORY_CALLBACK_URL (how that factory reaches the factory service,
@@ -46,6 +59,8 @@ UP_TIMEOUT=${UP_TIMEOUT:-60}
 # Each service's stable name among its instances: with it, a service that crashed and is
 # started again rejoins its consumer group as the same member and resumes at once.
 INSTANCE=${INSTANCE_ID:-1}
+INSTANCES=${INSTANCES:-1}
+[[ "$INSTANCES" =~ ^[1-9]$ ]] || { printf 'stack: INSTANCES must be 1 to 9 (got %s)\n' "$INSTANCES" >&2; exit 1; }
 # Started in this order (the stand-ins of the outside world first), stopped in reverse.
 SERVICES=(legacy-factory open-data sms-gateway retry sales stock factory notifier)
 # The legacy factory the factory service calls: the stand-in unless the environment names
@@ -57,6 +72,8 @@ else
     LEGACY_TARGET=$LEGACY_STANDIN_URL
 fi
 FACTORY_CALLBACK=${FACTORY_CALLBACK_URL:-http://127.0.0.1:$FACTORY_PORT}
+# The ones that run INSTANCES times (the stand-ins of the outside world run once).
+SCALED=(retry sales stock factory notifier)
 # The SMS stand-in's account, given to the stand-in and to the notifier alike, and the
 # notifier's sender id. Not secrets: the stand-in listens on loopback and sends nothing on.
 SMS_SID=ACdozenlocal
@@ -85,6 +102,16 @@ skipped() {
     for s in "${SKIP_STANDINS[@]}"; do [ "$s" = "$1" ] && return 0; done
     return 1
 }
+# The SMS provider: the stand-in unless SMS_GATEWAY_URL names another one (RUN/env exports
+# the stand-in's: `. .run/env; make up` keeps it); its account is checked by sms_provider.
+SMS_STANDIN_URL=http://127.0.0.1:$SMS_GATEWAY_PORT
+SMS_URL=$SMS_STANDIN_URL
+REAL_SMS=0
+if [ -n "${SMS_GATEWAY_URL:-}" ] && [ "$SMS_GATEWAY_URL" != "$SMS_STANDIN_URL" ]; then
+    REAL_SMS=1
+    SMS_URL=$SMS_GATEWAY_URL
+    SKIP_STANDINS+=(sms-gateway)
+fi
 # The feed's zone: the notifier's unless set, so that both mean the same day by "today".
 OPEN_DATA_TZ_EFFECTIVE=${OPEN_DATA_TZ:-${BULLETIN_TZ:-Asia/Seoul}}
 
@@ -104,7 +131,25 @@ as_pg() {
 }
 pg_owner() { if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi; }
 
-# pid_alive NAME: true when RUN/pids/NAME.pid names a live process running BIN/NAME.
+# prog_of NAME: the program an instance name runs (sales.2 -> sales).
+prog_of() { printf '%s\n' "${1%.[0-9]}"; }
+
+# port_of SERVICE K: the port of instance K of SERVICE (its base port + 100*(K-1)).
+port_of() {
+    local base
+    case $1 in
+        sales) base=$SALES_PORT ;; stock) base=$STOCK_PORT ;; factory) base=$FACTORY_PORT ;;
+        notifier) base=$NOTIFIER_PORT ;; retry) base=$RETRY_PORT ;;
+        legacy-factory) base=$LEGACY_FACTORY_PORT ;; open-data) base=$OPEN_DATA_PORT ;;
+        sms-gateway) base=$SMS_GATEWAY_PORT ;;
+    esac
+    printf '%s\n' "$((base + 100 * ($2 - 1)))"
+}
+
+# inst_name SERVICE K: the instance's name for pid files and logs (sales, sales.2, ...).
+inst_name() { if [ "$2" = 1 ]; then printf '%s\n' "$1"; else printf '%s.%s\n' "$1" "$2"; fi; }
+
+# pid_alive NAME: true when RUN/pids/NAME.pid names a live process running BIN/<program of NAME>.
 pid_alive() {
     local f=$PIDS/$1.pid pid exe
     [ -f "$f" ] || return 1
@@ -112,7 +157,7 @@ pid_alive() {
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
     exe=${exe% (deleted)}
-    [ "$exe" = "$(readlink -f "$BIN/$1")" ]
+    [ "$exe" = "$(readlink -f "$BIN/$(prog_of "$1")")" ]
 }
 
 # stop_pid NAME: SIGTERM, up to 15 s for a clean exit, then SIGKILL.
@@ -145,7 +190,7 @@ start_bg() {
     # through a command line (env VAR=... would show the admin token in ps for a moment).
     (
         [ ${#START_ENV[@]} -eq 0 ] || export "${START_ENV[@]}"
-        exec setsid "$BIN/$name" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null
+        exec setsid "$BIN/$(prog_of "$name")" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null
     ) &
     pid=$!
     echo "$pid" >"$PIDS/$name.pid"
@@ -168,9 +213,18 @@ settings_of() {
         case $1 in
         notifier)
             # the key's digest only: a changed key restarts the notifier, the key stays out
-            env | grep '^BULLETIN_' | grep -v '^BULLETIN_SOURCE_KEY=' || true
+            env | grep -E '^(BULLETIN|SIGNUP)_' | grep -v '^BULLETIN_SOURCE_KEY=' || true
             [ -z "$FEED_KEY" ] ||
-                echo "BULLETIN_SOURCE_KEY_SHA256=$(printf '%s' "$FEED_KEY" | sha256sum | cut -d' ' -f1)" ;;
+                echo "BULLETIN_SOURCE_KEY_SHA256=$(printf '%s' "$FEED_KEY" | sha256sum | cut -d' ' -f1)"
+            env | grep -E '^(SMS_RATE|SMS_STATUS_CALLBACK_URL)=' || true
+            if [ $REAL_SMS = 1 ]; then
+                # the token only as a digest: a new one restarts the notifier, and the
+                # settings file does not hold it
+                echo "SMS_GATEWAY_URL=$SMS_URL"
+                echo "SMS_ACCOUNT_SID=$SMS_SID"
+                echo "SMS_FROM=$SMS_SENDER"
+                echo "SMS_AUTH_TOKEN_SHA256=$(printf '%s' "$SMS_TOKEN" | sha256sum | cut -d' ' -f1)"
+            fi ;;
         open-data)
             echo "OPEN_DATA_TZ=$OPEN_DATA_TZ_EFFECTIVE"
             env | grep '^OPEN_DATA_' | grep -Ev '^OPEN_DATA_(URL|PORT)=' || true ;;
@@ -222,7 +276,7 @@ own_bootstrap() {
     [ -f "$RUN/env" ] || return 1
     own=$(sed -n 's/^export KAFKA_BOOTSTRAP=//p' "$RUN/env")
     kind=$(sed -n 's/^export DOZEN_BROKER=//p' "$RUN/env")
-    [ -n "$own" ] && [ "$KAFKA_BOOTSTRAP" = "$own" ] && { [ "$kind" = dev ] || [ "$kind" = apache ]; }
+    [ -n "$own" ] && [ "$KAFKA_BOOTSTRAP" = "$own" ] && { [ "$kind" = dev ] || [ "$kind" = apache ] || [ "$kind" = cluster ]; }
 }
 
 broker_up() {
@@ -237,6 +291,22 @@ broker_up() {
         say "using Kafka at $BOOTSTRAP"
         return
     fi
+    if [ "${KAFKA:-}" = cluster ]; then
+        # Three Apache Kafka nodes (tools/kafka cluster), data under RUN_DIR/kafka-cluster.
+        stop_pid devbroker
+        [ ! -f "$RUN/kafka.managed" ] || apache_down
+        local out
+        out=$(KAFKA_CLUSTER_DIR="$RUN/kafka-cluster" "$ROOT/tools/kafka/kafka.sh" cluster up) ||
+            die "the Kafka cluster did not start: see $RUN/kafka-cluster/node-*/kafka.log"
+        BOOTSTRAP=$(printf '%s\n' "$out" | tail -n 1)
+        BROKER_KIND=cluster
+        touch "$RUN/kafka-cluster.managed"
+        export TOPIC_REPLICATION_FACTOR=${TOPIC_REPLICATION_FACTOR:-3}
+        export TOPIC_MIN_INSYNC_REPLICAS=${TOPIC_MIN_INSYNC_REPLICAS:-2}
+        say "Apache Kafka cluster at $BOOTSTRAP (topics: replication $TOPIC_REPLICATION_FACTOR, min.insync.replicas $TOPIC_MIN_INSYNC_REPLICAS)"
+        return
+    fi
+    [ ! -f "$RUN/kafka-cluster.managed" ] || cluster_down
     if [ "${KAFKA:-}" = apache ]; then
         # A real Apache Kafka broker (tools/kafka), data under RUN_DIR/kafka; `down` stops it.
         stop_pid devbroker
@@ -287,6 +357,19 @@ admin_token() {
     fi
 }
 
+# With a real SMS provider (REAL_SMS, above): its account, token and sender, all required,
+# for the notifier.
+sms_provider() {
+    [ $REAL_SMS = 1 ] || return 0
+    local v
+    for v in SMS_ACCOUNT_SID SMS_AUTH_TOKEN SMS_FROM; do
+        [ -n "${!v:-}" ] || die "SMS_GATEWAY_URL names a real SMS provider: set $v too"
+    done
+    SMS_SID=$SMS_ACCOUNT_SID
+    SMS_TOKEN=$SMS_AUTH_TOKEN
+    SMS_SENDER=$SMS_FROM
+}
+
 wait_healthy() {
     local name=$1 url=$2 deadline=$((SECONDS + UP_TIMEOUT))
     until curl -fsS -m 2 "$url/readyz" >/dev/null 2>&1; do
@@ -306,8 +389,16 @@ cmd_up() {
     pg_up
     broker_up
 
-    local token database_url env_new
+    local token database_url env_new callback=()
     token=$(admin_token)
+    sms_provider
+    # The stand-in POSTs status callbacks to the notifier on loopback; a real provider
+    # needs a public URL, so only the caller can give one.
+    if [ -n "${SMS_STATUS_CALLBACK_URL:-}" ]; then
+        callback=(SMS_STATUS_CALLBACK_URL="$SMS_STATUS_CALLBACK_URL")
+    elif [ $REAL_SMS = 0 ]; then
+        callback=(SMS_STATUS_CALLBACK_URL="http://127.0.0.1:$NOTIFIER_PORT")
+    fi
     database_url="postgresql://dozen:dozen@127.0.0.1:$PGPORT/dozen"
     DATABASE_URL=$database_url "$BIN/dozen-migrate" --dir "$ROOT/migrations" \
         --seed "$ROOT/migrations/seed.sql" >>"$LOGS/migrate.log" 2>&1 ||
@@ -325,7 +416,8 @@ export RETRY_URL=http://127.0.0.1:$RETRY_PORT
 export LEGACY_FACTORY_URL=$LEGACY_TARGET
 export NOTIFIER_URL=http://127.0.0.1:$NOTIFIER_PORT
 export OPEN_DATA_URL=http://127.0.0.1:$OPEN_DATA_PORT
-export SMS_GATEWAY_URL=http://127.0.0.1:$SMS_GATEWAY_PORT
+export SMS_GATEWAY_URL=$SMS_URL
+export DOZEN_INSTANCES=$INSTANCES
 EOF
 )
     # Services started with other settings (a new broker address, another port) or from an
@@ -345,35 +437,60 @@ EOF
                FACTORY_CALLBACK_URL="${FACTORY_CALLBACK:-http://127.0.0.1:$FACTORY_PORT}"
                NOTIFIER_PORT="$NOTIFIER_PORT" OPEN_DATA_PORT="$OPEN_DATA_PORT"
                SMS_GATEWAY_PORT="$SMS_GATEWAY_PORT" OPEN_DATA_TZ="$OPEN_DATA_TZ_EFFECTIVE"
-               BULLETIN_SOURCE_URL="$FEED_URL" BULLETIN_SOURCE_FORMAT="$FEED_FORMAT"
+               BULLETIN_SOURCE_URL="${FEED_URL:-http://127.0.0.1:$OPEN_DATA_PORT/daily}"
+               BULLETIN_SOURCE_FORMAT="$FEED_FORMAT"
                BULLETIN_SOURCE_KEY="$FEED_KEY"
-               SMS_GATEWAY_URL="http://127.0.0.1:$SMS_GATEWAY_PORT" SMS_ACCOUNT_SID="$SMS_SID"
-               SMS_AUTH_TOKEN="$SMS_TOKEN" SMS_FROM="$SMS_SENDER" "${DEV_BROKER_ENV[@]}")
-    local settings
+               SMS_GATEWAY_URL="${SMS_URL:-http://127.0.0.1:$SMS_GATEWAY_PORT}"
+               SMS_ACCOUNT_SID="$SMS_SID" SMS_AUTH_TOKEN="$SMS_TOKEN" SMS_FROM="$SMS_SENDER"
+               "${callback[@]}" "${DEV_BROKER_ENV[@]}")
+    [ -z "${SMS_RATE:-}" ] || START_ENV+=(SMS_RATE="$SMS_RATE")
+    local settings base_env=("${START_ENV[@]}") name k n port
+    # Instances above INSTANCES (a smaller N than last time) go first.
+    for svc in "${SCALED[@]}"; do
+        for ((k = INSTANCES + 1; k <= 9; k++)); do
+            [ ! -f "$PIDS/$svc.$k.pid" ] || stop_pid "$svc.$k"
+        done
+    done
     for svc in "${SERVICES[@]}"; do
         if skipped "$svc"; then
             pid_alive "$svc" && stop_pid "$svc" && say "stopped $svc (the real one is configured)"
             continue
         fi
-        settings=$(settings_of "$svc")
-        if pid_alive "$svc" && { [ $restart = 1 ] || [ "$BIN/$svc" -nt "$PIDS/$svc.pid" ] ||
-                                 [ "$settings" != "$(cat "$SETTINGS/$svc" 2>/dev/null)" ]; }; then
-            stop_pid "$svc"
-        fi
-        if ! pid_alive "$svc"; then
-            printf '%s\n' "$settings" >"$SETTINGS/$svc"
-            start_bg "$svc"
-            say "started $svc (pid $(cat "$PIDS/$svc.pid"))"
-        fi
+        n=1
+        [[ " ${SCALED[*]} " != *" $svc "* ]] || n=$INSTANCES
+        for ((k = 1; k <= n; k++)); do
+            name=$(inst_name "$svc" "$k")
+            port=$(port_of "$svc" "$k")
+            settings=$(settings_of "$svc"; [ "$n" = 1 ] || echo "INSTANCE_ID=$k")
+            if pid_alive "$name" && { [ $restart = 1 ] || [ "$BIN/$svc" -nt "$PIDS/$name.pid" ] ||
+                                      [ "$settings" != "$(cat "$SETTINGS/$name" 2>/dev/null)" ]; }; then
+                stop_pid "$name"
+            fi
+            if ! pid_alive "$name"; then
+                printf '%s\n' "$settings" >"$SETTINGS/$name"
+                START_ENV=("${base_env[@]}")
+                if ((n > 1)); then
+                    # Its own port and name; the factory's callback comes back to it.
+                    START_ENV+=("$(printf '%s' "$svc" | tr 'a-z-' 'A-Z_')_PORT=$port"
+                                INSTANCE_ID="$k")
+                    [ "$svc" != factory ] || START_ENV+=(FACTORY_CALLBACK_URL="http://127.0.0.1:$port")
+                fi
+                start_bg "$name"
+                say "started $name (pid $(cat "$PIDS/$name.pid"), port $port)"
+            fi
+        done
     done
-    skipped legacy-factory || wait_healthy legacy-factory "$LEGACY_STANDIN_URL"
-    skipped open-data || wait_healthy open-data "http://127.0.0.1:$OPEN_DATA_PORT"
-    wait_healthy sms-gateway "http://127.0.0.1:$SMS_GATEWAY_PORT"
-    wait_healthy retry "http://127.0.0.1:$RETRY_PORT"
-    wait_healthy sales "http://127.0.0.1:$SALES_PORT"
-    wait_healthy stock "http://127.0.0.1:$STOCK_PORT"
-    wait_healthy factory "http://127.0.0.1:$FACTORY_PORT"
-    wait_healthy notifier "http://127.0.0.1:$NOTIFIER_PORT"
+    START_ENV=("${base_env[@]}")
+    local where=
+    for svc in "${SERVICES[@]}"; do
+        skipped "$svc" && continue
+        n=1
+        [[ " ${SCALED[*]} " != *" $svc "* ]] || n=$INSTANCES
+        for ((k = 1; k <= n; k++)); do
+            wait_healthy "$(inst_name "$svc" "$k")" "http://127.0.0.1:$(port_of "$svc" "$k")"
+            ((k == 1)) || where+="  $(printf '%-9s' "$svc") instance $k: http://127.0.0.1:$(port_of "$svc" "$k")   (INSTANCE_ID=$k, log $LOGS/$svc.$k.log)"$'\n'
+        done
+    done
 
     cat <<EOF
 
@@ -385,11 +502,22 @@ dozen is up.
   retry     http://127.0.0.1:$RETRY_PORT   (GET /stats)
   legacy factory             $LEGACY_TARGET   ($([ "$LEGACY_TARGET" = "$LEGACY_STANDIN_URL" ] && echo "stand-in: GET /admin/manufactures, POST /admin/mode" || echo "the real one, from LEGACY_FACTORY_URL"))
   open data (stand-in)       http://127.0.0.1:$OPEN_DATA_PORT   (GET /daily, POST /admin/mode)
-  SMS gateway (stand-in)     http://127.0.0.1:$SMS_GATEWAY_PORT   (GET /messages, GET /admin/stats)
+  SMS gateway                $SMS_URL   ($( [ $REAL_SMS = 1 ] && echo "a real provider, not started here" || echo "stand-in: GET /messages, GET /admin/stats"))
+  SMS rate                   ${SMS_RATE:-1} a second from $SMS_SENDER   (SMS_RATE; 1 is a long code's)
   kafka     $BOOTSTRAP
   postgres  $database_url
   logs      $LOGS/        settings: . $RUN/env
 EOF
+    if [ -n "$where" ]; then
+        printf '\n%s instances of each service (instance 1 as above, INSTANCE_ID=1):\n%s' "$INSTANCES" "$where"
+    fi
+}
+
+# Stops the Kafka cluster that `KAFKA=cluster up` started (its data stays).
+cluster_down() {
+    KAFKA_CLUSTER_DIR="$RUN/kafka-cluster" "$ROOT/tools/kafka/kafka.sh" cluster down >/dev/null 2>&1 &&
+        say "stopped the Kafka cluster (data kept in $RUN/kafka-cluster)"
+    rm -f "$RUN/kafka-cluster.managed"
 }
 
 # Stops the Apache Kafka broker that `KAFKA=apache up` started (its data stays).
@@ -401,9 +529,16 @@ apache_down() {
 
 cmd_down() {
     local i
-    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_pid "${SERVICES[$i]}"; done
+    local k
+    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+        for ((k = 9; k >= 2; k--)); do
+            [ ! -f "$PIDS/${SERVICES[$i]}.$k.pid" ] || stop_pid "${SERVICES[$i]}.$k"
+        done
+        stop_pid "${SERVICES[$i]}"
+    done
     stop_pid devbroker
     [ ! -f "$RUN/kafka.managed" ] || apache_down
+    [ ! -f "$RUN/kafka-cluster.managed" ] || cluster_down
     if [ -n "$PGBIN" ] && [ -f "$PGDIR/data/PG_VERSION" ] &&
        as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" status >/dev/null 2>&1; then
         as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -m fast -w stop >/dev/null

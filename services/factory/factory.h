@@ -116,6 +116,12 @@ int callback_parse(const char *body, size_t len, struct delivery_in *out,
 /* store.c: SQL */
 
 extern const db_stmt_t store_stmts[];
+
+/* sweeper.c: asks again for the production orders accepted longer than
+ * FACTORY_DELIVERY_TIMEOUT ago and never delivered (their callback was lost), by raising
+ * their SKU's depletion again. An svc_hook_t pair; ctx is the struct factory. */
+int sweeper_start(void *ctx, char *errstr, size_t errstr_size);
+void sweeper_stop_join(void *ctx);
 extern const size_t store_nstmts;
 
 /* A production order a depletion must call the legacy factory for. */

@@ -111,6 +111,7 @@ int main(void)
         .stmts = store_stmts, .nstmts = store_nstmts, .pool = &f.db, .relay = &f.relay,
         .before_consumer = { { NULL, curl_start, curl_stop } },
         .consumer_opts = &f.consumer_opts, .consumer = &f.consumer,
+        .after_consumer = { { "production order sweeper", sweeper_start, sweeper_stop_join } },
         .gauges = factory_metrics_gauges, .ngauges = factory_metrics_ngauges,
         .routes = api_routes, .nroutes = api_nroutes, .health = api_health,
     };

@@ -87,6 +87,11 @@ const db_stmt_t store_stmts[] = {
       "WHERE ($1::text IS NULL OR sku = $1) AND ($2::text IS NULL OR status = $2) "
       "ORDER BY created_at DESC LIMIT $3::int", 3 },
     { "po_get", "SELECT " ORDER_COLUMNS " FROM production_orders WHERE id = $1::uuid", 1 },
+    /* sweeper.c: orders the factory accepted and never delivered, 100 a round. */
+    { "po_stale",
+      "SELECT sku FROM production_orders WHERE status = " Q(PO_REQUESTED_NAME) " "
+      "AND requested_at < now() - $1::bigint * interval '1 millisecond' "
+      "ORDER BY requested_at LIMIT 100 FOR UPDATE SKIP LOCKED", 1 },
     INBOX_DB_STMT,
     OUTBOX_DB_STMT,
 };

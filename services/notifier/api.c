@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "form.h"
 #include "log.h"
+#include "signup.h"
 #include "phone.h"
 #include "sku.h"
 #include "util.h"
@@ -54,8 +56,7 @@ static int has_control(const char *s)
     return 0;
 }
 
-/* Checks a POST /subscribers body. Returns 0 with the fields, or -1 after a 400. */
-static int subscriber_fields(json_t *body, http_response_t *res, const char **phone,
+int api_subscriber_fields(json_t *body, http_response_t *res, const char **phone,
                              const char **name, json_t **skus)
 {
     const char *key;
@@ -117,7 +118,7 @@ static void add_subscriber(const http_request_t *req, http_response_t *res, void
     if (!http_check_bearer(req, res, n->cfg.admin_token))
         goto done;
     if ((body = http_body_object(req, res)) == NULL ||
-        subscriber_fields(body, res, &phone, &name, &skus) != 0)
+        api_subscriber_fields(body, res, &phone, &name, &skus) != 0)
         goto done;
     if (skus == NULL && (skus = empty = json_array()) == NULL) {
         http_error(res, 500, "out of memory");
@@ -329,11 +330,105 @@ static void get_bulletin(const http_request_t *req, http_response_t *res, void *
     if ((conn = acquire(n, res)) == NULL)
         return;
     r = store_bulletin_get(conn, day, &b, err, sizeof(err));
+    if (r == STORE_OK) {
+        char key[NOTIFIER_KEY_MAX], eta[40];
+
+        snprintf(key, sizeof(key), "day:%s", day);
+        if (store_eta(conn, key, n->cfg.sms.from, n->cfg.sms_interval_ms, eta, sizeof(eta),
+                      err, sizeof(err)) != 0) {
+            json_decref(b);
+            b = NULL;
+            r = STORE_FAILED;
+        } else {
+            /* null when none of the day's messages is still to go */
+            json_object_set_new(b, "expected_done_at",
+                                eta[0] != '\0' ? json_string(eta) : json_null());
+        }
+    }
     answer(res, r, b, "bulletin_get", "no bulletin for that date", err);
     db_release(n->db, conn);
 }
 
+/* Twilio's statuses a callback may carry. */
+static int provider_status_ok(const char *s)
+{
+    static const char *const known[] = { "accepted", "queued", "sending", "sent",
+                                         "delivered", "undelivered", "failed" };
+    size_t i;
+
+    for (i = 0; s != NULL && i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strcmp(s, known[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * POST /sms/status/{delivery}?token=...: the provider's status callback for one delivery
+ * (Twilio POSTs a form: MessageSid, MessageStatus, ...). The URL is a capability: without
+ * the delivery's token it is a 404 and changes nothing. Twilio wants a 2xx, else it may
+ * try again; the answer carries nothing it reads.
+ */
+static void sms_status(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct notifier *n = ctx;
+    const char *id = req->params[0], *token = http_query(req, "token");
+    const char *status, *sid;
+    form_t form = { NULL, 0, NULL };
+    char err[512], state[16], *end;
+    PGconn *conn;
+    store_result_t r;
+    long long v;
+    size_t count = 0, scount = 0;
+
+    errno = 0;
+    v = strtoll(id, &end, 10);
+    if (errno != 0 || end == id || *end != '\0' || v <= 0 || token == NULL ||
+        strlen(token) != 36) {
+        http_error(res, 404, "no such delivery");
+        return;
+    }
+    if (form_parse(req->body != NULL ? req->body : "", req->body_len, &form, err,
+                   sizeof(err)) != 0) {
+        http_error(res, 400, "the body must be a form: %s", err);
+        goto done;
+    }
+    status = form_get(&form, "MessageStatus", &count);
+    sid = form_get(&form, "MessageSid", &scount);
+    if (count != 1 || !provider_status_ok(status)) {
+        http_error(res, 400, "field 'MessageStatus' must be one of accepted, queued, "
+                   "sending, sent, delivered, undelivered, failed");
+        goto done;
+    }
+    if (scount != 1 || !util_alnum_valid(sid, SMS_SID_MAX - 1)) {
+        http_error(res, 400, "field 'MessageSid' must be 1 to %d letters and digits",
+                   SMS_SID_MAX - 1);
+        goto done;
+    }
+    if ((conn = acquire(n, res)) == NULL)
+        goto done;
+    /* a token that is not a UUID is a database error (22P02) without this check */
+    r = util_is_uuid(token) ? store_status(conn, id, token, status, sid, state,
+                                              sizeof(state), err, sizeof(err))
+                               : STORE_NOT_FOUND;
+    db_release(n->db, conn);
+    if (r == STORE_FAILED) {
+        db_failed(res, "sms_status", err);
+    } else if (r == STORE_NOT_FOUND) {
+        log_warn("sms_status_refused delivery=%lld (no such delivery or a wrong token)", v);
+        http_error(res, 404, "no such delivery");
+    } else {
+        log_info("sms_status delivery=%lld sid=%s provider_status=%s status=%s", v, sid,
+                 status, state);
+        http_json(res, 200, json_pack("{s:s,s:s}", "status", state, "provider_status",
+                                      status));
+    }
+done:
+    form_free(&form);
+}
+
 const http_route_t api_routes[] = {
+    { "POST", "/sms/status/{id}", sms_status },
     { "POST", "/subscribers", add_subscriber },
     { "GET", "/subscribers", list_subscribers },
     { "GET", "/subscribers/{id}", get_subscriber },
@@ -342,6 +437,13 @@ const http_route_t api_routes[] = {
     { "DELETE", "/subscribers/{id}/skus/{sku}", delete_sku },
     { "POST", "/bulletins/run", run_bulletin },
     { "GET", "/bulletins/{date}", get_bulletin },
+    /* the public sign-up (signup_api.c): no admin token, the SMS code is the proof */
+    { "GET", "/signup", signup_get_page },
+    { "POST", "/signup", signup_post_code },
+    { "POST", "/signup/confirm", signup_post_confirm },
+    { "POST", "/unsubscribe", signup_post_code },
+    { "POST", "/unsubscribe/confirm", signup_post_confirm },
+    { "POST", "/sms/inbound", signup_post_inbound },
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
 

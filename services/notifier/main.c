@@ -2,7 +2,9 @@
  * (retried until a deadline, else an "unavailable today" notice) and back-in-stock alerts. */
 #include "notifier.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -14,6 +16,25 @@
 static const svc_config_spec_t settings = {
     .port_var = "NOTIFIER_PORT", .port_def = 8083, .pool_def = 16, .pool_min = 4, .outbox = 1,
 };
+
+/* SMS_RATE: messages a second, 0.01..10000 (a decimal number), default 1. */
+static void rate_read(struct config *c)
+{
+    const char *text;
+    char err[256], *end;
+    double v;
+
+    if (cfg_str("SMS_RATE", "1", &text, err, sizeof(err)) != 0)
+        svc_die(NOTIFIER_SERVICE, "%s", err);
+    errno = 0;
+    v = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !(v >= 0.01 && v <= 10000))
+        svc_die(NOTIFIER_SERVICE, "SMS_RATE: must be a number of messages a second from "
+                "0.01 to 10000 (1 for a long code, 3 toll-free, 100 a short code), not "
+                "'%.40s'", text);
+    c->sms_rate = v;
+    c->sms_interval_ms = 1000.0 / v;
+}
 
 static void config_read(struct config *c)
 {
@@ -52,14 +73,28 @@ static void config_read(struct config *c)
                         err, sizeof(err)) != 0 ||
         cfg_duration_ms("SMS_RETRY_MAX", "5m", 10, 86400000LL, &max, err, sizeof(err)) != 0 ||
         cfg_duration_ms("SMS_POLL_INTERVAL", "1s", 10, 60000, &c->sms_poll_ms,
-                        err, sizeof(err)) != 0)
+                        err, sizeof(err)) != 0 ||
+        cfg_duration_ms("SMS_FIND_MARGIN", "2s", 0, 600000, &c->sms_find_margin_ms,
+                        err, sizeof(err)) != 0 ||
+        cfg_str("SMS_STATUS_CALLBACK_URL", "", &c->sms_callback_url, err, sizeof(err)) != 0 ||
+        (c->sms_callback_url[0] != '\0' &&
+         cfg_url("SMS_STATUS_CALLBACK_URL", NULL, &c->sms_callback_url, err,
+                 sizeof(err)) != 0))
         svc_die(NOTIFIER_SERVICE, "%s", err);
     if (retry_policy_from_env(&c->retry, err, sizeof(err)) != 0)
         svc_die(NOTIFIER_SERVICE, "%s", err);
     if (strlen(c->admin_token) < 16)
         svc_die(NOTIFIER_SERVICE, "ADMIN_TOKEN: must be at least 16 characters");
+    if (signup_config_read(&c->signup, err, sizeof(err)) != 0)
+        svc_die(NOTIFIER_SERVICE, "%s", err);
     if (c->fallback_url[0] == '\0')
         c->fallback_url = NULL;
+    if (c->sms_callback_url[0] == '\0')
+        c->sms_callback_url = NULL;
+    else if (strlen(c->sms_callback_url) > 300 || strchr(c->sms_callback_url, '?') != NULL)
+        svc_die(NOTIFIER_SERVICE, "SMS_STATUS_CALLBACK_URL: must be a base URL (no '?', at "
+                "most 300 characters) such as https://notifier.example");
+    rate_read(c);
     if (feed_format_parse(format, &c->sources[0].format) != 0)
         svc_die(NOTIFIER_SERVICE, "BULLETIN_SOURCE_FORMAT: '%s' is not one of dozen-json, "
                 "datagokr-covid19", format);

@@ -51,10 +51,13 @@ static const char *outcome_of(sms_result_t res, const char *why)
         return "failed";
     case SMS_UNCERTAIN:
         return "uncertain";
+    case SMS_THROTTLED:
+        return "rate_limited";
     case SMS_RETRY:
         break;
     }
-    return why != NULL && strncmp(why, "HTTP 429", 8) == 0 ? "rate_limited" : "error";
+    (void)why;
+    return "error";
 }
 
 void notifier_metrics_init(metrics_t *m)

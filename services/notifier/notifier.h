@@ -20,6 +20,7 @@
 #include "outbox.h"
 #include "retry.h"
 #include "router.h"
+#include "signup.h"
 #include "sms.h"
 #include "svc.h"
 
@@ -68,7 +69,12 @@ struct config {
     int sms_max_attempts;
     retry_policy_t sms_backoff;     /* SMS_RETRY_INITIAL, x2, SMS_RETRY_MAX */
     long long sms_poll_ms;
+    double sms_rate;                /* SMS_RATE: messages a second from sms.from */
+    double sms_interval_ms;         /* 1000 / sms_rate */
+    long long sms_find_margin_ms;   /* SMS_FIND_MARGIN: clock skew allowed to the gateway */
+    const char *sms_callback_url;   /* SMS_STATUS_CALLBACK_URL; NULL: no StatusCallback */
     retry_policy_t retry;           /* RETRY_*: the consumer group's policy */
+    struct signup_config signup;    /* SIGNUP_*: the public sign-up (signup.h) */
 };
 
 struct sender;
@@ -183,9 +189,11 @@ struct delivery {
     long long id;
     char phone[24];
     char body[NOTIFIER_BODY_MAX + 1];
-    char since[11];               /* UTC date the delivery was created: "YYYY-MM-DD" */
+    long long since_ms;           /* its first claim (ms since the epoch): every try of it
+                                   * started after */
     int attempts;                 /* including this one */
     int uncertain;                /* ask the gateway before sending */
+    char token[37];               /* its StatusCallback URL's token */
 };
 /* Claims at most max due deliveries (pending and due, or sending and claimed longer than
  * lease_ms ago, which become uncertain): they are 'sending', claimed now, in one commit.
@@ -207,6 +215,39 @@ int store_unclaim(PGconn *conn, const long long *ids, size_t n,
  * Returns 0 or -1. */
 int store_renew(PGconn *conn, const long long *ids, size_t n, long long lease_ms,
                 char *errstr, size_t errstr_size);
+
+/* In the caller's transaction, before a send: locks the subscriber (FOR SHARE) and then
+ * the delivery, and checks that the delivery is still 'sending' and the subscriber still
+ * active. Returns 1 (sid gets the gateway SID a status callback recorded, or ""), 0 when
+ * it is not (cancelled, opted out, taken over), -1 with errstr. The locks last until the
+ * caller commits: an opt-out waits for the send and its outcome. */
+int store_lock(PGconn *conn, long long id, char *sid, size_t sid_size,
+               char *errstr, size_t errstr_size);
+/* A 429: pending again delay_ms from now, the attempt not counted. Returns 0 or -1. */
+int store_throttled(PGconn *conn, long long id, long long delay_ms, const char *error,
+                    char *errstr, size_t errstr_size);
+/* Reserves the next count send slots of sender (one every interval_ms, shared by every
+ * sender thread and instance through sms_senders). Returns the ms to wait for the first
+ * (the others follow interval_ms apart), or -1. */
+long long store_slot(PGconn *conn, const char *sender, double interval_ms, int count,
+                     char *errstr, size_t errstr_size);
+/* Retry-After: no slot of sender before ms from now. Returns 0 or -1. */
+int store_pause(PGconn *conn, const char *sender, long long ms, char *errstr,
+                size_t errstr_size);
+/* Sets other[i] when sids[i] is recorded as another delivery's than id (an older message
+ * with the same text). Returns 0 or -1. */
+int store_other_sids(PGconn *conn, long long id, char (*sids)[SMS_SID_MAX], size_t n,
+                     int *other, char *errstr, size_t errstr_size);
+/* A status callback for delivery id (text) with token: records the provider's status and
+ * SID, and makes an open or uncertain-failed delivery sent. STORE_NOT_FOUND when id and
+ * token do not match; on STORE_OK state gets the delivery's status. */
+store_result_t store_status(PGconn *conn, const char *id, const char *token,
+                            const char *status, const char *sid, char *state,
+                            size_t state_size, char *errstr, size_t errstr_size);
+/* When the last open message of key is expected to go out (RFC 3339 in out, "" when none is
+ * open), for sender at interval_ms a message. Returns 0 or -1. */
+int store_eta(PGconn *conn, const char *key, const char *sender, double interval_ms,
+              char *out, size_t out_size, char *errstr, size_t errstr_size);
 
 /* bulletin.c: the texts and the day's run */
 
@@ -285,6 +326,10 @@ void notifier_metrics_sms(metrics_t *m, sms_result_t res, const char *why, int64
 
 extern const http_route_t api_routes[];
 extern const size_t api_nroutes;
+/* Checks the fields of a POST /subscribers (or /signup) body: phone (E.164), name, skus
+ * (NULL when absent), all borrowed from body. Returns 0, or -1 after a 400. */
+int api_subscriber_fields(json_t *body, http_response_t *res, const char **phone,
+                          const char **name, json_t **skus);
 int api_health(void *ctx, char *errstr, size_t errstr_size);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "phone.h"
+#include "signup.h"
 #include "util.h"
 
 /* Deliveries one thread claims at a time. Small, so that a claim is sent well within its
@@ -69,9 +70,16 @@ static void settle(struct notifier *n, PGconn *conn, const struct delivery *d,
         break;
     case SMS_REJECTED:
         rc = store_failed(conn, d->id, why, err, sizeof(err));
+        if (rc == 0 && signup_is_opted_out_error(why)) {
+            /* 21610: the number replied STOP to the provider; nothing more is sent to it. */
+            rc = signup_store_opt_out_in(conn, d->phone, "provider", err, sizeof(err)) < 0;
+            log_warn("sms_opted_out_at_provider delivery=%lld to=%s", d->id, masked);
+            break;
+        }
         log_error("sms_rejected delivery=%lld to=%s attempt=%d error=%s", d->id, masked,
                   d->attempts, LOG_Q(why));
         break;
+    case SMS_THROTTLED:     /* handled by the caller; here only if it was not */
     case SMS_RETRY:
     case SMS_UNCERTAIN:
         if (d->attempts >= n->cfg.sms_max_attempts) {
@@ -96,6 +104,7 @@ static void settle(struct notifier *n, PGconn *conn, const struct delivery *d,
  * could otherwise outlive it, so that no other sender takes over a message while this one
  * may still be sending it. */
 struct batch {
+    struct worker *w;
     struct notifier *n;
     sms_client_t *sms;
     PGconn *conn;
@@ -103,6 +112,8 @@ struct batch {
     int count;
     int next;             /* the delivery being sent */
     int64_t lease_from;   /* monotonic ms, taken before the claim (or renewal) was written */
+    int64_t slots_from;   /* monotonic ms of the batch's first send slot; 0: none yet */
+    int64_t paused_until; /* monotonic ms: a 429's Retry-After */
 };
 
 /* Before a gateway request: renews the lease of the batch's unsent deliveries when less
@@ -133,39 +144,162 @@ static int keep_lease(struct batch *b)
     return 0;
 }
 
-/* One delivery: asks the gateway first when an earlier try may have gone through. Returns
- * 0, or -1 when the batch must stop (its lease could not be kept). */
-static int deliver(struct batch *b, const struct delivery *d)
+/* Waits for the send slot of the batch's current delivery (SMS_RATE, shared with every
+ * thread and instance through PostgreSQL: the batch reserves one slot per claimed row at
+ * its first send, one UPDATE of the number's row rather than one per message), keeping the
+ * batch's lease meanwhile, and past a 429's Retry-After. Returns 0 when the slot has come,
+ * 1 when the notifier is stopping (nothing sent: give the rest back), -1 after an error
+ * (logged). */
+static int wait_slot(struct batch *b)
 {
-    char sid[SMS_SID_MAX], why[512];
-    sms_result_t res;
-    int64_t t0;
-    int found;
+    const struct config *cfg = &b->n->cfg;
+    char err[512];
+    long long wait;
+    int64_t until, now;
 
-    sid[0] = '\0';
-    if (d->uncertain) {
+    if (b->slots_from == 0) {
+        wait = store_slot(b->conn, cfg->sms.from, cfg->sms_interval_ms, b->count - b->next,
+                          err, sizeof(err));
+        if (wait < 0) {
+            log_error("sender_slot_failed error=%s", LOG_Q(err));
+            return -1;
+        }
+        b->slots_from = util_mono_ms() + wait - (int64_t)(b->next * cfg->sms_interval_ms);
+    }
+    until = b->slots_from + (int64_t)(b->next * cfg->sms_interval_ms);
+    if (until < b->paused_until)
+        until = b->paused_until;
+    while ((now = util_mono_ms()) < until) {
+        if (stopping(b->w->s))
+            return 1;
         if (keep_lease(b) != 0)
             return -1;
-        found = sms_find(b->sms, d->phone, d->body, d->since, sid, sizeof(sid), why,
-                         sizeof(why));
+        idle(b->w, until - now < 250 ? until - now : 250);
+    }
+    return 0;
+}
+
+/* The StatusCallback URL of d into out, or NULL when SMS_STATUS_CALLBACK_URL is unset. */
+static const char *callback_url(const struct config *cfg, const struct delivery *d,
+                                char *out, size_t out_size)
+{
+    int n;
+
+    if (cfg->sms_callback_url == NULL)
+        return NULL;
+    n = snprintf(out, out_size, "%s/sms/status/%lld?token=%s", cfg->sms_callback_url,
+                 d->id, d->token);
+    return n > 0 && (size_t)n < out_size ? out : NULL;
+}
+
+/*
+ * After an uncertain try: is one of the gateway's messages this delivery's? Returns 1 with
+ * sid (found), 0 (certainly not: send), or -1 with why (cannot tell: do not send). A
+ * message created before the first claim (less SMS_FIND_MARGIN for the clocks) is not
+ * this one's, nor one already recorded for another delivery (an older identical alert).
+ */
+static int find_sent(struct batch *b, const struct delivery *d, char *sid, size_t sid_size,
+                     char *why, size_t why_size)
+{
+    char sids[SMS_FIND_MAX][SMS_SID_MAX], err[512];
+    int other[SMS_FIND_MAX], n, i, left = 0;
+
+    n = sms_find(b->sms, d->phone, d->body, d->since_ms - b->n->cfg.sms_find_margin_ms,
+                 sids, why, why_size);
+    if (n <= 0)
+        return n;
+    if (store_other_sids(b->conn, d->id, sids, (size_t)n, other, err, sizeof(err)) != 0) {
+        util_errf(why, why_size, "database: %s", err);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (!other[i]) {
+            if (left++ == 0 && sid_size >= SMS_SID_MAX)
+                memcpy(sid, sids[i], SMS_SID_MAX);  /* NUL-terminated by sms_find */
+        }
+    }
+    if (left > 1) {
+        util_errf(why, why_size, "%d messages of the gateway could be this one", left);
+        return -1;
+    }
+    return left;
+}
+
+/*
+ * One delivery: waits for a send slot, then in one transaction checks under lock that it
+ * is still to be sent to an active subscriber (an opt-out waits for this transaction, or
+ * came first and is seen), asks the gateway first when an earlier try may have gone
+ * through, sends, and writes the outcome. Returns 0, 1 when the notifier is stopping
+ * (this delivery and the rest are to be given back), or -1 when the batch must stop.
+ */
+static int deliver(struct batch *b, const struct delivery *d)
+{
+    const struct config *cfg = &b->n->cfg;
+    char sid[SMS_SID_MAX], why[512], err[512], cb[512], masked[PHONE_MASK_MAX];
+    sms_result_t res;
+    long long retry_ms = 0;
+    int64_t t0;
+    int r, found;
+
+    sid[0] = '\0';
+    if ((r = wait_slot(b)) != 0)
+        return r;
+    if (keep_lease(b) != 0)
+        return -1;
+    if (db_begin(b->conn, err, sizeof(err)) != 0) {
+        log_error("sender_db_failed error=%s", LOG_Q(err));
+        return -1;
+    }
+    r = store_lock(b->conn, d->id, sid, sizeof(sid), err, sizeof(err));
+    if (r <= 0) {
+        if (r < 0)
+            log_error("sender_lock_failed delivery=%lld error=%s", d->id, LOG_Q(err));
+        else
+            log_info("sms_skipped delivery=%lld (cancelled or opted out)", d->id);
+        db_rollback(b->conn);
+        return r < 0 ? -1 : 0;
+    }
+    if (sid[0] != '\0') {
+        /* a status callback came for it: the gateway has it */
+        log_info("sms_found_sent delivery=%lld sid=%s (status callback)", d->id, sid);
+        settle(b->n, b->conn, d, SMS_SENT, sid, "");
+        goto commit;
+    }
+    if (d->uncertain) {
+        found = find_sent(b, d, sid, sizeof(sid), why, sizeof(why));
         if (found == 1) {
             log_info("sms_found_sent delivery=%lld sid=%s (an earlier try went through)",
                      d->id, sid);
             settle(b->n, b->conn, d, SMS_SENT, sid, "");
-            return 0;
+            goto commit;
         }
         if (found < 0) {
             /* Still uncertain: sending now could double it. */
             settle(b->n, b->conn, d, SMS_UNCERTAIN, "", why);
-            return 0;
+            goto commit;
         }
     }
-    if (keep_lease(b) != 0)
-        return -1;
     t0 = util_mono_us();
-    res = sms_send(b->sms, d->phone, d->body, sid, sizeof(sid), why, sizeof(why));
+    res = sms_send(b->sms, d->phone, d->body, callback_url(cfg, d, cb, sizeof(cb)), sid,
+                   sizeof(sid), &retry_ms, why, sizeof(why));
     notifier_metrics_sms(b->n->metrics, res, why, util_mono_us() - t0);
-    settle(b->n, b->conn, d, res, sid, why);
+    if (res == SMS_THROTTLED) {
+        phone_mask(d->phone, masked, sizeof(masked));
+        log_warn("sms_throttled delivery=%lld to=%s retry_after_ms=%lld", d->id, masked,
+                 retry_ms);
+        b->paused_until = util_mono_ms() + retry_ms;
+        if (store_pause(b->conn, cfg->sms.from, retry_ms, err, sizeof(err)) != 0 ||
+            store_throttled(b->conn, d->id, retry_ms, why, err, sizeof(err)) != 0)
+            log_error("sms_outcome_not_recorded delivery=%lld error=%s", d->id, LOG_Q(err));
+    } else {
+        settle(b->n, b->conn, d, res, sid, why);
+    }
+commit:
+    if (db_commit(b->conn, err, sizeof(err)) != 0) {
+        /* the row stays 'sending' and falls due, uncertain, after its lease */
+        log_error("sms_outcome_not_recorded delivery=%lld error=%s", d->id, LOG_Q(err));
+        db_rollback(b->conn);
+    }
     return 0;
 }
 
@@ -177,24 +311,29 @@ static int one_batch(struct worker *w, sms_client_t *sms, struct delivery *deliv
     long long rest[SENDER_BATCH];
     char err[512];
     size_t nrest = 0;
-    int i;
+    int i, r, max;
 
     memset(&b, 0, sizeof(b));
+    b.w = w;
     b.n = w->s->n;
     b.sms = sms;
     b.d = deliveries;
+    /* No more than about two seconds of sends at SMS_RATE: other instances get theirs. */
+    max = b.n->cfg.sms_rate * 2 < SENDER_BATCH ? (int)(b.n->cfg.sms_rate * 2) : SENDER_BATCH;
+    if (max < 1)
+        max = 1;
     b.conn = db_acquire(b.n->db, (int)b.n->cfg.db_wait_ms, err, sizeof(err));
     if (b.conn == NULL) {
         log_error("sender_db_unavailable error=%s", LOG_Q(err));
         return -1;
     }
     b.lease_from = util_mono_ms();
-    b.count = store_claim(b.conn, SENDER_BATCH, b.n->cfg.sms_lease_ms, deliveries,
-                          err, sizeof(err));
+    b.count = store_claim(b.conn, max, b.n->cfg.sms_lease_ms, deliveries, err, sizeof(err));
     if (b.count < 0)
         log_error("sender_claim_failed error=%s", LOG_Q(err));
     for (b.next = 0; b.next < b.count; b.next++) {
-        if (stopping(w->s)) {
+        r = stopping(w->s) ? 1 : deliver(&b, &deliveries[b.next]);
+        if (r == 1) {
             /* Give the rest back: due again at once for the next notifier. */
             for (i = b.next; i < b.count; i++)
                 rest[nrest++] = deliveries[i].id;
@@ -202,11 +341,11 @@ static int one_batch(struct worker *w, sms_client_t *sms, struct delivery *deliv
                 log_error("sender_unclaim_failed error=%s", LOG_Q(err));
             break;
         }
-        if (deliver(&b, &deliveries[b.next]) != 0)
+        if (r < 0)
             break;
     }
     db_release(b.n->db, b.conn);
-    return b.count;
+    return b.count < 0 ? -1 : (b.count < max ? 0 : SENDER_BATCH);
 }
 
 static void *worker_main(void *arg)

@@ -25,6 +25,7 @@ struct sms_client {
     sms_config_t cfg;      /* strings borrowed */
     CURL *curl;            /* owned; keeps its connection alive between requests */
     char *messages_url;    /* owned: "{gateway}/2010-04-01/Accounts/{sid}/Messages.json" */
+    size_t base_len;       /* bytes of messages_url before its path */
 };
 
 /* ---------------------------------------------------------------------------------- */
@@ -118,6 +119,7 @@ sms_client_t *sms_client_new(const sms_config_t *cfg, char *errstr, size_t errst
         util_errf(errstr, errstr_size, "out of memory");
         goto done;
     }
+    c->base_len = base_len;
     snprintf(c->messages_url, url_size, "%.*s" SMS_API_PATH "%s/Messages.json",
              (int)base_len, cfg->gateway_url, cfg->account_sid); /* sized to fit */
     c->curl = curl_easy_init();
@@ -206,7 +208,8 @@ static int sid_ok(const char *s, size_t size)
 /* Send */
 
 sms_result_t sms_send(sms_client_t *c, const char *to, const char *body,
-                      char *sid, size_t sid_size, char *err, size_t err_size)
+                      const char *status_callback, char *sid, size_t sid_size,
+                      long long *retry_after_ms, char *err, size_t err_size)
 {
     sms_result_t ret = SMS_RETRY;
     strbuf_t b;             /* owned: the answer */
@@ -226,7 +229,11 @@ sms_result_t sms_send(sms_client_t *c, const char *to, const char *body,
         goto done;
     }
     httpc_form_add(&form, "To", to);
+    if (retry_after_ms != NULL)
+        *retry_after_ms = 0;
     httpc_form_add(&form, "From", c->cfg.from);
+    if (status_callback != NULL)
+        httpc_form_add(&form, "StatusCallback", status_callback);
     if (httpc_form_add(&form, "Body", body) != 0) {
         httpc_errf(err, err_size, "out of memory");
         goto done;
@@ -252,7 +259,11 @@ sms_result_t sms_send(sms_client_t *c, const char *to, const char *body,
         goto done;
     }
     if (o.status < 200 || o.status > 299) {
-        if (o.status == 429 || o.status >= 500)
+        if (o.status == 429) {
+            ret = SMS_THROTTLED;
+            if (retry_after_ms != NULL)
+                *retry_after_ms = o.retry_after_s > 0 ? o.retry_after_s * 1000LL : 1000;
+        } else if (o.status >= 500)
             ret = SMS_RETRY;
         else if (o.status >= 400)
             ret = SMS_REJECTED;
@@ -288,97 +299,201 @@ done:
 /* ---------------------------------------------------------------------------------- */
 /* Find */
 
-/* Returns 1 if s is "YYYY-MM-DD" in shape (digits and dashes; the gateway judges the
- * date): enough to put it in a URL unescaped. */
-static int date_shaped(const char *s)
-{
-    size_t i;
+static const char *const months[12] = {
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
+};
 
-    if (s == NULL || strlen(s) != 10)
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+static long long days_from_civil(long long y, unsigned m, unsigned d)
+{
+    long long era;
+    unsigned yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long long)doe - 719468;
+}
+
+/* Reads exactly n digits at *p into *v and moves *p past them. */
+static int digits(const char **p, int n, int *v)
+{
+    int i;
+
+    *v = 0;
+    for (i = 0; i < n; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9')
+            return -1;
+        *v = *v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    return 0;
+}
+
+int sms_date_parse(const char *s, long long *ms)
+{
+    static const int mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    const char *p = s;
+    int day, mon = -1, year, hh, mm, ss, zh, zm, i, sign;
+
+    if (s == NULL)
+        return -1;
+    /* "Tue, " */
+    if (strlen(p) < 5 || p[3] != ',' || p[4] != ' ')
+        return -1;
+    p += 5;
+    if (digits(&p, 2, &day) != 0 || *p++ != ' ')
+        return -1;
+    for (i = 0; i < 12; i++) {
+        if (strncmp(p, months[i], 3) == 0)
+            mon = i;
+    }
+    if (mon < 0 || p[3] != ' ')
+        return -1;
+    p += 4;
+    if (digits(&p, 4, &year) != 0 || *p++ != ' ' || digits(&p, 2, &hh) != 0 ||
+        *p++ != ':' || digits(&p, 2, &mm) != 0 || *p++ != ':' ||
+        digits(&p, 2, &ss) != 0 || *p++ != ' ')
+        return -1;
+    if (*p != '+' && *p != '-')
+        return -1;
+    sign = *p++ == '-' ? -1 : 1;
+    if (digits(&p, 2, &zh) != 0 || digits(&p, 2, &zm) != 0 || *p != '\0')
+        return -1;
+    if (year < 1970 || day < 1 || day > mdays[mon] || hh > 23 || mm > 59 || ss > 60 ||
+        zh > 23 || zm > 59 ||
+        (mon == 1 && day == 29 && !(year % 4 == 0 && (year % 100 != 0 || year % 400 == 0))))
+        return -1;
+    *ms = ((days_from_civil(year, (unsigned)mon + 1, (unsigned)day) * 86400LL +
+            hh * 3600LL + mm * 60LL + ss) - sign * (zh * 3600LL + zm * 60LL)) * 1000LL;
+    return 0;
+}
+
+/* Returns 1 if uri is a list page's URI of this client's account: its messages path, then
+ * '?', then printable ASCII without spaces: safe to append to the gateway's URL. */
+static int page_uri_ok(const sms_client_t *c, const char *uri)
+{
+    const char *path = c->messages_url + c->base_len;
+    size_t n = strlen(path);
+
+    if (strncmp(uri, path, n) != 0 || uri[n] != '?' || strlen(uri) > 2048)
         return 0;
-    for (i = 0; i < 10; i++) {
-        if ((i == 4 || i == 7) ? s[i] != '-' : (s[i] < '0' || s[i] > '9'))
+    for (uri += n; *uri != '\0'; uri++) {
+        if (*uri <= 0x20 || *uri >= 0x7f)
             return 0;
     }
     return 1;
 }
 
-int sms_find(sms_client_t *c, const char *to, const char *body, const char *since,
-             char *sid, size_t sid_size, char *err, size_t err_size)
+int sms_find(sms_client_t *c, const char *to, const char *body, long long since_ms,
+             char (*sids)[SMS_SID_MAX], char *err, size_t err_size)
 {
-    int ret = -1;
+    int ret = -1, found = 0, page, complete = 0, older;
     strbuf_t b;             /* owned: the answer */
     strbuf_t url;           /* owned */
     httpc_result_t o;
     char why[CURL_ERROR_SIZE];
     size_t i;
+    long long since_s, created;
     json_t *doc = NULL;     /* owned */
     json_t *list, *next;    /* borrowed from doc */
 
     strbuf_init(&b, SMS_LIST_BODY_MAX);
     strbuf_init(&url, 0);
-    if (sid != NULL && sid_size > 0)
-        sid[0] = '\0';
     httpc_errf(err, err_size, "%s", "");
-    if (c == NULL || to == NULL || body == NULL || !date_shaped(since)) {
-        httpc_errf(err, err_size, "no client, number, body or date YYYY-MM-DD");
+    if (c == NULL || to == NULL || body == NULL || sids == NULL || since_ms <= 0) {
+        httpc_errf(err, err_size, "no client, number, body or time");
         goto done;
     }
-    /* Twilio's "DateSent>=" filter: the key "DateSent>", escaped as %3E. */
+    since_s = since_ms / 1000 * 1000;   /* date_created is to the second */
     strbuf_addf(&url, "%s?", c->messages_url);
     httpc_form_add(&url, "To", to);
-    strbuf_addf(&url, "&DateSent%%3E=%s&PageSize=%d", since, SMS_LIST_PAGE_SIZE);
-    if (url.failed) {
-        httpc_errf(err, err_size, "out of memory");
-        goto done;
-    }
-    if (perform(c, url.buf, NULL, &b, &o, why, sizeof(why)) != 0) {
-        httpc_errf(err, err_size, "list: %s", why);
-        goto done;
-    }
-    if (o.status < 200 || o.status > 299) {
-        http_error_text(&o, &b, why, sizeof(why));
-        httpc_errf(err, err_size, "list: %s", why);
-        goto done;
-    }
-    if (o.too_long) {
-        httpc_errf(err, err_size, "list: answer over %ld bytes", SMS_LIST_BODY_MAX);
-        goto done;
-    }
-    doc = json_loadb(b.buf, b.len, 0, NULL);
-    list = json_object_get(doc, "messages");
-    if (!json_is_array(list)) {
-        httpc_errf(err, err_size, "list: answer without a \"messages\" array");
-        goto done;
-    }
-    for (i = 0; i < json_array_size(list); i++) {
-        json_t *m = json_array_get(list, i);
-        json_t *mto = json_object_get(m, "to"), *mbody = json_object_get(m, "body");
-        json_t *msid = json_object_get(m, "sid");
-
-        if (!json_is_string(mto) || !json_is_string(mbody) ||
-            strcmp(json_string_value(mto), to) != 0 ||
-            strcmp(json_string_value(mbody), body) != 0)
-            continue;
-        if (!json_is_string(msid) || !sid_ok(json_string_value(msid), sid_size)) {
-            httpc_errf(err, err_size, "list: the message is there, without a readable sid");
+    strbuf_addf(&url, "&");
+    httpc_form_add(&url, "From", c->cfg.from);
+    strbuf_addf(&url, "&PageSize=%d", SMS_LIST_PAGE_SIZE);
+    for (page = 0; page < SMS_FIND_PAGES && !complete; page++) {
+        if (url.failed) {
+            httpc_errf(err, err_size, "out of memory");
             goto done;
         }
-        snprintf(sid, sid_size, "%s", json_string_value(msid)); /* checked: fits */
-        httpc_errf(err, err_size, "found");
-        ret = 1;
+        if (perform(c, url.buf, NULL, &b, &o, why, sizeof(why)) != 0) {
+            httpc_errf(err, err_size, "list: %s", why);
+            goto done;
+        }
+        if (o.status < 200 || o.status > 299) {
+            http_error_text(&o, &b, why, sizeof(why));
+            httpc_errf(err, err_size, "list: %s", why);
+            goto done;
+        }
+        if (o.too_long) {
+            httpc_errf(err, err_size, "list: answer over %ld bytes", SMS_LIST_BODY_MAX);
+            goto done;
+        }
+        json_decref(doc);
+        doc = json_loadb(b.buf, b.len, 0, NULL);
+        list = json_object_get(doc, "messages");
+        if (!json_is_array(list)) {
+            httpc_errf(err, err_size, "list: answer without a \"messages\" array");
+            goto done;
+        }
+        older = 0;
+        for (i = 0; i < json_array_size(list); i++) {
+            json_t *m = json_array_get(list, i);
+            const char *mto = json_string_value(json_object_get(m, "to"));
+            const char *mfrom = json_string_value(json_object_get(m, "from"));
+            const char *mbody = json_string_value(json_object_get(m, "body"));
+            const char *msid = json_string_value(json_object_get(m, "sid"));
+
+            /* Most recent first: a page that reaches back before the first claim is the
+             * last to read (the whole page is read: a queued message, without date_sent,
+             * need not sort exactly by date_created). */
+            if (sms_date_parse(json_string_value(json_object_get(m, "date_created")),
+                               &created) != 0) {
+                httpc_errf(err, err_size, "list: a message without a readable "
+                           "date_created");
+                goto done;
+            }
+            if (created < since_s) {
+                older = 1;
+                continue;
+            }
+            if (mto == NULL || mbody == NULL || strcmp(mto, to) != 0 ||
+                strcmp(mbody, body) != 0 || (mfrom != NULL && strcmp(mfrom, c->cfg.from) != 0))
+                continue;
+            if (msid == NULL || !sid_ok(msid, SMS_SID_MAX)) {
+                httpc_errf(err, err_size, "list: the message is there, without a readable "
+                           "sid");
+                goto done;
+            }
+            if (found == SMS_FIND_MAX) {
+                httpc_errf(err, err_size, "list: more than %d messages match",
+                           SMS_FIND_MAX);
+                goto done;
+            }
+            snprintf(sids[found++], SMS_SID_MAX, "%s", msid); /* checked: fits */
+        }
+        next = json_object_get(doc, "next_page_uri");
+        if (older || next == NULL || json_is_null(next)) {
+            complete = 1;
+            break;
+        }
+        if (!json_is_string(next) || !page_uri_ok(c, json_string_value(next))) {
+            httpc_errf(err, err_size, "list: a next_page_uri not of this account");
+            goto done;
+        }
+        strbuf_reset(&url);
+        strbuf_addf(&url, "%.*s%s", (int)c->base_len, c->messages_url,
+                    json_string_value(next));
+    }
+    if (!complete) {
+        httpc_errf(err, err_size, "list: more than %d pages of messages since the claim, "
+                   "not all read", SMS_FIND_PAGES);
         goto done;
     }
-    /* Only the first page is read: with more, the message may be on another one. */
-    next = json_object_get(doc, "next_page_uri");
-    if (next != NULL && !json_is_null(next)) {
-        httpc_errf(err, err_size, "list: more than %d messages to this number since %s, "
-                   "not all read", SMS_LIST_PAGE_SIZE, since);
-        goto done;
-    }
-    httpc_errf(err, err_size, "not found among %zu messages since %s",
-               json_array_size(list), since);
-    ret = 0;
+    httpc_errf(err, err_size, "%d found", found);
+    ret = found;
 done:
     json_decref(doc);
     strbuf_release(&url);

@@ -43,7 +43,7 @@
 /* Deliveries for every active subscriber ($1 key, $2 kind, $3 body). */
 #define DELIVERIES_ALL                                                                   \
     "INSERT INTO deliveries (subscriber_id, message_key, kind, body) "                   \
-    "SELECT id, $1, $2, $3 FROM subscribers WHERE opted_out_at IS NULL "                 \
+    "SELECT id, $1, $2, $3 FROM subscribers WHERE opted_out_at IS NULL FOR SHARE "       \
     "ON CONFLICT (subscriber_id, message_key) DO NOTHING"
 
 const db_stmt_t store_stmts[] = {
@@ -69,7 +69,10 @@ const db_stmt_t store_stmts[] = {
     { "sub_opt_out",
       "UPDATE subscribers SET opted_out_at = now() WHERE id = $1::uuid "
       "AND opted_out_at IS NULL RETURNING " TS("opted_out_at"), 1 },
-    /* In-flight sends finish (and are marked sent if they were); nothing new starts. */
+    /* The UPDATE of sub_opt_out waits for a send in flight (the sender holds the
+     * subscriber FOR SHARE from its check to the commit of the outcome) and for a day's or
+     * a restock's deliveries being created (FOR SHARE too); then this cancels what is left,
+     * those included. */
     { "sub_cancel",
       "UPDATE deliveries SET status = 'cancelled' WHERE subscriber_id = $1::uuid "
       "AND status IN ('pending', 'sending')", 1 },
@@ -114,7 +117,7 @@ const db_stmt_t store_stmts[] = {
       "INSERT INTO deliveries (subscriber_id, message_key, kind, body) "
       "SELECT s.id, $1, 'restock', $2 FROM subscribers s "
       "JOIN subscriber_skus k ON k.subscriber_id = s.id "
-      "WHERE k.sku = $3 AND s.opted_out_at IS NULL "
+      "WHERE k.sku = $3 AND s.opted_out_at IS NULL FOR SHARE OF s "
       "ON CONFLICT (subscriber_id, message_key) DO NOTHING", 3 },
 
     /* A claim pushes next_attempt_at a lease ahead: a sender that dies leaves the row
@@ -122,13 +125,79 @@ const db_stmt_t store_stmts[] = {
     { "d_claim",
       "UPDATE deliveries d SET status = 'sending', attempts = d.attempts + 1, "
       "claimed_at = now(), uncertain = d.uncertain OR d.status = 'sending', "
+      "first_claimed_at = COALESCE(d.first_claimed_at, now()), "
       "next_attempt_at = now() + make_interval(secs => $2::float8 / 1000) "
       "FROM subscribers s WHERE s.id = d.subscriber_id AND d.id IN ("
       " SELECT d2.id FROM deliveries d2 WHERE d2.status IN ('pending', 'sending') "
       " AND d2.next_attempt_at <= now() ORDER BY d2.next_attempt_at, d2.id "
       " LIMIT $1::int FOR UPDATE SKIP LOCKED) "
-      "RETURNING d.id, s.phone, d.body, to_char(d.created_at AT TIME ZONE 'UTC', "
-      "'YYYY-MM-DD'), d.attempts, d.uncertain", 2 },
+      "RETURNING d.id, s.phone, d.body, "
+      "(extract(epoch FROM d.first_claimed_at) * 1000)::bigint, d.attempts, d.uncertain, "
+      "d.callback_token", 2 },
+    /* In the send's transaction: the delivery is still this sender's and its subscriber
+     * still active; the subscriber is held FOR SHARE until the outcome is committed, so an
+     * opt-out (an UPDATE of that row) waits for it, and one that came first is seen. */
+    /* The subscriber first, then the delivery: the order an opt-out takes them in
+     * (sub_opt_out, then sub_cancel), so the two cannot deadlock. */
+    { "d_lock_sub",
+      "SELECT 1 FROM subscribers WHERE id = (SELECT subscriber_id FROM deliveries "
+      "WHERE id = $1::bigint) AND opted_out_at IS NULL FOR SHARE", 1 },
+    { "d_lock",
+      "SELECT COALESCE(gateway_sid, '') FROM deliveries "
+      "WHERE id = $1::bigint AND status = 'sending' FOR NO KEY UPDATE", 1 },
+    /* 429: certainly not taken; not an attempt either, so a storm cannot use them up. */
+    { "d_throttled",
+      "UPDATE deliveries SET status = 'pending', attempts = GREATEST(attempts - 1, 0), "
+      "last_error = $3, next_attempt_at = now() + make_interval(secs => $2::float8 / 1000) "
+      "WHERE id = $1::bigint AND status = 'sending'", 3 },
+    /* The next $3 slots of sender $1 at $2 ms a message: how many ms to wait for the
+     * first of them (the others follow $2 ms apart). */
+    { "d_slot",
+      "INSERT INTO sms_senders AS t (sender, next_slot_at) "
+      "VALUES ($1, clock_timestamp() + make_interval(secs => $2::float8 * $3::int / 1000)) "
+      "ON CONFLICT (sender) DO UPDATE SET next_slot_at = GREATEST(t.next_slot_at, "
+      "clock_timestamp()) + make_interval(secs => $2::float8 * $3::int / 1000) "
+      "RETURNING GREATEST(0, (extract(epoch FROM t.next_slot_at - clock_timestamp()) * 1000 "
+      "- $2::float8 * $3::int))::bigint", 3 },
+    /* Retry-After: no slot of sender $1 before $2 ms from now. */
+    { "d_pause",
+      "INSERT INTO sms_senders AS t (sender, next_slot_at) "
+      "VALUES ($1, clock_timestamp() + make_interval(secs => $2::float8 / 1000)) "
+      "ON CONFLICT (sender) DO UPDATE SET next_slot_at = GREATEST(t.next_slot_at, "
+      "clock_timestamp() + make_interval(secs => $2::float8 / 1000))", 2 },
+    /* Of sids $1, those another delivery than $2 was recorded as: not this one's. */
+    { "d_other_sids",
+      "SELECT gateway_sid FROM deliveries WHERE gateway_sid = ANY($1::text[]) "
+      "AND id <> $2::bigint", 2 },
+    /* A status callback ($1 delivery, $2 token, $3 status, $4 sid): the provider has the
+     * message, so a delivery still open or given up as uncertain is sent. A status never
+     * moves back (callbacks may come out of order); a cancelled delivery stays cancelled
+     * (its message went before the opt-out) but keeps what the provider said. */
+    { "d_status",
+      "UPDATE deliveries SET provider_status = CASE WHEN COALESCE(array_position("
+      "  ARRAY['accepted','queued','sending','sent','delivered','undelivered','failed'], "
+      "  provider_status), 0) <= array_position(ARRAY['accepted','queued','sending','sent',"
+      "  'delivered','undelivered','failed'], $3) THEN $3 ELSE provider_status END, "
+      "provider_status_at = now(), gateway_sid = COALESCE(gateway_sid, $4), "
+      "status = CASE WHEN status IN ('pending', 'sending') OR (status = 'failed' AND "
+      "  uncertain) THEN 'sent' ELSE status END, "
+      "sent_at = CASE WHEN status IN ('pending', 'sending') OR (status = 'failed' AND "
+      "  uncertain) THEN now() ELSE sent_at END, "
+      "uncertain = CASE WHEN status = 'cancelled' THEN uncertain ELSE false END "
+      "WHERE id = $1::bigint AND callback_token = $2::uuid "
+      "RETURNING status", 4 },
+    /* When the last open message of key $1 is expected out: sender $2 at $3 ms a message
+     * sends every open message due no later than it first (one queue per number). */
+    { "d_eta",
+      "WITH mine AS (SELECT max(next_attempt_at) AS last FROM deliveries "
+      "  WHERE message_key = $1 AND status IN ('pending', 'sending')), "
+      "ahead AS (SELECT count(*) AS n FROM deliveries d, mine "
+      "  WHERE d.status IN ('pending', 'sending') AND d.next_attempt_at <= mine.last) "
+      "SELECT CASE WHEN mine.last IS NULL THEN NULL ELSE " TS("GREATEST(mine.last, "
+      "  GREATEST(clock_timestamp(), COALESCE((SELECT next_slot_at FROM sms_senders "
+      "  WHERE sender = $2), clock_timestamp())) "
+      "  + make_interval(secs => ahead.n * $3::float8 / 1000))") " END "
+      "FROM mine, ahead", 3 },
     { "d_sent",
       "UPDATE deliveries SET status = 'sent', sent_at = now(), gateway_sid = NULLIF($2, ''), "
       "uncertain = false, last_error = NULL WHERE id = $1::bigint", 2 },

@@ -8,6 +8,32 @@
 #include "log.h"
 #include "util.h"
 
+/* How long a request whose COMMIT got no answer looks for its order before it gives up. */
+#define COMMIT_CHECK_MS 10000
+
+/* After STORE_COMMIT_UNKNOWN: whether the order with that id was committed, asked on fresh
+ * connections until PostgreSQL answers or COMMIT_CHECK_MS pass. Returns 1 committed,
+ * 0 not, -1 still unknown. */
+static int order_committed(struct sales *s, const char *id)
+{
+    int64_t deadline = util_mono_ms() + COMMIT_CHECK_MS;
+    char err[512];
+
+    for (;;) {
+        PGconn *conn = db_acquire(s->db, (int)s->cfg.db_wait_ms, err, sizeof(err));
+        json_t *order = NULL;
+        int r = conn != NULL ? store_get_order(conn, id, &order, err, sizeof(err)) : -1;
+
+        json_decref(order);
+        db_release(s->db, conn);
+        if (r >= 0)
+            return r;
+        if (util_mono_ms() >= deadline)
+            return -1;
+        util_sleep_ms(200, NULL);
+    }
+}
+
 /* POST /orders */
 static void post_order(const http_request_t *req, http_response_t *res, void *ctx)
 {
@@ -18,6 +44,7 @@ static void post_order(const http_request_t *req, http_response_t *res, void *ct
     order_outcome_t outcome = { 0 };
     PGconn *conn = NULL;
     char err[512];
+    int placed;
 
     key = http_header(req, "Idempotency-Key");
     if (key != NULL && !order_idempotency_key_valid(key)) {
@@ -35,15 +62,36 @@ static void post_order(const http_request_t *req, http_response_t *res, void *ct
 
     /* Without a key, concurrent orders of one SKU are placed together (combine.c); a key
      * needs its own transaction, which serialises requests carrying it. */
-    if (key == NULL) {
-        if (combine_place(s->combine, s->db, (int)s->cfg.db_wait_ms, &order, &outcome, err,
-                          sizeof(err)) != 0) {
-            log_error("order_failed sku=%s error=%s", order.sku, LOG_Q(err));
-            http_error(res, 503, "database unavailable, try again");
+    if (key == NULL)
+        placed = combine_place(s->combine, s->db, (int)s->cfg.db_wait_ms, &order, &outcome,
+                               err, sizeof(err));
+    else if ((conn = db_acquire(s->db, (int)s->cfg.db_wait_ms, err, sizeof(err))) == NULL)
+        placed = -1;
+    else
+        placed = store_place_order(conn, &order, key, &outcome, err, sizeof(err));
+    if (placed == STORE_COMMIT_UNKNOWN) {
+        /* A 5xx must mean "nothing happened": find out before answering. */
+        db_release(s->db, conn);
+        conn = NULL;
+        log_warn("order_commit_unknown sku=%s order_id=%s error=%s", order.sku,
+                 outcome.order_id, LOG_Q(err));
+        switch (order_committed(s, outcome.order_id)) {
+        case 1:
+            placed = 0; /* committed: the answer it has */
+            break;
+        case 0:
+            placed = -1; /* not committed: nothing happened, try again */
+            break;
+        default:
+            log_error("order_outcome_unknown sku=%s order_id=%s", order.sku, outcome.order_id);
+            http_json(res, 503, json_pack("{s:s, s:s}", "error",
+                                          "the database went away while committing this "
+                                          "order: GET /orders/{order_id} says whether it was "
+                                          "placed", "order_id", outcome.order_id));
             goto done;
         }
-    } else if ((conn = db_acquire(s->db, (int)s->cfg.db_wait_ms, err, sizeof(err))) == NULL ||
-               store_place_order(conn, &order, key, &outcome, err, sizeof(err)) != 0) {
+    }
+    if (placed != 0) {
         log_error("order_failed sku=%s error=%s", order.sku, LOG_Q(err));
         http_error(res, 503, "database unavailable, try again");
         goto done;
@@ -98,7 +146,30 @@ static void get_order(const http_request_t *req, http_response_t *res, void *ctx
     db_release(s->db, conn);
 }
 
+/* GET /products: what the shop page shows (docs/decisions.md: why sales answers it). */
+static void get_products(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct sales *s = ctx;
+    json_t *list = NULL;
+    PGconn *conn;
+    char err[512];
+
+    (void)req;
+    conn = db_acquire(s->db, (int)s->cfg.db_wait_ms, err, sizeof(err));
+    if (conn != NULL)
+        list = store_list_products(conn, err, sizeof(err));
+    if (list == NULL) {
+        log_error("products_failed error=%s", LOG_Q(err));
+        http_error(res, 503, "database unavailable, try again");
+    } else {
+        http_json(res, 200, list);
+    }
+    db_release(s->db, conn);
+}
+
 const http_route_t api_routes[] = {
+    { "GET", "/", page_shop },
+    { "GET", "/products", get_products },
     { "POST", "/orders", post_order },
     { "GET", "/orders/{id}", get_order },
 };

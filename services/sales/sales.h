@@ -19,6 +19,7 @@
 #define CUSTOMER_MAX EVENT_CUSTOMER_MAX
 #define IDEMPOTENCY_KEY_MAX 255
 #define ORDER_QUANTITY_MAX 1000
+#define SALES_PRODUCTS_MAX_S "1000"   /* products GET /products lists, at most */
 
 struct config {
     svc_config_t svc;           /* the common settings (svc_config_read) */
@@ -79,6 +80,7 @@ typedef struct order_outcome {
     int replayed;                   /* 1: the Idempotency-Key's stored answer, replayed */
     json_t *body;                   /* the answer (owned), or NULL when error is the answer */
     char error[160];                /* an error answer's text when body is NULL */
+    char order_id[37];              /* with STORE_COMMIT_UNKNOWN: the order's id */
     size_t nevents;
     event_out_t events[ORDER_EVENTS_MAX]; /* owned */
 } order_outcome_t;
@@ -102,7 +104,10 @@ extern const size_t store_nstmts;
  * idem_key was used before; else the conditional decrement, then (after order_decide) the
  * order row, the outcome's events in the outbox and, when idem_key is not NULL, the stored
  * answer. Fills out (free it with order_outcome_clear): for a replay, status and body are
- * the stored ones. Returns 0, or -1 with errstr on a database error (nothing changed). */
+ * the stored ones. Returns 0, or -1 with errstr on a database error (nothing changed), or
+ * STORE_COMMIT_UNKNOWN when the connection died with the COMMIT on its way: the order (id in
+ * out->order_id) may or may not be committed, and out holds the answer it would have. */
+#define STORE_COMMIT_UNKNOWN (-2)
 int store_place_order(PGconn *conn, const order_request_t *req, const char *idem_key,
                       order_outcome_t *out, char *errstr, size_t errstr_size);
 
@@ -141,6 +146,10 @@ void store_place_batch(PGconn *conn, store_batch_order_t *orders, size_t n);
 int store_get_order(PGconn *conn, const char *id, json_t **order,
                     char *errstr, size_t errstr_size);
 
+/* The products and their levels, by sku, at most SALES_PRODUCTS_MAX_S: a new JSON object
+ * {"products": [{"sku", "quantity"}]}, or NULL with errstr. */
+json_t *store_list_products(PGconn *conn, char *errstr, size_t errstr_size);
+
 /* combine.c: concurrent orders of one SKU, applied together (flat combining) */
 
 #define COMBINE_BATCH_MAX 64 /* orders applied in one statement, at most */
@@ -168,6 +177,10 @@ void sales_metrics_init(metrics_t *m);
 
 /* Counts one answered order: a replay, else its row's status (completed / rejected). */
 void sales_metrics_order(metrics_t *m, const order_outcome_t *o);
+
+/* page.c: the shop page, built into the binary (GET /) */
+
+void page_shop(const http_request_t *req, http_response_t *res, void *ctx);
 
 /* api.c: HTTP routes */
 

@@ -50,6 +50,10 @@ const db_stmt_t store_stmts[] = {
       " SELECT $11, $12, $1, u.ce_id, $13, $14, u.ce_time,"
       " replace(u.payload, $15, (d.quantity + u.after)::text), u.traceparent FROM d, u) "
       "SELECT quantity FROM d", 16 },
+
+    /* The shop page's list: sales owns the decrement, so it reads the same rows. */
+    { "products_list",
+      "SELECT sku, quantity FROM inventory ORDER BY sku LIMIT " SALES_PRODUCTS_MAX_S, 0 },
     OUTBOX_DB_STMT,
 };
 const size_t store_nstmts = sizeof(store_stmts) / sizeof(store_stmts[0]);
@@ -247,16 +251,25 @@ int store_place_order(PGconn *conn, const order_request_t *req, const char *idem
         goto done;
     }
     if (record_outcome(conn, req, qty, idem_key, canonical, &facts, out, errstr,
-                       errstr_size) != 0 ||
-        db_commit(conn, errstr, errstr_size) != 0)
+                       errstr_size) != 0)
         goto done;
+    if (db_commit(conn, errstr, errstr_size) != 0) {
+        /* The COMMIT went out and no answer came back (a crash, a lost connection): the
+         * order may be committed. The caller finds out; out keeps the answer it would be. */
+        if (PQstatus(conn) == CONNECTION_BAD) {
+            committed = 1; /* nothing to roll back on a dead connection */
+            ret = STORE_COMMIT_UNKNOWN;
+            snprintf(out->order_id, sizeof(out->order_id), "%s", facts.order_id);
+        }
+        goto done;
+    }
     committed = 1;
     ret = 0;
 
 done:
     if (!committed)
         db_rollback(conn); /* also ends a replay, which wrote nothing */
-    if (ret != 0)
+    if (ret != 0 && ret != STORE_COMMIT_UNKNOWN)
         order_outcome_clear(out);
     free(canonical);
     return ret;
@@ -460,4 +473,33 @@ void store_place_batch(PGconn *conn, store_batch_order_t *orders, size_t n)
         }
     }
     place_one_by_one(conn, orders, n);
+}
+
+json_t *store_list_products(PGconn *conn, char *errstr, size_t errstr_size)
+{
+    PGresult *res;
+    json_t *list = NULL, *out = NULL;
+
+    res = db_exec(conn, "products_list", 0, NULL, NULL, errstr, errstr_size);
+    if (res == NULL)
+        goto done;
+    if ((list = json_array()) == NULL)
+        goto oom;
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *p = json_pack("{s:s, s:I}", "sku", PQgetvalue(res, i, 0), "quantity",
+                              (json_int_t)strtoll(PQgetvalue(res, i, 1), NULL, 10));
+        if (p == NULL || json_array_append_new(list, p) != 0)
+            goto oom;
+    }
+    out = json_pack("{s:o}", "products", list); /* steals list */
+    list = NULL;
+    if (out == NULL)
+        goto oom;
+    goto done;
+oom:
+    snprintf(errstr, errstr_size, "out of memory");
+done:
+    json_decref(list);
+    PQclear(res);
+    return out;
 }

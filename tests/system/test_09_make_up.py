@@ -262,3 +262,37 @@ def test_a_real_legacy_factory_is_used_and_the_stand_in_not_started(run_env):
             f"http://127.0.0.1:{run_env['LEGACY_FACTORY_PORT']}"
     finally:
         real.stop()
+
+
+def test_a_real_sms_provider_is_passed_on_and_the_stand_in_not_started(run_env):
+    """SMS_GATEWAY_URL naming another provider, with its account, token and sender: the
+    notifier gets them (the token through its environment only: no command line, no file
+    under the run directory), SMS_RATE too, and the SMS stand-in is not started. Without
+    the sender, `up` refuses and says what is missing."""
+    run_dir = run_env["RUN_DIR"]
+    token = "real-provider-token-0123456789"
+    real = dict(run_env, SMS_GATEWAY_URL="http://127.0.0.1:9", SMS_ACCOUNT_SID="ACreal42",
+                SMS_AUTH_TOKEN=token)
+    refused = stack("up", real)
+    assert refused.returncode != 0 and "set SMS_FROM too" in refused.stderr, refused.stderr
+    up = stack("up", dict(real, SMS_FROM="+15005550006", SMS_RATE="3"))
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "sms-gateway.pid" not in pids(run_dir)
+    assert "http://127.0.0.1:9" in up.stdout
+    notifier = environ(run_dir, "notifier")
+    assert notifier["SMS_GATEWAY_URL"] == "http://127.0.0.1:9"
+    assert (notifier["SMS_ACCOUNT_SID"], notifier["SMS_AUTH_TOKEN"], notifier["SMS_FROM"],
+            notifier["SMS_RATE"]) == ("ACreal42", token, "+15005550006", "3")
+    # no status callbacks to loopback for a real provider unless asked for
+    assert "SMS_STATUS_CALLBACK_URL" not in notifier
+    assert read_env(run_dir)["SMS_GATEWAY_URL"] == "http://127.0.0.1:9"
+    for root, _, files in os.walk(run_dir):
+        for name in files:
+            path = os.path.join(root, name)
+            if "/pg/" in path + "/" or not os.path.isfile(path):
+                continue
+            with open(path, "rb") as f:
+                assert token.encode() not in f.read(), f"the SMS token is in {path}"
+    for pid in pids(run_dir).values():
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            assert token.encode() not in f.read(), f"the SMS token is on a command line"

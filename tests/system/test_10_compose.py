@@ -906,6 +906,15 @@ COMPOSE_ONLY = {
     "LEGACY_FACTORY_ID": ".env knob; make up passes LEGACY_FACTORY_* from the environment",
     "LEGACY_FACTORY_REQUESTER": "likewise", "LEGACY_FACTORY_GROUP_ID": "likewise",
 }
+COMPOSE_ONLY.update({
+    "SMS_RATE": ".env knob; make up passes the environment's (the notifier's default, 1, "
+                "either way)",
+    "SMS_STATUS_CALLBACK_URL": "make up adds it after START_ENV: the notifier on loopback "
+                               "for the stand-in, the environment's for a real provider",
+    "SMS_GATEWAY_RATE": ".env knob; make up passes SMS_GATEWAY_* from the environment",
+    "BULLETIN_TEMPLATE": ".env knob; make up passes BULLETIN_* from the environment",
+    "SMS_MAX_SEGMENTS": ".env knob; make up uses the default",
+})
 STACK_ONLY = {
     "INSTANCE_ID": "static group membership for make up's restarts; compose restarts the "
                    "container, whose new member joins by itself",

@@ -11,7 +11,7 @@ import uuid
 import requests
 from confluent_kafka import Producer
 
-from conftest import events_for, read_topic, wait_assigned, wait_for
+from conftest import events_for, read_topic, start_restock, wait_assigned, wait_for
 
 DELAY_MS = 1000
 
@@ -36,14 +36,7 @@ def production_orders(factory, sku):
 
 
 def restock_stack(stack, legacy_env=None, factory_env=None):
-    legacy = stack.legacy_factory(FACTORY_DELAY_MS=DELAY_MS, **(legacy_env or {})).start()
-    stack.retry().start()
-    stock = stack.stock().start()
-    factory = stack.factory(legacy, **(factory_env or {})).start()
-    sales = stack.sales().start()
-    wait_assigned(stock)
-    wait_assigned(factory)
-    return sales, stock, factory, legacy
+    return start_restock(stack, legacy_env, factory_env, DELAY_MS)
 
 
 def order(sales, sku, quantity=1):

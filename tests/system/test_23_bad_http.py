@@ -9,6 +9,7 @@ also checks that the service is still alive and ready afterwards (at the end of 
 
 import json
 import socket
+import uuid
 
 import pytest
 import requests
@@ -180,7 +181,7 @@ CASES = [
                                                      [JSON], {"factory_order_id": "f",
                                                               "sku": "x", "quantity": 1}),
      {400, 404}),
-    ("factory", "deliveries: GET", request("GET", "/deliveries"), {405}),
+    ("factory", "deliveries: GET", request("GET", "/deliveries/" + str(uuid.uuid4())), {405}),
     ("factory", "orders: status unknown", request("GET", "/production-orders?status=bogus"),
      {400}),
     ("factory", "orders: sku not UTF-8", request("GET", "/production-orders?sku=%FF"),

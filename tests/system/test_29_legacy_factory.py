@@ -12,7 +12,7 @@ import uuid
 
 import requests
 
-from conftest import BIN, events_for, read_topic, service_env, wait_assigned, wait_for
+from conftest import BIN, events_for, read_topic, service_env, start_restock, wait_for
 
 DELAY_MS = 300
 
@@ -35,15 +35,7 @@ def manufactures(legacy, product_id):
 
 
 def restock_stack(stack, legacy_env=None, factory_env=None):
-    legacy = stack.legacy_factory(**dict({"FACTORY_DELAY_MS": DELAY_MS},
-                                         **(legacy_env or {}))).start()
-    stack.retry().start()
-    stock = stack.stock().start()
-    factory = stack.factory(legacy, **(factory_env or {})).start()
-    sales = stack.sales().start()
-    wait_assigned(stock)
-    wait_assigned(factory)
-    return sales, stock, factory, legacy
+    return start_restock(stack, legacy_env, factory_env, DELAY_MS)
 
 
 def sell_out(sales, sku):

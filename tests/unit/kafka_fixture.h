@@ -103,4 +103,39 @@ static inline void dr_record(void *ctx, void *msg_opaque, rd_kafka_resp_err_t er
     log->count++;
 }
 
+/* Reads up to want records (at most max) of a one-partition topic from its beginning,
+ * WAIT_MS at most. The caller destroys the messages and then *reader (librdkafka's destroy
+ * waits for every message of the handle to be gone). */
+static inline int read_all(const char *topic, rd_kafka_message_t **out, int max, int want,
+                           rd_kafka_t **reader)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    char errstr[512];
+    rd_kafka_t *rk;
+    int n = 0;
+    int64_t deadline = util_mono_ms() + WAIT_MS;
+
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", "reader", errstr, sizeof(errstr));
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_add(parts, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    assert_int_equal(rd_kafka_assign(rk, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
+    while (n < want && n < max && util_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+
+        if (m == NULL)
+            continue;
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            rd_kafka_message_destroy(m);
+        else
+            out[n++] = m;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_consumer_close(rk);
+    *reader = rk;
+    return n;
+}
+
 #endif

@@ -315,6 +315,42 @@ static void test_read_last_header_wins(void **state)
     assert_string_equal(m.type, "test.happened");
 }
 
+/* event_meta_parse and event_data_parse read headers and a value without a record (the
+ * fuzz targets' way in): the same checks as through a consumed record. */
+static void test_parse_without_record(void **state)
+{
+    event_meta_t m, back;
+    rd_kafka_headers_t *h;
+    json_t *data;
+    char errstr[256] = "";
+    static const char value[] = "{\"sku\":\"glazed\"}trailing"; /* 16 bytes are JSON */
+
+    (void)state;
+    assert_int_equal(event_meta_new(&m, "stock.depleted", "/dozen/sales", errstr,
+                                    sizeof(errstr)), 0);
+    h = event_headers_new(&m);
+    assert_non_null(h);
+    assert_int_equal(event_meta_parse(h, &back, errstr, sizeof(errstr)), 0);
+    assert_memory_equal(&m, &back, sizeof(m));
+
+    data = event_data_parse(h, value, 16, "stock.depleted", &back, errstr, sizeof(errstr));
+    assert_non_null(data);
+    assert_string_equal(json_string_value(json_object_get(data, "sku")), "glazed");
+    json_decref(data);
+    assert_null(event_data_parse(h, value, 16, "order.completed", &back, errstr,
+                                 sizeof(errstr)));
+    assert_string_equal(errstr, "ce_type is 'stock.depleted', expected 'order.completed'");
+    assert_null(event_data_parse(h, NULL, 0, "stock.depleted", &back, errstr,
+                                 sizeof(errstr)));
+    assert_string_equal(errstr, "record has no value");
+    rd_kafka_headers_destroy(h);
+
+    memset(&back, 'x', sizeof(back));
+    assert_int_equal(event_meta_parse(NULL, &back, errstr, sizeof(errstr)), -1);
+    assert_string_equal(errstr, "ce_specversion: header missing");
+    assert_int_equal(back.id[0], '\0');
+}
+
 /* Produces and consumes the records every round-trip test reads. */
 static int records_setup(void **state)
 {
@@ -332,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_meta_new),
         cmocka_unit_test(test_meta_new_rejects),
         cmocka_unit_test(test_headers_new),
+        cmocka_unit_test(test_parse_without_record),
         cmocka_unit_test_setup(test_roundtrip, records_setup),
         cmocka_unit_test_setup(test_read_rejects, records_setup),
         cmocka_unit_test_setup(test_read_last_header_wins, records_setup),

@@ -95,6 +95,28 @@ static void test_optional_fields(void **state)
     assert_string_equal(d.order_id, "");
 }
 
+/* Found by tests/fuzz/fuzz_event (crashers/event/optional_absent): a depletion read with
+ * only its SKU (requested 0, order_id "") was packed with "requested":0 and "order_id":"",
+ * which no consumer could read back. Optional fields whose absent value is not valid are
+ * now left out; a valid 0 (available) is still written. */
+static void test_pack_of_decoded_optional(void **state)
+{
+    event_stock_depleted_t d, back;
+    event_out_t out;
+    char err[256];
+
+    (void)state;
+    memset(&d, 0, sizeof(d)); /* compared whole, padding too */
+    memset(&back, 0, sizeof(back));
+    assert_int_equal(decode(EVENT_STOCK_DEPLETED, "{\"sku\":\"sku-1\"}", &d, err,
+                            sizeof(err)), 0);
+    assert_int_equal(event_stock_depleted_pack(&d, &out, err, sizeof(err)), 0);
+    assert_string_equal(out.text, "{\"sku\":\"sku-1\",\"available\":0}");
+    assert_int_equal(decode(EVENT_STOCK_DEPLETED, out.text, &back, err, sizeof(err)), 0);
+    assert_memory_equal(&d, &back, sizeof(d));
+    event_out_clear(&out);
+}
+
 static void expect_reject(event_id_t id, const char *text, const char *want)
 {
     event_stock_replenished_t ev; /* big enough for the events used below */
@@ -176,6 +198,7 @@ int main(void)
         cmocka_unit_test(test_catalog_rows),
         cmocka_unit_test(test_pack_then_decode),
         cmocka_unit_test(test_optional_fields),
+        cmocka_unit_test(test_pack_of_decoded_optional),
         cmocka_unit_test(test_decode_rejects),
         cmocka_unit_test(test_router_bind),
     };

@@ -73,40 +73,6 @@ static rd_kafka_headers_t *ce_headers(void)
     return event_headers_new(&meta);
 }
 
-/* Reads up to max records of a one-partition topic from its beginning, waiting for want of
- * them. The caller destroys the messages, then *reader. */
-static int read_topic(const char *topic, rd_kafka_message_t **out, int max, int want,
-                      rd_kafka_t **reader)
-{
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
-    char errstr[512];
-    rd_kafka_t *rk;
-    int n = 0;
-    int64_t deadline = util_mono_ms() + WAIT_MS;
-
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr));
-    rd_kafka_conf_set(conf, "group.id", "reader", errstr, sizeof(errstr));
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    assert_non_null(rk);
-    rd_kafka_topic_partition_list_add(parts, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    assert_int_equal(rd_kafka_assign(rk, parts), RD_KAFKA_RESP_ERR_NO_ERROR);
-    while (n < want && n < max && util_mono_ms() < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-
-        if (m == NULL)
-            continue;
-        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-            rd_kafka_message_destroy(m);
-        else
-            out[n++] = m;
-    }
-    rd_kafka_topic_partition_list_destroy(parts);
-    rd_kafka_consumer_close(rk);
-    *reader = rk;
-    return n;
-}
-
 static const char *header(const rd_kafka_message_t *m, const char *name, char *buf,
                           size_t size)
 {
@@ -121,7 +87,7 @@ static void test_hostile_records(void **state)
 {
     struct hostile_consumer c;
     struct hostile_seen seen;
-    rd_kafka_message_t *dead[4], *retried[4];
+    rd_kafka_message_t *dead[4] = { 0 }, *retried[4] = { 0 };
     rd_kafka_t *rk, *r1, *r2;
     char topic[64], errstr[512], b[700], big_key[BIG_KEY_LEN], nul_key[5] = "a\0b\0c";
     int nd, nr, i, done = 0;
@@ -191,8 +157,8 @@ static void test_hostile_records(void **state)
             break;
         util_sleep_ms(20, NULL);
     }
-    nd = read_topic("dead-letter", dead, 4, 3, &r1);
-    nr = read_topic("retry", retried, 4, 1, &r2);
+    nd = read_all("dead-letter", dead, 4, 3, &r1);
+    nr = read_all("retry", retried, 4, 1, &r2);
     c.stop = 1;
     assert_int_equal(pthread_join(c.tid, NULL), 0);
     assert_int_equal(c.rc, 0);

@@ -31,7 +31,7 @@ struct fake {
     char auth[128];
     char content_type[128];
     char body[2048];
-    char q_to[64], q_since[64], q_page_size[16];
+    char q_to[64], q_from[64], q_since[64], q_page_size[16];
     int client_port;
 };
 
@@ -68,6 +68,7 @@ static void messages(const http_request_t *req, http_response_t *res, void *ctx)
     stub_copy(fake.body, sizeof(fake.body), req->body);
     stub_copy(fake.q_to, sizeof(fake.q_to), http_query(req, "To"));
     stub_copy(fake.q_since, sizeof(fake.q_since), http_query(req, "DateSent>"));
+    stub_copy(fake.q_from, sizeof(fake.q_from), http_query(req, "From"));
     stub_copy(fake.q_page_size, sizeof(fake.q_page_size), http_query(req, "PageSize"));
     fake.client_port = stub_client_port(req);
     pthread_mutex_unlock(&fake_lock);
@@ -169,8 +170,8 @@ static void test_send_request(void **state)
     stub_url("/", url, sizeof(url));   /* a trailing '/' is fine */
     c = client(url, 5000);
     set_answer(201, "{\"sid\": \"" SID "\", \"status\": \"queued\"}", 0, 0);
-    assert_int_equal(sms_send(c, TO, "dozen 2026-11-22: a & b = 100% +1 \xec\x95\x88", sid,
-                              sizeof(sid), err, sizeof(err)), SMS_SENT);
+    assert_int_equal(sms_send(c, TO, "dozen 2026-11-22: a & b = 100% +1 \xec\x95\x88", NULL,
+                              sid, sizeof(sid), NULL, err, sizeof(err)), SMS_SENT);
     assert_string_equal(sid, SID);
     assert_string_equal(err, "HTTP 201");
     f = seen();
@@ -185,7 +186,8 @@ static void test_send_request(void **state)
     assert_true(port > 0);
 
     /* the connection is kept alive between sends */
-    assert_int_equal(sms_send(c, TO, "again", sid, sizeof(sid), err, sizeof(err)), SMS_SENT);
+    assert_int_equal(sms_send(c, TO, "again", NULL, sid, sizeof(sid), NULL, err,
+                              sizeof(err)), SMS_SENT);
     assert_int_equal(seen().client_port, port);
     assert_string_equal(seen().body, "To=%2B821012341234&From=%2B15005550006&Body=again");
     sms_client_free(c);
@@ -200,7 +202,7 @@ static void expect_send(sms_client_t *c, int status, const char *json, size_t pa
 
     set_answer(status, json, pad, 0);
     memset(sid, 'X', sizeof(sid));
-    r = sms_send(c, TO, "body", sid, sizeof(sid), err, sizeof(err));
+    r = sms_send(c, TO, "body", NULL, sid, sizeof(sid), NULL, err, sizeof(err));
     if (r != want)
         fail_msg("status %d %s: result %d (%s), want %d", status, json, r, err, want);
     if (want_err != NULL && strstr(err, want_err) == NULL)
@@ -226,13 +228,14 @@ static void test_send_outcomes(void **state)
     expect_send(c, 201, "{\"sid\": \"" SID "\"}", 70 * 1024, SMS_UNCERTAIN, "over 65536 bytes");
     /* a sid longer than the caller's buffer is not cut: uncertain */
     set_answer(201, "{\"sid\": \"" SID "\"}", 0, 0);
-    assert_int_equal(sms_send(c, TO, "x", sid, sizeof(sid), err, sizeof(err)), SMS_UNCERTAIN);
+    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err,
+                              sizeof(err)), SMS_UNCERTAIN);
 
     /* not taken, may pass later */
     expect_send(c, 500, "{\"code\": 20500, \"message\": \"Internal Server Error\", "
                 "\"status\": 500}", 0, SMS_RETRY, "HTTP 500: Internal Server Error (20500)");
     expect_send(c, 503, "{\"error\": \"busy\"}", 0, SMS_RETRY, "HTTP 503");
-    expect_send(c, 429, "{\"code\": 20429, \"message\": \"Too Many Requests\"}", 0, SMS_RETRY,
+    expect_send(c, 429, "{\"code\": 20429, \"message\": \"Too Many Requests\"}", 0, SMS_THROTTLED,
                 "HTTP 429: Too Many Requests (20429)");
     expect_send(c, 302, "{}", 0, SMS_RETRY, "HTTP 302");
     /* refused for good */
@@ -261,30 +264,35 @@ static void test_send_transport(void **state)
     (void)state;
     /* no answer at all (the stand-in's "down"): it may have gone through */
     set_answer(0, "{}", 0, 0);
-    assert_int_equal(sms_send(c, TO, "x", sid, sizeof(sid), err, sizeof(err)), SMS_UNCERTAIN);
+    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err,
+                              sizeof(err)), SMS_UNCERTAIN);
     assert_string_equal(err, "Empty reply from server");
     assert_string_equal(sid, "");
 
     /* a timeout once connected: uncertain, and bounded */
     set_answer(201, "{\"sid\": \"" SID "\"}", 0, 1500);
     t0 = util_mono_ms();
-    assert_int_equal(sms_send(c, TO, "x", sid, sizeof(sid), err, sizeof(err)), SMS_UNCERTAIN);
+    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err,
+                              sizeof(err)), SMS_UNCERTAIN);
     assert_true(util_mono_ms() - t0 < 1200);
     assert_non_null(strstr(err, "timed out"));
     set_answer(201, "{\"sid\": \"" SID "\"}", 0, 0);
-    assert_int_equal(sms_send(c, TO, "x", sid, sizeof(sid), err, sizeof(err)), SMS_SENT);
+    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err,
+                              sizeof(err)), SMS_SENT);
     sms_client_free(c);
 
     /* refused: certainly not sent */
     assert_int_equal(stub_refused_url("", url, sizeof(url)), 0);
     c = client(url, 2000);
-    assert_int_equal(sms_send(c, TO, "x", sid, sizeof(sid), err, sizeof(err)), SMS_RETRY);
+    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err,
+                              sizeof(err)), SMS_RETRY);
     assert_non_null(strstr(err, "onnect"));
     sms_client_free(c);
 
     /* a name that does not resolve */
     c = client("http://nowhere.invalid", 2000);
-    assert_int_equal(sms_send(c, TO, "x", sid, sizeof(sid), err, sizeof(err)), SMS_RETRY);
+    assert_int_equal(sms_send(c, TO, "x", NULL, sid, sizeof(sid), NULL, err,
+                              sizeof(err)), SMS_RETRY);
     sms_client_free(c);
 }
 
@@ -293,26 +301,29 @@ static void test_send_transport(void **state)
 
 #define LIST(items, next) "{\"messages\": [" items "], \"page\": 0, \"page_size\": 1000, " \
                           "\"next_page_uri\": " next ", \"previous_page_uri\": null}"
-#define ITEM(sid, to, body) "{\"sid\": \"" sid "\", \"to\": \"" to "\", \"from\": " \
-                            "\"+15005550006\", \"body\": \"" body "\", \"status\": \"sent\"}"
+/* 2026-11-22 10:00:00 UTC is 1795341600000 ms */
+#define SINCE 1795341600000LL
+#define ITEM_AT(sid, to, body, created) "{\"sid\": \"" sid "\", \"to\": \"" to "\", " \
+    "\"from\": \"+15005550006\", \"body\": \"" body "\", \"status\": \"queued\", " \
+    "\"date_sent\": null, \"date_created\": \"" created "\"}"
+#define ITEM(sid, to, body) ITEM_AT(sid, to, body, "Sun, 22 Nov 2026 10:00:05 +0000")
+#define OLD(sid, to, body) ITEM_AT(sid, to, body, "Sun, 22 Nov 2026 09:59:59 +0000")
 
 /* sms_find with the fake answering status/json; checks the result and err. */
 static void expect_find(sms_client_t *c, int status, const char *json, size_t pad,
                         const char *body, int want, const char *want_sid,
                         const char *want_err)
 {
-    char sid[SMS_SID_MAX], err[256];
+    char sids[SMS_FIND_MAX][SMS_SID_MAX], err[256];
     int r;
 
     set_answer(status, json, pad, 0);
-    memset(sid, 'X', sizeof(sid));
-    r = sms_find(c, TO, body, "2026-11-22", sid, sizeof(sid), err, sizeof(err));
+    memset(sids, 0, sizeof(sids));
+    r = sms_find(c, TO, body, SINCE + 300, sids, err, sizeof(err));
     if (r != want)
         fail_msg("%s: result %d (%s), want %d", json, r, err, want);
     if (want_sid != NULL)
-        assert_string_equal(sid, want_sid);
-    else if (sid[0] != '\0')
-        fail_msg("%s: sid '%s' set without a find", json, sid);
+        assert_string_equal(sids[0], want_sid);
     if (want_err != NULL && strstr(err, want_err) == NULL)
         fail_msg("%s: err '%s' does not contain '%s'", json, err, want_err);
     assert_discreet(err);
@@ -320,48 +331,67 @@ static void expect_find(sms_client_t *c, int status, const char *json, size_t pa
 
 static void test_find(void **state)
 {
-    sms_client_t *c = client(stub_base(), 5000);
+    sms_client_t *c = client(stub_base(), 20000); /* 4 MiB answers, also under valgrind */
     const char *body = "dozen 2026-11-22: confirmed 1 & more";
     struct fake f;
-    char sid[SMS_SID_MAX], err[256];
+    char sids[SMS_FIND_MAX][SMS_SID_MAX], err[256];
 
     (void)state;
-    /* the request: Twilio's list, filtered by To and DateSent>=, one page of 1000 */
+    /* the request: Twilio's list, filtered by To and From, without DateSent (a queued
+     * message has none), pages of 1000 */
     expect_find(c, 200, LIST(ITEM(SID, TO, "dozen 2026-11-22: confirmed 1 & more"), "null"),
-                0, body, 1, SID, "found");
+                0, body, 1, SID, "1 found");
     f = seen();
     assert_string_equal(f.method, "GET");
     assert_string_equal(f.path_sid, "ACtest");
     assert_string_equal(f.auth, AUTH);
     assert_string_equal(f.q_to, TO);
-    assert_string_equal(f.q_since, "2026-11-22");
+    assert_string_equal(f.q_from, "+15005550006");
+    assert_string_equal(f.q_since, "(none)");
     assert_string_equal(f.q_page_size, "1000");
 
     /* To and Body must both match exactly */
     expect_find(c, 200, LIST(ITEM("SMffffffffffffffffffffffffffffffff", TO, "dozen"), "null"),
-                0, body, 0, NULL, "not found among 1 messages since 2026-11-22");
+                0, body, 0, NULL, "0 found");
     expect_find(c, 200, LIST(ITEM(SID, "+821012341235", "dozen 2026-11-22: confirmed 1 & "
-                                  "more"), "null"), 0, body, 0, NULL, "not found");
+                                  "more"), "null"), 0, body, 0, NULL, "0 found");
     expect_find(c, 200, LIST(ITEM(SID, TO, "dozen 2026-11-22: confirmed 1 & more "), "null"),
-                0, body, 0, NULL, "not found");
-    expect_find(c, 200, LIST("", "null"), 0, body, 0, NULL, "not found among 0 messages");
-    /* the match among others, whatever its place */
-    expect_find(c, 200, LIST(ITEM("SMffffffffffffffffffffffffffffffff", TO, "older") ", 7, "
-                             "{\"to\": 1}, " ITEM(SID, TO, "dozen 2026-11-22: confirmed 1 & "
-                                                  "more"), "null"), 0, body, 1, SID, NULL);
+                0, body, 0, NULL, "0 found");
+    expect_find(c, 200, LIST("", "null"), 0, body, 0, NULL, "0 found");
+    /* an identical message created before the claim (to the second) is not this one */
+    expect_find(c, 200, LIST(OLD(SID, TO, "dozen 2026-11-22: confirmed 1 & more"), "null"),
+                0, body, 0, NULL, "0 found");
+    /* the second of the claim counts: date_created has no milliseconds */
+    expect_find(c, 200, LIST(ITEM_AT(SID, TO, "dozen 2026-11-22: confirmed 1 & more",
+                                     "Sun, 22 Nov 2026 10:00:00 +0000"), "null"),
+                0, body, 1, SID, NULL);
+    /* two candidates: both reported */
+    expect_find(c, 200, LIST(ITEM(SID, TO, "dozen 2026-11-22: confirmed 1 & more") ", "
+                             ITEM("SMffffffffffffffffffffffffffffffff", TO,
+                                  "dozen 2026-11-22: confirmed 1 & more"), "null"),
+                0, body, 2, SID, "2 found");
 
-    /* more pages and no match on the first: cannot tell */
-    expect_find(c, 200, LIST(ITEM(SID, TO, "older"), "\"/2010-04-01/Accounts/ACtest/"
-                             "Messages.json?Page=1\""), 0, body, -1, NULL, "not all read");
-    expect_find(c, 200, LIST(ITEM(SID, TO, "dozen 2026-11-22: confirmed 1 & more"),
-                             "\"/next\""), 0, body, 1, SID, NULL);
+    /* a page that does not reach back to the claim: the next one is read, and without
+     * an end in SMS_FIND_PAGES pages it cannot tell */
+    expect_find(c, 200, LIST(ITEM(SID, TO, "other"), "\"" MSG_PATH "?To=x&PageToken=PA1\""),
+                0, body, -1, NULL, "not all read");
+    /* a page that reaches back ends it, even with a next page */
+    expect_find(c, 200, LIST(ITEM(SID, TO, "other") ", " OLD(SID, TO, "older"),
+                             "\"" MSG_PATH "?To=x&PageToken=PA1\""), 0, body, 0, NULL,
+                "0 found");
+    /* a next page elsewhere is not followed */
+    expect_find(c, 200, LIST(ITEM(SID, TO, "other"), "\"/elsewhere?x\""), 0, body, -1, NULL,
+                "next_page_uri");
 
     /* answers that do not tell */
     expect_find(c, 200, "{\"message\": []}", 0, body, -1, NULL, "messages");
     expect_find(c, 200, "[]", 0, body, -1, NULL, "messages");
-    expect_find(c, 200, LIST("{\"sid\": 5, \"to\": \"" TO "\", \"body\": \"dozen 2026-11-22: "
-                             "confirmed 1 & more\"}", "null"), 0, body, -1, NULL,
-                "without a readable sid");
+    expect_find(c, 200, LIST("{\"sid\": \"" SID "\", \"to\": \"" TO "\", \"body\": \"x\", "
+                             "\"date_created\": \"yesterday\"}", "null"), 0, body, -1, NULL,
+                "date_created");
+    expect_find(c, 200, LIST(ITEM_AT("S M", TO, "dozen 2026-11-22: confirmed 1 & more",
+                                     "Sun, 22 Nov 2026 10:00:05 +0000"), "null"), 0, body, -1,
+                NULL, "without a readable sid");
     expect_find(c, 500, "{\"code\": 20500, \"message\": \"Internal Server Error\"}", 0, body,
                 -1, NULL, "list: HTTP 500: Internal Server Error (20500)");
     expect_find(c, 401, "{\"code\": 20003, \"message\": \"Authenticate\"}", 0, body, -1, NULL,
@@ -371,13 +401,55 @@ static void test_find(void **state)
 
     /* the caller's mistakes: no request */
     f = seen();
-    assert_int_equal(sms_find(c, TO, body, "2026-11-22&x=1", sid, sizeof(sid), err,
-                              sizeof(err)), -1);
-    assert_int_equal(sms_find(c, TO, body, NULL, sid, sizeof(sid), err, sizeof(err)), -1);
-    assert_int_equal(sms_find(c, NULL, body, "2026-11-22", sid, sizeof(sid), err,
-                              sizeof(err)), -1);
+    assert_int_equal(sms_find(c, TO, body, 0, sids, err, sizeof(err)), -1);
+    assert_int_equal(sms_find(c, NULL, body, SINCE, sids, err, sizeof(err)), -1);
     assert_int_equal(seen().requests, f.requests);
     sms_client_free(c);
+}
+
+static void test_send_callback(void **state)
+{
+    sms_client_t *c = client(stub_base(), 5000);
+    char sid[SMS_SID_MAX], err[256];
+    long long retry = -1;
+
+    (void)state;
+    set_answer(201, "{\"sid\": \"" SID "\", \"status\": \"queued\"}", 0, 0);
+    assert_int_equal(sms_send(c, TO, "hi", "http://127.0.0.1:8083/sms/status/7?token=a-b",
+                              sid, sizeof(sid), &retry, err, sizeof(err)), SMS_SENT);
+    assert_int_equal(retry, 0);
+    assert_string_equal(seen().body, "To=%2B821012341234&From=%2B15005550006&StatusCallback="
+                        "http%3A%2F%2F127.0.0.1%3A8083%2Fsms%2Fstatus%2F7%3Ftoken%3Da-b"
+                        "&Body=hi");
+    /* a 429 without Retry-After: a second */
+    set_answer(429, "{\"code\": 20429, \"message\": \"Too Many Requests\"}", 0, 0);
+    assert_int_equal(sms_send(c, TO, "hi", NULL, sid, sizeof(sid), &retry, err, sizeof(err)),
+                     SMS_THROTTLED);
+    assert_int_equal(retry, 1000);
+    sms_client_free(c);
+}
+
+static void test_date_parse(void **state)
+{
+    long long ms = 0;
+
+    (void)state;
+    assert_int_equal(sms_date_parse("Sun, 22 Nov 2026 10:00:00 +0000", &ms), 0);
+    assert_true(ms == SINCE);
+    assert_int_equal(sms_date_parse("Thu, 01 Jan 1970 00:00:01 +0000", &ms), 0);
+    assert_true(ms == 1000);
+    assert_int_equal(sms_date_parse("Sun, 22 Nov 2026 19:00:00 +0900", &ms), 0);
+    assert_true(ms == SINCE);
+    assert_int_equal(sms_date_parse("Thu, 29 Feb 2024 00:00:00 +0000", &ms), 0);
+    assert_int_equal(sms_date_parse("Thu, 29 Feb 2025 00:00:00 +0000", &ms), -1);
+    assert_int_equal(sms_date_parse("Sun, 22 Nov 2026 10:00:00", &ms), -1);
+    assert_int_equal(sms_date_parse("Sun, 22 Foo 2026 10:00:00 +0000", &ms), -1);
+    assert_int_equal(sms_date_parse("Sun, 32 Nov 2026 10:00:00 +0000", &ms), -1);
+    assert_int_equal(sms_date_parse("Sun, 22 Nov 2026 24:00:00 +0000", &ms), -1);
+    assert_int_equal(sms_date_parse("Sun, 22 Nov 2026 10:00:00 +0000 ", &ms), -1);
+    assert_int_equal(sms_date_parse("2026-11-22T10:00:00Z", &ms), -1);
+    assert_int_equal(sms_date_parse("", &ms), -1);
+    assert_int_equal(sms_date_parse(NULL, &ms), -1);
 }
 
 int main(void)
@@ -388,6 +460,8 @@ int main(void)
         cmocka_unit_test(test_send_outcomes),
         cmocka_unit_test(test_send_transport),
         cmocka_unit_test(test_find),
+        cmocka_unit_test(test_send_callback),
+        cmocka_unit_test(test_date_parse),
     };
     int failed;
 

@@ -146,11 +146,11 @@ static void test_basic_auth(void **state)
 
 /* Runs sg_send_check on a form body. Returns its result; code and err are set on -1. */
 static int check(const char *body, struct sg_send *s, int *code, char *err, size_t err_size,
-                 sg_form_t *f)
+                 form_t *f)
 {
     char perr[256];
 
-    if (sg_form_parse(body, strlen(body), f, perr, sizeof(perr)) != 0)
+    if (form_parse(body, strlen(body), f, perr, sizeof(perr)) != 0)
         fail_msg("test body '%s': %s", body, perr);
     return sg_send_check(f, s, code, err, err_size);
 }
@@ -158,13 +158,13 @@ static int check(const char *body, struct sg_send *s, int *code, char *err, size
 static void expect_refused(const char *body, int want_code, const char *want)
 {
     struct sg_send s;
-    sg_form_t f;
+    form_t f;
     int code = 0;
     char err[256] = "";
 
     if (check(body, &s, &code, err, sizeof(err), &f) != -1)
         fail_msg("accepted: %s", body);
-    sg_form_free(&f);
+    form_free(&f);
     if (code != want_code)
         fail_msg("%s: code %d, want %d", body, code, want_code);
     if (strstr(err, want) == NULL)
@@ -174,7 +174,7 @@ static void expect_refused(const char *body, int want_code, const char *want)
 static void test_send_check(void **state)
 {
     struct sg_send s;
-    sg_form_t f;
+    form_t f;
     int code = 0;
     char err[256] = "", *body;
     size_t i, len;
@@ -187,11 +187,11 @@ static void test_send_check(void **state)
     assert_string_equal(s.from, "+15005550006");
     assert_string_equal(s.body, "Hi \xf0\x9f\x8d\xa9");
     assert_int_equal(s.body_chars, 4);
-    sg_form_free(&f);
+    form_free(&f);
     assert_int_equal(check("To=%2B821012341234&From=Dozen+Shop&Body=x", &s, &code, err,
                            sizeof(err), &f), 0);
     assert_string_equal(s.from, "Dozen Shop");
-    sg_form_free(&f);
+    form_free(&f);
 
     expect_refused("From=Dozen&Body=x", SG_CODE_BAD_PARAM, "'To' phone number is required");
     expect_refused("To=&From=Dozen&Body=x", SG_CODE_BAD_PARAM, "'To' phone number is required");
@@ -229,7 +229,7 @@ static void test_send_check(void **state)
     memcpy(body + len, "\0\0", 2);
     assert_int_equal(check(body, &s, &code, err, sizeof(err), &f), 0);
     assert_int_equal(s.body_chars, SG_BODY_MAX_CHARS);
-    sg_form_free(&f);
+    form_free(&f);
     body[len] = 'a';   /* one more character */
     expect_refused(body, SG_CODE_TOO_LONG, "exceeds the 1600 character limit");
     free(body);
@@ -273,7 +273,7 @@ static void test_message_json(void **state)
     (void)state;
     /* as the 201 of a send shows it */
     m = sg_message_json("ACtest", "SM0123456789abcdef0123456789abcdef", "+821012341234",
-                        "+15005550006", "dozen 2024-03-01: \xec\x95\x88", at, 0);
+                        "+15005550006", "dozen 2024-03-01: \xec\x95\x88", at, "queued", -1);
     assert_non_null(m);
     assert_string_equal(str_of(m, "sid"), "SM0123456789abcdef0123456789abcdef");
     assert_string_equal(str_of(m, "account_sid"), "ACtest");
@@ -293,12 +293,13 @@ static void test_message_json(void **state)
     assert_int_equal(json_object_size(m), 20);
     json_decref(m);
 
-    /* as the list shows it: sent, with the date it was accepted */
+    /* as the list shows it later: sent, with the date it left the queue */
     m = sg_message_json("ACtest", "SM0123456789abcdef0123456789abcdef", "+821012341234",
-                        "Dozen", "x", at, 1);
+                        "Dozen", "x", at, "sent", at + 2000);
     assert_non_null(m);
     assert_string_equal(str_of(m, "status"), "sent");
-    assert_string_equal(str_of(m, "date_sent"), "Fri, 01 Mar 2024 15:30:00 +0000");
+    assert_string_equal(str_of(m, "date_created"), "Fri, 01 Mar 2024 15:30:00 +0000");
+    assert_string_equal(str_of(m, "date_sent"), "Fri, 01 Mar 2024 15:30:02 +0000");
     assert_string_equal(str_of(m, "from"), "Dozen");
     assert_int_equal(json_object_size(m), 20);
     json_decref(m);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "log.h"
@@ -31,7 +32,7 @@ static sg_state_t *new_state(const struct sg_mode *m)
 static int send_to(sg_state_t *st, const char *to, const char *body, int64_t at_ms)
 {
     static unsigned long long n;
-    struct sg_send s = { to, "+15005550006", body, strlen(body) };
+    struct sg_send s = { to, "+15005550006", body, strlen(body), NULL };
     char sid[SG_SID_LEN + 1];
 
     snprintf(sid, sizeof(sid), "SM%032llx", ++n);
@@ -44,7 +45,7 @@ static json_int_t stat_of(sg_state_t *st, const char *key)
     json_int_t v;
 
     assert_non_null(s);
-    assert_int_equal(json_object_size(s), SG_NOUTCOMES);
+    assert_int_equal(json_object_size(s), SG_NOUTCOMES + 2);   /* and the callbacks */
     v = json_integer_value(json_object_get(s, key));
     json_decref(s);
     return v;
@@ -80,7 +81,8 @@ static void test_mode_patch(void **state)
 
     j = standin_mode_json(&sg_standin, &out);
     assert_non_null(j);
-    assert_int_equal(json_object_size(j), 5);
+    assert_int_equal(json_object_size(j), 10);
+    assert_string_equal(json_string_value(json_object_get(j, "opted_out")), "");
     assert_int_equal(json_integer_value(json_object_get(j, "fail_next")), 3);
     assert_int_equal(json_integer_value(json_object_get(j, "fail_rate")), 100);
     assert_true(json_is_false(json_object_get(j, "down")));
@@ -91,6 +93,16 @@ static void test_mode_patch(void **state)
     assert_int_equal(cur.seed, out.seed);
     assert_int_equal(cur.slow_ms, out.slow_ms);
     assert_int_equal(cur.fail_next, 3);
+
+    /* opted_out: a number that replied STOP (Twilio's 21610), or "" */
+    p = test_obj("{\"opted_out\": \"+821055550099\"}");
+    assert_int_equal(standin_mode_patch(&sg_standin, &cur, p, &cur, err, sizeof(err)), 0);
+    json_decref(p);
+    assert_string_equal(cur.opted_out, "+821055550099");
+    p = test_obj("{\"opted_out\": \"\"}");
+    assert_int_equal(standin_mode_patch(&sg_standin, &cur, p, &cur, err, sizeof(err)), 0);
+    json_decref(p);
+    assert_string_equal(cur.opted_out, "");
 }
 
 static void expect_patch_error(const char *text, const char *want)
@@ -104,6 +116,8 @@ static void test_mode_patch_errors(void **state)
     expect_patch_error("{\"fail_next\": 1, \"fail_first\": 1}", "unknown field 'fail_first'");
     expect_patch_error("{\"fail_next\": -1}", "field 'fail_next' must be between 0 and");
     expect_patch_error("{\"fail_next\": 1000000001}", "field 'fail_next' must be between");
+    expect_patch_error("{\"opted_out\": \"010-1234\"}", "opted_out must be");
+    expect_patch_error("{\"opted_out\": 5}", "opted_out must be");
     expect_patch_error("{\"fail_rate\": 101}", "field 'fail_rate' must be between 0 and 100");
     expect_patch_error("{\"fail_rate\": -1}", "field 'fail_rate' must be between 0 and 100");
     expect_patch_error("{\"fail_rate\": 0.5}", "field 'fail_rate' must be an integer");
@@ -498,6 +512,112 @@ static void test_outcome_names(void **state)
     assert_string_equal(sg_outcome_name((enum sg_outcome)9), "unknown");
 }
 
+/* ---------------------------------------------------------------------------------- */
+/* Twilio's behaviour: queued, then sent, then delivered; the rate; status callbacks */
+
+static void test_queued_not_dated(void **state)
+{
+    const int64_t now = util_now_ms();
+    sg_state_t *st = new_state(&defaults);
+    struct sg_list_args a;
+    struct sg_send s = { "+821012341234", "+15005550006", "late", 4, NULL };
+    json_t *list, *m;
+    char day[16], b[64];
+    int more;
+    time_t t = (time_t)(now / 1000);
+    struct tm tm;
+
+    (void)state;
+    gmtime_r(&t, &tm);
+    strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+    /* one message queued for an hour, one that left the queue at once */
+    test_patch(state_standin(st), "{\"queue_ms\": 3600000}");
+    assert_int_equal(state_send(st, "SM00000000000000000000000000000001", &s, now),
+                     SG_ACCEPTED);
+    test_patch(state_standin(st), "{\"queue_ms\": 0, \"deliver_ms\": 3600000}");
+    s.body = "early";
+    assert_int_equal(state_send(st, "SM00000000000000000000000000000002", &s, now),
+                     SG_ACCEPTED);
+
+    /* without a date filter both are there, the queued one without date_sent */
+    memset(&a, 0, sizeof(a));
+    a.to = "+821012341234";
+    a.from = "+15005550006";
+    list = list_of(st, &a, &more);
+    assert_string_equal(bodies(list, b, sizeof(b)), "early,late");
+    m = json_array_get(list, 1);
+    assert_string_equal(json_string_value(json_object_get(m, "status")), "queued");
+    assert_true(json_is_null(json_object_get(m, "date_sent")));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0),
+                                                          "status")), "sent");
+    json_decref(list);
+    /* DateSent>= today: the queued one is not found, as on Twilio */
+    a.date_sent_ge = day;
+    list = list_of(st, &a, &more);
+    assert_string_equal(bodies(list, b, sizeof(b)), "early");
+    json_decref(list);
+    /* another sender's messages are not listed under From */
+    a.date_sent_ge = NULL;
+    a.from = "Dozen";
+    list = list_of(st, &a, &more);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
+    state_free(st);
+}
+
+static void test_throttle(void **state)
+{
+    sg_state_t *st = new_state(&defaults);
+    int64_t t = 1000000;
+    int i, passed = 0;
+
+    (void)state;
+    assert_int_equal(state_throttle(st, t), 0);   /* no rate: never */
+    test_patch(state_standin(st), "{\"rate\": 2}");
+    /* 10 sends at once: one, and one more in the slack; then 429 with Retry-After 1 */
+    for (i = 0; i < 10; i++) {
+        long long w = state_throttle(st, t);
+
+        if (w == 0)
+            passed++;
+        else
+            assert_int_equal(w, 1);
+    }
+    assert_int_equal(passed, 2);
+    assert_int_equal(stat_of(st, "throttled"), 8);
+    /* at the rate (every 500 ms), every one passes */
+    for (i = 1; i <= 20; i++)
+        assert_int_equal(state_throttle(st, t + 500 + i * 500), 0);
+    state_free(st);
+}
+
+static void test_callbacks_due(void **state)
+{
+    sg_state_t *st = new_state(&defaults);
+    struct sg_send s = { "+821012341234", "+15005550006", "hi", 2,
+                         "http://127.0.0.1:1/sms/status/1?token=x" };
+    struct sg_send plain = { "+821012341234", "+15005550006", "no callback", 11, NULL };
+    struct sg_callback due[4];
+    int64_t t = 5000000;
+
+    (void)state;
+    test_patch(state_standin(st), "{\"queue_ms\": 1000, \"deliver_ms\": 1000}");
+    assert_int_equal(state_send(st, "SM00000000000000000000000000000001", &s, t), SG_ACCEPTED);
+    assert_int_equal(state_send(st, "SM00000000000000000000000000000002", &plain, t),
+                     SG_ACCEPTED);
+    assert_int_equal(state_callbacks_due(st, t + 999, due, 4), 0);      /* still queued */
+    assert_int_equal(state_callbacks_due(st, t + 1000, due, 4), 1);
+    assert_string_equal(due[0].status, "sent");
+    assert_string_equal(due[0].sid, "SM00000000000000000000000000000001");
+    assert_string_equal(due[0].url, "http://127.0.0.1:1/sms/status/1?token=x");
+    assert_string_equal(due[0].from, "+15005550006");
+    assert_int_equal(state_callbacks_due(st, t + 1500, due, 4), 0);     /* posted once */
+    assert_int_equal(state_callbacks_due(st, t + 5000, due, 4), 1);
+    assert_string_equal(due[0].status, "delivered");
+    assert_int_equal(state_callbacks_due(st, t + 9000, due, 4), 0);     /* the last one */
+    state_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -511,6 +631,9 @@ int main(void)
         cmocka_unit_test(test_twilio_list),
         cmocka_unit_test(test_sleep_and_stop),
         cmocka_unit_test(test_outcome_names),
+        cmocka_unit_test(test_queued_not_dated),
+        cmocka_unit_test(test_throttle),
+        cmocka_unit_test(test_callbacks_due),
     };
 
     log_init("test_sms_gateway");

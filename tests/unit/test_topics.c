@@ -146,6 +146,43 @@ static void test_service_ready_names_a_bad_setting(void **state)
     assert_string_equal(err, "kafka: no bootstrap servers given");
 }
 
+/* TOPIC_REPLICATION_FACTOR and TOPIC_MIN_INSYNC_REPLICAS: defaults that fit one broker,
+ * values taken as given, and a message naming the variable for a bad one, including a
+ * min.insync.replicas above the factor (every acks=all write would fail). */
+static void test_replication_settings(void **state)
+{
+    char err[512] = "";
+    int rf = 0, isr = 0;
+
+    (void)state;
+    assert_int_equal(topics_replication(&rf, &isr, err, sizeof(err)), 0);
+    assert_int_equal(rf, 1);
+    assert_int_equal(isr, 1);
+    assert_int_equal(setenv("TOPIC_REPLICATION_FACTOR", "3", 1), 0);
+    assert_int_equal(setenv("TOPIC_MIN_INSYNC_REPLICAS", "2", 1), 0);
+    assert_int_equal(topics_replication(&rf, &isr, err, sizeof(err)), 0);
+    assert_int_equal(rf, 3);
+    assert_int_equal(isr, 2);
+    assert_int_equal(setenv("TOPIC_MIN_INSYNC_REPLICAS", "4", 1), 0);
+    assert_int_equal(topics_replication(&rf, &isr, err, sizeof(err)), -1);
+    if (strstr(err, "TOPIC_MIN_INSYNC_REPLICAS") == NULL)
+        fail_msg("unexpected error: %s", err);
+    /* A service refuses to start on it, before any connection is tried. */
+    assert_int_equal(topics_service_ready("127.0.0.1:1", "test", 500, err, sizeof(err)), -1);
+    if (strstr(err, "TOPIC_MIN_INSYNC_REPLICAS") == NULL)
+        fail_msg("unexpected error: %s", err);
+    assert_int_equal(unsetenv("TOPIC_MIN_INSYNC_REPLICAS"), 0);
+    assert_int_equal(setenv("TOPIC_REPLICATION_FACTOR", "0", 1), 0);
+    assert_int_equal(topics_replication(&rf, &isr, err, sizeof(err)), -1);
+    if (strncmp(err, "TOPIC_REPLICATION_FACTOR", 24) != 0)
+        fail_msg("unexpected error: %s", err);
+    assert_int_equal(setenv("TOPIC_REPLICATION_FACTOR", "three", 1), 0);
+    assert_int_equal(topics_replication(&rf, &isr, err, sizeof(err)), -1);
+    if (strncmp(err, "TOPIC_REPLICATION_FACTOR", 24) != 0)
+        fail_msg("unexpected error: %s", err);
+    assert_int_equal(unsetenv("TOPIC_REPLICATION_FACTOR"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -154,6 +191,7 @@ int main(void)
         cmocka_unit_test(test_find_is_exact),
         cmocka_unit_test(test_ensure_without_a_cluster),
         cmocka_unit_test(test_service_ready_names_a_bad_setting),
+        cmocka_unit_test(test_replication_settings),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,7 +67,31 @@ int filter_match(const struct filter *f, const struct dead *d)
     const char *reason = d->readable ? d->info.reason : UNREADABLE;
 
     return (f->group == NULL || strcmp(f->group, group) == 0) &&
-           (f->reason == NULL || strcmp(f->reason, reason) == 0);
+           (f->reason == NULL || strcmp(f->reason, reason) == 0) &&
+           (!f->has_at || (d->msg->partition == f->partition && d->msg->offset == f->offset));
+}
+
+int parse_at(const char *cmd, const char *s, struct filter *f)
+{
+    char *end;
+    long p;
+    long long o;
+
+    errno = 0;
+    p = strtol(s, &end, 10);
+    if (errno == 0 && end != s && *end == ':' && p >= 0 && p <= INT32_MAX) {
+        const char *os = end + 1;
+        o = strtoll(os, &end, 10);
+        if (errno == 0 && end != os && *end == '\0' && o >= 0) {
+            f->has_at = 1;
+            f->partition = (int32_t)p;
+            f->offset = o;
+            return 0;
+        }
+    }
+    fprintf(stderr, "dozenctl dlq %s: --at must be PARTITION:OFFSET of dead-letter, such as "
+            "0:12 (got '%s')\n", cmd, s);
+    return -1;
 }
 
 /* Writes s so that a key=value line stays one line a machine can split: inside quotes '"'

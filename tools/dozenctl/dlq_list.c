@@ -184,10 +184,11 @@ int cmd_dlq_list(int argc, char **argv)
     static const struct option longopts[] = {
         { "group", required_argument, NULL, 'g' },
         { "reason", required_argument, NULL, 'r' },
+        { "at", required_argument, NULL, 'a' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct filter filter = { NULL, NULL };
+    struct filter filter = { NULL, NULL, 0, 0, 0 };
     struct replayed_set set = { NULL, 0 };
     struct list_ctx ctx;
     struct session ses = { NULL, NULL, NULL };
@@ -202,6 +203,10 @@ int cmd_dlq_list(int argc, char **argv)
             if (parse_name("list", "group", optarg) != 0)
                 return EXIT_USAGE;
             filter.group = optarg;
+            break;
+        case 'a':
+            if (parse_at("list", optarg, &filter) != 0)
+                return EXIT_USAGE;
             break;
         case 'r':
             if (parse_name("list", "reason", optarg) != 0)

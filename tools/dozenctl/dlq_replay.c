@@ -361,13 +361,14 @@ int cmd_dlq_replay(int argc, char **argv)
     static const struct option longopts[] = {
         { "group", required_argument, NULL, 'g' },
         { "reason", required_argument, NULL, 'r' },
+        { "at", required_argument, NULL, 'a' },
         { "limit", required_argument, NULL, 'l' },
         { "rate", required_argument, NULL, 'R' },
         { "dry-run", no_argument, NULL, 'n' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct filter filter = { NULL, NULL };
+    struct filter filter = { NULL, NULL, 0, 0, 0 };
     struct replay_ctx ctx;
     struct session ses = { NULL, NULL, NULL };
     char *db_url = NULL;
@@ -384,6 +385,10 @@ int cmd_dlq_replay(int argc, char **argv)
             if (parse_name("replay", "group", optarg) != 0)
                 return EXIT_USAGE;
             filter.group = optarg;
+            break;
+        case 'a':
+            if (parse_at("replay", optarg, &filter) != 0)
+                return EXIT_USAGE;
             break;
         case 'r':
             if (parse_name("replay", "reason", optarg) != 0)

@@ -45,23 +45,37 @@ void usage(FILE *out)
             "              broker) the groups dozen declares, with the partitions each\n"
             "              service's /metrics says it consumes. Exit 1 when --max-lag N is\n"
             "              given and a partition lags more than N records\n"
-            "  dlq list [--group G] [--reason R]\n"
+            "  trace ORDER_ID|CE_ID [--json], trace SKU --since DURATION|RFC3339 [--json]\n"
+            "              one order's whole story in time order, one line per step (time,\n"
+            "              what, where, details): the order, its events (topic, partition,\n"
+            "              offset, delay after commit), the depletion, the production order,\n"
+            "              the legacy calls and retries, the delivery, stock.replenished, the\n"
+            "              stock change, the alerts and any dead letter; an SKU: each of its\n"
+            "              orders since then. --json: an array of {time, kind, where, fields}.\n"
+            "              Needs $DATABASE_URL. Exit 1 when the id is unknown\n"
+            "  dlq list [--group G] [--reason R] [--at P:O]\n"
             "              every record of dead-letter, one line each: where it came from,\n"
             "              its group, attempts, reason, error, first failure, ce_id and\n"
             "              whether it was replayed (replayed=- without $DATABASE_URL);\n"
             "              records with unreadable dozen-* headers show reason=?\n"
-            "  dlq replay [--group G] [--reason R] [--limit N] [--rate N/s] [--dry-run]\n"
+            "  dlq replay [--group G] [--reason R] [--at P:O] [--limit N] [--rate N/s] [--dry-run]\n"
             "              copies each matching dead record not replayed yet to its group's\n"
             "              retry.<group> with a fresh attempt count; each is replayed at most\n"
             "              once (recorded in PostgreSQL: $DATABASE_URL is required). --limit\n"
             "              stops after N records, --rate spaces them, --dry-run only prints\n"
             "              what would be replayed. Exit 1 if any failed, 130 on Ctrl-C.\n"
+            "              --at P:O (list and replay): only the record at that partition\n"
+            "              and offset of dead-letter\n"
+            "  web [--port N]\n"
+            "              the operations console on http://127.0.0.1:N/ (8090): topics,\n"
+            "              groups and lag, outbox backlog, retries, dead letters with a\n"
+            "              replay button (needs $ADMIN_TOKEN), the latest bulletins, a trace\n"
             "\n"
             "The broker is $KAFKA_BOOTSTRAP, else the KAFKA_BOOTSTRAP line of ./" ENV_FILE
             ",\nelse of " ENV_FILE " next to the program's directory (<bin>/../" ENV_FILE ").\n"
             "Other KAFKA_* variables pass through as librdkafka properties\n"
             "(KAFKA_SECURITY_PROTOCOL=ssl sets security.protocol).\n"
-            "DATABASE_URL (dlq) is found the same way.\n");
+            "DATABASE_URL (dlq, trace) is found the same way.\n");
 }
 
 void on_signal(int sig)
@@ -587,6 +601,10 @@ int main(int argc, char **argv)
         return cmd_dlq(argc - 1, argv + 1);
     if (strcmp(cmd, "groups") == 0)
         return cmd_groups(argc - 1, argv + 1);
+    if (strcmp(cmd, "trace") == 0)
+        return cmd_trace(argc - 1, argv + 1);
+    if (strcmp(cmd, "web") == 0)
+        return cmd_web(argc - 1, argv + 1);
     fprintf(stderr, "dozenctl: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_USAGE;

@@ -64,7 +64,14 @@ const rd_kafka_metadata_topic_t *metadata_topic(const struct rd_kafka_metadata *
 struct filter {
     const char *group;   /* NULL: any */
     const char *reason;  /* NULL: any; "?" selects the records with unreadable headers */
+    int has_at;          /* 1: only the record at partition:offset of dead-letter (--at) */
+    int32_t partition;
+    int64_t offset;
 };
+
+/* Reads --at P:O (a partition and an offset of dead-letter) into f. Returns 0, or -1 after
+ * saying why. */
+int parse_at(const char *cmd, const char *s, struct filter *f);
 
 /* One record of dead-letter as the commands see it. */
 struct dead {
@@ -128,9 +135,20 @@ int cmd_dlq_list(int argc, char **argv);
  * Returns the exit status. */
 int cmd_dlq_replay(int argc, char **argv);
 
+/* web.c */
+
+/* `dozenctl web [--port N]`: the operations console, until SIGINT/SIGTERM. Returns the
+ * exit status. */
+int cmd_web(int argc, char **argv);
+
 /* groups.c */
 
 /* `dozenctl groups [GROUP] [--max-lag N] [--json]`. Returns the exit status. */
 int cmd_groups(int argc, char **argv);
+
+/* trace.c */
+
+/* `dozenctl trace ID [--since DURATION|RFC3339] [--json]`. Returns the exit status. */
+int cmd_trace(int argc, char **argv);
 
 #endif

@@ -14,6 +14,18 @@
 #   tools/kafka/kafka.sh topics ARGS   org.apache.kafka.tools.TopicCommand against this broker,
 #                                      e.g. topics --create --topic t --partitions 3
 #   tools/kafka/kafka.sh tool CLASS ARGS   any main class of the Kafka jars
+#   tools/kafka/kafka.sh cluster up    a three-node KRaft cluster (each node broker and
+#                                      controller) on 127.0.0.1; prints its bootstrap list
+#   tools/kafka/kafka.sh cluster down  stop all three (data is kept)
+#   tools/kafka/kafka.sh cluster stop ID | start ID   stop (SIGTERM) or start node ID (1-3)
+#   tools/kafka/kafka.sh cluster status   one line per node; exit 0 when all three answer
+#   tools/kafka/kafka.sh cluster address  print the bootstrap list
+#
+# Cluster node i listens on 127.0.0.1:KAFKA_CLUSTER_PORT+i-1 (PLAINTEXT: 19192, 19193,
+# 19194) and 127.0.0.1:KAFKA_CLUSTER_CONTROLLER_PORT+i-1 (controller: 19292..19294); its
+# data is KAFKA_CLUSTER_DIR/node-i (<repo>/.run/kafka-cluster/node-i). Internal topics have
+# replication 3 and min.insync.replicas 2, as topics for dozen should
+# (TOPIC_REPLICATION_FACTOR=3, TOPIC_MIN_INSYNC_REPLICAS=2).
 #
 # Settings (environment):
 #   KAFKA_PORT (19092)             PLAINTEXT listener on 127.0.0.1
@@ -53,6 +65,15 @@ JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 LOG_ROTATE_BYTES=$((64 * 1024 * 1024))
 
 ADDR=127.0.0.1:$PORT
+# One node alone (`up`); cluster_node sets these for a node of the cluster.
+NODE_ID=1
+VOTERS=
+REPLICATION=1
+MIN_ISR=1
+CLUSTER_SIZE=3
+CLUSTER_PORT=${KAFKA_CLUSTER_PORT:-19192}
+CLUSTER_CPORT=${KAFKA_CLUSTER_CONTROLLER_PORT:-19292}
+CLUSTER_DIR=${KAFKA_CLUSTER_DIR:-$ROOT/.run/kafka-cluster}
 
 say() { printf 'kafka: %s\n' "$*" >&2; }
 die() { printf 'kafka: %s\n' "$*" >&2; exit 1; }
@@ -72,12 +93,18 @@ check_settings() {
     check_uint KAFKA_CONTROLLER_PORT "$CPORT" 1 65535
     [ "$((10#$PORT))" != "$((10#$CPORT))" ] || die "KAFKA_PORT and KAFKA_CONTROLLER_PORT must differ"
     PORT=$((10#$PORT)); CPORT=$((10#$CPORT)); ADDR=127.0.0.1:$PORT
+    check_uint KAFKA_CLUSTER_PORT "$CLUSTER_PORT" 1 65000
+    check_uint KAFKA_CLUSTER_CONTROLLER_PORT "$CLUSTER_CPORT" 1 65000
+    CLUSTER_PORT=$((10#$CLUSTER_PORT)); CLUSTER_CPORT=$((10#$CLUSTER_CPORT))
+    if ((CLUSTER_PORT < CLUSTER_CPORT + CLUSTER_SIZE && CLUSTER_CPORT < CLUSTER_PORT + CLUSTER_SIZE)); then
+        die "KAFKA_CLUSTER_PORT and KAFKA_CLUSTER_CONTROLLER_PORT ranges overlap"
+    fi
     check_uint KAFKA_UP_TIMEOUT "$UP_TIMEOUT" 1 3600
     check_uint KAFKA_DOWN_TIMEOUT "$DOWN_TIMEOUT" 1 3600
     check_uint KAFKA_FETCH_TIMEOUT "$FETCH_TIMEOUT" 1 86400
     check_uint KAFKA_TOOL_TIMEOUT "$TOOL_TIMEOUT" 1 86400
     local name value
-    for name in DATA LOGDIR CACHE; do
+    for name in DATA LOGDIR CACHE CLUSTER_DIR; do
         value=${!name}
         [ -n "$value" ] || die "$name is empty"
         # Commas split log.dirs, backslashes are escapes in .properties files, colons split
@@ -199,15 +226,16 @@ pid_ours() {
     PID=$(head -c 32 "$PIDFILE" 2>/dev/null | tr -d '[:space:]')
     [[ "$PID" =~ ^[0-9]{1,10}$ ]] || { PID=; return 1; }
     local cmd
-    cmd=$(tr '\0' ' ' <"/proc/$PID/cmdline" 2>/dev/null) || return 1
+    cmd=$( { tr '\0' ' ' <"/proc/$PID/cmdline"; } 2>/dev/null) || return 1
     [[ "$cmd" == *" kafka.Kafka $PROPS"* ]]
 }
 
-# answering: true when the broker returns metadata naming itself (broker 1 at our address).
+# answering: true when the broker returns metadata naming itself (broker NODE_ID at our
+# address).
 answering() {
     local out
     out=$(timeout 10 kcat -b "$ADDR" -L -t __dozen_probe -m 2 2>/dev/null) || return 1
-    [[ "$out" == *"broker 1 at $ADDR"* ]]
+    [[ "$out" == *"broker $NODE_ID at $ADDR"* ]]
 }
 
 port_in_use() {
@@ -229,6 +257,10 @@ render_props() {
     text=${text//@KAFKA_PORT@/"$PORT"}
     text=${text//@KAFKA_CONTROLLER_PORT@/"$CPORT"}
     text=${text//@LOG_DIRS@/"$KLOGDIRS"}
+    text=${text//@NODE_ID@/"$NODE_ID"}
+    text=${text//@QUORUM_VOTERS@/"${VOTERS:-1@127.0.0.1:$CPORT}"}
+    text=${text//@REPLICATION_FACTOR@/"$REPLICATION"}
+    text=${text//@MIN_ISR@/"$MIN_ISR"}
     tmp=$PROPS.tmp.$$
     printf '%s\n' "$text" >"$tmp" || die "cannot write $tmp"
     mv "$tmp" "$PROPS" || die "cannot rename $tmp to $PROPS"
@@ -244,8 +276,8 @@ format_storage() {
         return 0
     fi
     mkdir -p "$KLOGDIRS" || die "cannot create $KLOGDIRS"
-    local id out
-    id=$(cluster_id)
+    local id=${CLUSTER_ID:-} out
+    [ -n "$id" ] || id=$(cluster_id)
     say "formatting KRaft storage in $KLOGDIRS (cluster id $id)"
     # shellcheck disable=SC2086
     local logopts
@@ -310,6 +342,24 @@ wait_answering() {
     done
 }
 
+# launch: writes the properties, formats the storage once and starts the JVM in the
+# background (PID, the pid file); the caller waits for it to answer.
+launch() {
+    render_props
+    format_storage
+    rotate_log
+    printf '\n[kafka.sh %(%F %T)T] starting Apache Kafka %s on %s (node %s)\n' -1 "$KAFKA_VERSION" "$ADDR" "$NODE_ID" >>"$LOGFILE"
+    # A session of its own: the broker outlives this script and its terminal. It must not
+    # inherit the lock descriptors (7, 8, 9), or it would hold the locks for its whole life.
+    # shellcheck disable=SC2086
+    local logopts
+    mapfile -t logopts < <(log_opts INFO broker)
+    setsid "$JAVA" $HEAP_OPTS $JVM_OPTS "${logopts[@]}" \
+        -cp "$LIBS/*" kafka.Kafka "$PROPS" >>"$LOGFILE" 2>&1 </dev/null 7>&- 8>&- 9>&- &
+    PID=$!
+    printf '%s\n' "$PID" >"$PIDFILE"
+}
+
 cmd_up() {
     local start deadline elapsed
     need kcat "install kcat (apt-get install kcat)"
@@ -330,20 +380,8 @@ cmd_up() {
             die "127.0.0.1:$p is already in use by another process (not this data dir's broker); set KAFKA_PORT / KAFKA_CONTROLLER_PORT or stop it"
         fi
     done
-    render_props
-    format_storage
-    rotate_log
-    printf '\n[kafka.sh %(%F %T)T] starting Apache Kafka %s on %s\n' -1 "$KAFKA_VERSION" "$ADDR" >>"$LOGFILE"
     start=$(date +%s%N)
-    # A session of its own: the broker outlives this script and its terminal. It must not
-    # inherit the lock descriptors (8, 9), or it would hold the locks for its whole life.
-    # shellcheck disable=SC2086
-    local logopts
-    mapfile -t logopts < <(log_opts INFO broker)
-    setsid "$JAVA" $HEAP_OPTS $JVM_OPTS "${logopts[@]}" \
-        -cp "$LIBS/*" kafka.Kafka "$PROPS" >>"$LOGFILE" 2>&1 </dev/null 8>&- 9>&- &
-    PID=$!
-    printf '%s\n' "$PID" >"$PIDFILE"
+    launch
     deadline=$(($(now) + UP_TIMEOUT))
     wait_answering "$deadline"
     elapsed=$((($(date +%s%N) - start) / 1000000))
@@ -393,6 +431,110 @@ run_tool() {
     return "$rc"
 }
 
+# ---- the three-node cluster
+
+cluster_bootstrap() {
+    local i list=
+    for ((i = 0; i < CLUSTER_SIZE; i++)); do
+        list+=${list:+,}127.0.0.1:$((CLUSTER_PORT + i))
+    done
+    printf '%s\n' "$list"
+}
+
+# cluster_node ID: makes node ID (1..3) of the cluster the one the functions above act on.
+cluster_node() {
+    local id=$1 i
+    [[ "$id" =~ ^[1-3]$ ]] || die "cluster node id must be 1, 2 or 3 (got '$id')"
+    NODE_ID=$id
+    PORT=$((CLUSTER_PORT + id - 1))
+    CPORT=$((CLUSTER_CPORT + id - 1))
+    ADDR=127.0.0.1:$PORT
+    VOTERS=
+    for ((i = 1; i <= CLUSTER_SIZE; i++)); do
+        VOTERS+=${VOTERS:+,}$i@127.0.0.1:$((CLUSTER_CPORT + i - 1))
+    done
+    REPLICATION=3
+    MIN_ISR=2
+    DATA=$CLUSTER_DIR/node-$id
+    LOGDIR=$DATA
+    prepare_dirs
+}
+
+# The cluster's id, made once and shared by the three nodes' storage.
+cluster_id_file() {
+    mkdir -p "$CLUSTER_DIR" || die "cannot create $CLUSTER_DIR"
+    if [ ! -s "$CLUSTER_DIR/cluster.id" ]; then
+        cluster_id >"$CLUSTER_DIR/cluster.id.tmp" && mv "$CLUSTER_DIR/cluster.id.tmp" "$CLUSTER_DIR/cluster.id"
+    fi
+    CLUSTER_ID=$(cat "$CLUSTER_DIR/cluster.id")
+}
+
+# cluster_start ID...: starts the nodes that are not running, then waits until each answers.
+# A node alone cannot answer before a quorum (two of three) is up, so all start first.
+cluster_start() {
+    local id deadline started=()
+    need kcat "install kcat (apt-get install kcat)"
+    need "$JAVA" "install a Java runtime, 11 or later (apt-get install openjdk-17-jre-headless)"
+    fetch_libs
+    cluster_id_file
+    for id in "$@"; do
+        cluster_node "$id"
+        if pid_ours; then continue; fi
+        rm -f "$PIDFILE"
+        for p in "$PORT" "$CPORT"; do
+            port_in_use "$p" && die "127.0.0.1:$p is already in use by another process; set KAFKA_CLUSTER_PORT / KAFKA_CLUSTER_CONTROLLER_PORT or stop it"
+        done
+        launch
+        started+=("$id")
+    done
+    deadline=$(($(now) + UP_TIMEOUT))
+    for id in "$@"; do
+        cluster_node "$id"
+        pid_ours || die "node $id is not running"
+        wait_answering "$deadline"
+    done
+    [ ${#started[@]} -eq 0 ] || say "cluster node(s) ${started[*]} up"
+}
+
+cmd_cluster() {
+    local sub=${1:-} id rc=0
+    exec 7>"$(mkdir -p "$CLUSTER_DIR" && cd "$CLUSTER_DIR" && pwd)/.cluster.lock" || die "cannot open the cluster lock"
+    flock -w "$((UP_TIMEOUT + DOWN_TIMEOUT))" 7 || die "another kafka.sh cluster command takes too long"
+    case $sub in
+        up)
+            cluster_start 1 2 3
+            cluster_bootstrap
+            ;;
+        down)
+            for id in 3 2 1; do cluster_node "$id"; stop_broker; done
+            say "cluster stopped (data kept in $CLUSTER_DIR)"
+            ;;
+        stop)
+            cluster_node "${2:-}"
+            if pid_ours; then stop_broker; say "node $NODE_ID stopped"; else say "node $NODE_ID not running"; fi
+            ;;
+        start)
+            cluster_node "${2:-}"
+            cluster_start "$NODE_ID"
+            ;;
+        status)
+            for id in 1 2 3; do
+                cluster_node "$id"
+                if pid_ours && answering; then
+                    printf 'node %s %s up pid %s\n' "$id" "$ADDR" "$PID"
+                elif pid_ours; then
+                    printf 'node %s %s running pid %s, not answering\n' "$id" "$ADDR" "$PID"; rc=1
+                else
+                    printf 'node %s %s down\n' "$id" "$ADDR"; rc=1
+                fi
+            done
+            return "$rc"
+            ;;
+        address) cluster_bootstrap ;;
+        *) die "usage: kafka.sh cluster up|down|stop ID|start ID|status|address" ;;
+    esac
+}
+
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2
     exit 2
@@ -414,6 +556,7 @@ main() {
             [ $# -ge 1 ] || die "usage: kafka.sh tool CLASS [ARGS]"
             run_tool "$@"
             ;;
+        cluster) cmd_cluster "$@" ;;
         -h | --help | help) usage ;;
         *) printf 'kafka: unknown command %s\n' "$cmd" >&2; usage ;;
     esac

@@ -62,7 +62,7 @@ static int form_content_type(const http_request_t *req)
 /* Decodes and checks the form of a send into form (the caller frees it, also after a
  * failure) and s (borrowing from form). Returns 0, or -1 with Twilio's error code and a
  * message for the client. */
-static int read_send(const http_request_t *req, sg_form_t *form, struct sg_send *s,
+static int read_send(const http_request_t *req, form_t *form, struct sg_send *s,
                      int *code, char *err, size_t err_size)
 {
     if (!form_content_type(req)) {
@@ -71,7 +71,7 @@ static int read_send(const http_request_t *req, sg_form_t *form, struct sg_send 
                   "application/x-www-form-urlencoded.");
         return -1;
     }
-    if (sg_form_parse(req->body, req->body_len, form, err, err_size) != 0) {
+    if (form_parse(req->body, req->body_len, form, err, err_size) != 0) {
         *code = SG_CODE_BAD_PARAM;
         return -1;
     }
@@ -103,9 +103,10 @@ static void post_message(const http_request_t *req, http_response_t *res, void *
     struct gateway *g = ctx;
     struct sg_mode mode;
     struct sg_send s;
-    sg_form_t form = { NULL, 0, NULL };
+    form_t form = { NULL, 0, NULL };
     char err[256], sid[SG_SID_LEN + 1], to[PHONE_MASK_MAX], from[PHONE_MASK_MAX + 4];
     int code = 0, outcome;
+    long long retry_after;
     int64_t now;
 
     standin_mode_get(g->standin, &mode);
@@ -125,7 +126,7 @@ static void post_message(const http_request_t *req, http_response_t *res, void *
     }
     if (read_send(req, &form, &s, &code, err, sizeof(err)) != 0) {
         state_count(g->state, SG_REJECTED);
-        phone_mask(sg_form_get(&form, "To", NULL), to, sizeof(to));
+        phone_mask(form_get(&form, "To", NULL), to, sizeof(to));
         log_info("sms_send outcome=rejected status=400 code=%d to=%s error=%s", code,
                  to[0] != '\0' ? to : "-", LOG_Q(err));
         twilio_error(res, 400, code, err);
@@ -135,6 +136,13 @@ static void post_message(const http_request_t *req, http_response_t *res, void *
     now = util_now_ms();
     phone_mask(s.to, to, sizeof(to));
     log_from(s.from, from, sizeof(from));
+    if ((retry_after = state_throttle(g->state, now)) > 0) {
+        log_info("sms_send outcome=throttled status=429 to=%s retry_after=%lld", to,
+                 retry_after);
+        twilio_error(res, 429, SG_CODE_TOO_MANY, "Too Many Requests");
+        res->retry_after = (long)retry_after;
+        goto done;
+    }
     if (sg_sid_new(sid) != 0) {
         state_count(g->state, SG_FAILED);
         log_error("sms_send outcome=failed reason=no_random_source to=%s", to);
@@ -148,17 +156,27 @@ static void post_message(const http_request_t *req, http_response_t *res, void *
         twilio_error(res, 500, SG_CODE_INTERNAL, "Internal Server Error");
         goto done;
     }
+    if (outcome == SG_REJECTED) {
+        log_info("sms_send outcome=rejected status=400 code=%d to=%s", SG_CODE_OPTED_OUT, to);
+        twilio_error(res, 400, SG_CODE_OPTED_OUT, "Attempt to send to unsubscribed recipient");
+        goto done;
+    }
     if (outcome == SG_FAILED) {
         log_info("sms_send outcome=failed reason=injected to=%s from=%s", to, from);
         twilio_error(res, 500, SG_CODE_INTERNAL, "Internal Server Error");
         goto done;
     }
-    log_info("sms_send outcome=accepted sid=%s to=%s from=%s chars=%zu", sid, to, from,
-             s.body_chars);
+    log_info("sms_send outcome=accepted sid=%s to=%s from=%s chars=%zu callback=%s", sid,
+             to, from, s.body_chars, s.status_callback != NULL ? "yes" : "no");
+    /* hang_ms: taken, but the answer comes late (or, past the client's timeout, never) */
+    if (mode.hang_ms > 0 && standin_sleep(g->standin, mode.hang_ms) != 0) {
+        res->drop = 1;
+        goto done;
+    }
     http_json(res, 201, sg_message_json(g->cfg.account_sid, sid, s.to, s.from, s.body, now,
-                                        0));
+                                        "queued", -1));
 done:
-    sg_form_free(&form);
+    form_free(&form);
 }
 
 /* Sets the 200 of a list: Twilio's page {"messages", "page", "page_size", "uri",
@@ -231,6 +249,7 @@ static void list_twilio(const http_request_t *req, http_response_t *res, void *c
     }
     /* MHD decodes the keys too: "DateSent%3E=..." is the argument "DateSent>". */
     a.to = http_query(req, "To");
+    a.from = http_query(req, "From");
     a.date_sent = http_query(req, "DateSent");
     a.date_sent_ge = http_query(req, "DateSent>");
     a.date_sent_le = http_query(req, "DateSent<");

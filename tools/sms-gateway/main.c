@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "cfg.h"
 #include "log.h"
 #include "svc.h"
@@ -40,7 +42,14 @@ static void config_read(struct config *c)
                 err, sizeof(err)) != 0 ||
         cfg_int("SMS_GATEWAY_SLOW_MS", 0, 0, STANDIN_SLOW_MS_MAX, &c->mode.slow_ms,
                 err, sizeof(err)) != 0 ||
-        cfg_int("SMS_GATEWAY_DOWN", 0, 0, 1, &down, err, sizeof(err)) != 0)
+        cfg_int("SMS_GATEWAY_DOWN", 0, 0, 1, &down, err, sizeof(err)) != 0 ||
+        cfg_int("SMS_GATEWAY_RATE", 0, 0, 100000, &c->mode.rate, err, sizeof(err)) != 0 ||
+        cfg_int("SMS_GATEWAY_QUEUE_MS", 500, 0, 3600000, &c->mode.queue_ms,
+                err, sizeof(err)) != 0 ||
+        cfg_int("SMS_GATEWAY_DELIVER_MS", 1000, 0, 3600000, &c->mode.deliver_ms,
+                err, sizeof(err)) != 0 ||
+        cfg_int("SMS_GATEWAY_HANG_MS", 0, 0, STANDIN_SLOW_MS_MAX, &c->mode.hang_ms,
+                err, sizeof(err)) != 0)
         svc_die(SG_SERVICE, "%s", err);
     /* The values are secrets or nearly: named, not shown. */
     if (!util_alnum_valid(c->account_sid, SG_ACCOUNT_SID_MAX))
@@ -56,6 +65,7 @@ int main(void)
 {
     struct gateway g;
     http_server_t *http;
+    struct sg_callbacks *callbacks;
     char err[512];
     int sig;
 
@@ -65,11 +75,16 @@ int main(void)
     if (log_init(SG_SERVICE) != 0)
         svc_die(SG_SERVICE, "LOG_LEVEL: must be debug, info, warn or error");
     config_read(&g.cfg);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        svc_die(SG_SERVICE, "curl_global_init failed");
 
     g.state = state_new(&g.cfg.mode, err, sizeof(err));
     if (g.state == NULL)
         svc_die(SG_SERVICE, "%s", err);
     g.standin = state_standin(g.state);
+    callbacks = callbacks_start(g.state, g.cfg.account_sid, err, sizeof(err));
+    if (callbacks == NULL)
+        svc_die(SG_SERVICE, "status callbacks: %s", err);
     http = http_server_start(g.cfg.http_bind, g.cfg.port, api_routes, api_nroutes,
                              standin_health, &g, err, sizeof(err));
     if (http == NULL)
@@ -82,7 +97,9 @@ int main(void)
     log_info("stopping signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     standin_stop(g.standin);    /* cuts slow_ms sleeps short, so handlers end soon */
     http_server_stop(http);     /* waits for running handlers */
+    callbacks_stop(callbacks);  /* its sleeps were cut short too */
     state_free(g.state);
+    curl_global_cleanup();
     log_info("stopped");
     return 0;
 }

@@ -167,12 +167,12 @@ int sg_basic_auth_parse(const char *header, char *user, size_t user_size, char *
 
 /* Reads the one value of key: 0 and *out, or -1 with code and errstr when it is missing,
  * empty or given more than once. */
-static int one_param(const sg_form_t *form, const char *key, const char *missing,
+static int one_param(const form_t *form, const char *key, const char *missing,
                      int dup_code, const char **out, int *code, char *errstr,
                      size_t errstr_size)
 {
     size_t count = 0;
-    const char *v = sg_form_get(form, key, &count);
+    const char *v = form_get(form, key, &count);
 
     if (count > 1) {
         *code = dup_code;
@@ -188,10 +188,11 @@ static int one_param(const sg_form_t *form, const char *key, const char *missing
     return 0;
 }
 
-int sg_send_check(const sg_form_t *form, struct sg_send *out, int *code, char *errstr,
+int sg_send_check(const form_t *form, struct sg_send *out, int *code, char *errstr,
                   size_t errstr_size)
 {
     struct sg_send s;
+    size_t count = 0;
 
     memset(&s, 0, sizeof(s));
     if (one_param(form, "To", "A 'To' phone number is required.", SG_CODE_BAD_PARAM, &s.to,
@@ -226,6 +227,13 @@ int sg_send_check(const sg_form_t *form, struct sg_send *out, int *code, char *e
         *code = SG_CODE_TOO_LONG;
         util_errf(errstr, errstr_size, "The concatenated message body exceeds the %d "
                   "character limit.", SG_BODY_MAX_CHARS);
+        return -1;
+    }
+    s.status_callback = form_get(form, "StatusCallback", &count);
+    if (count > 1 || (s.status_callback != NULL && !sg_callback_ok(s.status_callback))) {
+        *code = SG_CODE_CALLBACK;
+        util_errf(errstr, errstr_size, "The StatusCallback must be an http:// or https:// "
+                  "URL of at most %d printable characters.", SG_CALLBACK_MAX);
         return -1;
     }
     *out = s;
@@ -272,9 +280,24 @@ int sg_rfc2822(int64_t epoch_ms, char *out, size_t out_size)
     return 0;
 }
 
-json_t *sg_message_json(const char *account_sid, const char *sid, const char *to,
-                        const char *from, const char *body, int64_t at_ms, int listed)
+int sg_callback_ok(const char *url)
 {
+    size_t n = 0;
+
+    if (url == NULL || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
+        return 0;
+    for (; url[n] != '\0'; n++) {
+        if (url[n] <= 0x20 || url[n] >= 0x7f)
+            return 0;
+    }
+    return n <= SG_CALLBACK_MAX;
+}
+
+json_t *sg_message_json(const char *account_sid, const char *sid, const char *to,
+                        const char *from, const char *body, int64_t at_ms,
+                        const char *status, int64_t sent_ms)
+{
+    char sent_date[40];
     char date[40], uri[256], media[256], segs[16];
     size_t chars;
     json_t *sent;   /* new reference, stolen by json_pack's "o" */
@@ -289,7 +312,9 @@ json_t *sg_message_json(const char *account_sid, const char *sid, const char *to
     snprintf(media, sizeof(media), "/" SG_API_VERSION "/Accounts/%s/Messages/%s/Media.json",
              account_sid, sid);
     snprintf(segs, sizeof(segs), "%d", sg_segments(body, chars));
-    sent = listed ? json_string(date) : json_null();
+    if (sent_ms >= 0 && sg_rfc2822(sent_ms, sent_date, sizeof(sent_date)) != 0)
+        sent_date[0] = '\0';
+    sent = sent_ms >= 0 ? json_string(sent_date) : json_null();
     if (sent == NULL)
         return NULL;
     return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:n, s:n, s:s, s:n, s:s, s:s, "
@@ -310,7 +335,7 @@ json_t *sg_message_json(const char *account_sid, const char *sid, const char *to
                      "price",
                      "price_unit", "USD",
                      "sid", sid,
-                     "status", listed ? "sent" : "queued",
+                     "status", status,
                      "subresource_uris", "media", media,
                      "to", to,
                      "uri", uri);
@@ -455,6 +480,21 @@ int sg_list_check(const struct sg_list_args *a, struct sg_list_query *out, char 
             return -1;
         }
     }
+    if (a->from != NULL) {
+        if (strlen(a->from) >= sizeof(q.from)) {
+            util_errf(errstr, errstr_size, "The 'From' query parameter must be an E.164 "
+                      "number or a sender ID.");
+            return -1;
+        }
+        snprintf(q.from, sizeof(q.from), "%s", a->from);
+        if (q.from[0] == ' ')
+            q.from[0] = '+';
+        if (!phone_e164_valid(q.from) && !phone_sender_valid(q.from)) {
+            util_errf(errstr, errstr_size, "The 'From' query parameter must be an E.164 "
+                      "number or a sender ID.");
+            return -1;
+        }
+    }
     if (list_date(a->date_sent, "DateSent", 1, 1, q.date_sent, sizeof(q.date_sent),
                   &q.from_day, &q.until_day, errstr, errstr_size) != 0 ||
         list_date(a->date_sent_ge, "DateSent>=", 1, 0, q.date_sent_ge,
@@ -507,6 +547,18 @@ static int append(char *out, size_t out_size, size_t *len, const char *fmt, ...)
     return 0;
 }
 
+/* Appends "From=<sender ID>&", its spaces as %20 (letters, digits and spaces: checked). */
+static int from_escaped(const char *from, char *out, size_t out_size, size_t *len)
+{
+    if (append(out, out_size, len, "From=") != 0)
+        return -1;
+    for (; *from != '\0'; from++) {
+        if (append(out, out_size, len, *from == ' ' ? "%%20" : "%c", *from) != 0)
+            return -1;
+    }
+    return append(out, out_size, len, "&");
+}
+
 int sg_list_uri(const char *account_sid, const struct sg_list_query *q, long long page,
                 const char *after_sid, char *out, size_t out_size)
 {
@@ -517,6 +569,9 @@ int sg_list_uri(const char *account_sid, const struct sg_list_query *q, long lon
     if (append(out, out_size, &len, "/" SG_API_VERSION "/Accounts/%s/Messages.json?",
                account_sid) != 0 ||
         (q->to[0] != '\0' && append(out, out_size, &len, "To=%%2B%s&", q->to + 1) != 0) ||
+        (q->from[0] == '+' && append(out, out_size, &len, "From=%%2B%s&", q->from + 1) != 0) ||
+        (q->from[0] != '\0' && q->from[0] != '+' && from_escaped(q->from, out, out_size,
+                                                               &len) != 0) ||
         (q->date_sent[0] != '\0' &&
          append(out, out_size, &len, "DateSent=%s&", q->date_sent) != 0) ||
         (q->date_sent_ge[0] != '\0' &&

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "form.h"
 #include "http.h"
 #include "phone.h"
 #include "standin.h"
@@ -34,6 +35,10 @@
                                          * for a missing or repeated To, From or Body, and
                                          * for any bad query parameter of the list */
 #define SG_CODE_BAD_FROM    21212       /* "Invalid 'From' Number" */
+#define SG_CODE_CALLBACK    21609       /* "Invalid StatusCallback" */
+#define SG_CODE_TOO_MANY    20429       /* "Too Many Requests" (429) */
+#define SG_CALLBACK_MAX     512         /* bytes of a StatusCallback URL */
+#define SG_CODE_OPTED_OUT   21610       /* "Attempt to send to unsubscribed recipient" */
 #define SG_CODE_TOO_LONG    21617       /* "The concatenated message body exceeds the 1600
                                          * character limit" */
 
@@ -44,6 +49,14 @@ struct sg_mode {
     long long seed;       /* the PRNG's seed; setting it restarts the sequence */
     long long slow_ms;    /* sleep before answering each send */
     int down;             /* close send connections without an answer */
+    long long rate;       /* sends a second accepted (0: no limit); beyond it 429 with
+                           * Retry-After, as Twilio's rate limit */
+    long long queue_ms;   /* a message stays "queued" (date_sent null) this long */
+    long long deliver_ms; /* then "sent" this long, then "delivered" (0: stays "sent") */
+    long long hang_ms;    /* after a send is accepted, the answer waits this long (a
+                           * client with a shorter timeout does not know it went) */
+    char opted_out[24];   /* "" or an E.164 number that replied STOP: a send to it is
+                           * answered 400 with Twilio's code 21610 */
 };
 
 struct config {
@@ -59,21 +72,10 @@ enum sg_outcome {
     SG_ACCEPTED,  /* 201 */
     SG_FAILED,    /* 500: fail_next or fail_rate */
     SG_REFUSED,   /* down: closed without an answer */
-    SG_REJECTED   /* 400 or 401 */
+    SG_REJECTED,  /* 400 or 401 */
+    SG_THROTTLED  /* 429: over the rate */
 };
-#define SG_NOUTCOMES 4
-
-/* A form body (application/x-www-form-urlencoded), decoded. */
-struct sg_form_pair {
-    const char *key;
-    const char *value;    /* "" for "key" or "key=" */
-};
-
-typedef struct sg_form {
-    struct sg_form_pair *pairs;  /* owned; in body order */
-    size_t n;
-    char *buf;                   /* owned; the decoded keys and values point into it */
-} sg_form_t;
+#define SG_NOUTCOMES 5
 
 /* A send that passed validation; the strings are borrowed from the form. */
 struct sg_send {
@@ -81,11 +83,13 @@ struct sg_send {
     const char *from;
     const char *body;
     size_t body_chars;    /* Unicode code points */
+    const char *status_callback;  /* StatusCallback, or NULL */
 };
 
 /* The query parameters of a list (GET .../Messages.json) as given; NULL when absent. */
 struct sg_list_args {
     const char *to;             /* "To" */
+    const char *from;           /* "From" */
     const char *date_sent;      /* "DateSent" */
     const char *date_sent_ge;   /* "DateSent>" (from "DateSent>=...") */
     const char *date_sent_le;   /* "DateSent<" (from "DateSent<=...") */
@@ -97,6 +101,7 @@ struct sg_list_args {
 /* A list request, checked. The strings are "" when the parameter was absent. */
 struct sg_list_query {
     char to[PHONE_MAX + 1];                /* only messages to this number */
+    char from[PHONE_MAX + 1];              /* only messages from this sender */
     char date_sent[SG_DATE_LEN + 1];       /* the three date filters as given */
     char date_sent_ge[SG_DATE_LEN + 1];
     char date_sent_le[SG_DATE_LEN + 1];
@@ -116,25 +121,6 @@ struct gateway {
     struct config cfg;
     sg_state_t *state;
 };
-
-/* form.c: application/x-www-form-urlencoded bodies (pure functions) */
-
-/*
- * Decodes body (len bytes, need not be NUL-terminated) into out: pairs split on '&', key
- * from value on the first '=', '+' as a space and %XX as that byte in both; empty pairs
- * ("a=1&&b=2") are skipped. A '%' not followed by two hex digits, or an escape that
- * decodes to NUL, is an error. Returns 0 and fills out (free it with sg_form_free), or -1
- * with errstr (out is then empty, and safe to free).
- */
-int sg_form_parse(const char *body, size_t len, sg_form_t *out, char *errstr,
-                  size_t errstr_size);
-
-/* Frees what sg_form_parse allocated and empties f. Accepts NULL and empty forms. */
-void sg_form_free(sg_form_t *f);
-
-/* Returns the value of the first pair named key (borrowed from f), or NULL; *count (when
- * not NULL) gets how many pairs have that name. */
-const char *sg_form_get(const sg_form_t *f, const char *key, size_t *count);
 
 /* message.c: checks of a send and of its credentials (pure functions) */
 
@@ -156,7 +142,7 @@ int sg_basic_auth_parse(const char *header, char *user, size_t user_size, char *
 
 /* Validates To, From and Body of a form. Returns 0 and fills out (borrowing from form), or
  * -1 with Twilio's error *code and a message for the client in errstr. */
-int sg_send_check(const sg_form_t *form, struct sg_send *out, int *code, char *errstr,
+int sg_send_check(const form_t *form, struct sg_send *out, int *code, char *errstr,
                   size_t errstr_size);
 
 /* Writes a new message SID, "SM" and 32 random hex digits, into out (SG_SID_LEN + 1
@@ -167,12 +153,16 @@ int sg_sid_new(char *out);
  * 0, or -1 when out (at least 32 bytes) is too small. */
 int sg_rfc2822(int64_t epoch_ms, char *out, size_t out_size);
 
-/* Twilio's Message resource of a message accepted at at_ms (the strings are copied). With
- * listed == 0 as the 201 of the send shows it: status "queued", date_sent null; with
- * listed != 0 as the list shows it later: status "sent", date_sent the time it was
- * accepted (the stand-in has no delivery). A new reference, or NULL when out of memory. */
+/* Twilio's Message resource of a message created at at_ms (the strings are copied), with
+ * status ("queued", "sent", "delivered") and date_sent sent_ms (null when below 0: a
+ * queued message has none). A new reference, or NULL when out of memory. */
 json_t *sg_message_json(const char *account_sid, const char *sid, const char *to,
-                        const char *from, const char *body, int64_t at_ms, int listed);
+                        const char *from, const char *body, int64_t at_ms,
+                        const char *status, int64_t sent_ms);
+
+/* Returns 1 if url is fit for a StatusCallback: http:// or https://, at most
+ * SG_CALLBACK_MAX bytes of printable ASCII without spaces. */
+int sg_callback_ok(const char *url);
 
 /* Reads s, exactly "YYYY-MM-DD" and a real date of years 1970..9999, into the days since
  * 1970-01-01. Returns 0, or -1. */
@@ -245,8 +235,39 @@ json_t *state_messages(sg_state_t *st, const char *to);
 json_t *state_list(sg_state_t *st, const struct sg_list_query *q, const char *account_sid,
                    int *more);
 
-/* {"accepted", "failed", "refused", "rejected"}: a new reference, or NULL. */
+/* {"accepted", "failed", "refused", "rejected", "throttled"}: a new reference, or NULL. */
 json_t *state_stats(sg_state_t *st);
+
+/* The rate: one send at now_ms, against mode.rate (a generic cell rate: one send every
+ * 1/rate s, with one interval of slack). Returns 0 when it may go (the slot is taken), or
+ * the seconds (1 or more) the client should wait: Retry-After. Counts SG_THROTTLED then. */
+long long state_throttle(sg_state_t *st, int64_t now_ms);
+
+/* A status callback to post. */
+struct sg_callback {
+    char sid[SG_SID_LEN + 1];
+    char to[PHONE_MAX + 1];
+    char from[PHONE_MAX + 1];
+    char status[16];
+    char url[SG_CALLBACK_MAX + 1];
+    int stage;              /* 1: sent, 2: delivered */
+};
+
+/* Up to max callbacks due at now_ms (a message with a StatusCallback whose status moved
+ * past the last one posted), each marked posted. Returns how many were written to out. */
+size_t state_callbacks_due(sg_state_t *st, int64_t now_ms, struct sg_callback *out,
+                           size_t max);
+/* Counts a callback posted (ok != 0) or not. */
+void state_callback_count(sg_state_t *st, int ok);
+
+/* callback.c: the thread that POSTs status callbacks */
+
+struct sg_callbacks;
+/* Starts the thread. NULL with errstr on failure. */
+struct sg_callbacks *callbacks_start(sg_state_t *st, const char *account_sid,
+                                     char *errstr, size_t errstr_size);
+/* Joins the thread (after standin_stop) and frees it. Accepts NULL. */
+void callbacks_stop(struct sg_callbacks *cb);
 
 /* api.c: HTTP routes */
 

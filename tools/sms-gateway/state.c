@@ -8,15 +8,21 @@
 #include <string.h>
 #include <time.h>
 
+#include "phone.h"
 #include "util.h"
 
 /* One accepted message. */
 struct msg_rec {
     char sid[SG_SID_LEN + 1];
     char to[PHONE_MAX + 1];
-    int64_t at_ms;               /* wall clock */
-    char *text;                  /* owned: From, a NUL, Body, a NUL */
+    int64_t at_ms;               /* wall clock: created (date_created) */
+    int64_t sent_ms;             /* "sent" from then on (date_sent) */
+    int64_t delivered_ms;        /* "delivered" from then on; -1: never */
+    char *text;                  /* owned: From, a NUL, Body, a NUL[, StatusCallback, a
+                                  * NUL] */
     size_t text_len;             /* bytes allocated for text */
+    int has_callback;
+    int cb_stage;                /* the last status posted: 0 none, 1 sent, 2 delivered */
 };
 
 /*
@@ -31,13 +37,16 @@ struct sg_state {
     struct msg_rec *msgs;        /* SG_MESSAGES_MAX entries, owned */
     size_t head, len;
     size_t text_bytes;
+    double tat_ms;               /* the rate's theoretical arrival time (wall clock ms) */
+    size_t cb_open;              /* kept messages whose callbacks are not all posted */
+    unsigned long long cb_posted, cb_failed;
 };
 
 /* ---------------------------------------------------------------------------------- */
 /* The mode */
 
 static const char *const outcome_names[SG_NOUTCOMES] = {
-    "accepted", "failed", "refused", "rejected"
+    "accepted", "failed", "refused", "rejected", "throttled"
 };
 
 const char *sg_outcome_name(enum sg_outcome o)
@@ -56,6 +65,38 @@ uint64_t sg_prng_next(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+/* opted_out: "" or an E.164 number (a number that replied STOP to the sender). */
+static int patch_opted_out(json_t *v, void *mode, char *errstr, size_t errstr_size)
+{
+    struct sg_mode *m = mode;
+    const char *s = json_string_value(v);
+
+    if (s == NULL || (s[0] != '\0' && !phone_e164_valid(s))) {
+        snprintf(errstr, errstr_size, "opted_out must be \"\" or an E.164 number");
+        return -1;
+    }
+    snprintf(m->opted_out, sizeof(m->opted_out), "%s", s);
+    return 0;
+}
+
+static json_t *opted_out_json(const void *mode)
+{
+    return json_string(((const struct sg_mode *)mode)->opted_out);
+}
+
+static void opted_out_log(const void *mode, char *out, size_t out_size)
+{
+    char masked[PHONE_MASK_MAX];
+    const struct sg_mode *m = mode;
+
+    if (m->opted_out[0] == '\0')
+        snprintf(out, out_size, "-");
+    else {
+        phone_mask(m->opted_out, masked, sizeof(masked));
+        snprintf(out, out_size, "%s", masked);
+    }
+}
+
 /* The knobs, in the order GET /admin/mode shows them and the log lines list them. */
 static const struct standin_knob sg_knobs[] = {
     STANDIN_FAIL_NEXT(struct sg_mode),
@@ -63,6 +104,11 @@ static const struct standin_knob sg_knobs[] = {
     STANDIN_INT(struct sg_mode, seed, 0, SG_SEED_MAX),
     STANDIN_DOWN(struct sg_mode),
     STANDIN_SLOW_MS(struct sg_mode),
+    STANDIN_INT(struct sg_mode, rate, 0, 100000),
+    STANDIN_INT(struct sg_mode, queue_ms, 0, 3600000),
+    STANDIN_INT(struct sg_mode, deliver_ms, 0, 3600000),
+    STANDIN_INT(struct sg_mode, hang_ms, 0, STANDIN_SLOW_MS_MAX),
+    STANDIN_CUSTOM("opted_out", patch_opted_out, opted_out_json, opted_out_log),
     STANDIN_END
 };
 
@@ -103,6 +149,9 @@ static void drop_oldest(sg_state_t *st)
     struct msg_rec *m = &st->msgs[st->head];
 
     st->text_bytes -= m->text_len;
+    if (m->has_callback && m->cb_stage < (m->delivered_ms >= 0 ? 2 : 1))
+        st->cb_open--;
+    m->has_callback = 0;
     free(m->text);
     m->text = NULL;
     m->text_len = 0;
@@ -149,6 +198,8 @@ static void forget(void *app)
 
     st->prng = (uint64_t)((struct sg_mode *)standin_mode_locked(st->si))->seed;
     memset(st->counts, 0, sizeof(st->counts));
+    st->cb_posted = st->cb_failed = 0;
+    st->tat_ms = 0;
     messages_clear(st);
 }
 
@@ -162,7 +213,8 @@ void state_count(sg_state_t *st, enum sg_outcome o)
 int state_send(sg_state_t *st, const char *sid, const struct sg_send *s, int64_t at_ms)
 {
     size_t flen = strlen(s->from), blen = strlen(s->body);
-    size_t tlen = flen + blen + 2;
+    size_t clen = s->status_callback != NULL ? strlen(s->status_callback) + 1 : 0;
+    size_t tlen = flen + blen + 2 + clen;
     char *text = malloc(tlen); /* owned here until the record takes it */
     struct msg_rec *m;
     struct sg_mode *mode;
@@ -172,10 +224,14 @@ int state_send(sg_state_t *st, const char *sid, const struct sg_send *s, int64_t
         return -1;
     memcpy(text, s->from, flen + 1);
     memcpy(text + flen + 1, s->body, blen + 1);
+    if (clen > 0)
+        memcpy(text + flen + blen + 2, s->status_callback, clen);
 
     standin_lock(st->si);
     mode = standin_mode_locked(st->si);
-    if (mode->fail_next > 0) {
+    if (mode->opted_out[0] != '\0' && strcmp(mode->opted_out, s->to) == 0) {
+        outcome = SG_REJECTED; /* the recipient replied STOP: Twilio's 21610 */
+    } else if (mode->fail_next > 0) {
         mode->fail_next--;
         outcome = SG_FAILED;
     } else if (mode->fail_rate > 0 &&
@@ -190,6 +246,12 @@ int state_send(sg_state_t *st, const char *sid, const struct sg_send *s, int64_t
         snprintf(m->sid, sizeof(m->sid), "%s", sid);
         snprintf(m->to, sizeof(m->to), "%s", s->to); /* E.164: fits */
         m->at_ms = at_ms;
+        m->sent_ms = at_ms + mode->queue_ms;
+        m->delivered_ms = mode->deliver_ms > 0 ? m->sent_ms + mode->deliver_ms : -1;
+        m->has_callback = clen > 0;
+        m->cb_stage = 0;
+        if (m->has_callback)
+            st->cb_open++;
         m->text = text;
         m->text_len = tlen;
         text = NULL;
@@ -241,14 +303,33 @@ static const struct msg_rec *newest(const sg_state_t *st, size_t i)
     return &st->msgs[(st->head + st->len - 1 - i) % SG_MESSAGES_MAX];
 }
 
-/* Returns 1 if m passes q's To and dates. */
-static int list_match(const struct msg_rec *m, const struct sg_list_query *q)
+/* The status of m at now_ms: 0 queued, 1 sent, 2 delivered. */
+static int stage_of(const struct msg_rec *m, int64_t now_ms)
+{
+    if (now_ms < m->sent_ms)
+        return 0;
+    return m->delivered_ms >= 0 && now_ms >= m->delivered_ms ? 2 : 1;
+}
+
+static const char *const stage_names[3] = { "queued", "sent", "delivered" };
+
+/* Returns 1 if m passes q's To, From and dates at now_ms. The dates are of date_sent, as
+ * Twilio's: a message still queued has none, and no DateSent filter lets it through. */
+static int list_match(const struct msg_rec *m, const struct sg_list_query *q, int64_t now_ms)
 {
     int64_t day;
+    int dated = q->date_sent[0] != '\0' || q->date_sent_ge[0] != '\0' ||
+                q->date_sent_le[0] != '\0';
 
     if (q->to[0] != '\0' && strcmp(m->to, q->to) != 0)
         return 0;
-    day = sg_day_of_ms(m->at_ms);
+    if (q->from[0] != '\0' && strcmp(m->text, q->from) != 0)
+        return 0;
+    if (!dated)
+        return 1;
+    if (stage_of(m, now_ms) == 0)
+        return 0;
+    day = sg_day_of_ms(m->sent_ms);
     return day >= q->from_day && day <= q->until_day;
 }
 
@@ -258,7 +339,8 @@ json_t *state_list(sg_state_t *st, const struct sg_list_query *q, const char *ac
     json_t *list = json_array(), *ret = NULL, *item;
     size_t i, start = 0;                /* newest-first positions: 0 is the newest */
     long long skip = 0, listed = 0;
-    int oom = list == NULL, found = q->after_sid[0] == '\0';
+    int oom = list == NULL, found = q->after_sid[0] == '\0', stage;
+    int64_t now = util_now_ms();
 
     *more = 0;
     standin_lock(st->si);
@@ -275,7 +357,7 @@ json_t *state_list(sg_state_t *st, const struct sg_list_query *q, const char *ac
     for (i = start; found && i < st->len && !oom; i++) {
         const struct msg_rec *m = newest(st, i);
 
-        if (!list_match(m, q))
+        if (!list_match(m, q, now))
             continue;
         if (skip > 0) {
             skip--;
@@ -286,8 +368,10 @@ json_t *state_list(sg_state_t *st, const struct sg_list_query *q, const char *ac
             break;
         }
         /* json_array_append_new consumes the item even when it fails (NULL fails too) */
+        stage = stage_of(m, now);
         item = sg_message_json(account_sid, m->sid, m->to, m->text,
-                               m->text + strlen(m->text) + 1, m->at_ms, 1);
+                               m->text + strlen(m->text) + 1, m->at_ms, stage_names[stage],
+                               stage > 0 ? m->sent_ms : -1);
         oom = json_array_append_new(list, item) != 0;
         listed++;
     }
@@ -302,12 +386,89 @@ json_t *state_list(sg_state_t *st, const struct sg_list_query *q, const char *ac
 
 json_t *state_stats(sg_state_t *st)
 {
-    unsigned long long c[SG_NOUTCOMES];
+    unsigned long long c[SG_NOUTCOMES], posted, failed;
 
     standin_lock(st->si);
     memcpy(c, st->counts, sizeof(c));
+    posted = st->cb_posted;
+    failed = st->cb_failed;
     standin_unlock(st->si);
-    return json_pack("{s:I, s:I, s:I, s:I}",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
                      "accepted", (json_int_t)c[SG_ACCEPTED], "failed", (json_int_t)c[SG_FAILED],
-                     "refused", (json_int_t)c[SG_REFUSED], "rejected", (json_int_t)c[SG_REJECTED]);
+                     "refused", (json_int_t)c[SG_REFUSED], "rejected", (json_int_t)c[SG_REJECTED],
+                     "throttled", (json_int_t)c[SG_THROTTLED],
+                     "callbacks_posted", (json_int_t)posted,
+                     "callbacks_failed", (json_int_t)failed);
+}
+
+long long state_throttle(sg_state_t *st, int64_t now_ms)
+{
+    struct sg_mode *mode;
+    double interval, now = (double)now_ms;
+    long long wait = 0;
+
+    standin_lock(st->si);
+    mode = standin_mode_locked(st->si);
+    if (mode->rate > 0) {
+        interval = 1000.0 / (double)mode->rate;
+        if (st->tat_ms < now)
+            st->tat_ms = now;
+        /* one interval of slack: a client that paces itself at the rate is not refused
+         * for a few ms of network jitter */
+        if (st->tat_ms - now > interval) {
+            wait = (long long)((st->tat_ms - now - interval) / 1000.0) + 1;
+            st->counts[SG_THROTTLED]++;
+        } else {
+            st->tat_ms += interval;
+        }
+    }
+    standin_unlock(st->si);
+    return wait;
+}
+
+size_t state_callbacks_due(sg_state_t *st, int64_t now_ms, struct sg_callback *out,
+                           size_t max)
+{
+    size_t i, n = 0, open_seen = 0;
+    int stage, last;
+
+    standin_lock(st->si);
+    for (i = 0; i < st->len && n < max && open_seen < st->cb_open; i++) {
+        struct msg_rec *m = &st->msgs[(st->head + i) % SG_MESSAGES_MAX];
+        const char *body;
+
+        if (!m->has_callback)
+            continue;
+        last = m->delivered_ms >= 0 ? 2 : 1;
+        if (m->cb_stage >= last)
+            continue;
+        open_seen++;
+        stage = stage_of(m, now_ms);
+        if (stage <= m->cb_stage)
+            continue;
+        /* Twilio posts each status it passes through; here sent, then delivered */
+        m->cb_stage++;
+        if (m->cb_stage >= last)
+            st->cb_open--;
+        body = m->text + strlen(m->text) + 1;
+        snprintf(out[n].sid, sizeof(out[n].sid), "%s", m->sid);
+        snprintf(out[n].to, sizeof(out[n].to), "%s", m->to);
+        snprintf(out[n].from, sizeof(out[n].from), "%.*s", PHONE_MAX, m->text);
+        snprintf(out[n].status, sizeof(out[n].status), "%s", stage_names[m->cb_stage]);
+        snprintf(out[n].url, sizeof(out[n].url), "%s", body + strlen(body) + 1);
+        out[n].stage = m->cb_stage;
+        n++;
+    }
+    standin_unlock(st->si);
+    return n;
+}
+
+void state_callback_count(sg_state_t *st, int ok)
+{
+    standin_lock(st->si);
+    if (ok)
+        st->cb_posted++;
+    else
+        st->cb_failed++;
+    standin_unlock(st->si);
 }

@@ -1,7 +1,7 @@
 /* form: a careful decoder of application/x-www-form-urlencoded bodies (the WHATWG URL
  * standard's rules: '&' between pairs, the first '=' between key and value, '+' a space,
  * %XX a byte). Pure functions. */
-#include "sms_gateway.h"
+#include "form.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +38,10 @@ static long decode(const char *in, size_t len, char *out)
     return (long)o;
 }
 
-int sg_form_parse(const char *body, size_t len, sg_form_t *out, char *errstr,
-                  size_t errstr_size)
+int form_parse(const char *body, size_t len, form_t *out, char *errstr,
+               size_t errstr_size)
 {
-    sg_form_t f = { NULL, 0, NULL };
+    form_t f = { NULL, 0, NULL };
     size_t i, npairs = 1, start, end;
     char *o;
     int ret = -1;
@@ -98,7 +98,7 @@ done:
     return ret;
 }
 
-void sg_form_free(sg_form_t *f)
+void form_free(form_t *f)
 {
     if (f == NULL)
         return;
@@ -107,7 +107,7 @@ void sg_form_free(sg_form_t *f)
     memset(f, 0, sizeof(*f));
 }
 
-const char *sg_form_get(const sg_form_t *f, const char *key, size_t *count)
+const char *form_get(const form_t *f, const char *key, size_t *count)
 {
     const char *first = NULL;
     size_t i, n = 0;

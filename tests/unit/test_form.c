@@ -1,4 +1,4 @@
-/* Unit tests for tools/sms-gateway/form.c: decoding application/x-www-form-urlencoded
+/* Unit tests for libcommon/form.c: decoding application/x-www-form-urlencoded
  * bodies. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,18 +10,19 @@
 #include <cmocka.h>
 
 #include "log.h"
-#include "sms_gateway.h"
+#include "form.h"
+#include "http.h"
 
 /* Parses text (as a body of strlen(text) bytes), failing the test on an error. */
-static void parse_ok(const char *text, sg_form_t *f)
+static void parse_ok(const char *text, form_t *f)
 {
     char err[256] = "";
 
-    if (sg_form_parse(text, strlen(text), f, err, sizeof(err)) != 0)
+    if (form_parse(text, strlen(text), f, err, sizeof(err)) != 0)
         fail_msg("refused '%s': %s", text, err);
 }
 
-static void expect_pair(const sg_form_t *f, size_t i, const char *key, const char *value)
+static void expect_pair(const form_t *f, size_t i, const char *key, const char *value)
 {
     if (i >= f->n)
         fail_msg("pair %zu missing (%zu pairs)", i, f->n);
@@ -31,7 +32,7 @@ static void expect_pair(const sg_form_t *f, size_t i, const char *key, const cha
 
 static void test_twilio_body(void **state)
 {
-    sg_form_t f;
+    form_t f;
 
     (void)state;
     /* as curl --data-urlencode and Python's urlencode write it */
@@ -41,18 +42,18 @@ static void test_twilio_body(void **state)
     expect_pair(&f, 0, "To", "+821012341234");
     expect_pair(&f, 1, "From", "+15005550006");
     expect_pair(&f, 2, "Body", "Hello world! \xec\x95\x88\xeb\x85\x95");
-    assert_string_equal(sg_form_get(&f, "Body", NULL), "Hello world! 안녕");
-    assert_null(sg_form_get(&f, "body", NULL)); /* names are case-sensitive, as Twilio's */
-    sg_form_free(&f);
+    assert_string_equal(form_get(&f, "Body", NULL), "Hello world! 안녕");
+    assert_null(form_get(&f, "body", NULL)); /* names are case-sensitive, as Twilio's */
+    form_free(&f);
     assert_null(f.pairs);
     assert_int_equal(f.n, 0);
-    sg_form_free(&f); /* twice is fine */
-    sg_form_free(NULL);
+    form_free(&f); /* twice is fine */
+    form_free(NULL);
 }
 
 static void test_decoding_rules(void **state)
 {
-    sg_form_t f;
+    form_t f;
     size_t count = 99;
 
     (void)state;
@@ -63,13 +64,13 @@ static void test_decoding_rules(void **state)
     expect_pair(&f, 1, "b", "x&y=z");
     expect_pair(&f, 2, "c", "k=v=w");
     expect_pair(&f, 3, "d e", "%");
-    sg_form_free(&f);
+    form_free(&f);
 
     /* lower- and upper-case hex; a raw '+' in a key; raw UTF-8 passes through */
     parse_ok("k+1=%e2%82%ac%E2%82%AC&raw=\xc3\xa9", &f);
     expect_pair(&f, 0, "k 1", "\xe2\x82\xac\xe2\x82\xac");
     expect_pair(&f, 1, "raw", "\xc3\xa9");
-    sg_form_free(&f);
+    form_free(&f);
 
     /* empty pairs are skipped; a key without '=' or with "=" has the empty value */
     parse_ok("&&a&b=&=v&&", &f);
@@ -77,52 +78,52 @@ static void test_decoding_rules(void **state)
     expect_pair(&f, 0, "a", "");
     expect_pair(&f, 1, "b", "");
     expect_pair(&f, 2, "", "v");
-    sg_form_free(&f);
+    form_free(&f);
 
     /* repeated names: the first value, and how many */
     parse_ok("To=1&X=2&To=3", &f);
-    assert_string_equal(sg_form_get(&f, "To", &count), "1");
+    assert_string_equal(form_get(&f, "To", &count), "1");
     assert_int_equal(count, 2);
-    assert_null(sg_form_get(&f, "Nope", &count));
+    assert_null(form_get(&f, "Nope", &count));
     assert_int_equal(count, 0);
-    sg_form_free(&f);
+    form_free(&f);
 
     /* an empty body */
     parse_ok("", &f);
     assert_int_equal(f.n, 0);
-    assert_null(sg_form_get(&f, "To", NULL));
-    sg_form_free(&f);
+    assert_null(form_get(&f, "To", NULL));
+    form_free(&f);
 }
 
 static void test_length_not_nul(void **state)
 {
     const char body[] = "a=1&b=2&c=3";
-    sg_form_t f;
+    form_t f;
     char err[256];
 
     (void)state;
     /* only the given length counts: "a=1&b" */
-    assert_int_equal(sg_form_parse(body, 5, &f, err, sizeof(err)), 0);
+    assert_int_equal(form_parse(body, 5, &f, err, sizeof(err)), 0);
     assert_int_equal(f.n, 2);
     expect_pair(&f, 0, "a", "1");
     expect_pair(&f, 1, "b", "");
-    sg_form_free(&f);
+    form_free(&f);
     /* an escape cut short by the length is an error, even though the bytes follow */
-    assert_int_equal(sg_form_parse("a=%41", 4, &f, err, sizeof(err)), -1);
+    assert_int_equal(form_parse("a=%41", 4, &f, err, sizeof(err)), -1);
 }
 
 static void expect_bad(const char *text, size_t len)
 {
-    sg_form_t f;
+    form_t f;
     char err[256] = "";
 
-    if (sg_form_parse(text, len, &f, err, sizeof(err)) != -1)
+    if (form_parse(text, len, &f, err, sizeof(err)) != -1)
         fail_msg("accepted '%s'", text);
     if (strstr(err, "malformed form body") == NULL)
         fail_msg("'%s': unexpected error '%s'", text, err);
     assert_null(f.pairs);
     assert_int_equal(f.n, 0);
-    sg_form_free(&f); /* safe after a failure */
+    form_free(&f); /* safe after a failure */
 }
 
 static void test_bad_escapes(void **state)
@@ -143,7 +144,7 @@ static void test_large_body(void **state)
     /* HTTP_MAX_BODY bytes of "k=v&" pairs and one long value: the worst case for the
      * buffer (every pair grows by its NUL) and for the pair count */
     char *body = malloc(HTTP_MAX_BODY + 1);
-    sg_form_t f;
+    form_t f;
     char err[256];
     size_t i;
 
@@ -151,24 +152,24 @@ static void test_large_body(void **state)
     assert_non_null(body);
     for (i = 0; i + 4 <= HTTP_MAX_BODY; i += 4)
         memcpy(body + i, "k=v&", 4);
-    assert_int_equal(sg_form_parse(body, HTTP_MAX_BODY, &f, err, sizeof(err)), 0);
+    assert_int_equal(form_parse(body, HTTP_MAX_BODY, &f, err, sizeof(err)), 0);
     assert_int_equal(f.n, HTTP_MAX_BODY / 4);
     expect_pair(&f, f.n - 1, "k", "v");
-    sg_form_free(&f);
+    form_free(&f);
 
     for (i = 0; i < HTTP_MAX_BODY; i++)
         body[i] = 'k';
-    assert_int_equal(sg_form_parse(body, HTTP_MAX_BODY, &f, err, sizeof(err)), 0);
+    assert_int_equal(form_parse(body, HTTP_MAX_BODY, &f, err, sizeof(err)), 0);
     assert_int_equal(f.n, 1);
     assert_int_equal(strlen(f.pairs[0].key), HTTP_MAX_BODY);
-    sg_form_free(&f);
+    form_free(&f);
 
     memcpy(body, "Body=", 5);
     for (i = 5; i + 3 <= HTTP_MAX_BODY; i += 3)
         memcpy(body + i, "%41", 3);
-    assert_int_equal(sg_form_parse(body, i, &f, err, sizeof(err)), 0);
-    assert_int_equal(strlen(sg_form_get(&f, "Body", NULL)), (i - 5) / 3);
-    sg_form_free(&f);
+    assert_int_equal(form_parse(body, i, &f, err, sizeof(err)), 0);
+    assert_int_equal(strlen(form_get(&f, "Body", NULL)), (i - 5) / 3);
+    form_free(&f);
     free(body);
 }
 

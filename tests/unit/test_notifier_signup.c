@@ -1,0 +1,126 @@
+/* test_notifier_signup: the sign-up's pure parts (services/notifier/signup.c): codes and
+ * their hashes, the verdict on a typed code, STOP words, Twilio's webhook signature. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "signup.h"
+
+static void test_codes(void **state)
+{
+    char code[SIGNUP_CODE_DIGITS + 1], other[SIGNUP_CODE_DIGITS + 1];
+    int differ = 0;
+
+    (void)state;
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(signup_code_new(code, sizeof(code)), 0);
+        assert_true(signup_code_valid(code));
+        assert_int_equal(signup_code_new(other, sizeof(other)), 0);
+        differ += strcmp(code, other) != 0;
+    }
+    assert_true(differ > 40);           /* random, not a constant */
+    assert_int_equal(signup_code_new(code, 6), -1);
+    assert_false(signup_code_valid("12345"));
+    assert_false(signup_code_valid("1234567"));
+    assert_false(signup_code_valid("12a456"));
+    assert_false(signup_code_valid(""));
+    assert_false(signup_code_valid(" 123456"));
+}
+
+static void test_hash(void **state)
+{
+    char h[SIGNUP_HASH_HEX], salt[2 * SIGNUP_SALT_BYTES + 1];
+
+    (void)state;
+    /* sha256("abc:123456"), by Python's hashlib */
+    signup_code_hash("abc", "123456", h);
+    assert_string_equal(h, "71f79ddc5dba7d98fd09ade46f1d21c8c1ea9965b2acc9b4ccaf41fba8dd808e");
+    assert_int_equal(signup_salt_new(salt, sizeof(salt)), 0);
+    assert_int_equal(strlen(salt), 2 * SIGNUP_SALT_BYTES);
+}
+
+static void test_decide(void **state)
+{
+    char h[SIGNUP_HASH_HEX];
+
+    (void)state;
+    signup_code_hash("s", "424242", h);
+    assert_int_equal(signup_decide(1, "s", h, 0, 2000, 1000, 5, "424242"), SIGNUP_OK);
+    assert_int_equal(signup_decide(1, "s", h, 4, 2000, 1000, 5, "424242"), SIGNUP_OK);
+    assert_int_equal(signup_decide(1, "s", h, 0, 2000, 1000, 5, "424243"), SIGNUP_WRONG);
+    /* the salt is part of the hash */
+    assert_int_equal(signup_decide(1, "t", h, 0, 2000, 1000, 5, "424242"), SIGNUP_WRONG);
+    /* expired: even the right code */
+    assert_int_equal(signup_decide(1, "s", h, 0, 1000, 1000, 5, "424242"), SIGNUP_NO_CODE);
+    assert_int_equal(signup_decide(0, "", "", 0, 0, 1000, 5, "424242"), SIGNUP_NO_CODE);
+    /* out of tries: even the right code */
+    assert_int_equal(signup_decide(1, "s", h, 5, 2000, 1000, 5, "424242"), SIGNUP_LOCKED);
+}
+
+static void test_stop_words(void **state)
+{
+    (void)state;
+    assert_true(signup_is_stop("STOP"));
+    assert_true(signup_is_stop("stop"));
+    assert_true(signup_is_stop("  Stop.\n"));
+    assert_true(signup_is_stop("unsubscribe"));
+    assert_true(signup_is_stop("STOP ALL"));
+    assert_true(signup_is_stop("quit!"));
+    assert_false(signup_is_stop("don't stop"));
+    assert_false(signup_is_stop("STOPP"));
+    assert_false(signup_is_stop(""));
+    assert_false(signup_is_stop("hello"));
+}
+
+static void test_opted_out_error(void **state)
+{
+    (void)state;
+    assert_true(signup_is_opted_out_error(
+        "HTTP 400: Attempt to send to unsubscribed recipient (21610)"));
+    assert_false(signup_is_opted_out_error("HTTP 400: Invalid 'To' Phone Number (21211)"));
+    assert_false(signup_is_opted_out_error("HTTP 500: Internal Server Error (21610)"));
+    assert_false(signup_is_opted_out_error("HTTP 400"));
+    assert_false(signup_is_opted_out_error(""));
+}
+
+static void test_twilio_signature(void **state)
+{
+    /* Twilio's own example (its "Webhooks security" page): token 12345, the fields in
+     * another order than sorted */
+    static const char body[] = "To=%2B18005551212&CallSid=CA1234567890ABCDE&From=%2B12349013030"
+                               "&Digits=1234&Caller=%2B12349013030";
+    const char *url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+    form_t f = { 0 }, empty = { 0 };
+    char sig[64], err[128];
+
+    (void)state;
+    assert_int_equal(form_parse(body, strlen(body), &f, err, sizeof(err)), 0);
+    assert_int_equal(signup_twilio_signature("12345", url, &f, sig, sizeof(sig)), 0);
+    assert_string_equal(sig, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
+    assert_int_equal(signup_twilio_signature("12346", url, &f, sig, sizeof(sig)), 0);
+    assert_string_not_equal(sig, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
+    assert_int_equal(signup_twilio_signature("k", "u", &empty, sig, 10), -1);
+    form_free(&f);
+    assert_true(signup_equal("abc", "abc"));
+    assert_false(signup_equal("abc", "abd"));
+    assert_false(signup_equal("abc", "abcd"));
+    assert_false(signup_equal("", "a"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_codes),
+        cmocka_unit_test(test_hash),
+        cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_stop_words),
+        cmocka_unit_test(test_opted_out_error),
+        cmocka_unit_test(test_twilio_signature),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
