@@ -81,6 +81,8 @@ typedef struct order_outcome {
     json_t *body;                   /* the answer (owned), or NULL when error is the answer */
     char error[160];                /* an error answer's text when body is NULL */
     char order_id[37];              /* with STORE_COMMIT_UNKNOWN: the order's id */
+    int backend_pid;                /* with STORE_COMMIT_UNKNOWN: the server process of the
+                                     * session that was committing it (0: not known) */
     size_t nevents;
     event_out_t events[ORDER_EVENTS_MAX]; /* owned */
 } order_outcome_t;
@@ -106,7 +108,8 @@ extern const size_t store_nstmts;
  * answer. Fills out (free it with order_outcome_clear): for a replay, status and body are
  * the stored ones. Returns 0, or -1 with errstr on a database error (nothing changed), or
  * STORE_COMMIT_UNKNOWN when the connection died with the COMMIT on its way: the order (id in
- * out->order_id) may or may not be committed, and out holds the answer it would have. */
+ * out->order_id, session in out->backend_pid) may or may not be committed, and out holds
+ * the answer it would have. */
 #define STORE_COMMIT_UNKNOWN (-2)
 int store_place_order(PGconn *conn, const order_request_t *req, const char *idem_key,
                       order_outcome_t *out, char *errstr, size_t errstr_size);
@@ -124,13 +127,15 @@ typedef struct store_batch_order {
     order_outcome_t *out;        /* borrowed: the requester's; the batch fills it */
     event_meta_t meta;           /* its order.completed's ce_id, time and traceparent */
     int fast;                    /* 1: the placeholder is in the event exactly once */
-    int ret;                     /* 0, or -1 with err (a database error: a 503) */
+    int ret;                     /* 0, or -1 with err (a database error: a 503), or
+                                  * STORE_COMMIT_UNKNOWN with err (out->order_id set) */
     char err[256];
 } store_batch_order_t;
 
 /* Prepares o (req and out set) on the requesting thread, so that its event carries that
- * thread's trace: a new order id, the answer and event of a taken order with the level
- * left as STORE_LEVEL_PLACEHOLDER, the event's metadata. Returns 0, or -1 with errstr. */
+ * thread's trace: a new order id (also in out->order_id), the answer and event of a taken
+ * order with the level left as STORE_LEVEL_PLACEHOLDER, the event's metadata. Returns 0,
+ * or -1 with errstr. */
 int store_prepare_order(store_batch_order_t *o, char *errstr, size_t errstr_size);
 
 /* Places n prepared orders of one SKU, in their order, setting each one's ret, err and out
@@ -138,13 +143,25 @@ int store_prepare_order(store_batch_order_t *o, char *errstr, size_t errstr_size
  * statement without a transaction block: the conditional decrement of their sum, every
  * order row and every event (one round trip, one commit). When the level does not cover
  * the sum (or the SKU is unknown, or an order is not fast), each order is placed with
- * store_place_order in turn, under its own trace. Wakes the relay after a commit. */
+ * store_place_order in turn, under its own trace. Wakes the relay after a commit. When the
+ * connection dies with the one statement on its way, every order of the batch gets
+ * STORE_COMMIT_UNKNOWN (its id in out->order_id, out kept, its level still the
+ * placeholder): all of them or none are committed. */
 void store_place_batch(PGconn *conn, store_batch_order_t *orders, size_t n);
 
 /* Looks an order up. Returns 1 and a new reference in *order, 0 when there is no such
  * order, -1 with errstr on a database error. */
 int store_get_order(PGconn *conn, const char *id, json_t **order,
                     char *errstr, size_t errstr_size);
+
+/* After STORE_COMMIT_UNKNOWN: whether order id, whose commit ran in the server process
+ * pid (0: not known), is committed. Returns 1 committed (and a new reference to the stored
+ * order in *order, as store_get_order), 0 not committed and never will be (no such order,
+ * and that session has ended, so its transaction is over), 2 not yet known (no such order
+ * while that session still runs: a statement waiting for a lock commits when it gets it,
+ * even though its client is gone), -1 with errstr on a database error. */
+int store_order_settled(PGconn *conn, const char *id, int pid, json_t **order,
+                        char *errstr, size_t errstr_size);
 
 /* The products and their levels, by sku, at most SALES_PRODUCTS_MAX_S: a new JSON object
  * {"products": [{"sku", "quantity"}]}, or NULL with errstr. */
@@ -165,8 +182,11 @@ void combine_free(combine_t *c);
  * placed in this process, it is placed at once, on a connection from pool (waiting up to
  * wait_ms for one); otherwise it waits, and the orders that arrived while the one before
  * them ran are placed together, in arrival order, by the first of them. Fills out as
- * store_place_order does. Returns 0, or -1 with errstr (no connection, database error).
- * Blocks for the orders ahead of it. */
+ * store_place_order does. Returns 0, -1 with errstr (no connection, database error:
+ * nothing happened), or STORE_COMMIT_UNKNOWN with errstr as store_place_order (out holds
+ * the answer it would have, out->order_id the order's id; a combined batch's answer still
+ * has the level placeholder, the stored order has the level). Blocks for the orders ahead
+ * of it. */
 int combine_place(combine_t *c, db_pool_t *pool, int wait_ms, const order_request_t *req,
                   order_outcome_t *out, char *errstr, size_t errstr_size);
 

@@ -50,7 +50,8 @@ const db_stmt_t store_stmts[] = {
       " SELECT $11, $12, $1, u.ce_id, $13, $14, u.ce_time,"
       " replace(u.payload, $15, (d.quantity + u.after)::text), u.traceparent FROM d, u) "
       "SELECT quantity FROM d", 16 },
-
+    /* Whether a server process still runs (store_order_settled). */
+    { "session_alive", "SELECT 1 FROM pg_stat_activity WHERE pid = $1::int", 1 },
     /* The shop page's list: sales owns the decrement, so it reads the same rows. */
     { "products_list",
       "SELECT sku, quantity FROM inventory ORDER BY sku LIMIT " SALES_PRODUCTS_MAX_S, 0 },
@@ -204,6 +205,7 @@ int store_place_order(PGconn *conn, const order_request_t *req, const char *idem
     char qty[16];
     char *canonical = NULL;
     int reused = 0, committed = 0, ret = -1;
+    int pid = PQbackendPID(conn);
 
     memset(out, 0, sizeof(*out));
     memset(&facts, 0, sizeof(facts));
@@ -260,6 +262,7 @@ int store_place_order(PGconn *conn, const order_request_t *req, const char *idem
             committed = 1; /* nothing to roll back on a dead connection */
             ret = STORE_COMMIT_UNKNOWN;
             snprintf(out->order_id, sizeof(out->order_id), "%s", facts.order_id);
+            out->backend_pid = pid;
         }
         goto done;
     }
@@ -341,6 +344,7 @@ int store_prepare_order(store_batch_order_t *o, char *errstr, size_t errstr_size
     facts.level = STORE_LEVEL_PLACEHOLDER;
     if (order_decide(o->req, &facts, o->out, errstr, errstr_size) != 0)
         return -1;
+    snprintf(o->out->order_id, sizeof(o->out->order_id), "%s", facts.order_id);
     if (o->out->nevents != 1 ||
         event_meta_new(&o->meta, o->out->events[0].spec->type, SALES_SOURCE, errstr,
                        errstr_size) != 0) {
@@ -374,7 +378,10 @@ static void place_one_by_one(PGconn *conn, store_batch_order_t *orders, size_t n
 }
 
 /* The one statement. Returns 1 when every order was taken (each out completed), 0 when
- * nothing was written, -1 with errstr on a database error. */
+ * nothing was written, -1 with errstr on a database error (nothing written), or
+ * STORE_COMMIT_UNKNOWN with errstr when the connection died with the statement on its way:
+ * outside a transaction block the statement is its own COMMIT, so every order of the batch
+ * may or may not be committed (each out keeps the answer it would have, level aside). */
 static int place_together(PGconn *conn, store_batch_order_t *orders, size_t n,
                           char *errstr, size_t errstr_size)
 {
@@ -385,7 +392,7 @@ static int place_together(PGconn *conn, store_batch_order_t *orders, size_t n,
     char total[16];
     PGresult *res = NULL;
     long long sum = 0, after = 0, level;
-    int ret = -1, fail = 0;
+    int ret = -1, fail = 0, pid = PQbackendPID(conn);
 
     for (size_t i = 0; i < n; i++)
         sum += orders[i].req->quantity;
@@ -424,8 +431,14 @@ static int place_together(PGconn *conn, store_batch_order_t *orders, size_t n,
     params[14] = STORE_LEVEL_PLACEHOLDER_TEXT;
     params[15] = orders[0].out->state;
     res = db_exec(conn, "order_batch", 16, params, NULL, errstr, errstr_size);
-    if (res == NULL)
+    if (res == NULL) {
+        if (PQstatus(conn) == CONNECTION_BAD) {
+            ret = STORE_COMMIT_UNKNOWN;
+            for (size_t i = 0; i < n; i++)
+                orders[i].out->backend_pid = pid;
+        }
         goto done;
+    }
     if (PQntuples(res) != 1) {
         ret = 0;
         goto done;
@@ -463,6 +476,13 @@ void store_place_batch(PGconn *conn, store_batch_order_t *orders, size_t n)
             return;
         case 0:
             break; /* short, or no such SKU: one by one says which */
+        case STORE_COMMIT_UNKNOWN:
+            /* each order is looked up by its requester (out->order_id, out kept) */
+            for (size_t i = 0; i < n; i++) {
+                orders[i].ret = STORE_COMMIT_UNKNOWN;
+                snprintf(orders[i].err, sizeof(orders[i].err), "%s", err);
+            }
+            return;
         default:
             for (size_t i = 0; i < n; i++) {
                 orders[i].ret = -1;
@@ -473,6 +493,27 @@ void store_place_batch(PGconn *conn, store_batch_order_t *orders, size_t n)
         }
     }
     place_one_by_one(conn, orders, n);
+}
+
+int store_order_settled(PGconn *conn, const char *id, int pid, json_t **order,
+                        char *errstr, size_t errstr_size)
+{
+    char spid[16];
+    const char *p[1] = { spid };
+    int alive = 0, r;
+
+    *order = NULL;
+    /* The session first: once it has ended, what the lookup finds is final. */
+    if (pid > 0) {
+        snprintf(spid, sizeof(spid), "%d", pid);
+        if ((alive = exec_count(conn, "session_alive", 1, p, NULL, 0, errstr,
+                                errstr_size)) < 0)
+            return -1;
+    }
+    r = store_get_order(conn, id, order, errstr, errstr_size);
+    if (r == 0 && alive > 0)
+        return 2;
+    return r;
 }
 
 json_t *store_list_products(PGconn *conn, char *errstr, size_t errstr_size)
