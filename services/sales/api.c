@@ -57,12 +57,9 @@ static int commit_unknown_resolve(struct sales *s, const order_request_t *order,
         /* committed: the answer it has; its commit's own wake of the relay never came */
         outbox_wake(SALES_SERVICE);
         remaining = json_object_get(stored, "remaining"); /* borrowed */
-        if (out->body != NULL && json_object_get(out->body, "remaining") != NULL) {
-            if (remaining != NULL)
-                json_object_set(out->body, "remaining", remaining);
-            else
-                json_object_del(out->body, "remaining");
-        }
+        if (out->body != NULL && json_object_get(out->body, "remaining") != NULL &&
+            (remaining == NULL || json_object_set(out->body, "remaining", remaining) != 0))
+            json_object_del(out->body, "remaining"); /* never the placeholder */
         ret = 0;
         break;
     case 0:

@@ -146,7 +146,8 @@ int store_prepare_order(store_batch_order_t *o, char *errstr, size_t errstr_size
  * store_place_order in turn, under its own trace. Wakes the relay after a commit. When the
  * connection dies with the one statement on its way, every order of the batch gets
  * STORE_COMMIT_UNKNOWN (its id in out->order_id, out kept, its level still the
- * placeholder): all of them or none are committed. */
+ * placeholder): all of them or none are committed. So does an order whose answer could
+ * not be finished after the commit (out of memory): its requester looks it up. */
 void store_place_batch(PGconn *conn, store_batch_order_t *orders, size_t n);
 
 /* Looks an order up. Returns 1 and a new reference in *order, 0 when there is no such

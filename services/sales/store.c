@@ -451,7 +451,8 @@ static int place_together(PGconn *conn, store_batch_order_t *orders, size_t n,
         /* the answer's level: the one after this order, as if it had been alone */
         if (json_object_set_new(orders[i].out->body, "remaining",
                                 json_integer(level + after)) != 0) {
-            orders[i].ret = -1; /* out of memory after the commit: a 503, as a lost answer */
+            /* out of memory after the commit: as a lost answer, looked up (and found) */
+            orders[i].ret = STORE_COMMIT_UNKNOWN;
             snprintf(orders[i].err, sizeof(orders[i].err), "out of memory");
         }
     }
