@@ -67,6 +67,20 @@ def batch_size_count_and_sum(sales):
             values.get("dozen_orders_batch_size_sum", 0))
 
 
+def orders_in_flight(sales):
+    """Requests sales is handling now, less the /metrics request that asks; 0 when that
+    request is not answered within a second. (An HTTP worker may have accepted it together
+    with an order that now blocks the worker; a new connection goes to another worker.)"""
+    try:
+        text = requests.get(sales.url + "/metrics", timeout=1).text
+    except requests.RequestException:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("dozen_http_requests_in_flight"):
+            return float(line.split()[-1]) - 1
+    return 0
+
+
 def post_orders_as_one_batch(pg, sales, sku, customers):
     """One order of sku placed alone while the test holds the SKU's row lock, so that the
     orders for customers, sent meanwhile, queue behind it and are placed as one batch when
@@ -89,10 +103,16 @@ def post_orders_as_one_batch(pg, sales, sku, customers):
                                   "wait_event_type = 'Lock' AND pid <> %s",
                                   (lock.get_backend_pid(),))[0][0] > 0, 10,
                  "the first order to wait for the row lock")
+        # One at a time, each in flight before the next: two sent at once could be taken
+        # by one HTTP worker, which would handle the second only after the first.
         rest = [threading.Thread(target=post, args=(i, c)) for i, c in enumerate(customers)]
-        for t in rest:
+        for n, t in enumerate(rest, start=2):
             t.start()
-        time.sleep(1.0)  # they queue on the SKU's slot in sales, which nothing shows
+            wait_for(lambda: orders_in_flight(sales) >= n, 20,
+                     f"order {n} to reach sales")
+        # From there to the SKU's slot in combine.c is microseconds of parsing, which
+        # nothing shows; the caller checks the batch size.
+        time.sleep(0.5)
         lock.commit()
         for t in [first] + rest:
             t.join(timeout=60)
