@@ -605,6 +605,21 @@ static int exec_simple(PGconn *conn, const char *sql, char *errstr, size_t errst
     return 0;
 }
 
+static db_txn_hook_t txn_hook;
+
+void db_set_txn_hook(db_txn_hook_t fn)
+{
+    __atomic_store_n(&txn_hook, fn, __ATOMIC_RELEASE);
+}
+
+static void txn_ended(int committed)
+{
+    db_txn_hook_t fn = __atomic_load_n(&txn_hook, __ATOMIC_ACQUIRE);
+
+    if (fn != NULL)
+        fn(committed);
+}
+
 int db_begin(PGconn *conn, char *errstr, size_t errstr_size)
 {
     return exec_simple(conn, "BEGIN", errstr, errstr_size);
@@ -628,6 +643,7 @@ int db_commit(PGconn *conn, char *errstr, size_t errstr_size)
     ret = 0;
 done:
     PQclear(res);
+    txn_ended(ret == 0);
     return ret;
 }
 
@@ -635,6 +651,7 @@ int db_rollback(PGconn *conn)
 {
     char err[256];
 
+    txn_ended(0);
     if (conn == NULL)
         return -1;
     switch (PQtransactionStatus(conn)) {

@@ -119,6 +119,13 @@ int db_begin(PGconn *conn, char *errstr, size_t errstr_size);
 int db_commit(PGconn *conn, char *errstr, size_t errstr_size);
 int db_rollback(PGconn *conn);
 
+/* A function db_commit calls on the committing thread once a COMMIT succeeded (committed
+ * 1), and db_commit's failures and db_rollback call (committed 0): the outbox uses it to
+ * wake its relay right after a transaction that wrote events. One per process; NULL
+ * removes it. Any thread. */
+typedef void (*db_txn_hook_t)(int committed);
+void db_set_txn_hook(db_txn_hook_t fn);
+
 /* A quick "SELECT 1" through the pool, for /readyz. Returns 0, or -1 with errstr
  * ("PostgreSQL unreachable: <why>"). */
 int db_ping(db_pool_t *pool, int timeout_ms, char *errstr, size_t errstr_size);

@@ -38,6 +38,19 @@ int outbox_add_check(const char *producer, const char *topic, const char *payloa
     return 0;
 }
 
+/* The producer whose rows outbox_add() wrote in this thread's open transaction ("" when
+ * none): db_commit (through outbox_txn_end) wakes its relay. */
+static __thread char tl_pending[OUTBOX_PRODUCER_MAX + 1];
+
+void outbox_txn_end(int committed)
+{
+    if (tl_pending[0] == '\0')
+        return;
+    if (committed)
+        outbox_wake(tl_pending);
+    tl_pending[0] = '\0';
+}
+
 int outbox_add(PGconn *conn, const char *producer, const char *topic, const char *key,
                const char *ce_type, const char *ce_source, const char *payload_json,
                char *ce_id_out, char *errstr, size_t errstr_size)
@@ -68,6 +81,7 @@ int outbox_add(PGconn *conn, const char *producer, const char *topic, const char
     if (res == NULL)
         return -1;
     PQclear(res);
+    snprintf(tl_pending, sizeof(tl_pending), "%s", producer);
     if (ce_id_out != NULL)
         memcpy(ce_id_out, m.id, sizeof(m.id));
     return 0;

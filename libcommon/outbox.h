@@ -3,7 +3,9 @@
  * A service writes its event with outbox_add() in the same PostgreSQL transaction as the
  * change the event describes. The relay (one thread per service) publishes unsent rows with
  * an idempotent producer and marks them sent only after the broker acknowledged them.
- * LISTEN/NOTIFY wakes it; a slow poll covers missed notifications. See docs/decisions.md for
+ * The committing thread wakes the relay of its own process directly (outbox_wake, or
+ * db_commit after outbox_add); a standby relay passes the wake on to the leader with one
+ * NOTIFY per round, not per row; a short poll covers rows written by anything else. See docs/decisions.md for
  * how a crash between "acknowledged" and "marked sent" is kept from publishing twice. */
 #ifndef DOZEN_OUTBOX_H
 #define DOZEN_OUTBOX_H
@@ -31,11 +33,20 @@ int outbox_add(PGconn *conn, const char *producer, const char *topic, const char
                const char *ce_type, const char *ce_source, const char *payload_json,
                char *ce_id_out, char *errstr, size_t errstr_size);
 
+/* Wakes this process's relay of producer after a transaction that wrote outbox rows of
+ * that producer has committed (a leader publishes them at once, a standby passes the wake
+ * on to the leader). Cheap: one atomic exchange, and one byte written to a pipe when the
+ * relay is not already woken. Does nothing when no such relay runs. Any thread. A
+ * transaction that calls outbox_add() and ends with db_commit() needs no call: db_commit
+ * wakes the relays of the producers outbox_add() wrote for on that thread. */
+void outbox_wake(const char *producer);
+
 typedef struct outbox_relay_opts {
     const char *conninfo;   /* copied */
     const char *bootstrap;  /* copied */
     const char *producer;   /* which rows are ours: outbox.producer; copied */
-    int64_t poll_ms;        /* backstop poll interval (default 5000 if 0) */
+    int64_t poll_ms;        /* backstop poll interval (default 1000 if 0): rows written
+                             * by something that does not wake the relay */
     int batch;              /* rows per round (default 500 if 0) */
     int64_t lease_ms;       /* the leader's lease (db.h, leader leases): a leader silent
                              * this long loses the lock to a standby (default 3000 if 0) */

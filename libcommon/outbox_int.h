@@ -46,6 +46,9 @@ struct outbox_relay {
     pthread_t thread;
     volatile int stop;
     int wake[2]; /* self-pipe: outbox_relay_stop() writes to wake[1] */
+    int kick[2]; /* self-pipe: outbox_wake() writes to kick[1] */
+    int kicked;  /* 1 from a kick until the relay takes it (outbox_take_kick); atomic, so
+                  * that a burst of commits writes one byte, not one per commit */
 
     pthread_mutex_t mu; /* guards the status */
     int status_ok;
@@ -77,6 +80,11 @@ struct outbox_relay {
  * is left for the next statement to find. Defined in outbox_relay.c. */
 void outbox_lease_beat(outbox_relay_t *r);
 
+/* Takes the pending kick: empties the self-pipe, then clears r->kicked. Returns 1 when
+ * there was one. In that order: a commit that kicks after the clear writes a new byte, so
+ * that no kick is lost between this call and the next wait. Defined in outbox_relay.c. */
+int outbox_take_kick(outbox_relay_t *r);
+
 /* Whether outbox_relay_stop() was called: long steps check it and give up. */
 static inline int outbox_stopping(outbox_relay_t *r)
 {
@@ -85,6 +93,12 @@ static inline int outbox_stopping(outbox_relay_t *r)
 
 /* ------------------------------------------------------------------------------------ */
 /* outbox.c */
+
+#define OUTBOX_PRODUCER_MAX 64 /* bytes of a producer name */
+
+/* The db_txn_hook_t the relay installs (db_set_txn_hook): after a COMMIT, wakes the relay
+ * of the producer outbox_add() last wrote for on this thread; either way forgets it. */
+void outbox_txn_end(int committed);
 
 /* The checks outbox_add() makes before it touches the database: producer non-empty, a topic
  * whose name Kafka accepts, a payload (key NULL is a record without key). Pure, for unit

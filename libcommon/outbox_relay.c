@@ -51,12 +51,12 @@
 #include "outbox_int.h"
 #include "util.h"
 
-#define DEFAULT_POLL_MS 5000
+#define DEFAULT_POLL_MS 1000
 #define DEFAULT_LEASE_MS 3000
 #define STANDBY_RETRY_MS 1000 /* how often a standby asks for the lock, at most */
 #define DEFAULT_BATCH 500
 #define MAX_BATCH 100000
-#define MAX_PRODUCER_LEN 64
+#define MAX_PRODUCER_LEN OUTBOX_PRODUCER_MAX
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -66,14 +66,82 @@
 
 #define NOTIFY_CHANNEL "dozen_outbox"
 
+/* A standby passes its instance's commits on to the leader at most this often: one NOTIFY
+ * per pass for every commit since the last, never one per row. */
+#define FORWARD_MIN_MS 2
+
+#define MAX_RELAYS 16 /* relays one process can run; more are started but not woken */
+
 /* The relay's own statement; pg_open prepares it with those of the other outbox files. */
 static const db_stmt_t relay_stmts[] = {
     { "relay_lock",
       "SELECT pg_try_advisory_lock(" RELAY_LOCK_CLASS ", hashtext($1))", 1 },
+    /* A standby's wake for the leader, sent outside any order's transaction. */
+    { "relay_forward", "SELECT pg_notify('" NOTIFY_CHANNEL "', $1)", 1 },
 };
 #define RELAY_NSTMTS (sizeof(relay_stmts) / sizeof(relay_stmts[0]))
 #define ALL_NSTMTS (RELAY_NSTMTS + OUTBOX_PUBLISH_NSTMTS + OUTBOX_RECONCILE_NSTMTS + \
                     OUTBOX_PRUNE_NSTMTS)
+
+/* ------------------------------------------------------------------------------------ */
+/* Waking: the relays of this process, found by producer */
+
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static outbox_relay_t *registry[MAX_RELAYS];
+
+static void relay_register(outbox_relay_t *r)
+{
+    pthread_mutex_lock(&registry_mu);
+    for (size_t i = 0; i < MAX_RELAYS; i++)
+        if (registry[i] == NULL) {
+            registry[i] = r;
+            break;
+        }
+    pthread_mutex_unlock(&registry_mu);
+    db_set_txn_hook(outbox_txn_end);
+}
+
+static void relay_unregister(outbox_relay_t *r)
+{
+    pthread_mutex_lock(&registry_mu);
+    for (size_t i = 0; i < MAX_RELAYS; i++)
+        if (registry[i] == r)
+            registry[i] = NULL;
+    pthread_mutex_unlock(&registry_mu);
+}
+
+/* Writes one byte to the self-pipe unless a kick is already pending. */
+static void relay_kick(outbox_relay_t *r)
+{
+    ssize_t n;
+
+    if (__atomic_exchange_n(&r->kicked, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    do
+        n = write(r->kick[1], "k", 1);
+    while (n < 0 && errno == EINTR);
+    /* EAGAIN: the pipe is full of earlier bytes, which wake the relay just as well. */
+}
+
+void outbox_wake(const char *producer)
+{
+    if (producer == NULL)
+        return;
+    pthread_mutex_lock(&registry_mu);
+    for (size_t i = 0; i < MAX_RELAYS; i++)
+        if (registry[i] != NULL && strcmp(registry[i]->producer, producer) == 0)
+            relay_kick(registry[i]);
+    pthread_mutex_unlock(&registry_mu);
+}
+
+int outbox_take_kick(outbox_relay_t *r)
+{
+    char buf[64];
+
+    while (read(r->kick[0], buf, sizeof(buf)) > 0)
+        ;
+    return __atomic_exchange_n(&r->kicked, 0, __ATOMIC_ACQ_REL);
+}
 
 /* ------------------------------------------------------------------------------------ */
 /* Status */
@@ -106,20 +174,52 @@ static void relay_healthy(outbox_relay_t *r)
     }
 }
 
-/* Sleeps up to ms, returning early when the relay is told to stop. */
+/* A standby's turn with a kick: the commits it stands for wrote rows the leader (another
+ * instance) publishes, and the leader's LISTEN hears this NOTIFY. Sent on the standby's
+ * own session, so no order's commit takes PostgreSQL's notify lock. A failure is left for
+ * the next statement to find: the leader's poll covers the rows meanwhile. */
+static void standby_forward(outbox_relay_t *r)
+{
+    const char *params[1] = { r->producer };
+    char err[256];
+    PGresult *res;
+
+    if (r->pg == NULL || r->leader)
+        return;
+    res = db_exec(r->pg, "relay_forward", 1, params, NULL, err, sizeof(err));
+    PQclear(res);
+}
+
+/* Sleeps up to ms, returning early when the relay is told to stop. Kicks meanwhile are
+ * passed on to the leader (a standby) or left for the next round (a relay backing off). */
 static void relay_sleep(outbox_relay_t *r, int64_t ms)
 {
     int64_t deadline = util_mono_ms() + ms;
+    int64_t forward_at = 0; /* a kick waits for FORWARD_MIN_MS since the last forward */
 
     while (!outbox_stopping(r)) {
-        struct pollfd pfd = { r->wake[0], POLLIN, 0 };
-        int64_t left = deadline - util_mono_ms();
+        struct pollfd pfd[2] = { { r->wake[0], POLLIN, 0 }, { -1, POLLIN, 0 } };
+        int standby = !r->leader && r->pg != NULL;
+        int64_t now = util_mono_ms();
+        int64_t left = deadline - now;
 
         if (left <= 0)
             return;
         if (left > db_lease_heartbeat_ms(r->lease_ms))
             left = db_lease_heartbeat_ms(r->lease_ms);
-        if (poll(&pfd, 1, (int)(left > 1000 ? 1000 : left)) > 0)
+        if (standby && __atomic_load_n(&r->kicked, __ATOMIC_ACQUIRE)) {
+            if (now >= forward_at) {
+                outbox_take_kick(r);
+                standby_forward(r);
+                forward_at = util_mono_ms() + FORWARD_MIN_MS;
+                continue;
+            }
+            if (left > forward_at - now)
+                left = forward_at - now;
+        } else if (standby) {
+            pfd[1].fd = r->kick[0];
+        } /* backing off after a failure: a kick stays pending for the next round */
+        if (poll(pfd, 2, (int)(left > 1000 ? 1000 : left)) > 0 && pfd[0].revents != 0)
             return; /* only outbox_relay_stop() writes to the pipe */
         outbox_lease_beat(r);
     }
@@ -237,13 +337,14 @@ static int leader_try(outbox_relay_t *r, char *errstr, size_t errstr_size)
 /* ------------------------------------------------------------------------------------ */
 /* The relay thread */
 
-/* Waits up to poll_ms for a notification naming our producer, or for stop. */
+/* Waits up to poll_ms for a kick from this process's commits, a notification naming our
+ * producer (a standby's forward, or another writer's NOTIFY), or for stop. */
 static void await_notify(outbox_relay_t *r)
 {
     int64_t deadline = util_mono_ms() + r->poll_ms;
 
     for (;;) {
-        struct pollfd pfd[2];
+        struct pollfd pfd[3];
         PGnotify *nt;
         int ours = 0;
         int64_t left;
@@ -255,7 +356,8 @@ static void await_notify(outbox_relay_t *r)
             PQfreemem(nt);
         }
         left = deadline - util_mono_ms();
-        if (ours || left <= 0 || outbox_stopping(r))
+        if (ours || left <= 0 || outbox_stopping(r) ||
+            __atomic_load_n(&r->kicked, __ATOMIC_ACQUIRE))
             return;
         outbox_lease_beat(r);
         if (PQstatus(r->pg) != CONNECTION_OK)
@@ -268,11 +370,14 @@ static void await_notify(outbox_relay_t *r)
         pfd[1].fd = r->wake[0];
         pfd[1].events = POLLIN;
         pfd[1].revents = 0;
+        pfd[2].fd = r->kick[0];
+        pfd[2].events = POLLIN;
+        pfd[2].revents = 0;
         if (pfd[0].fd < 0)
             return;
-        if (poll(pfd, 2, (int)(left > 1000 ? 1000 : left)) < 0 && errno != EINTR)
+        if (poll(pfd, 3, (int)(left > 1000 ? 1000 : left)) < 0 && errno != EINTR)
             return;
-        if (pfd[1].revents != 0)
+        if (pfd[1].revents != 0 || pfd[2].revents != 0)
             return;
         if (pfd[0].revents != 0 && PQconsumeInput(r->pg) == 0)
             return; /* the connection broke: the next query says so */
@@ -329,6 +434,8 @@ static enum step relay_step(outbox_relay_t *r, char *errstr, size_t errstr_size)
     }
     if (util_mono_ms() >= r->next_prune_ms)
         outbox_prune(r);
+    /* Before the SELECT: a commit that kicks from here on is seen by the next round. */
+    outbox_take_kick(r);
     n = outbox_publish_round(r, errstr, errstr_size);
     if (n < 0)
         return STEP_FAILED;
@@ -392,6 +499,10 @@ static void relay_free(outbox_relay_t *r)
         close(r->wake[0]);
     if (r->wake[1] >= 0)
         close(r->wake[1]);
+    if (r->kick[0] >= 0)
+        close(r->kick[0]);
+    if (r->kick[1] >= 0)
+        close(r->kick[1]);
     pthread_mutex_destroy(&r->mu);
     free(r->rows);
     free(r->conninfo);
@@ -482,7 +593,7 @@ outbox_relay_t *outbox_relay_start(const outbox_relay_opts_t *opts,
     r = calloc(1, sizeof(*r));
     if (r == NULL)
         goto oom;
-    r->wake[0] = r->wake[1] = -1;
+    r->wake[0] = r->wake[1] = r->kick[0] = r->kick[1] = -1;
     if (pthread_mutex_init(&r->mu, NULL) != 0) {
         free(r);
         r = NULL;
@@ -504,7 +615,8 @@ outbox_relay_t *outbox_relay_start(const outbox_relay_opts_t *opts,
     if (r->crash_after_ack)
         log_warn("outbox_debug_crash_armed producer=%s", r->producer);
     snprintf(r->status_err, sizeof(r->status_err), "relay starting");
-    if (pipe2(r->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    if (pipe2(r->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
+        pipe2(r->kick, O_CLOEXEC | O_NONBLOCK) != 0) {
         snprintf(errstr, errstr_size, "outbox relay: pipe: %s", strerror(errno));
         goto done;
     }
@@ -513,6 +625,7 @@ outbox_relay_t *outbox_relay_start(const outbox_relay_opts_t *opts,
         snprintf(errstr, errstr_size, "outbox relay: thread: %s", strerror(rc));
         goto done;
     }
+    relay_register(r);
     ret = r;
     r = NULL; /* the caller owns it; outbox_relay_stop() frees it */
     goto done;
@@ -529,6 +642,7 @@ void outbox_relay_stop(outbox_relay_t *relay)
 
     if (relay == NULL)
         return;
+    relay_unregister(relay);
     __atomic_store_n(&relay->stop, 1, __ATOMIC_RELEASE);
     do
         n = write(relay->wake[1], "x", 1);

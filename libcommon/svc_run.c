@@ -29,7 +29,7 @@ int svc_config_read(const svc_config_spec_t *spec, svc_config_t *out,
         cfg_duration_ms("TOPICS_WAIT", "30s", 1000, 600000, &out->topics_wait_ms,
                         errstr, errstr_size) != 0 ||
         (spec->outbox &&
-         cfg_duration_ms("OUTBOX_POLL_INTERVAL", "5s", 10, 3600000, &out->outbox_poll_ms,
+         cfg_duration_ms("OUTBOX_POLL_INTERVAL", "1s", 10, 3600000, &out->outbox_poll_ms,
                          errstr, errstr_size) != 0) ||
         cfg_str("INSTANCE_ID", "", &out->instance_id, errstr, errstr_size) != 0 ||
         cfg_duration_ms("DB_STATEMENT_TIMEOUT", "30s", 0, 3600000,

@@ -36,6 +36,8 @@ int main(void)
     if ((s.metrics = metrics_new()) == NULL)
         svc_die(SALES_SERVICE, "out of memory");
     sales_metrics_init(s.metrics);
+    if ((s.combine = combine_new(s.metrics)) == NULL)
+        svc_die(SALES_SERVICE, "out of memory");
 
     /* HTTP stops first (no new orders), then the relay publishes what they wrote. */
     const svc_t sv = {
@@ -45,6 +47,7 @@ int main(void)
     };
     if (svc_run(&sv, err, sizeof(err)) != 0)
         svc_die(SALES_SERVICE, "%s", err);
+    combine_free(s.combine);
     metrics_free(s.metrics);
     return 0;
 }

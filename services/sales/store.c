@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "trace.h"
 #include "util.h"
 
 const db_stmt_t store_stmts[] = {
@@ -30,6 +31,27 @@ const db_stmt_t store_stmts[] = {
     { "idem_put",
       "INSERT INTO idempotency_keys (key, request, status_code, response) "
       "VALUES ($1, $2, $3::int, $4)", 4 },
+    /* A batch of taken orders of one SKU in one statement (store_place_batch): the
+     * conditional decrement of their sum ($2), then each order's row and event, with the
+     * level after each order (the level after the batch plus the quantities after it,
+     * $6) put in place of the event's placeholder ($15). No row at all when the level does
+     * not cover the sum or there is no such SKU. */
+    { "order_batch",
+      "WITH d AS ("
+      " UPDATE inventory SET quantity = quantity - $2::int, updated_at = now()"
+      " WHERE sku = $1 AND quantity >= $2::int RETURNING quantity),"
+      " u AS (SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::bigint[],"
+      " $7::uuid[], $8::timestamptz[], $9::text[], $10::text[])"
+      " AS u(id, q, customer, after, ce_id, ce_time, payload, traceparent)),"
+      " o AS (INSERT INTO orders (id, sku, quantity, status, customer, remaining)"
+      " SELECT u.id, $1, u.q, $16, u.customer, d.quantity + u.after FROM d, u),"
+      " e AS (INSERT INTO outbox (producer, topic, msg_key, ce_id, ce_type, ce_source,"
+      " ce_time, payload, traceparent)"
+      " SELECT $11, $12, $1, u.ce_id, $13, $14, u.ce_time,"
+      " replace(u.payload, $15, (d.quantity + u.after)::text), u.traceparent FROM d, u) "
+      "SELECT quantity FROM d", 16 },
+    /* Whether a server process still runs (store_order_settled). */
+    { "session_alive", "SELECT 1 FROM pg_stat_activity WHERE pid = $1::int", 1 },
     /* The shop page's list: sales owns the decrement, so it reads the same rows. */
     { "products_list",
       "SELECT sku, quantity FROM inventory ORDER BY sku LIMIT " SALES_PRODUCTS_MAX_S, 0 },
@@ -183,6 +205,7 @@ int store_place_order(PGconn *conn, const order_request_t *req, const char *idem
     char qty[16];
     char *canonical = NULL;
     int reused = 0, committed = 0, ret = -1;
+    int pid = PQbackendPID(conn);
 
     memset(out, 0, sizeof(*out));
     memset(&facts, 0, sizeof(facts));
@@ -239,6 +262,7 @@ int store_place_order(PGconn *conn, const order_request_t *req, const char *idem
             committed = 1; /* nothing to roll back on a dead connection */
             ret = STORE_COMMIT_UNKNOWN;
             snprintf(out->order_id, sizeof(out->order_id), "%s", facts.order_id);
+            out->backend_pid = pid;
         }
         goto done;
     }
@@ -291,6 +315,206 @@ int store_get_order(PGconn *conn, const char *id, json_t **order,
 done:
     PQclear(res);
     return ret;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Batches (combine.c) */
+
+/* 1 if needle occurs exactly once in hay. */
+static int occurs_once(const char *hay, const char *needle)
+{
+    const char *p = strstr(hay, needle);
+
+    return p != NULL && strstr(p + 1, needle) == NULL;
+}
+
+int store_prepare_order(store_batch_order_t *o, char *errstr, size_t errstr_size)
+{
+    order_facts_t facts;
+
+    memset(&facts, 0, sizeof(facts));
+    o->fast = 0;
+    o->ret = 0;
+    o->err[0] = '\0';
+    if (util_uuid_v4(facts.order_id) != 0) {
+        snprintf(errstr, errstr_size, "no randomness for an order id");
+        return -1;
+    }
+    facts.fact = ORDER_TAKEN;
+    facts.level = STORE_LEVEL_PLACEHOLDER;
+    if (order_decide(o->req, &facts, o->out, errstr, errstr_size) != 0)
+        return -1;
+    snprintf(o->out->order_id, sizeof(o->out->order_id), "%s", facts.order_id);
+    if (o->out->nevents != 1 ||
+        event_meta_new(&o->meta, o->out->events[0].spec->type, SALES_SOURCE, errstr,
+                       errstr_size) != 0) {
+        order_outcome_clear(o->out);
+        if (errstr[0] == '\0')
+            snprintf(errstr, errstr_size, "unexpected outcome");
+        return -1;
+    }
+    /* A customer could spell the placeholder; such an order goes the long way. */
+    o->fast = occurs_once(o->out->events[0].text, STORE_LEVEL_PLACEHOLDER_TEXT);
+    return 0;
+}
+
+/* Places the batch's orders one at a time, each under its own trace. */
+static void place_one_by_one(PGconn *conn, store_batch_order_t *orders, size_t n)
+{
+    char mine[TRACE_PARENT_SIZE] = "";
+    const char *cur = trace_current();
+
+    if (cur != NULL)
+        snprintf(mine, sizeof(mine), "%s", cur);
+    for (size_t i = 0; i < n; i++) {
+        store_batch_order_t *o = &orders[i];
+        const char *tp = o->meta.traceparent;
+
+        order_outcome_clear(o->out);
+        trace_begin(tp[0] != '\0' ? tp : NULL, strlen(tp));
+        o->ret = store_place_order(conn, o->req, NULL, o->out, o->err, sizeof(o->err));
+    }
+    trace_begin(mine[0] != '\0' ? mine : NULL, strlen(mine));
+}
+
+/* The one statement. Returns 1 when every order was taken (each out completed), 0 when
+ * nothing was written, -1 with errstr on a database error (nothing written), or
+ * STORE_COMMIT_UNKNOWN with errstr when the connection died with the statement on its way:
+ * outside a transaction block the statement is its own COMMIT, so every order of the batch
+ * may or may not be committed (each out keeps the answer it would have, level aside). */
+static int place_together(PGconn *conn, store_batch_order_t *orders, size_t n,
+                          char *errstr, size_t errstr_size)
+{
+    strbuf_t a[8] = { STRBUF_INIT, STRBUF_INIT, STRBUF_INIT, STRBUF_INIT,
+                      STRBUF_INIT, STRBUF_INIT, STRBUF_INIT, STRBUF_INIT };
+    const event_out_t *ev0 = &orders[0].out->events[0];
+    const char *params[16];
+    char total[16];
+    PGresult *res = NULL;
+    long long sum = 0, after = 0, level;
+    int ret = -1, fail = 0, pid = PQbackendPID(conn);
+
+    for (size_t i = 0; i < n; i++)
+        sum += orders[i].req->quantity;
+    for (size_t i = 0; i < n; i++) {
+        const store_batch_order_t *o = &orders[i];
+        const char *tp = o->meta.traceparent;
+
+        after = 0;
+        for (size_t j = i + 1; j < n; j++)
+            after += orders[j].req->quantity;
+        fail |= db_array_add_text(&a[0], json_string_value(json_object_get(o->out->body,
+                                                                          "order_id")));
+        fail |= db_array_add_int64(&a[1], o->req->quantity);
+        fail |= db_array_add_text(&a[2], o->req->has_customer ? o->req->customer : NULL);
+        fail |= db_array_add_int64(&a[3], after);
+        fail |= db_array_add_text(&a[4], o->meta.id);
+        fail |= db_array_add_text(&a[5], o->meta.time);
+        fail |= db_array_add_text(&a[6], o->out->events[0].text);
+        fail |= db_array_add_text(&a[7], tp[0] != '\0' ? tp : NULL);
+    }
+    for (size_t k = 0; k < 8; k++)
+        fail |= db_array_finish(&a[k]);
+    if (fail) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto done;
+    }
+    snprintf(total, sizeof(total), "%lld", sum);
+    params[0] = orders[0].req->sku;
+    params[1] = total;
+    for (size_t k = 0; k < 8; k++)
+        params[2 + k] = a[k].buf;
+    params[10] = SALES_SERVICE;
+    params[11] = ev0->spec->topic;
+    params[12] = ev0->spec->type;
+    params[13] = SALES_SOURCE;
+    params[14] = STORE_LEVEL_PLACEHOLDER_TEXT;
+    params[15] = orders[0].out->state;
+    res = db_exec(conn, "order_batch", 16, params, NULL, errstr, errstr_size);
+    if (res == NULL) {
+        if (PQstatus(conn) == CONNECTION_BAD) {
+            ret = STORE_COMMIT_UNKNOWN;
+            for (size_t i = 0; i < n; i++)
+                orders[i].out->backend_pid = pid;
+        }
+        goto done;
+    }
+    if (PQntuples(res) != 1) {
+        ret = 0;
+        goto done;
+    }
+    outbox_wake(SALES_SERVICE);
+    level = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    after = sum;
+    for (size_t i = 0; i < n; i++) {
+        after -= orders[i].req->quantity;
+        /* the answer's level: the one after this order, as if it had been alone */
+        if (json_object_set_new(orders[i].out->body, "remaining",
+                                json_integer(level + after)) != 0) {
+            /* out of memory after the commit: as a lost answer, looked up (and found) */
+            orders[i].ret = STORE_COMMIT_UNKNOWN;
+            snprintf(orders[i].err, sizeof(orders[i].err), "out of memory");
+        }
+    }
+    ret = 1;
+done:
+    PQclear(res);
+    for (size_t k = 0; k < 8; k++)
+        strbuf_release(&a[k]);
+    return ret;
+}
+
+void store_place_batch(PGconn *conn, store_batch_order_t *orders, size_t n)
+{
+    char err[256];
+    int fast = n > 0;
+
+    for (size_t i = 0; i < n; i++)
+        fast &= orders[i].fast;
+    if (fast) {
+        switch (place_together(conn, orders, n, err, sizeof(err))) {
+        case 1:
+            return;
+        case 0:
+            break; /* short, or no such SKU: one by one says which */
+        case STORE_COMMIT_UNKNOWN:
+            /* each order is looked up by its requester (out->order_id, out kept) */
+            for (size_t i = 0; i < n; i++) {
+                orders[i].ret = STORE_COMMIT_UNKNOWN;
+                snprintf(orders[i].err, sizeof(orders[i].err), "%s", err);
+            }
+            return;
+        default:
+            for (size_t i = 0; i < n; i++) {
+                orders[i].ret = -1;
+                snprintf(orders[i].err, sizeof(orders[i].err), "%s", err);
+                order_outcome_clear(orders[i].out);
+            }
+            return;
+        }
+    }
+    place_one_by_one(conn, orders, n);
+}
+
+int store_order_settled(PGconn *conn, const char *id, int pid, json_t **order,
+                        char *errstr, size_t errstr_size)
+{
+    char spid[16];
+    const char *p[1] = { spid };
+    int alive = 0, r;
+
+    *order = NULL;
+    /* The session first: once it has ended, what the lookup finds is final. */
+    if (pid > 0) {
+        snprintf(spid, sizeof(spid), "%d", pid);
+        if ((alive = exec_count(conn, "session_alive", 1, p, NULL, 0, errstr,
+                                errstr_size)) < 0)
+            return -1;
+    }
+    r = store_get_order(conn, id, order, errstr, errstr_size);
+    if (r == 0 && alive > 0)
+        return 2;
+    return r;
 }
 
 json_t *store_list_products(PGconn *conn, char *errstr, size_t errstr_size)

@@ -1,7 +1,8 @@
--- order.sql: pgbench script, the SQL transaction of sales' POST /orders (services/sales/store.c)
+-- order.sql: pgbench script, the SQL transaction sales' POST /orders ran before issue 15
 -- for one of the 100 SKUs bench-000..bench-099, quantity 1. The outbox row is written with
 -- producer 'bench' so that the relay of the running sales service leaves it alone (it
--- reads only rows of producer 'sales'); the NOTIFY trigger still fires, as for sales' rows.
+-- reads only rows of producer 'sales'). bench.sh runs it with the outbox's old per-row NOTIFY
+-- trigger put back (the transaction sales ran before issue 15), then without it.
 \set n random(0, 99)
 BEGIN;
 UPDATE inventory SET quantity = quantity - 1, updated_at = now()

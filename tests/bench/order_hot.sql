@@ -1,7 +1,7 @@
 -- order_hot.sql: pgbench script, the same transaction as order.sql, always on the hot SKU
 -- bench-hot (every client waits for the row lock of the one before it). The outbox row is
 -- written with producer 'bench' so that the relay of the running sales service leaves it
--- alone; the NOTIFY trigger still fires.
+-- alone; bench.sh runs it with the old per-row NOTIFY trigger, then without it.
 BEGIN;
 UPDATE inventory SET quantity = quantity - 1, updated_at = now()
     WHERE sku = 'bench-hot' AND quantity >= 1

@@ -24,7 +24,7 @@ def test_sigkill_under_load_then_restart(stack, migrated, broker, make_sku):
         killed_at = len(results)
         sales.start()
         # 200 answered orders after the restart: the connection errors while sales was
-        # down (each worker tries again at once) do not count towards them.
+        # down (each worker retries every 10 ms) do not count towards them.
         wait_for(lambda: results[killed_at:].count(201) >= 200, 60,
                  "orders after the restart")
     finally:

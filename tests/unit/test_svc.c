@@ -58,7 +58,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.db_pool_size, 8);
     assert_int_equal(c.db_wait_ms, 5000);
     assert_int_equal(c.topics_wait_ms, 30000);
-    assert_int_equal(c.outbox_poll_ms, 5000);
+    assert_int_equal(c.outbox_poll_ms, 1000);
     assert_int_equal(c.db_statement_timeout_ms, 30000);
     assert_int_equal(c.db_leader_lease_ms, 3000);
 
@@ -79,7 +79,7 @@ static void test_values(void **state)
     set("DB_POOL_SIZE", "256");
     set("DB_WAIT", "250ms");
     set("TOPICS_WAIT", "2m");
-    set("OUTBOX_POLL_INTERVAL", "1s");
+    set("OUTBOX_POLL_INTERVAL", "2s");
     set("DB_STATEMENT_TIMEOUT", "0s");
     set("DB_LEADER_LEASE", "1500ms");
     assert_int_equal(svc_config_read(&with_relay, &c, err, sizeof(err)), 0);
@@ -90,7 +90,7 @@ static void test_values(void **state)
     assert_int_equal(c.db_pool_size, SVC_POOL_MAX);
     assert_int_equal(c.db_wait_ms, 250);
     assert_int_equal(c.topics_wait_ms, 120000);
-    assert_int_equal(c.outbox_poll_ms, 1000);
+    assert_int_equal(c.outbox_poll_ms, 2000);
 }
 
 static void test_required(void **state)

@@ -1,0 +1,199 @@
+/* combine: concurrent orders of one SKU applied together (flat combining).
+ *
+ * Orders of a SKU are placed one batch at a time in this process. An order whose SKU has
+ * no batch running is placed at once, alone: no delay under low load. Orders that arrive
+ * while a batch of their SKU runs queue up; when it ends, the first of them takes the whole
+ * queue (up to COMBINE_BATCH_MAX) and places it with store_place_batch, in arrival order.
+ * So the window adapts to the load by itself: it is as long as the batch before. Each
+ * order's answer is the one it would have had alone (store_place_batch). Orders of other
+ * SKUs never wait for each other here. A SKU's slot exists only while some order of it is
+ * here, so the table holds at most as many slots as there are request threads. */
+#include "sales.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NBUCKETS 256
+
+enum waiter_state { W_QUEUED, W_LEAD, W_DONE };
+
+struct waiter {
+    store_batch_order_t order;
+    enum waiter_state state;
+    pthread_cond_t cv;
+    struct waiter *next;
+};
+
+struct slot {
+    char sku[SKU_MAX + 1];
+    struct waiter *head, *tail; /* queued behind the batch in progress */
+    struct slot *next;          /* in its bucket */
+};
+
+struct combine {
+    pthread_mutex_t mu;
+    struct slot *buckets[NBUCKETS];
+    metric_t *m_batch; /* dozen_orders_batch_size, NULL without metrics */
+};
+
+static const double batch_buckets[] = { 1, 2, 4, 8, 16, 32, 64 };
+
+combine_t *combine_new(metrics_t *metrics)
+{
+    combine_t *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    if (metrics != NULL)
+        c->m_batch = metrics_histogram(metrics, "dozen_orders_batch_size",
+                                       "Orders without an Idempotency-Key placed together "
+                                       "in one statement (1: alone).", NULL, batch_buckets,
+                                       sizeof(batch_buckets) / sizeof(batch_buckets[0]));
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void combine_free(combine_t *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < NBUCKETS; i++)
+        while (c->buckets[i] != NULL) {
+            struct slot *s = c->buckets[i];
+
+            c->buckets[i] = s->next;
+            free(s);
+        }
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+static size_t bucket_of(const char *sku)
+{
+    size_t h = 5381;
+
+    for (const unsigned char *p = (const unsigned char *)sku; *p; p++)
+        h = h * 33 + *p;
+    return h % NBUCKETS;
+}
+
+/* With c->mu held: the slot of sku, or NULL. *link is where it hangs. */
+static struct slot *slot_find(combine_t *c, const char *sku, struct slot ***link)
+{
+    struct slot **l = &c->buckets[bucket_of(sku)];
+
+    for (; *l != NULL; l = &(*l)->next)
+        if (strcmp((*l)->sku, sku) == 0)
+            break;
+    *link = l;
+    return *l;
+}
+
+/* Runs one batch on a connection of its own. */
+static void run_batch(db_pool_t *pool, int wait_ms, struct waiter **batch, size_t n)
+{
+    store_batch_order_t orders[COMBINE_BATCH_MAX];
+    char err[256];
+    PGconn *conn = db_acquire(pool, wait_ms, err, sizeof(err));
+
+    for (size_t i = 0; i < n; i++)
+        orders[i] = batch[i]->order;
+    if (conn == NULL) {
+        for (size_t i = 0; i < n; i++) {
+            orders[i].ret = -1;
+            snprintf(orders[i].err, sizeof(orders[i].err), "%s", err);
+            order_outcome_clear(orders[i].out);
+        }
+    } else {
+        store_place_batch(conn, orders, n);
+        db_release(pool, conn);
+    }
+    for (size_t i = 0; i < n; i++)
+        batch[i]->order = orders[i];
+}
+
+int combine_place(combine_t *c, db_pool_t *pool, int wait_ms, const order_request_t *req,
+                  order_outcome_t *out, char *errstr, size_t errstr_size)
+{
+    struct waiter me, *batch[COMBINE_BATCH_MAX];
+    struct slot *s, **link;
+    size_t n = 0;
+
+    memset(&me, 0, sizeof(me));
+    me.order.req = req;
+    me.order.out = out;
+    memset(out, 0, sizeof(*out));
+    if (store_prepare_order(&me.order, errstr, errstr_size) != 0)
+        return -1;
+    if (pthread_cond_init(&me.cv, NULL) != 0) {
+        order_outcome_clear(out);
+        snprintf(errstr, errstr_size, "out of resources");
+        return -1;
+    }
+
+    pthread_mutex_lock(&c->mu);
+    s = slot_find(c, req->sku, &link);
+    if (s == NULL) {
+        s = calloc(1, sizeof(*s));
+        if (s == NULL) {
+            pthread_mutex_unlock(&c->mu);
+            pthread_cond_destroy(&me.cv);
+            order_outcome_clear(out);
+            snprintf(errstr, errstr_size, "out of memory");
+            return -1;
+        }
+        snprintf(s->sku, sizeof(s->sku), "%s", req->sku);
+        *link = s;
+        me.state = W_LEAD; /* no batch runs: placed at once, alone */
+        batch[n++] = &me;
+    } else {
+        /* A batch of this SKU runs: wait for it, then either the first in the queue
+         * (which places the queue) or placed by that first one. */
+        if (s->tail != NULL)
+            s->tail->next = &me;
+        else
+            s->head = &me;
+        s->tail = &me;
+        me.state = W_QUEUED;
+        while (me.state == W_QUEUED)
+            pthread_cond_wait(&me.cv, &c->mu);
+        if (me.state == W_LEAD) {
+            s = slot_find(c, req->sku, &link); /* still there: it has us queued */
+            while (s->head != NULL && n < COMBINE_BATCH_MAX) {
+                batch[n++] = s->head;
+                s->head = s->head->next;
+            }
+            if (s->head == NULL)
+                s->tail = NULL;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+
+    if (me.state == W_LEAD) {
+        metric_observe(c->m_batch, (double)n);
+        run_batch(pool, wait_ms, batch, n);
+        pthread_mutex_lock(&c->mu);
+        for (size_t i = 1; i < n; i++) {
+            batch[i]->state = W_DONE;
+            pthread_cond_signal(&batch[i]->cv);
+        }
+        s = slot_find(c, req->sku, &link);
+        if (s->head != NULL) {
+            s->head->state = W_LEAD; /* the next batch: the queue, first one leading */
+            pthread_cond_signal(&s->head->cv);
+        } else {
+            *link = s->next;
+            free(s);
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    pthread_cond_destroy(&me.cv);
+    if (me.order.ret != 0)
+        snprintf(errstr, errstr_size, "%s", me.order.err);
+    return me.order.ret;
+}
