@@ -398,7 +398,7 @@ ON_KAFKA = {
     "test_12_restock", "test_13_retry_service", "test_14_dlq", "test_15_retry_loop",
     "test_16_notifier", "test_18_custom_group", "test_19_consumer_restart", "test_20_metrics",
     "test_21_hostile_records", "test_25_dozenctl_groups", "test_26_trace", "test_27_health",
-    "test_30_dozenctl_trace",
+    "test_30_dozenctl_trace", "test_45_standby_wake",
 }
 ON_DEV = {
     "test_02_concurrency", "test_04_stock", "test_06_migrate", "test_07_config",
