@@ -266,9 +266,17 @@ render_props() {
     mv "$tmp" "$PROPS" || die "cannot rename $tmp to $PROPS"
 }
 
-# A random Kafka cluster id: 16 random bytes in URL-safe base64 without padding.
+# A random Kafka cluster id: 16 random bytes in URL-safe base64 without padding. Like
+# Kafka's own Uuid.randomUuid, never one that starts with '-': kafka-storage's argument
+# parser would read "-t -Xy..." as a missing value and an unknown option (one run in 64
+# failed that way).
 cluster_id() {
-    head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+    local id
+    while :; do
+        id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+        [ "${id:0:1}" = - ] || break
+    done
+    printf '%s' "$id"
 }
 
 format_storage() {
@@ -283,7 +291,7 @@ format_storage() {
     local logopts
     mapfile -t logopts < <(log_opts WARN tool)
     if ! out=$(timeout 120 "$JAVA" $TOOL_OPTS "${logopts[@]}" \
-            -cp "$LIBS/*" kafka.tools.StorageTool format -t "$id" -c "$PROPS" 2>&1); then
+            -cp "$LIBS/*" kafka.tools.StorageTool format --cluster-id="$id" -c "$PROPS" 2>&1); then
         printf '%s\n' "$out" >&2
         die "formatting the storage in $KLOGDIRS failed"
     fi
