@@ -966,6 +966,14 @@ http_server_t *http_server_start_opts(const http_server_opts_t *opts,
         flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     }
 
+    /* Thread per connection has no pool: leave the option out rather than pass 0,
+     * which libmicrohttpd answers with a warning in every stand-in's log. */
+    struct MHD_OptionItem pool[] = {
+        { threads > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+          (intptr_t)threads, NULL },
+        { MHD_OPTION_END, 0, NULL },
+    };
+
     /* The logger comes first so that errors in the other options reach it. The
      * inactivity timeout is the deadline too (in whole seconds): an idle connection is
      * closed by whichever comes first. */
@@ -973,7 +981,7 @@ http_server_t *http_server_start_opts(const http_server_opts_t *opts,
         flags, (uint16_t)port, NULL, NULL, &on_request, srv,
         MHD_OPTION_EXTERNAL_LOGGER, &on_mhd_log, srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
+        MHD_OPTION_ARRAY, pool,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)((timeout_ms + 999) / 1000),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)max_conns,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)per_client,
