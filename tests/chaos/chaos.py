@@ -186,6 +186,7 @@ def bulletin_and_standins(seed, deadline):
         (LEGACY, {"deliver_twice": True}), (LEGACY, {"deliver_twice": False}),
         (SMS, {"fail_next": 3}), (SMS, {"slow_ms": 4000}), (SMS, {"slow_ms": 0}),
         (SMS, {"fail_rate": 20, "seed": seed % 1000}), (SMS, {"fail_rate": 0}),
+        (SMS, {"callback_twice": True}), (SMS, {"callback_twice": False}),
     ]
     while not STOP.is_set() and now() < deadline:
         target, mode = rng.choice(knobs)
@@ -197,7 +198,7 @@ def bulletin_and_standins(seed, deadline):
             pass
         STOP.wait(rng.uniform(3, 8))
     for target, mode in ((LEGACY, {"slow_ms": 0, "deliver_twice": False}),
-                         (SMS, {"slow_ms": 0, "fail_rate": 0})):
+                         (SMS, {"slow_ms": 0, "fail_rate": 0, "callback_twice": False})):
         try:
             requests.post(target + "/admin/mode", json=mode, timeout=5)
         except requests.RequestException:

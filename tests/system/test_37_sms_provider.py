@@ -7,7 +7,7 @@ taken for this one, and status callbacks update the delivery.
 
 The stand-in (tools/sms-gateway) behaves as Twilio does here: messages queued with a null
 date_sent, then sent, then delivered; StatusCallback POSTs; DateSent filters on date_sent;
-a rate with 429 + Retry-After."""
+a rate with 429 + Retry-After; callbacks posted twice when asked."""
 
 import threading
 import time
@@ -266,6 +266,27 @@ def test_status_callbacks_update_the_delivery(stack, migrated):
                       data={"MessageSid": d["sid"], "MessageStatus": "queued"}, timeout=10)
     assert r.status_code == 200, r.text
     assert deliveries(migrated, phone)[0]["provider_status"] == "delivered"
+
+
+def test_repeated_callbacks_are_taken_once(stack, migrated):
+    """Twilio's status callbacks are at least once: with callback_twice the stand-in posts
+    sent, sent, delivered, delivered. The notifier answers every one 2xx (a refusal would
+    make the real Twilio retry it), the delivery ends sent and delivered, and nothing is
+    sent again."""
+    n, gw, day = callback_stack(stack, {"SMS_GATEWAY_QUEUE_MS": "200",
+                                        "SMS_GATEWAY_DELIVER_MS": "200",
+                                        "SMS_GATEWAY_CALLBACK_TWICE": "1"})
+    phone = "+821055550014"
+    subscribe_ok(n, phone)
+    assert run_bulletin(n).status_code in (200, 202)
+    wait_for(lambda: gateway_stats(gw)["callbacks_posted"]
+             + gateway_stats(gw)["callbacks_failed"] >= 4, 20, "four callbacks posted")
+    stats = gateway_stats(gw)
+    assert stats["callbacks_posted"] == 4 and stats["callbacks_failed"] == 0, stats
+    (d,) = deliveries(migrated, phone)
+    assert d["status"] == "sent" and d["provider_status"] == "delivered", d
+    assert d["attempts"] == 1, d
+    assert len(msgs_to(gw, phone)) == 1
 
 
 def test_a_callback_settles_an_uncertain_send(stack, migrated):

@@ -81,9 +81,10 @@ static void test_mode_patch(void **state)
 
     j = standin_mode_json(&sg_standin, &out);
     assert_non_null(j);
-    assert_int_equal(json_object_size(j), 10);
+    assert_int_equal(json_object_size(j), 11);
     assert_string_equal(json_string_value(json_object_get(j, "opted_out")), "");
     assert_int_equal(json_integer_value(json_object_get(j, "fail_next")), 3);
+    assert_true(json_is_false(json_object_get(j, "callback_twice")));
     assert_int_equal(json_integer_value(json_object_get(j, "fail_rate")), 100);
     assert_true(json_is_false(json_object_get(j, "down")));
     /* what GET /admin/mode shows, POST /admin/mode takes back */
@@ -611,9 +612,12 @@ static void test_callbacks_due(void **state)
     assert_string_equal(due[0].sid, "SM00000000000000000000000000000001");
     assert_string_equal(due[0].url, "http://127.0.0.1:1/sms/status/1?token=x");
     assert_string_equal(due[0].from, "+15005550006");
+    assert_int_equal(due[0].twice, 0);
     assert_int_equal(state_callbacks_due(st, t + 1500, due, 4), 0);     /* posted once */
+    test_patch(state_standin(st), "{\"callback_twice\": true}");
     assert_int_equal(state_callbacks_due(st, t + 5000, due, 4), 1);
     assert_string_equal(due[0].status, "delivered");
+    assert_int_equal(due[0].twice, 1);                /* the knob as it was when taken */
     assert_int_equal(state_callbacks_due(st, t + 9000, due, 4), 0);     /* the last one */
     state_free(st);
 }

@@ -77,8 +77,11 @@ static void *callbacks_main(void *arg)
     while (standin_sleep(si, CB_POLL_MS) == 0) {
         do {
             n = state_callbacks_due(cb->st, util_now_ms(), due, CB_BATCH);
-            for (i = 0; i < n; i++)
+            for (i = 0; i < n; i++) {
                 state_callback_count(cb->st, post_one(curl, cb->account_sid, &due[i]));
+                if (due[i].twice)
+                    state_callback_count(cb->st, post_one(curl, cb->account_sid, &due[i]));
+            }
         } while (n == CB_BATCH && standin_sleep(si, 0) == 0);
     }
 done:

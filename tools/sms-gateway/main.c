@@ -28,7 +28,7 @@ static int token_ok(const char *s, size_t max)
 static void config_read(struct config *c)
 {
     char err[256];
-    long long down = 0;
+    long long down = 0, twice = 0;
 
     if (cfg_str("HTTP_BIND", "127.0.0.1", &c->http_bind, err, sizeof(err)) != 0 ||
         cfg_port("SMS_GATEWAY_PORT", 9103, &c->port, err, sizeof(err)) != 0 ||
@@ -49,7 +49,8 @@ static void config_read(struct config *c)
         cfg_int("SMS_GATEWAY_DELIVER_MS", 1000, 0, 3600000, &c->mode.deliver_ms,
                 err, sizeof(err)) != 0 ||
         cfg_int("SMS_GATEWAY_HANG_MS", 0, 0, STANDIN_SLOW_MS_MAX, &c->mode.hang_ms,
-                err, sizeof(err)) != 0)
+                err, sizeof(err)) != 0 ||
+        cfg_int("SMS_GATEWAY_CALLBACK_TWICE", 0, 0, 1, &twice, err, sizeof(err)) != 0)
         svc_die(SG_SERVICE, "%s", err);
     /* The values are secrets or nearly: named, not shown. */
     if (!util_alnum_valid(c->account_sid, SG_ACCOUNT_SID_MAX))
@@ -59,6 +60,7 @@ static void config_read(struct config *c)
         svc_die(SG_SERVICE, "SMS_AUTH_TOKEN: must be 1 to %d printable ASCII characters "
                 "without spaces", SG_AUTH_TOKEN_MAX);
     c->mode.down = (int)down;
+    c->mode.callback_twice = (int)twice;
 }
 
 int main(void)

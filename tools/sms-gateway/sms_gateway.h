@@ -57,6 +57,8 @@ struct sg_mode {
                            * client with a shorter timeout does not know it went) */
     char opted_out[24];   /* "" or an E.164 number that replied STOP: a send to it is
                            * answered 400 with Twilio's code 21610 */
+    int callback_twice;   /* post each status callback twice: Twilio's callbacks are
+                           * at least once, so a receiver sees repeats */
 };
 
 struct config {
@@ -251,6 +253,7 @@ struct sg_callback {
     char status[16];
     char url[SG_CALLBACK_MAX + 1];
     int stage;              /* 1: sent, 2: delivered */
+    int twice;              /* the callback_twice knob when it was taken: post it twice */
 };
 
 /* Up to max callbacks due at now_ms (a message with a StatusCallback whose status moved

@@ -109,6 +109,7 @@ static const struct standin_knob sg_knobs[] = {
     STANDIN_INT(struct sg_mode, deliver_ms, 0, 3600000),
     STANDIN_INT(struct sg_mode, hang_ms, 0, STANDIN_SLOW_MS_MAX),
     STANDIN_CUSTOM("opted_out", patch_opted_out, opted_out_json, opted_out_log),
+    STANDIN_BOOL(struct sg_mode, callback_twice),
     STANDIN_END
 };
 
@@ -429,10 +430,12 @@ long long state_throttle(sg_state_t *st, int64_t now_ms)
 size_t state_callbacks_due(sg_state_t *st, int64_t now_ms, struct sg_callback *out,
                            size_t max)
 {
+    const struct sg_mode *mode;
     size_t i, n = 0, open_seen = 0;
     int stage, last;
 
     standin_lock(st->si);
+    mode = standin_mode_locked(st->si);
     for (i = 0; i < st->len && n < max && open_seen < st->cb_open; i++) {
         struct msg_rec *m = &st->msgs[(st->head + i) % SG_MESSAGES_MAX];
         const char *body;
@@ -457,6 +460,7 @@ size_t state_callbacks_due(sg_state_t *st, int64_t now_ms, struct sg_callback *o
         snprintf(out[n].status, sizeof(out[n].status), "%s", stage_names[m->cb_stage]);
         snprintf(out[n].url, sizeof(out[n].url), "%s", body + strlen(body) + 1);
         out[n].stage = m->cb_stage;
+        out[n].twice = mode->callback_twice;
         n++;
     }
     standin_unlock(st->si);
