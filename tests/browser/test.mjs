@@ -97,6 +97,26 @@ const tests = {
     const wide = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(wide <= 360, `the page is ${wide}px wide on a 360px screen`);
     await shot(page, "shop-phone.png");
+    // and no layout jump there either: the row is as high with no answer (a fresh page),
+    // with the sold-out answer, with the longest one (more than there is, restocking
+    // requested) and with an order's
+    const heights = {};
+    const height = async (what) => { heights[what] = Math.round((await row.boundingBox()).height); };
+    await height("sold out, restocking requested");
+    await row.locator("input").fill("1000");
+    await row.locator("button").click();
+    await row.locator(".msg", { hasText: /^Only \d+ left, you asked for 1000\. Restocking requested/ }).waitFor();
+    await height("only N left, restocking requested");
+    await row.locator("input").fill("1");
+    await row.locator("button").click();
+    await row.locator(".msg", { hasText: "Ordered 1 × old-fashioned" }).waitFor();
+    await height("ordered");
+    await page.reload();
+    await row.locator(".level", { hasText: / left$|Sold out/ }).waitFor();
+    assert.equal(await row.locator(".msg").innerText(), "");
+    await height("no answer");
+    assert.equal(new Set(Object.values(heights)).size, 1,
+                 `the row's height changes at 360px: ${JSON.stringify(heights)}`);
     await page.close();
   },
 
