@@ -28,8 +28,8 @@ struct signup_config {
     long long per_client;       /* SIGNUP_PER_CLIENT (20): codes asked and wrong codes
                                  * per client address per hour */
     const char *webhook_url;    /* SIGNUP_WEBHOOK_URL: the URL the provider posts replies
-                                 * to, as it signs it; "" (default): no signature checked
-                                 * is possible, so the webhook is refused */
+                                 * to, as it signs it; "" (default): http://<the request's
+                                 * Host><path>, right when nothing rewrites the request */
 };
 
 enum signup_purpose { SIGNUP_SUBSCRIBE = 0, SIGNUP_UNSUBSCRIBE };
