@@ -254,14 +254,17 @@ test-unit: $(UNIT_TESTS)
 # The pages in a real browser: Debian's chromium driven by playwright-core (pinned in
 # tests/browser/package.json, installed once into tests/browser/node_modules), against a
 # stack of its own on free ports. Screenshots land in docs/screenshots/. Skipped, with the
-# reason printed, where chromium cannot start. One test alone: make test-browser BT=shop
+# reason printed, only where chromium is installed but cannot start; a missing chromium,
+# node, npm or playwright-core (or a failed npm install) fails. `deps` comes first so that
+# Debian's chromium, nodejs and npm are there. One test alone: make test-browser BT=shop
 BROWSER_DEPS := tests/browser/node_modules/playwright-core/package.json
-$(BROWSER_DEPS): tests/browser/package.json
-	@cd tests/browser && npm install --no-audit --no-fund --no-save --omit=dev --loglevel=error && \
-	  touch node_modules/playwright-core/package.json || \
-	  echo "test-browser: npm install playwright-core failed (run.sh will skip)"
+$(BROWSER_DEPS): tests/browser/package.json | deps
+	@command -v npm >/dev/null || { echo "test-browser: no npm (make deps installs Debian's npm)" >&2; exit 1; }
+	@cd tests/browser && npm install --no-audit --no-fund --no-save --omit=dev --loglevel=error || \
+	  { echo "test-browser: npm install playwright-core failed (see above)" >&2; exit 1; }
+	@test -f $@ || { echo "test-browser: npm install left no $@" >&2; exit 1; }; touch $@
 
-test-browser: all $(BROWSER_DEPS)
+test-browser: all $(BROWSER_DEPS) | deps
 	@tests/browser/run.sh $(BT); rc=$$?; [ $$rc = 77 ] && rc=0; exit $$rc
 
 # One system test file alone: make test-system T=tests/system/test_01_orders.py

@@ -179,3 +179,13 @@ signup_verdict_t signup_decide(int has_row, const char *salt, const char *hash, 
     signup_code_hash(salt, code, typed);
     return typed[0] != '\0' && signup_equal(typed, hash) ? SIGNUP_OK : SIGNUP_WRONG;
 }
+
+enum signup_limit signup_limited(long long by_phone, long long by_client,
+                                 const struct signup_config *c)
+{
+    if (by_phone >= c->per_number)
+        return SIGNUP_LIMIT_NUMBER;
+    if (by_client >= c->per_client)
+        return SIGNUP_LIMIT_CLIENT;
+    return SIGNUP_ALLOWED;
+}

@@ -28,8 +28,8 @@ struct signup_config {
     long long per_client;       /* SIGNUP_PER_CLIENT (20): codes asked and wrong codes
                                  * per client address per hour */
     const char *webhook_url;    /* SIGNUP_WEBHOOK_URL: the URL the provider posts replies
-                                 * to, as it signs it; "" (default): no signature checked
-                                 * is possible, so the webhook is refused */
+                                 * to, as it signs it; "" (default): http://<the request's
+                                 * Host><path>, right when nothing rewrites the request */
 };
 
 enum signup_purpose { SIGNUP_SUBSCRIBE = 0, SIGNUP_UNSUBSCRIBE };
@@ -74,8 +74,22 @@ typedef enum signup_verdict {
     SIGNUP_OK = 0,       /* the right code, in time */
     SIGNUP_NO_CODE,      /* none asked for, or it expired: ask for a new one */
     SIGNUP_LOCKED,       /* too many wrong codes: this code is void, ask for a new one */
-    SIGNUP_WRONG         /* not the code; attempts left */
+    SIGNUP_WRONG,        /* not the code; attempts left */
+    SIGNUP_CLIENT_LIMITED /* signup_store_confirm only: the client is over its limit */
 } signup_verdict_t;
+
+/* Whether one more code may be sent, given the last hour's requests. */
+enum signup_limit {
+    SIGNUP_ALLOWED = 0,
+    SIGNUP_LIMIT_NUMBER,  /* by_phone codes reached c->per_number */
+    SIGNUP_LIMIT_CLIENT   /* by_client codes and wrong codes reached c->per_client */
+};
+
+/* Decides on a code request from the last hour's codes for its number (by_phone) and the
+ * codes and wrong codes from its client (by_client); the number's limit wins when both
+ * are reached. */
+enum signup_limit signup_limited(long long by_phone, long long by_client,
+                                 const struct signup_config *c);
 
 /* Decides on code given the stored salt and hash (has_row 0: none), its wrong attempts so
  * far, its expiry and now (ms since the epoch), and max_attempts. */
@@ -92,28 +106,31 @@ typedef struct signup_code_row {
     int64_t expires_ms;
 } signup_code_row_t;
 
-/* Requests of the last hour from phone and from client (codes asked; with wrong: wrong
- * codes too). Returns 0, or -1 with errstr. */
-int signup_store_counts(PGconn *conn, const char *phone, const char *client,
-                        long long *by_phone, long long *by_client,
-                        char *errstr, size_t errstr_size);
-
-/* Replaces the code of (phone, purpose) with a new one (salt, hash, expiring ttl_ms from
- * now, name and skus, a JSON array text, for a subscription) and counts the request for
- * the limits, in one transaction; forgets requests older than a day. Returns 0 or -1. */
+/* In one transaction: takes the advisory locks of phone and of client, counts their last
+ * hour's requests (*by_phone, *by_client) and, when signup_limited allows, replaces the
+ * code of (phone, purpose) with a new one (salt, hash, expiring ttl_ms from now, name and
+ * skus, a JSON array text, for a subscription), counts the request for the limits and
+ * forgets requests older than a day. Parallel requests for one number or from one client
+ * are thus counted one after the other. Returns SIGNUP_ALLOWED (stored: send the code),
+ * SIGNUP_LIMIT_NUMBER or SIGNUP_LIMIT_CLIENT (nothing stored), or -1 with errstr. Blocks
+ * while another request for the same number or client is between its count and commit. */
 int signup_store_code_put(PGconn *conn, const char *phone, enum signup_purpose purpose,
                           const char *salt, const char *hash, long long ttl_ms,
                           const char *name, const char *skus, const char *client,
-                          char *errstr, size_t errstr_size);
+                          const struct signup_config *lim, long long *by_phone,
+                          long long *by_client, char *errstr, size_t errstr_size);
 
-/* Checks code for (phone, purpose) in one transaction, with the row locked: on SIGNUP_OK
+/* Checks code for (phone, purpose) in one transaction, with client's advisory lock and
+ * the code's row locked. SIGNUP_CLIENT_LIMITED when client's requests of the last hour
+ * reached lim->per_client (nothing checked or counted); on SIGNUP_OK
  * the code is used up and the subscription made (or merged into the active one: *out is
  * the subscriber, masked) or ended (*out {"status": "unsubscribed"}); on SIGNUP_WRONG the
  * attempt is counted (*left: attempts left) and counted for client; SIGNUP_NO_CODE and
  * SIGNUP_LOCKED forget the row. Returns the verdict, or -1 with errstr. */
 int signup_store_confirm(PGconn *conn, const char *phone, enum signup_purpose purpose,
                          const char *code, long long max_attempts, const char *client,
-                         json_t **out, long long *left, char *errstr, size_t errstr_size);
+                         const struct signup_config *lim, json_t **out, long long *left,
+                         char *errstr, size_t errstr_size);
 
 /* Opts out the active subscriber of phone (by: "page", "stop" or "provider") and cancels
  * its open deliveries, in one transaction. Returns 1 when one was active, 0 when none,

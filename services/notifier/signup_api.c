@@ -49,6 +49,7 @@ void signup_post_code(const http_request_t *req, http_response_t *res, void *ctx
     sms_client_t *sms = NULL;
     PGconn *conn = NULL;
     sms_result_t sent;
+    int limited;
 
     if ((body = http_body_object(req, res)) == NULL)
         goto done;
@@ -70,26 +71,28 @@ void signup_post_code(const http_request_t *req, http_response_t *res, void *ctx
     }
     client_of(req, client, sizeof(client));
     phone_mask(phone, masked, sizeof(masked));
-    conn = db_acquire(n->db, (int)n->cfg.db_wait_ms, err, sizeof(err));
-    if (conn == NULL || signup_store_counts(conn, phone, client, &by_phone, &by_client, err,
-                                            sizeof(err)) != 0)
-        goto db_failed;
-    if (by_phone >= c->per_number || by_client >= c->per_client) {
-        log_warn("signup_limited phone=%s client=%s by_phone=%lld by_client=%lld", masked,
-                 client, by_phone, by_client);
-        http_error(res, 429, by_phone >= c->per_number
-                   ? "too many codes for this number in the last hour; try again later"
-                   : "too many requests from this address in the last hour; try again later");
-        goto done;
-    }
     if (signup_code_new(code, sizeof(code)) != 0 || signup_salt_new(salt, sizeof(salt)) != 0) {
         http_error(res, 500, "no randomness for a code");
         goto done;
     }
     signup_code_hash(salt, code, hash);
-    if (signup_store_code_put(conn, phone, purpose, salt, hash, c->code_ttl_ms, name,
-                              skus_text, client, err, sizeof(err)) != 0)
+    /* the limits are counted and the request stored in one transaction (see there) */
+    conn = db_acquire(n->db, (int)n->cfg.db_wait_ms, err, sizeof(err));
+    if (conn == NULL)
         goto db_failed;
+    limited = signup_store_code_put(conn, phone, purpose, salt, hash, c->code_ttl_ms, name,
+                                    skus_text, client, c, &by_phone, &by_client, err,
+                                    sizeof(err));
+    if (limited < 0)
+        goto db_failed;
+    if (limited != SIGNUP_ALLOWED) {
+        log_warn("signup_limited phone=%s client=%s by_phone=%lld by_client=%lld", masked,
+                 client, by_phone, by_client);
+        http_error(res, 429, limited == SIGNUP_LIMIT_NUMBER
+                   ? "too many codes for this number in the last hour; try again later"
+                   : "too many requests from this address in the last hour; try again later");
+        goto done;
+    }
     db_release(n->db, conn);
     conn = NULL;
 
@@ -133,7 +136,7 @@ void signup_post_confirm(const http_request_t *req, http_response_t *res, void *
     json_t *body = NULL, *out = NULL;
     const char *phone, *code;
     char client[SIGNUP_CLIENT_MAX], masked[PHONE_MASK_MAX], err[512];
-    long long by_phone = 0, by_client = 0, left = 0;
+    long long left = 0;
     PGconn *conn = NULL;
     int verdict;
 
@@ -154,17 +157,16 @@ void signup_post_confirm(const http_request_t *req, http_response_t *res, void *
     client_of(req, client, sizeof(client));
     phone_mask(phone, masked, sizeof(masked));
     conn = db_acquire(n->db, (int)n->cfg.db_wait_ms, err, sizeof(err));
-    if (conn == NULL || signup_store_counts(conn, phone, client, &by_phone, &by_client, err,
-                                            sizeof(err)) != 0)
+    if (conn == NULL)
         goto db_failed;
-    if (by_client >= c->per_client) {
+    verdict = signup_store_confirm(conn, phone, purpose, code, c->max_attempts, client, c,
+                                   &out, &left, err, sizeof(err));
+    switch (verdict) {
+    case SIGNUP_CLIENT_LIMITED:
+        log_warn("signup_limited phone=%s client=%s confirm=1", masked, client);
         http_error(res, 429, "too many requests from this address in the last hour; "
                    "try again later");
-        goto done;
-    }
-    verdict = signup_store_confirm(conn, phone, purpose, code, c->max_attempts, client, &out,
-                                   &left, err, sizeof(err));
-    switch (verdict) {
+        break;
     case SIGNUP_OK:
         log_info("signup_confirmed phone=%s purpose=%s", masked,
                  purpose == SIGNUP_SUBSCRIBE ? "subscribe" : "unsubscribe");

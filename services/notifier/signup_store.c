@@ -10,23 +10,52 @@
 
 static const char *const purpose_name[] = { "subscribe", "unsubscribe" };
 
-int signup_store_counts(PGconn *conn, const char *phone, const char *client,
-                        long long *by_phone, long long *by_client,
-                        char *errstr, size_t errstr_size)
+/* First keys of the two-int advisory locks that serialise the limits' count-then-insert
+ * per number and per client address ("dsgp", "dsgc"); the second is hashtext(key). Two
+ * keys that collide merely wait for each other. */
+#define LOCK_PHONE "1685284720"
+#define LOCK_CLIENT "1685284707"
+
+/* Inside the caller's transaction: takes the transaction-scoped locks of phone (unless
+ * NULL) and then of client, always in that order so that two requests cannot wait on each
+ * other, and only then counts the last hour's requests of each. Under READ COMMITTED the
+ * count, a statement after the lock, sees every request committed by whoever held the lock
+ * before, so parallel requests for one number are counted one after the other: without
+ * this, N requests all counted before any inserted, all passed, and N SMS went out.
+ * Returns 0, or -1 with errstr. */
+static int limits_lock_count(PGconn *conn, const char *phone, const char *client,
+                             long long *by_phone, long long *by_client,
+                             char *errstr, size_t errstr_size)
 {
-    const char *p[2] = { phone, client };
-    PGresult *res = db_query(conn,
+    const char *p[2] = { phone != NULL ? phone : "", client };
+    PGresult *res = NULL;
+    int ret = -1;
+
+    if (phone != NULL) {
+        res = db_query(conn, "SELECT pg_advisory_xact_lock(" LOCK_PHONE ", hashtext($1))", 1,
+                       &p[0], NULL, errstr, errstr_size);
+        if (res == NULL)
+            goto done;
+        PQclear(res);
+    }
+    res = db_query(conn, "SELECT pg_advisory_xact_lock(" LOCK_CLIENT ", hashtext($1))", 1,
+                   &p[1], NULL, errstr, errstr_size);
+    if (res == NULL)
+        goto done;
+    PQclear(res);
+    res = db_query(conn,
         "SELECT (SELECT count(*) FROM signup_requests WHERE phone = $1 AND kind = 'code' "
         "        AND at > now() - interval '1 hour'), "
         "       (SELECT count(*) FROM signup_requests WHERE client = $2 "
         "        AND at > now() - interval '1 hour')", 2, p, NULL, errstr, errstr_size);
-
     if (res == NULL)
-        return -1;
+        goto done;
     *by_phone = store_column_ll(res, 0, 0);
     *by_client = store_column_ll(res, 0, 1);
+    ret = 0;
+done:
     PQclear(res);
-    return 0;
+    return ret;
 }
 
 static int request_put(PGconn *conn, const char *phone, const char *client, const char *kind,
@@ -44,7 +73,8 @@ static int request_put(PGconn *conn, const char *phone, const char *client, cons
 int signup_store_code_put(PGconn *conn, const char *phone, enum signup_purpose purpose,
                           const char *salt, const char *hash, long long ttl_ms,
                           const char *name, const char *skus, const char *client,
-                          char *errstr, size_t errstr_size)
+                          const struct signup_config *lim, long long *by_phone,
+                          long long *by_client, char *errstr, size_t errstr_size)
 {
     char ttl[24];
     const char *p[6] = { phone, purpose_name[purpose], salt, hash, ttl, name };
@@ -55,6 +85,11 @@ int signup_store_code_put(PGconn *conn, const char *phone, enum signup_purpose p
     snprintf(ttl, sizeof(ttl), "%lld", ttl_ms);
     if (db_begin(conn, errstr, errstr_size) != 0)
         goto done;
+    if (limits_lock_count(conn, phone, client, by_phone, by_client, errstr, errstr_size) != 0)
+        goto done;
+    if ((ret = signup_limited(*by_phone, *by_client, lim)) != SIGNUP_ALLOWED)
+        goto done;   /* rolled back below: nothing written, the locks go with it */
+    ret = -1;
     res = db_query(conn,
         "INSERT INTO signup_codes (phone, purpose, salt, code_hash, expires_at, name) "
         "VALUES ($1, $2, $3, $4, now() + $5::bigint * interval '1 millisecond', $6) "
@@ -83,9 +118,9 @@ int signup_store_code_put(PGconn *conn, const char *phone, enum signup_purpose p
         goto done;
     if (db_commit(conn, errstr, errstr_size) != 0)
         goto done;
-    ret = 0;
+    ret = SIGNUP_ALLOWED;
 done:
-    if (ret != 0)
+    if (ret != SIGNUP_ALLOWED)
         db_rollback(conn);
     PQclear(res);
     return ret;
@@ -130,17 +165,27 @@ done:
 
 int signup_store_confirm(PGconn *conn, const char *phone, enum signup_purpose purpose,
                          const char *code, long long max_attempts, const char *client,
-                         json_t **out, long long *left, char *errstr, size_t errstr_size)
+                         const struct signup_config *lim, json_t **out, long long *left,
+                         char *errstr, size_t errstr_size)
 {
     const char *p[2] = { phone, purpose_name[purpose] };
     PGresult *res = NULL, *r2 = NULL;
     char name[4 * NOTIFIER_NAME_MAX + 1] = "", *skus = NULL;
+    long long by_phone = 0, by_client = 0;
     int verdict = -1, has_row;
 
     *out = NULL;
     *left = 0;
     if (db_begin(conn, errstr, errstr_size) != 0)
         goto fail;
+    /* the client's lock before the code row's (FOR UPDATE), as in signup_store_code_put */
+    if (limits_lock_count(conn, NULL, client, &by_phone, &by_client, errstr, errstr_size) != 0)
+        goto fail;
+    if (by_client >= lim->per_client) {
+        db_rollback(conn);
+        verdict = SIGNUP_CLIENT_LIMITED;
+        goto done;
+    }
     res = db_query(conn,
         "SELECT salt, code_hash, attempts, "
         "(extract(epoch FROM expires_at) * 1000)::bigint, "

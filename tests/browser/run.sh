@@ -2,7 +2,9 @@
 # run.sh: the browser tests. Starts a stack of its own (tools/stack.sh with a RUN_DIR of its
 # own on free ports), runs tests/browser/test.mjs in Debian's chromium through playwright-core,
 # and stops the stack again, pass or fail. Exit 0 when every test passed; 77 (skipped, with
-# the reason printed) when chromium or node is missing or chromium cannot start.
+# the reason printed) only when chromium is installed but cannot start here (a container
+# without the kernel features it needs). A missing chromium, node or playwright-core is a
+# failure: `make deps` and `make test-browser` install them, so their absence is a broken setup.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -10,9 +12,11 @@ HERE=$ROOT/tests/browser
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 
 skip() { printf 'test-browser: SKIPPED: %s\n' "$*"; exit 77; }
-[ -x "$CHROMIUM" ] || skip "no $CHROMIUM (make deps installs Debian's chromium)"
-command -v node >/dev/null || skip "no node (make deps installs nodejs)"
-[ -d "$HERE/node_modules/playwright-core" ] || skip "no playwright-core (make test-browser installs it)"
+fail() { printf 'test-browser: FAILED: %s\n' "$*" >&2; exit 1; }
+[ -x "$CHROMIUM" ] || fail "no $CHROMIUM (make deps installs Debian's chromium)"
+command -v node >/dev/null || fail "no node (make deps installs Debian's nodejs)"
+[ -f "$HERE/node_modules/playwright-core/package.json" ] ||
+    fail "no playwright-core in $HERE/node_modules (make test-browser installs it with npm)"
 # Can chromium start here at all? (a container without the kernel features it needs)
 if ! out=$(timeout 30 "$CHROMIUM" --headless --no-sandbox --disable-gpu \
         --disable-background-networking --dump-dom about:blank 2>&1); then

@@ -97,6 +97,26 @@ const tests = {
     const wide = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(wide <= 360, `the page is ${wide}px wide on a 360px screen`);
     await shot(page, "shop-phone.png");
+    // and no layout jump there either: the row is as high with no answer (a fresh page),
+    // with the sold-out answer, with the longest one (more than there is, restocking
+    // requested) and with an order's
+    const heights = {};
+    const height = async (what) => { heights[what] = Math.round((await row.boundingBox()).height); };
+    await height("sold out, restocking requested");
+    await row.locator("input").fill("1000");
+    await row.locator("button").click();
+    await row.locator(".msg", { hasText: /^Only \d+ left, you asked for 1000\. Restocking requested/ }).waitFor();
+    await height("only N left, restocking requested");
+    await row.locator("input").fill("1");
+    await row.locator("button").click();
+    await row.locator(".msg", { hasText: "Ordered 1 × old-fashioned" }).waitFor();
+    await height("ordered");
+    await page.reload();
+    await row.locator(".level", { hasText: / left$|Sold out/ }).waitFor();
+    assert.equal(await row.locator(".msg").innerText(), "");
+    await height("no answer");
+    assert.equal(new Set(Object.values(heights)).size, 1,
+                 `the row's height changes at 360px: ${JSON.stringify(heights)}`);
     await page.close();
   },
 
@@ -252,6 +272,8 @@ const tests = {
   async console(ctx) {
     const [at, ceId] = execFileSync(env.PYTHON || "/usr/bin/python3", ["console_setup.py", "dead"], { encoding: "utf8" }).trim().split(" ");
     execFileSync(env.PYTHON || "/usr/bin/python3", ["console_setup.py", "lag", "3"], { encoding: "utf8" });
+    // the database's side: an outbox backlog, a retry pending, a bulletin with failed checks
+    const seeded = JSON.parse(execFileSync(env.PYTHON || "/usr/bin/python3", ["console_setup.py", "db"], { encoding: "utf8" }));
     const web = spawn(path.join(env.DOZEN_ROOT, "bin", "dozenctl"), ["web", "--port", "0"],
                       { stdio: ["ignore", "pipe", "inherit"] });
     try {
@@ -305,8 +327,33 @@ const tests = {
       await page.locator("#trace form button").click();
       await page.locator('#trace tr[data-kind="order"]').waitFor({ timeout: 30000 });
       await page.locator('#trace tr[data-kind="event"]', { hasText: "order.completed" }).first().waitFor({ timeout: 30000 });
-      // topics with their end offsets (dozenctl topics is slow on the dev broker)
-      await page.locator("#topics td", { hasText: "dead-letter" }).waitFor({ timeout: 30000 });
+      // the outbox backlog: the producer, its unsent rows, the oldest one's time
+      const local = (t) => page.evaluate((x) => new Date(x).toLocaleString(), t);
+      const cells = async (tr) => (await tr.locator("td").allInnerTexts()).map((c) => c.trim());
+      const outboxRow = page.locator("#outbox tr", { has: page.locator("td:first-child", { hasText: seeded.producer }) });
+      await outboxRow.waitFor({ timeout: 30000 });
+      assert.deepEqual(await cells(outboxRow), [seeded.producer, String(seeded.unsent), await local(seeded.oldest)]);
+      // retries pending: group, reason, how many, the next due time
+      const retryRow = page.locator("#retries tr", { has: page.locator("td:first-child", { hasText: seeded.group }) });
+      await retryRow.waitFor({ timeout: 30000 });
+      assert.deepEqual(await cells(retryRow),
+                       [seeded.group, seeded.reason, String(seeded.pending), await local(seeded.next_due)]);
+      // the bulletin with its attempts and the reason of each failed check
+      const bulletinRow = page.locator("#bulletins tr", { has: page.locator("td:first-child", { hasText: seeded.day }) });
+      await bulletinRow.waitFor({ timeout: 30000 });
+      const b = await cells(bulletinRow);
+      assert.deepEqual(b.slice(0, 4), [seeded.day, "unavailable", "2", "stale_date"]);
+      assert.deepEqual(b[4].split("\n"), seeded.failures.map(([n, reason, error]) => `#${n} ${reason}: ${error}`));
+      // topics with their end offsets (dozenctl topics is slow on the dev broker): the
+      // dead letter written above is below dead-letter/0's end
+      const dlTopic = page.locator("#topics tr", { has: page.locator("td:first-child", { hasText: /^dead-letter$/ }) });
+      await dlTopic.waitFor({ timeout: 30000 });
+      const [dlName, dlParts, dlEnds] = await cells(dlTopic);
+      assert.equal(dlName, "dead-letter");
+      assert.match(dlParts, /^[1-9]\d*$/);
+      const ends = Object.fromEntries(dlEnds.split(/\s+/).map((e) => e.split(":").map(Number)));
+      assert.equal(Object.keys(ends).length, Number(dlParts), `end offsets ${dlEnds}`);
+      assert.ok(ends[Number(at.split(":")[0])] > Number(at.split(":")[1]), `dead-letter end offsets ${dlEnds}, dead letter at ${at}`);
       await page.evaluate(() => { document.querySelector("#dlq").scrollLeft = 0; });
       await shot(page, "console.png");
       await page.close();

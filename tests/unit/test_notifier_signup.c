@@ -62,6 +62,19 @@ static void test_decide(void **state)
     assert_int_equal(signup_decide(1, "s", h, 5, 2000, 1000, 5, "424242"), SIGNUP_LOCKED);
 }
 
+static void test_limited(void **state)
+{
+    struct signup_config c = { .per_number = 5, .per_client = 20 };
+
+    (void)state;
+    assert_int_equal(signup_limited(0, 0, &c), SIGNUP_ALLOWED);
+    assert_int_equal(signup_limited(4, 19, &c), SIGNUP_ALLOWED);
+    assert_int_equal(signup_limited(5, 0, &c), SIGNUP_LIMIT_NUMBER);
+    assert_int_equal(signup_limited(0, 20, &c), SIGNUP_LIMIT_CLIENT);
+    /* both reached: the number's answer */
+    assert_int_equal(signup_limited(9, 99, &c), SIGNUP_LIMIT_NUMBER);
+}
+
 static void test_stop_words(void **state)
 {
     (void)state;
@@ -118,6 +131,7 @@ int main(void)
         cmocka_unit_test(test_codes),
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_limited),
         cmocka_unit_test(test_stop_words),
         cmocka_unit_test(test_opted_out_error),
         cmocka_unit_test(test_twilio_signature),

@@ -239,8 +239,8 @@ done:
 }
 
 /* The database's side, read-only: the outbox backlog, retries pending by group and reason,
- * the dead letters the retry service recorded, the latest bulletins with their failed
- * checks. Every query builds its JSON in SQL. */
+ * the latest bulletins with their failed checks. Every query builds its JSON in SQL. (The
+ * dead letters come from the topic itself, through dozenctl dlq list: /api/dlq.) */
 static const struct {
     const char *name, *sql;
 } db_views[] = {
@@ -253,11 +253,6 @@ static const struct {
       " SELECT group_id, reason, count(*) AS pending,"
       " to_timestamp(min(due_at) / 1000.0) AS next_due"
       " FROM retry_pending GROUP BY group_id, reason) x" },
-    { "dead_letters",
-      "SELECT COALESCE(json_agg(x ORDER BY x.dead_at DESC), '[]') FROM ("
-      " SELECT group_id, reason, last_reason, left(error, 300) AS error, original_topic,"
-      " original_partition, original_offset, ce_id, dead_at"
-      " FROM retry_dead_letters ORDER BY dead_at DESC LIMIT 200) x" },
     { "bulletins",
       "SELECT COALESCE(json_agg(x ORDER BY x.day DESC), '[]') FROM ("
       " SELECT b.day, b.state, b.trigger, b.attempts, b.last_reason, b.deadline_at,"
