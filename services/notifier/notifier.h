@@ -27,7 +27,6 @@
 #define NOTIFIER_SERVICE "notifier"
 #define NOTIFIER_GROUP "notifier"
 #define NOTIFIER_SOURCE "/dozen/notifier"
-#define NOTIFIER_SMS_MAX 160          /* characters of one GSM-7 SMS segment */
 #define NOTIFIER_SEGMENTS_MAX 10      /* the highest SMS_MAX_SEGMENTS (and the database's) */
 #define NOTIFIER_BODY_MAX 4096        /* bytes of one message's UTF-8 text: 10 segments of
                                        * 2-byte GSM-7 or 3-byte UCS-2 characters fit */
