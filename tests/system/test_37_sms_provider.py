@@ -1,9 +1,10 @@
 """The notifier against an SMS provider's real limits (issue 12) and the opt-out and
 uncertain-send defects 5 and 6 of issue 11: an opt-out that returned 200 is never followed
 by a message, SMS_RATE holds per sender number across instances (measured from the
-stand-in's own timestamps), a 429 storm loses and doubles nothing, an uncertain send whose
-message is still queued (no date_sent) is not sent twice, an older identical message is not
-taken for this one, and status callbacks update the delivery.
+stand-in's own timestamps), a 429 pauses the number for every sender thread and a 429
+storm loses and doubles nothing, an uncertain send whose message is still queued (no
+date_sent) is not sent twice, an older identical message is not taken for this one, and
+status callbacks update the delivery.
 
 The stand-in (tools/sms-gateway) behaves as Twilio does here: messages queued with a null
 date_sent, then sent, then delivered; StatusCallback POSTs; DateSent filters on date_sent;
