@@ -27,7 +27,6 @@
 #define NOTIFIER_SERVICE "notifier"
 #define NOTIFIER_GROUP "notifier"
 #define NOTIFIER_SOURCE "/dozen/notifier"
-#define NOTIFIER_SMS_MAX 160          /* characters of one GSM-7 SMS segment */
 #define NOTIFIER_SEGMENTS_MAX 10      /* the highest SMS_MAX_SEGMENTS (and the database's) */
 #define NOTIFIER_BODY_MAX 4096        /* bytes of one message's UTF-8 text: 10 segments of
                                        * 2-byte GSM-7 or 3-byte UCS-2 characters fit */
@@ -227,13 +226,16 @@ int store_lock(PGconn *conn, long long id, char *sid, size_t sid_size,
 int store_throttled(PGconn *conn, long long id, long long delay_ms, const char *error,
                     char *errstr, size_t errstr_size);
 /* Reserves the next count send slots of sender (one every interval_ms, shared by every
- * sender thread and instance through sms_senders). Returns the ms to wait for the first
- * (the others follow interval_ms apart), or -1. */
+ * sender thread and instance through sms_senders), none before the number's pause ends.
+ * Returns the ms to wait for the first (the others follow interval_ms apart), or -1. */
 long long store_slot(PGconn *conn, const char *sender, double interval_ms, int count,
                      char *errstr, size_t errstr_size);
-/* Retry-After: no slot of sender before ms from now. Returns 0 or -1. */
+/* Retry-After: sender sends nothing before ms from now, not even in slots reserved
+ * earlier (their holders check store_paused before sending). Returns 0 or -1. */
 int store_pause(PGconn *conn, const char *sender, long long ms, char *errstr,
                 size_t errstr_size);
+/* The ms left of sender's pause (0: not paused), or -1. */
+long long store_paused(PGconn *conn, const char *sender, char *errstr, size_t errstr_size);
 /* Sets other[i] when sids[i] is recorded as another delivery's than id (an older message
  * with the same text). Returns 0 or -1. */
 int store_other_sids(PGconn *conn, long long id, char (*sids)[SMS_SID_MAX], size_t n,

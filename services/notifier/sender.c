@@ -112,8 +112,8 @@ struct batch {
     int count;
     int next;             /* the delivery being sent */
     int64_t lease_from;   /* monotonic ms, taken before the claim (or renewal) was written */
-    int64_t slots_from;   /* monotonic ms of the batch's first send slot; 0: none yet */
-    int64_t paused_until; /* monotonic ms: a 429's Retry-After */
+    int64_t slots_from;   /* monotonic ms of the send slot of d[slots_next]; 0: none */
+    int slots_next;       /* the delivery the batch's slots were reserved from */
 };
 
 /* Before a gateway request: renews the lease of the batch's unsent deliveries when less
@@ -144,39 +144,70 @@ static int keep_lease(struct batch *b)
     return 0;
 }
 
-/* Waits for the send slot of the batch's current delivery (SMS_RATE, shared with every
- * thread and instance through PostgreSQL: the batch reserves one slot per claimed row at
- * its first send, one UPDATE of the number's row rather than one per message), keeping the
- * batch's lease meanwhile, and past a 429's Retry-After. Returns 0 when the slot has come,
- * 1 when the notifier is stopping (nothing sent: give the rest back), -1 after an error
- * (logged). */
-static int wait_slot(struct batch *b)
+/* Reserves send slots for the batch's deliveries from b->next on (SMS_RATE, shared with
+ * every thread and instance through PostgreSQL: one UPDATE of the number's row for them
+ * all, rather than one per message; none before the number's pause ends). Returns 0, or
+ * -1 after an error (logged). */
+static int reserve_slots(struct batch *b)
 {
     const struct config *cfg = &b->n->cfg;
     char err[512];
     long long wait;
+
+    wait = store_slot(b->conn, cfg->sms.from, cfg->sms_interval_ms, b->count - b->next,
+                      err, sizeof(err));
+    if (wait < 0) {
+        log_error("sender_slot_failed error=%s", LOG_Q(err));
+        return -1;
+    }
+    b->slots_from = util_mono_ms() + wait;
+    b->slots_next = b->next;
+    return 0;
+}
+
+/*
+ * Waits for the send slot of the batch's current delivery, keeping the batch's lease
+ * meanwhile. A slot reserved before another sender's 429 paused the number must not be
+ * used: unless the slot was reserved just now and was due at once, the pause is read
+ * again when the slot comes, and if the number is paused the rest of the batch gets new
+ * slots, after the pause and SMS_RATE apart. Returns 0 when the slot has come, 1 when the
+ * notifier is stopping (nothing sent: give the rest back), -1 after an error (logged).
+ */
+static int wait_slot(struct batch *b)
+{
+    const struct config *cfg = &b->n->cfg;
+    char err[512];
+    long long paused;
     int64_t until, now;
+    int fresh = 0;
 
     if (b->slots_from == 0) {
-        wait = store_slot(b->conn, cfg->sms.from, cfg->sms_interval_ms, b->count - b->next,
-                          err, sizeof(err));
-        if (wait < 0) {
+        if (reserve_slots(b) != 0)
+            return -1;
+        fresh = 1;
+    }
+    for (;;) {
+        until = b->slots_from + (int64_t)((b->next - b->slots_next) * cfg->sms_interval_ms);
+        if (fresh && until <= util_mono_ms())
+            return 0;   /* the reservation itself saw no pause */
+        while ((now = util_mono_ms()) < until) {
+            if (stopping(b->w->s))
+                return 1;
+            if (keep_lease(b) != 0)
+                return -1;
+            idle(b->w, until - now < 250 ? until - now : 250);
+        }
+        if ((paused = store_paused(b->conn, cfg->sms.from, err, sizeof(err))) < 0) {
             log_error("sender_slot_failed error=%s", LOG_Q(err));
             return -1;
         }
-        b->slots_from = util_mono_ms() + wait - (int64_t)(b->next * cfg->sms_interval_ms);
-    }
-    until = b->slots_from + (int64_t)(b->next * cfg->sms_interval_ms);
-    if (until < b->paused_until)
-        until = b->paused_until;
-    while ((now = util_mono_ms()) < until) {
-        if (stopping(b->w->s))
-            return 1;
-        if (keep_lease(b) != 0)
+        if (paused == 0)
+            return 0;
+        log_info("sender_paused in_ms=%lld rest=%d", paused, b->count - b->next);
+        if (reserve_slots(b) != 0)
             return -1;
-        idle(b->w, until - now < 250 ? until - now : 250);
+        fresh = 0;      /* the new slots are after the pause: checked again then */
     }
-    return 0;
 }
 
 /* The StatusCallback URL of d into out, or NULL when SMS_STATUS_CALLBACK_URL is unset. */
@@ -287,7 +318,6 @@ static int deliver(struct batch *b, const struct delivery *d)
         phone_mask(d->phone, masked, sizeof(masked));
         log_warn("sms_throttled delivery=%lld to=%s retry_after_ms=%lld", d->id, masked,
                  retry_ms);
-        b->paused_until = util_mono_ms() + retry_ms;
         if (store_pause(b->conn, cfg->sms.from, retry_ms, err, sizeof(err)) != 0 ||
             store_throttled(b->conn, d->id, retry_ms, why, err, sizeof(err)) != 0)
             log_error("sms_outcome_not_recorded delivery=%lld error=%s", d->id, LOG_Q(err));

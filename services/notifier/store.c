@@ -150,21 +150,27 @@ const db_stmt_t store_stmts[] = {
       "UPDATE deliveries SET status = 'pending', attempts = GREATEST(attempts - 1, 0), "
       "last_error = $3, next_attempt_at = now() + make_interval(secs => $2::float8 / 1000) "
       "WHERE id = $1::bigint AND status = 'sending'", 3 },
-    /* The next $3 slots of sender $1 at $2 ms a message: how many ms to wait for the
-     * first of them (the others follow $2 ms apart). */
+    /* The next $3 slots of sender $1 at $2 ms a message, none before its pause ends: how
+     * many ms to wait for the first of them (the others follow $2 ms apart), rounded up so
+     * that a sender woken then does not find the pause a fraction of a ms from its end. */
     { "d_slot",
       "INSERT INTO sms_senders AS t (sender, next_slot_at) "
       "VALUES ($1, clock_timestamp() + make_interval(secs => $2::float8 * $3::int / 1000)) "
       "ON CONFLICT (sender) DO UPDATE SET next_slot_at = GREATEST(t.next_slot_at, "
-      "clock_timestamp()) + make_interval(secs => $2::float8 * $3::int / 1000) "
-      "RETURNING GREATEST(0, (extract(epoch FROM t.next_slot_at - clock_timestamp()) * 1000 "
-      "- $2::float8 * $3::int))::bigint", 3 },
-    /* Retry-After: no slot of sender $1 before $2 ms from now. */
+      "clock_timestamp(), t.paused_until) + make_interval(secs => $2::float8 * $3::int / 1000) "
+      "RETURNING GREATEST(0, ceil(extract(epoch FROM t.next_slot_at - clock_timestamp()) "
+      "* 1000 - $2::float8 * $3::int))::bigint", 3 },
+    /* Retry-After: sender $1 sends nothing for $2 ms, whatever slots are reserved. */
     { "d_pause",
-      "INSERT INTO sms_senders AS t (sender, next_slot_at) "
+      "INSERT INTO sms_senders AS t (sender, paused_until) "
       "VALUES ($1, clock_timestamp() + make_interval(secs => $2::float8 / 1000)) "
-      "ON CONFLICT (sender) DO UPDATE SET next_slot_at = GREATEST(t.next_slot_at, "
+      "ON CONFLICT (sender) DO UPDATE SET paused_until = GREATEST(t.paused_until, "
       "clock_timestamp() + make_interval(secs => $2::float8 / 1000))", 2 },
+    /* The ms left of sender $1's pause (0: none). A plain read: no row lock. */
+    { "d_paused",
+      "SELECT CASE WHEN paused_until > clock_timestamp() THEN ceil(extract(epoch FROM "
+      "paused_until - clock_timestamp()) * 1000)::bigint ELSE 0 END "
+      "FROM sms_senders WHERE sender = $1", 1 },
     /* Of sids $1, those another delivery than $2 was recorded as: not this one's. */
     { "d_other_sids",
       "SELECT gateway_sid FROM deliveries WHERE gateway_sid = ANY($1::text[]) "
@@ -194,8 +200,8 @@ const db_stmt_t store_stmts[] = {
       "ahead AS (SELECT count(*) AS n FROM deliveries d, mine "
       "  WHERE d.status IN ('pending', 'sending') AND d.next_attempt_at <= mine.last) "
       "SELECT CASE WHEN mine.last IS NULL THEN NULL ELSE " TS("GREATEST(mine.last, "
-      "  GREATEST(clock_timestamp(), COALESCE((SELECT next_slot_at FROM sms_senders "
-      "  WHERE sender = $2), clock_timestamp())) "
+      "  GREATEST(clock_timestamp(), COALESCE((SELECT GREATEST(next_slot_at, paused_until) "
+      "  FROM sms_senders WHERE sender = $2), clock_timestamp())) "
       "  + make_interval(secs => ahead.n * $3::float8 / 1000))") " END "
       "FROM mine, ahead", 3 },
     { "d_sent",

@@ -185,6 +185,19 @@ int store_pause(PGconn *conn, const char *sender, long long ms, char *errstr,
     return store_run(conn, "d_pause", 2, p, NULL, errstr, errstr_size);
 }
 
+long long store_paused(PGconn *conn, const char *sender, char *errstr, size_t errstr_size)
+{
+    const char *p[1] = { sender };
+    PGresult *res;
+    long long left;
+
+    if ((res = db_exec(conn, "d_paused", 1, p, NULL, errstr, errstr_size)) == NULL)
+        return -1;
+    left = PQntuples(res) == 1 ? store_column_ll(res, 0, 0) : 0;
+    PQclear(res);
+    return left < 0 ? 0 : left;
+}
+
 int store_other_sids(PGconn *conn, long long id, char (*sids)[SMS_SID_MAX], size_t n,
                      int *other, char *errstr, size_t errstr_size)
 {

@@ -172,3 +172,80 @@ def test_one_skus_failures_do_not_delay_another(stack, migrated, make_sku):
     [po] = production_orders(factory, failing)
     assert po["status"] == "pending" and po["last_error"] == "HTTP 503"
     assert level(migrated, failing) == 0
+
+
+# ---------------------------------------------------------------------------------------
+# The factory's bad days: no answer at all, or an answer later than FACTORY_TIMEOUT
+
+def set_legacy_mode(legacy, **mode):
+    r = requests.post(legacy.url + "/admin/mode", json=mode, timeout=5)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def replenished(pg, sku):
+    return pg.query("SELECT count(*) FROM outbox WHERE topic = 'stock.replenished' "
+                    "AND msg_key = %s", (sku,))[0][0]
+
+
+def test_factory_down_is_retried_then_restocked_once(stack, migrated, make_sku):
+    """The factory closes every call without an answer (`down`): the call is retried
+    through the retry topic, the order stays pending, stock stays at 0. Once the factory
+    answers again, one call is accepted and stock rises by one batch, once."""
+    sku = make_sku(0, batch=7)
+    sales, stock, factory, legacy = restock_stack(stack, {"LEGACY_FACTORY_DOWN": "1"})
+    assert order(sales, sku).status_code == 409
+    wait_for(lambda: [c["outcome"] for c in legacy_calls(legacy, sku)[0]].count("refused")
+             >= 2, 30, "two calls refused")
+    [po] = wait_for(lambda: [p for p in production_orders(factory, sku)
+                             if p["last_error"]], 20, "the failed call recorded")
+    assert po["status"] == "pending", po
+    assert level(migrated, sku) == 0
+    set_legacy_mode(legacy, down=False)
+    wait_for(lambda: level(migrated, sku) == 7, DELAY_MS / 1000 + 20, "the restock")
+    calls, orders = legacy_calls(legacy, sku)
+    outcomes = [c["outcome"] for c in calls]
+    refused = outcomes.count("refused")
+    assert outcomes == ["refused"] * refused + ["accepted"], outcomes
+    assert len(orders) == 1
+    [po] = production_orders(factory, sku)
+    assert po["status"] == "delivered" and po["attempts"] == refused + 1, po
+    # nothing more comes: no second call, no second batch
+    time.sleep(DELAY_MS / 1000 + 1)
+    assert len(legacy_calls(legacy, sku)[0]) == refused + 1
+    assert level(migrated, sku) == 7 and replenished(migrated, sku) == 1
+    assert len(production_orders(factory, sku)) == 1
+
+
+def test_factory_slower_than_factory_timeout_is_retried_then_restocked_once(
+        stack, migrated, make_sku):
+    """The factory answers after 1.5 s, FACTORY_TIMEOUT is 0.5 s: each call times out and
+    is retried. The factory still takes those calls (it accepts once its sleep is over,
+    whether or not anyone listens), so it manufactures more than once and calls back
+    more than once: every callback names the same production order, which is delivered
+    once. Once the factory is quick again, the next call is placed; stock rises by one
+    batch, once, and dozen has one production order."""
+    sku = make_sku(0, batch=9)
+    sales, stock, factory, legacy = restock_stack(
+        stack, {"LEGACY_FACTORY_SLOW_MS": "1500", "FACTORY_DELAY_MS": "3000"},
+        {"FACTORY_TIMEOUT": "500ms"})
+    assert order(sales, sku).status_code == 409
+    pid = wait_for(lambda: (production_orders(factory, sku) or [{}])[0].get(
+        "production_order_id"), 20, "the production order")
+    failed = f"factory_call_failed production_order_id={pid}"
+    wait_for(lambda: factory.log().count(failed) >= 2, 30, "two calls timed out")
+    assert "timed out" in factory.log().split(failed, 1)[1].split("\n", 1)[0].lower()
+    assert level(migrated, sku) == 0
+    set_legacy_mode(legacy, slow_ms=0)
+    wait_for(lambda: level(migrated, sku) == 9, 30, "the restock")
+    wait_for(lambda: "factory_order_placed production_order_id=" + pid in factory.log(), 30,
+             "a call answered in time")
+    # every manufacture the factory took calls back, all to the one order
+    wait_for(lambda: (lambda o: o and all(m["status"] == "delivered" for m in o))(
+        legacy_calls(legacy, sku)[1]), 30, "every manufacture's callback made")
+    calls, orders = legacy_calls(legacy, sku)
+    assert len(orders) >= 2, orders          # taken after their callers had timed out
+    assert all(f"/deliveries/{pid}?token=" in m["callback_url"] for m in orders), orders
+    [po] = production_orders(factory, sku)
+    assert po["status"] == "delivered" and po["attempts"] >= 3, po
+    assert level(migrated, sku) == 9 and replenished(migrated, sku) == 1

@@ -1,9 +1,10 @@
 """The notifier against an SMS provider's real limits (issue 12) and the opt-out and
 uncertain-send defects 5 and 6 of issue 11: an opt-out that returned 200 is never followed
 by a message, SMS_RATE holds per sender number across instances (measured from the
-stand-in's own timestamps), a 429 storm loses and doubles nothing, an uncertain send whose
-message is still queued (no date_sent) is not sent twice, an older identical message is not
-taken for this one, and status callbacks update the delivery.
+stand-in's own timestamps), a 429 pauses the number for every sender thread and a 429
+storm loses and doubles nothing, an uncertain send whose message is still queued (no
+date_sent) is not sent twice, an older identical message is not taken for this one, and
+status callbacks update the delivery.
 
 The stand-in (tools/sms-gateway) behaves as Twilio does here: messages queued with a null
 date_sent, then sent, then delivered; StatusCallback POSTs; DateSent filters on date_sent;
@@ -170,6 +171,63 @@ def test_429_storm_loses_and_doubles_nothing(stack, migrated):
     assert got == {p: 1 for p in phones}, got
     assert {d["status"] for d in deliveries(migrated)} == {"sent"}
     assert "sms_throttled" in s.notifier.log()
+
+
+# How long after a 429 a message may still reach the stand-in: one already on its way when
+# the 429 was answered (its sender checked the pause before the 429's sender recorded it).
+IN_FLIGHT = 0.25
+
+
+def throttles(gateway):
+    r = requests.get(gateway.url + "/throttles", timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["throttles"]
+
+
+def test_429_pauses_the_number_for_every_sender_thread(stack, migrated):
+    """The stand-in takes 2 a second and answers 429 with Retry-After: 2 (longer than its
+    rate needs, as Twilio's may be, and it does not refuse a client that comes back
+    sooner); the notifier sends at 4 a second from 4 threads, each batch of 8 holding its
+    slots ahead. A 429 pauses the number for every thread: no message is accepted within
+    Retry-After of a 429 the stand-in answered (by its own clock), beyond one already on
+    its way; after a pause the messages are spaced at SMS_RATE again, not sent back to
+    back; and every subscriber gets exactly one."""
+    s = notifier_stack(stack, gateway={"SMS_GATEWAY_RATE": "2",
+                                       "SMS_GATEWAY_RETRY_AFTER": "2"},
+                       SMS_RATE="4", SMS_CONCURRENCY="4", SMS_MAX_ATTEMPTS="2")
+    phones = insert_subscribers(migrated, 16, prefix="+8214")
+    assert run_bulletin(s.notifier).status_code in (200, 202)
+    wait_final(migrated, 90, n=len(phones))
+    got = {}
+    for m in messages(s.gateway):
+        got[m["to"]] = got.get(m["to"], 0) + 1
+    assert got == {p: 1 for p in phones}, got
+    accepted = sorted(ts(m["at"]) for m in messages(s.gateway))
+    pauses = [(ts(t["at"]), t["retry_after"]) for t in throttles(s.gateway)]
+    assert pauses and all(ra == 2 for _, ra in pauses), pauses
+    early = [(round(a - t, 3), ra) for t, ra in pauses for a in accepted
+             if t + IN_FLIGHT < a < t + ra]
+    assert not early, f"accepted (s after a 429, its Retry-After): {early}"
+    # every request that reached the stand-in, accepted or throttled: at SMS_RATE (250 ms
+    # apart), allowing for a thread woken late, never back to back
+    arrivals = sorted(accepted + [t for t, _ in pauses])
+    gaps = [round(b - a, 3) for a, b in zip(arrivals, arrivals[1:])]
+    assert min(gaps) >= 0.075, f"requests closer than 75 ms at SMS_RATE=4: {gaps}"
+    log = s.notifier.log()
+    # senders holding slots found the number paused and took new ones after the pause
+    assert "sms_throttled" in log and "sender_paused" in log
+    # the stand-in says Retry-After over HTTP (Twilio's header), not only in its records
+    codes = []
+    for i in range(4):
+        r = requests.post(f"{s.gateway.url}/2010-04-01/Accounts/{SMS_SID}/Messages.json",
+                          auth=(SMS_SID, SMS_TOKEN),
+                          data={"To": "+821055550010", "From": SMS_FROM, "Body": "x"},
+                          timeout=10)
+        codes.append(r.status_code)
+        if r.status_code == 429:
+            assert r.headers.get("Retry-After") == "2", r.headers
+            break
+    assert codes[-1] == 429, codes
 
 
 # --------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ struct fake {
 
 static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fake fake;
+static long fake_retry_after;   /* under fake_lock: the Retry-After of the answers (0: none) */
 
 /* The next answers of the fake: status (0: no answer), json, pad, slow_ms. */
 static void set_answer(int status, const char *json, size_t pad, long long slow_ms)
@@ -71,6 +72,7 @@ static void messages(const http_request_t *req, http_response_t *res, void *ctx)
     stub_copy(fake.q_from, sizeof(fake.q_from), http_query(req, "From"));
     stub_copy(fake.q_page_size, sizeof(fake.q_page_size), http_query(req, "PageSize"));
     fake.client_port = stub_client_port(req);
+    res->retry_after = fake_retry_after;
     pthread_mutex_unlock(&fake_lock);
     stub_reply(res, &a);
 }
@@ -429,6 +431,33 @@ static void test_send_callback(void **state)
     sms_client_free(c);
 }
 
+/* A 429 with "Retry-After: 3" pauses the number for 3 s (the sender gives that to
+ * store_pause as it is); the header only counts on a 429. */
+static void test_send_retry_after(void **state)
+{
+    sms_client_t *c = client(stub_base(), 5000);
+    char sid[SMS_SID_MAX], err[256];
+    long long retry = -1;
+
+    (void)state;
+    pthread_mutex_lock(&fake_lock);
+    fake_retry_after = 3;
+    pthread_mutex_unlock(&fake_lock);
+    set_answer(429, "{\"code\": 20429, \"message\": \"Too Many Requests\"}", 0, 0);
+    assert_int_equal(sms_send(c, TO, "hi", NULL, sid, sizeof(sid), &retry, err, sizeof(err)),
+                     SMS_THROTTLED);
+    assert_int_equal(retry, 3000);
+    /* a 503 with Retry-After is a retry on the backoff, not a pause */
+    set_answer(503, "{\"error\": \"busy\"}", 0, 0);
+    assert_int_equal(sms_send(c, TO, "hi", NULL, sid, sizeof(sid), &retry, err, sizeof(err)),
+                     SMS_RETRY);
+    assert_int_equal(retry, 0);
+    pthread_mutex_lock(&fake_lock);
+    fake_retry_after = 0;
+    pthread_mutex_unlock(&fake_lock);
+    sms_client_free(c);
+}
+
 static void test_date_parse(void **state)
 {
     long long ms = 0;
@@ -461,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_send_transport),
         cmocka_unit_test(test_find),
         cmocka_unit_test(test_send_callback),
+        cmocka_unit_test(test_send_retry_after),
         cmocka_unit_test(test_date_parse),
     };
     int failed;

@@ -81,7 +81,7 @@ static void test_mode_patch(void **state)
 
     j = standin_mode_json(&sg_standin, &out);
     assert_non_null(j);
-    assert_int_equal(json_object_size(j), 11);
+    assert_int_equal(json_object_size(j), 12);
     assert_string_equal(json_string_value(json_object_get(j, "opted_out")), "");
     assert_int_equal(json_integer_value(json_object_get(j, "fail_next")), 3);
     assert_true(json_is_false(json_object_get(j, "callback_twice")));
@@ -571,6 +571,7 @@ static void test_throttle(void **state)
     sg_state_t *st = new_state(&defaults);
     int64_t t = 1000000;
     int i, passed = 0;
+    json_t *list, *last;    /* list owned, last borrowed from it */
 
     (void)state;
     assert_int_equal(state_throttle(st, t), 0);   /* no rate: never */
@@ -589,6 +590,19 @@ static void test_throttle(void **state)
     /* at the rate (every 500 ms), every one passes */
     for (i = 1; i <= 20; i++)
         assert_int_equal(state_throttle(st, t + 500 + i * 500), 0);
+    /* a Retry-After of the knob's, whatever the rate would say; each 429 kept */
+    test_patch(state_standin(st), "{\"retry_after\": 3}");
+    t += 500 + 20 * 500;
+    assert_int_equal(state_throttle(st, t), 0);
+    assert_int_equal(state_throttle(st, t), 3);
+    list = state_throttles(st);
+    assert_int_equal(json_array_size(json_object_get(list, "throttles")), 9);
+    last = json_array_get(json_object_get(list, "throttles"), 8);
+    assert_int_equal(json_integer_value(json_object_get(last, "retry_after")), 3);
+    assert_int_equal(json_integer_value(json_object_get(
+        json_array_get(json_object_get(list, "throttles"), 0), "retry_after")), 1);
+    assert_non_null(json_string_value(json_object_get(last, "at")));
+    json_decref(list);
     state_free(st);
 }
 

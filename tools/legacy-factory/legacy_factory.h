@@ -21,7 +21,8 @@
 #define LF_URL_MAX           2048
 #define LF_ID_LEN            (3 + UTIL_UUID_LEN)  /* "mf-<uuid>", without the NUL */
 #define LF_SCHEDULED_MAX     10000   /* orders whose callbacks are not finished yet */
-#define LF_RECORDS_MAX       10000   /* calls and orders kept for GET /production-orders */
+#define LF_RECORDS_MAX       10000   /* calls and manufactures kept for
+                                      * GET /admin/manufactures */
 #define LF_DELAY_MS_MAX      600000LL
 
 #define LF_CALLBACK_ATTEMPTS           5     /* per delivery, in all */

@@ -298,6 +298,15 @@ static void list_messages(const http_request_t *req, http_response_t *res, void 
     standin_reply_json(res, state_messages(g->state, q != NULL ? to : NULL));
 }
 
+/* GET /throttles: when the 429s were answered, and what their Retry-After said. */
+static void list_throttles(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct gateway *g = ctx;
+
+    (void)req;
+    standin_reply_json(res, state_throttles(g->state));
+}
+
 /* GET /admin/stats */
 static void get_stats(const http_request_t *req, http_response_t *res, void *ctx)
 {
@@ -311,6 +320,7 @@ const http_route_t api_routes[] = {
     { "POST", "/" SG_API_VERSION "/Accounts/{sid}/Messages.json", post_message },
     { "GET", "/" SG_API_VERSION "/Accounts/{sid}/Messages.json", list_twilio },
     { "GET", "/messages", list_messages },
+    { "GET", "/throttles", list_throttles },
     { "GET", "/admin/stats", get_stats },
     STANDIN_MODE_ROUTES,
     { "POST", "/admin/reset", standin_post_reset },

@@ -44,6 +44,8 @@ static void config_read(struct config *c)
                 err, sizeof(err)) != 0 ||
         cfg_int("SMS_GATEWAY_DOWN", 0, 0, 1, &down, err, sizeof(err)) != 0 ||
         cfg_int("SMS_GATEWAY_RATE", 0, 0, 100000, &c->mode.rate, err, sizeof(err)) != 0 ||
+        cfg_int("SMS_GATEWAY_RETRY_AFTER", 0, 0, SG_RETRY_AFTER_MAX, &c->mode.retry_after,
+                err, sizeof(err)) != 0 ||
         cfg_int("SMS_GATEWAY_QUEUE_MS", 500, 0, 3600000, &c->mode.queue_ms,
                 err, sizeof(err)) != 0 ||
         cfg_int("SMS_GATEWAY_DELIVER_MS", 1000, 0, 3600000, &c->mode.deliver_ms,

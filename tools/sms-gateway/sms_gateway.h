@@ -20,6 +20,8 @@
 #define SG_ACCOUNT_SID_MAX  64
 #define SG_AUTH_TOKEN_MAX   128
 #define SG_MESSAGES_MAX     100000      /* messages kept for GET /messages */
+#define SG_THROTTLES_MAX    1000        /* 429s kept for GET /throttles */
+#define SG_RETRY_AFTER_MAX  3600        /* seconds: the retry_after knob's highest */
 #define SG_TEXT_BYTES_MAX   (64L * 1024 * 1024) /* and at most this much From + Body text */
 #define SG_SEED_MAX         9007199254740991LL  /* 2^53 - 1: exact in any JSON reader */
 #define SG_PAGE_SIZE_DEFAULT 50         /* the list's PageSize, as Twilio */
@@ -51,6 +53,8 @@ struct sg_mode {
     int down;             /* close send connections without an answer */
     long long rate;       /* sends a second accepted (0: no limit); beyond it 429 with
                            * Retry-After, as Twilio's rate limit */
+    long long retry_after; /* seconds a 429's Retry-After says (0: until the rate has room,
+                            * rounded up to a second) */
     long long queue_ms;   /* a message stays "queued" (date_sent null) this long */
     long long deliver_ms; /* then "sent" this long, then "delivered" (0: stays "sent") */
     long long hang_ms;    /* after a send is accepted, the answer waits this long (a
@@ -242,8 +246,14 @@ json_t *state_stats(sg_state_t *st);
 
 /* The rate: one send at now_ms, against mode.rate (a generic cell rate: one send every
  * 1/rate s, with one interval of slack). Returns 0 when it may go (the slot is taken), or
- * the seconds (1 or more) the client should wait: Retry-After. Counts SG_THROTTLED then. */
+ * the seconds (1 or more) the client should wait: Retry-After (mode.retry_after when set).
+ * Counts SG_THROTTLED and keeps the time and the Retry-After (GET /throttles) then. The
+ * rate itself does not follow Retry-After: a client that comes back sooner may pass. */
 long long state_throttle(sg_state_t *st, int64_t now_ms);
+
+/* {"throttles": [{"at", "retry_after"}]}, oldest first: the last SG_THROTTLES_MAX 429s.
+ * Returns a new reference, or NULL when out of memory. */
+json_t *state_throttles(sg_state_t *st);
 
 /* A status callback to post. */
 struct sg_callback {

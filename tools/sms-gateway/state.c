@@ -38,6 +38,11 @@ struct sg_state {
     size_t head, len;
     size_t text_bytes;
     double tat_ms;               /* the rate's theoretical arrival time (wall clock ms) */
+    struct {
+        int64_t at_ms;           /* wall clock */
+        long long retry_after;   /* seconds */
+    } throttles[SG_THROTTLES_MAX]; /* a ring, oldest at th_head */
+    size_t th_head, th_len;
     size_t cb_open;              /* kept messages whose callbacks are not all posted */
     unsigned long long cb_posted, cb_failed;
 };
@@ -105,6 +110,7 @@ static const struct standin_knob sg_knobs[] = {
     STANDIN_DOWN(struct sg_mode),
     STANDIN_SLOW_MS(struct sg_mode),
     STANDIN_INT(struct sg_mode, rate, 0, 100000),
+    STANDIN_INT(struct sg_mode, retry_after, 0, SG_RETRY_AFTER_MAX),
     STANDIN_INT(struct sg_mode, queue_ms, 0, 3600000),
     STANDIN_INT(struct sg_mode, deliver_ms, 0, 3600000),
     STANDIN_INT(struct sg_mode, hang_ms, 0, STANDIN_SLOW_MS_MAX),
@@ -201,6 +207,7 @@ static void forget(void *app)
     memset(st->counts, 0, sizeof(st->counts));
     st->cb_posted = st->cb_failed = 0;
     st->tat_ms = 0;
+    st->th_head = st->th_len = 0;
     messages_clear(st);
 }
 
@@ -407,6 +414,7 @@ long long state_throttle(sg_state_t *st, int64_t now_ms)
     struct sg_mode *mode;
     double interval, now = (double)now_ms;
     long long wait = 0;
+    size_t i;
 
     standin_lock(st->si);
     mode = standin_mode_locked(st->si);
@@ -417,14 +425,48 @@ long long state_throttle(sg_state_t *st, int64_t now_ms)
         /* one interval of slack: a client that paces itself at the rate is not refused
          * for a few ms of network jitter */
         if (st->tat_ms - now > interval) {
-            wait = (long long)((st->tat_ms - now - interval) / 1000.0) + 1;
+            wait = mode->retry_after > 0
+                ? mode->retry_after
+                : (long long)((st->tat_ms - now - interval) / 1000.0) + 1;
             st->counts[SG_THROTTLED]++;
+            i = (st->th_head + st->th_len) % SG_THROTTLES_MAX;
+            st->throttles[i].at_ms = now_ms;
+            st->throttles[i].retry_after = wait;
+            if (st->th_len < SG_THROTTLES_MAX)
+                st->th_len++;
+            else
+                st->th_head = (st->th_head + 1) % SG_THROTTLES_MAX;
         } else {
             st->tat_ms += interval;
         }
     }
     standin_unlock(st->si);
     return wait;
+}
+
+json_t *state_throttles(sg_state_t *st)
+{
+    json_t *list = json_array(), *ret = NULL;
+    char at[32];
+    size_t i, k;
+    int oom = list == NULL;
+
+    standin_lock(st->si);
+    for (i = 0; i < st->th_len && !oom; i++) {
+        k = (st->th_head + i) % SG_THROTTLES_MAX;
+        if (util_rfc3339(st->throttles[k].at_ms, at, sizeof(at)) != 0)
+            at[0] = '\0';
+        /* json_array_append_new consumes the item even when it fails (NULL fails too) */
+        oom = json_array_append_new(list, json_pack("{s:s, s:I}", "at", at, "retry_after",
+                                    (json_int_t)st->throttles[k].retry_after)) != 0;
+    }
+    standin_unlock(st->si);
+    if (!oom) {
+        ret = json_pack("{s:o}", "throttles", list); /* "o" steals list, also on failure */
+        list = NULL;
+    }
+    json_decref(list);
+    return ret;
 }
 
 size_t state_callbacks_due(sg_state_t *st, int64_t now_ms, struct sg_callback *out,
