@@ -152,6 +152,9 @@ fuzz_order_objs        := services/sales/order.o
 fuzz_feed_objs         := services/notifier/feed.o services/notifier/feed_datagokr.o
 fuzz_feed_datagokr_objs := services/notifier/feed.o services/notifier/feed_datagokr.o
 fuzz_retry_record_objs := services/retry/record.o
+fuzz_form_objs         := services/notifier/signup.o
+fuzz_callback_objs     := services/factory/callback.o
+fuzz_sms_date_objs     := services/notifier/sms.o
 
 define fuzz_rule
 $(BUILD)/tests/fuzz/fuzz_$(1).o: CFLAGS += -Itests/fuzz \

@@ -15,11 +15,14 @@
 
 /* Every route pattern of the services and stand-ins, and a few made-up ones. */
 static const char *const patterns[] = {
-    "/", "/healthz", "/metrics", "/orders", "/orders/{id}", "/inventory", "/inventory/{sku}",
-    "/production-orders", "/production-orders/{id}", "/deliveries", "/subscribers",
-    "/subscribers/{id}", "/subscribers/{id}/skus/{sku}", "/bulletins/run",
-    "/bulletins/{date}", "/admin/mode", "/messages", "/daily", "/{a}/{b}/{c}/{d}",
-    "/a/{x}/", "/{x}/{y}/{z}/{w}/{v}",
+    "/", "/healthz", "/livez", "/readyz", "/metrics", "/products", "/orders", "/orders/{id}",
+    "/inventory", "/inventory/{sku}", "/production-orders", "/production-orders/{id}",
+    "/deliveries/{id}", "/subscribers", "/subscribers/{id}", "/subscribers/{id}/skus/{sku}",
+    "/bulletins/run", "/bulletins/{date}", "/sms/status/{id}", "/signup", "/signup/confirm",
+    "/unsubscribe", "/unsubscribe/confirm", "/sms/inbound", "/stats", "/admin/mode",
+    "/admin/stats", "/api/dlq", "/api/dlq/replay", "/messages", "/daily",
+    "/2010-04-01/Accounts/{sid}/Messages.json",
+    "/{a}/{b}/{c}/{d}", "/a/{x}/", "/{x}/{y}/{z}/{w}/{v}",
 };
 
 static size_t count_params(const char *pattern)

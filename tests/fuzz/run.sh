@@ -25,10 +25,11 @@ for name in "$@"; do
     # A dictionary of the tokens its input is made of, when there is one (tests/fuzz/*.dict).
     dict=()
     case $name in
-        order|event|feed) dict=(-dict="$here/json.dict") ;;
+        order|event|feed|callback) dict=(-dict="$here/json.dict") ;;
         feed_datagokr) dict=(-dict="$here/xml.dict") ;;
         cron) dict=(-dict="$here/cron.dict") ;;
         retry|retry_record) dict=(-dict="$here/headers.dict") ;;
+        form) dict=(-dict="$here/form.dict") ;;
     esac
     crashers=()
     if [ -d "$here/crashers/$name" ]; then

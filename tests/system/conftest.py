@@ -406,7 +406,7 @@ ON_DEV = {
     "test_23_bad_http", "test_24_leader_failover", "test_28_prometheus",
     "test_29_legacy_factory", "test_31_commit_unknown", "test_32_lost_callback",
     "test_35_open_data_feed", "test_36_schedule", "test_37_sms_provider",
-    "test_44_order_combining", "test_46_signup",
+    "test_44_order_combining", "test_46_signup", "test_47_pg_blackhole",
 }
 ON_BOTH = {"test_00_topics", "test_01_orders"}
 

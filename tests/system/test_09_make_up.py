@@ -182,6 +182,48 @@ def test_up_again_from_a_shell_that_sourced_run_env(run_env):
     assert r.status_code == 201, r.text
 
 
+def test_secrets_are_owner_only_and_never_on_a_command_line(run_env):
+    """.run/admin_token and .run/env are 0600 and every other file under RUN_DIR that holds
+    the admin token or the database URL with its password is readable by its owner only;
+    neither is on the command line of any process on the machine (issue 11, point 8)."""
+    run_dir = run_env["RUN_DIR"]
+    up = stack("up", run_env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    env = read_env(run_dir)
+    secrets = [env["ADMIN_TOKEN"].encode(), env["DATABASE_URL"].encode()]
+    assert len(secrets[0]) >= 16 and b":" in secrets[1].split(b"@")[0].split(b"//")[1]
+    for name in ("admin_token", "env"):
+        mode = os.stat(os.path.join(run_dir, name)).st_mode & 0o777
+        assert mode == 0o600, f".run/{name} holds a secret but has mode {oct(mode)}"
+    holders = []
+    pg = os.path.join(run_dir, "pg")  # PostgreSQL's own data directory: 0700, its business
+    for root, dirs, files in os.walk(run_dir):
+        dirs[:] = [d for d in dirs if os.path.join(root, d) != pg]
+        for f in files:
+            path = os.path.join(root, f)
+            if not os.path.isfile(path) or os.path.islink(path):
+                continue
+            with open(path, "rb") as fh:
+                data = fh.read(4 << 20)
+            if any(sec in data for sec in secrets):
+                holders.append(os.path.relpath(path, run_dir))
+                mode = os.stat(path).st_mode & 0o777
+                assert mode & 0o077 == 0, f"{path} holds a secret but has mode {oct(mode)}"
+    assert sorted(holders) == ["admin_token", "env"], holders
+    seen = 0
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        seen += 1
+        for sec in secrets:
+            assert sec not in cmdline, f"pid {pid} has a secret on its command line: " \
+                f"{cmdline.replace(sec, b'<secret>')[:200]!r}"
+    assert seen >= len(pids(run_dir)), "fewer processes than the stack's own"
+
+
 def test_a_real_feed_is_passed_on_and_its_stand_in_not_started(run_env):
     """BULLETIN_SOURCE_URL names the real feed: the notifier gets it with its format and key
     (through its environment only), the open-data stand-in is not started, and the key is

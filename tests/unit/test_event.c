@@ -32,7 +32,7 @@ enum {
     REC_LONG_TYPE,    /* ce_type of 64 bytes: one more than event_meta_t holds */
     REC_NUL_SOURCE,   /* ce_source with a NUL byte inside */
     REC_DUP_ID,       /* ce_id twice: the last one counts */
-    REC_BAD_TIME,     /* ce_time "yesterday" (issue 11: refused by PostgreSQL, not here) */
+    REC_BAD_TIME,     /* ce_time "yesterday": not RFC 3339, refused by event_meta_parse */
     REC_UTF8_TYPE,    /* ce_type with a byte that is not UTF-8 */
     REC_CTRL_SOURCE,  /* ce_source with a newline */
     REC_COUNT
