@@ -103,6 +103,19 @@ def test_stock_counts_its_records_and_lag(stack, migrated, broker, make_sku):
     lags = samples(fams, "dozen_consumer_lag_records", group="stock", topic="stock.replenished")
     assert lags, "no lag series for the assigned partitions"
     assert all(s.value >= 0 for s in lags)
+
+    # The committed offset per partition: behind the position or at it, and at it once the
+    # auto-commit (every 5 s) has written what was read.
+    def committed_caught_up():
+        f, _ = scrape(stock)
+        pos = {s.labels["partition"]: s.value for s in samples(
+            f, "dozen_consumer_position", group="stock", topic="stock.replenished")}
+        com = {s.labels["partition"]: s.value for s in samples(
+            f, "dozen_consumer_committed_offset", group="stock", topic="stock.replenished")
+            } if "dozen_consumer_committed_offset" in f else {}
+        assert all(0 <= v <= pos[k] for k, v in com.items()), (com, pos)
+        return any(v > 0 and v == pos[k] for k, v in com.items())
+    wait_for(committed_caught_up, 20, "a committed offset that reached the position")
     assert requests.post(stock.url + "/metrics", timeout=5).status_code == 405
 
 
