@@ -33,7 +33,7 @@ DEB_PKGS := build-essential pkg-config librdkafka-dev libmicrohttpd-dev libjanss
             kcat curl procps util-linux python3 python3-pytest python3-requests \
             python3-psycopg2 python3-confluent-kafka python3-yaml python3-prometheus-client valgrind \
             maven openjdk-17-jre-headless docker-compose tzdata
-DEB_PKGS += prometheus   # promtool check metrics, and a real Prometheus server in test_21
+DEB_PKGS += prometheus   # promtool check metrics, and a real Prometheus server in test_28
 DEB_PKGS += libxml2-dev   # the notifier reads the data portal's XML feed (libxml-2.0)
 DEB_PKGS += clang libclang-rt-14-dev   # libFuzzer targets (make fuzz, tests/fuzz)
 DEB_PKGS += libssl-dev   # libcrypto: the sign-up's code hashes and Twilio's webhook signature

@@ -29,11 +29,23 @@
 #define SESSION_TIMEOUT_MS "6000"
 #define HEARTBEAT_MS "1000"
 
-/* What the rebalance callback needs: the opaque of a client of kafka_consumer_join, freed
- * by kafka_consumer_leave. */
+/* One partition's offset as the group last committed it for this member. */
+struct committed_offset {
+    char topic[256];
+    int32_t partition;
+    int64_t offset;
+};
+
+#define COMMITTED_MAX 256
+
+/* What the rebalance and commit callbacks need: the opaque of a client of
+ * kafka_consumer_join, freed by kafka_consumer_leave. Both callbacks are served by
+ * rd_kafka_consumer_poll, so committed is written and read on the polling thread only. */
 struct consumer_state {
     char group[256];
     int commit_on_revoke;
+    struct committed_offset committed[COMMITTED_MAX];
+    int ncommitted;
 };
 
 /* Writes "topic[p],topic[p],..." into out for the logs, cut with "..." if too long. */
@@ -65,6 +77,51 @@ static void commit_stored(rd_kafka_t *rk, const char *group, const char *why)
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         log_warn("kafka_commit_failed group=%s reason=%s err=%s", group, why,
                  rd_kafka_err2name(err));
+}
+
+/* Remembers what the broker acknowledged of a commit (auto-commit, or ours on revoke and at
+ * shutdown), for the committed-offset gauge: the position runs ahead of it until the next
+ * commit. A failed commit, or a partition without an offset, changes nothing. */
+static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    struct consumer_state *st = opaque;
+    int i, k;
+
+    (void)rk;
+    if (st == NULL || offsets == NULL || err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    for (i = 0; i < offsets->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &offsets->elems[i];
+        struct committed_offset *c = NULL;
+
+        if (p->err != RD_KAFKA_RESP_ERR_NO_ERROR || p->offset < 0)
+            continue;
+        for (k = 0; k < st->ncommitted && c == NULL; k++)
+            if (st->committed[k].partition == p->partition &&
+                strcmp(st->committed[k].topic, p->topic) == 0)
+                c = &st->committed[k];
+        if (c == NULL && st->ncommitted < COMMITTED_MAX) {
+            c = &st->committed[st->ncommitted++];
+            snprintf(c->topic, sizeof(c->topic), "%s", p->topic);
+            c->partition = p->partition;
+        }
+        if (c != NULL)
+            c->offset = p->offset;
+    }
+}
+
+/* The offset last committed for topic/partition through this client (commit_cb), or -1
+ * when none is known. On the polling thread only. */
+static int64_t committed_of(rd_kafka_t *rk, const char *topic, int32_t partition)
+{
+    const struct consumer_state *st = rd_kafka_opaque(rk);
+    int k;
+
+    for (k = 0; st != NULL && k < st->ncommitted; k++)
+        if (st->committed[k].partition == partition && strcmp(st->committed[k].topic, topic) == 0)
+            return st->committed[k].offset;
+    return -1;
 }
 
 /* Applies the group's decision. For the eager protocol the whole assignment is replaced;
@@ -204,7 +261,7 @@ struct lag_series {
     char topic[256];
     int32_t partition;
     int assigned;          /* still assigned here at the last update */
-    metric_t *lag, *position;
+    metric_t *lag, *position, *committed;
 };
 
 #define LAG_SERIES_MAX 256
@@ -269,9 +326,10 @@ static void count_record(struct loop *L, const char *topic, const char *verdict,
     }
 }
 
-/* Sets the lag and position gauges of the partitions assigned here, from the consumer's
- * own position and the high watermark its fetches last saw (neither asks the broker). A
- * partition no longer assigned here shows lag 0: its new owner reports it. */
+/* Sets the lag, position and committed-offset gauges of the partitions assigned here, from
+ * the consumer's own position, the high watermark its fetches last saw and the last commit
+ * the broker acknowledged (none of them asks the broker). A partition no longer assigned
+ * here shows lag 0: its new owner reports it. */
 static void update_lag(struct loop *L, rd_kafka_t *rk)
 {
     rd_kafka_topic_partition_list_t *parts = NULL;
@@ -287,7 +345,7 @@ static void update_lag(struct loop *L, rd_kafka_t *rk)
         L->lags[k].assigned = 0;
     for (i = 0; i < parts->cnt; i++) {
         const rd_kafka_topic_partition_t *p = &parts->elems[i];
-        int64_t lo, hi;
+        int64_t lo, hi, committed;
         struct lag_series *ls = NULL;
 
         for (k = 0; k < L->nlags && ls == NULL; k++)
@@ -317,6 +375,23 @@ static void update_lag(struct loop *L, rd_kafka_t *rk)
             continue;
         metric_set(ls->position, (double)p->offset);
         metric_set(ls->lag, (double)(hi > p->offset ? hi - p->offset : 0));
+        /* Set with the position, so that a scrape never sees it ahead. No series before the
+         * first commit this member saw: 0 would be a false offset. */
+        if ((committed = committed_of(rk, p->topic, p->partition)) >= 0) {
+            if (ls->committed == NULL) {
+                char labels[600];
+
+                snprintf(labels, sizeof(labels), "group=%s,topic=%s,partition=%d",
+                         L->opts->group, p->topic, (int)p->partition);
+                ls->committed = metrics_gauge(L->opts->metrics,
+                                              "dozen_consumer_committed_offset",
+                                              "The offset the group last committed through "
+                                              "this member, per partition assigned to it "
+                                              "(the position runs ahead of it until the "
+                                              "next commit).", labels);
+            }
+            metric_set(ls->committed, (double)committed);
+        }
     }
     /* Zeroed only once gone, so that a scrape never sees a live partition at 0 for a moment. */
     for (k = 0; k < L->nlags; k++)
@@ -672,6 +747,7 @@ rd_kafka_t *kafka_consumer_join(const kafka_consumer_join_t *j, char *errstr,
                               errstr_size) != 0)
         goto done;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_offset_commit_cb(conf, commit_cb);
     rd_kafka_conf_set_opaque(conf, st);
 
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));

@@ -23,6 +23,7 @@
 #include "signup.h"
 #include "sms.h"
 #include "svc.h"
+#include "trace.h"
 
 #define NOTIFIER_SERVICE "notifier"
 #define NOTIFIER_GROUP "notifier"
@@ -163,7 +164,8 @@ struct bulletin_failure {
  * good figures from source: the day is sent and one 'day:<date>' bulletin delivery is
  * created for every active subscriber, all in one transaction. With f NULL the day is
  * retrying with the last failure's reason. A day already sent or unavailable is left as it
- * is (STORE_NOT_FOUND). *created receives the number of deliveries made. */
+ * is (STORE_NOT_FOUND). *created receives the number of deliveries made. The deliveries
+ * are in the thread's trace (trace_current: the bulletin run's record), as below. */
 store_result_t store_bulletin_attempt(PGconn *conn, const char *day, int attempt,
                                       const struct bulletin_failure *fails, size_t n,
                                       const feed_figures_t *f, const char *source,
@@ -177,8 +179,9 @@ store_result_t store_bulletin_unavailable(PGconn *conn, const char *day, const c
                                           char *errstr, size_t errstr_size);
 
 /* Back in stock: records event ce_id as processed and creates one 'restock:<ce_id>'
- * delivery for each active subscriber of sku, in one transaction. *created is the number
- * made (0 when the event was seen before). */
+ * delivery for each active subscriber of sku, in one transaction, in the thread's trace
+ * (trace_current: the record's), which its send continues. *created is the number made
+ * (0 when the event was seen before). */
 store_result_t store_restock(PGconn *conn, const char *ce_id, const char *sku,
                              const char *body, long long *created,
                              char *errstr, size_t errstr_size);
@@ -193,6 +196,8 @@ struct delivery {
     int attempts;                 /* including this one */
     int uncertain;                /* ask the gateway before sending */
     char token[37];               /* its StatusCallback URL's token */
+    char traceparent[TRACE_PARENT_SIZE]; /* the trace it was created in; "": none (a longer
+                                          * value is cut, so fails trace_parse) */
 };
 /* Claims at most max due deliveries (pending and due, or sending and claimed longer than
  * lease_ms ago, which become uncertain): they are 'sending', claimed now, in one commit.

@@ -362,7 +362,11 @@ static int one_batch(struct worker *w, sms_client_t *sms, struct delivery *deliv
     if (b.count < 0)
         log_error("sender_claim_failed error=%s", LOG_Q(err));
     for (b.next = 0; b.next < b.count; b.next++) {
+        /* Each send continues the trace its delivery was created in (or starts one): the
+         * gateway request carries it (httpc.c) and so does every line logged meanwhile. */
+        trace_begin(deliveries[b.next].traceparent, strlen(deliveries[b.next].traceparent));
         r = stopping(w->s) ? 1 : deliver(&b, &deliveries[b.next]);
+        trace_end();
         if (r == 1) {
             /* Give the rest back: due again at once for the next notifier. */
             for (i = b.next; i < b.count; i++)

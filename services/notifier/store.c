@@ -10,6 +10,7 @@
 #include "inbox.h"
 #include "log.h"
 #include "phone.h"
+#include "trace.h"
 #include "util.h"
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
@@ -40,10 +41,10 @@
     "  ORDER BY a.attempt, a.at) FROM bulletin_attempts a WHERE a.day = b.day), "        \
     "  '[]'::json))::text"
 
-/* Deliveries for every active subscriber ($1 key, $2 kind, $3 body). */
+/* Deliveries for every active subscriber ($1 key, $2 kind, $3 body, $4 traceparent). */
 #define DELIVERIES_ALL                                                                   \
-    "INSERT INTO deliveries (subscriber_id, message_key, kind, body) "                   \
-    "SELECT id, $1, $2, $3 FROM subscribers WHERE opted_out_at IS NULL FOR SHARE "       \
+    "INSERT INTO deliveries (subscriber_id, message_key, kind, body, traceparent) "      \
+    "SELECT id, $1, $2, $3, $4 FROM subscribers WHERE opted_out_at IS NULL FOR SHARE "   \
     "ON CONFLICT (subscriber_id, message_key) DO NOTHING"
 
 const db_stmt_t store_stmts[] = {
@@ -112,13 +113,13 @@ const db_stmt_t store_stmts[] = {
     { "b_unavailable",
       "UPDATE bulletins SET state = 'unavailable', last_reason = COALESCE($2, last_reason), "
       "finished_at = now(), updated_at = now() WHERE day = $1::date", 2 },
-    { "d_all", DELIVERIES_ALL, 3 },
+    { "d_all", DELIVERIES_ALL, 4 },
     { "d_sku",
-      "INSERT INTO deliveries (subscriber_id, message_key, kind, body) "
-      "SELECT s.id, $1, 'restock', $2 FROM subscribers s "
+      "INSERT INTO deliveries (subscriber_id, message_key, kind, body, traceparent) "
+      "SELECT s.id, $1, 'restock', $2, $4 FROM subscribers s "
       "JOIN subscriber_skus k ON k.subscriber_id = s.id "
       "WHERE k.sku = $3 AND s.opted_out_at IS NULL FOR SHARE OF s "
-      "ON CONFLICT (subscriber_id, message_key) DO NOTHING", 3 },
+      "ON CONFLICT (subscriber_id, message_key) DO NOTHING", 4 },
 
     /* A claim pushes next_attempt_at a lease ahead: a sender that dies leaves the row
      * 'sending' and due again after the lease, then uncertain (ask the gateway first). */
@@ -133,7 +134,7 @@ const db_stmt_t store_stmts[] = {
       " LIMIT $1::int FOR UPDATE SKIP LOCKED) "
       "RETURNING d.id, s.phone, d.body, "
       "(extract(epoch FROM d.first_claimed_at) * 1000)::bigint, d.attempts, d.uncertain, "
-      "d.callback_token", 2 },
+      "d.callback_token, COALESCE(d.traceparent, '')", 2 },
     /* In the send's transaction: the delivery is still this sender's and its subscriber
      * still active; the subscriber is held FOR SHARE until the outcome is committed, so an
      * opt-out (an UPDATE of that row) waits for it, and one that came first is seen. */
@@ -579,16 +580,17 @@ static store_result_t lock_open(PGconn *conn, const char *day, char *errstr,
     return r;
 }
 
-/* In a transaction: the day's message (body, kind) for every active subscriber. */
+/* In a transaction: the day's message (body, kind) for every active subscriber, in the
+ * thread's trace (the bulletin run's record) when there is one. */
 static int deliveries_for_day(PGconn *conn, const char *day, const char *kind,
                               const char *body, long long *created,
                               char *errstr, size_t errstr_size)
 {
     char key[NOTIFIER_KEY_MAX];
-    const char *p[3] = { key, kind, body };
+    const char *p[4] = { key, kind, body, trace_current() };
 
     snprintf(key, sizeof(key), "day:%s", day);
-    return store_run(conn, "d_all", 3, p, created, errstr, errstr_size);
+    return store_run(conn, "d_all", 4, p, created, errstr, errstr_size);
 }
 
 /* Ends the caller's transaction: commits when r is STORE_OK (a failed commit makes it
@@ -688,7 +690,7 @@ store_result_t store_restock(PGconn *conn, const char *ce_id, const char *sku,
 {
     store_result_t r = STORE_FAILED;
     char key[NOTIFIER_KEY_MAX];
-    const char *p[3] = { key, body, sku };
+    const char *p[4] = { key, body, sku, trace_current() }; /* the record's trace */
     int first;
 
     *created = 0;
@@ -697,7 +699,7 @@ store_result_t store_restock(PGconn *conn, const char *ce_id, const char *sku,
         goto done;
     if ((first = inbox_claim(conn, NOTIFIER_GROUP, ce_id, errstr, errstr_size)) < 0)
         goto done;
-    if (first && store_run(conn, "d_sku", 3, p, created, errstr, errstr_size) != 0)
+    if (first && store_run(conn, "d_sku", 4, p, created, errstr, errstr_size) != 0)
         goto done;
     r = STORE_OK;
 done:

@@ -36,6 +36,7 @@ int store_claim(PGconn *conn, int max, long long lease_ms, struct delivery *out,
         d->attempts = (int)store_column_ll(res, i, 4);
         d->uncertain = PQgetvalue(res, i, 5)[0] == 't';
         snprintf(d->token, sizeof(d->token), "%s", PQgetvalue(res, i, 6));
+        snprintf(d->traceparent, sizeof(d->traceparent), "%s", PQgetvalue(res, i, 7));
     }
     PQclear(res);
     return rows;

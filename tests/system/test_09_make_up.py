@@ -6,11 +6,13 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 import requests
 
 from conftest import BIN, ROOT, Service, free_port, wait_for
+from test_28_prometheus import prometheus, query  # noqa: F401 (a fixture)
 
 
 def stack(cmd, env):
@@ -341,3 +343,48 @@ def test_a_real_sms_provider_is_passed_on_and_the_stand_in_not_started(run_env):
     for pid in pids(run_dir).values():
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             assert token.encode() not in f.read(), f"the SMS token is on a command line"
+
+
+# The five services of `make up`, each with its port variable.
+SERVICES = {"sales": "SALES_PORT", "stock": "STOCK_PORT", "factory": "FACTORY_PORT",
+            "notifier": "NOTIFIER_PORT", "retry": "RETRY_PORT"}
+
+
+def test_prometheus_scrapes_every_service_of_make_up(run_env, prometheus):  # noqa: F811
+    """A real Prometheus server (Debian's prometheus package) scraping the services `make
+    up` started, on their 127.0.0.1 ports, as issue 13 asks (test_28 scrapes a pytest
+    stack): every target up, a consumer lag series, and a latency quantile of the orders
+    route."""
+    up = stack("up", run_env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    env = read_env(run_env["RUN_DIR"])
+    url = prometheus({name: "127.0.0.1:%s" % run_env[var] for name, var in SERVICES.items()})
+
+    def all_up():
+        got = {r["metric"]["job"]: r["value"][1] for r in query(url, "up")}
+        return got if got == {name: "1" for name in SERVICES} else None
+    wait_for(all_up, 30, "every service of make up to be up in Prometheus")
+
+    lag_q = "max by (job, group, topic, partition) (dozen_consumer_lag_records)"
+    quantile_q = ('histogram_quantile(0.9, sum by (le) (rate('
+                  'dozen_http_request_duration_seconds_bucket{job="sales",route="/orders"}'
+                  '[5s])))')
+    found = {}
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline and not ("lag" in found and "quantile" in found):
+        r = requests.post(env["SALES_URL"] + "/orders", json={"sku": "glazed", "quantity": 1},
+                          timeout=5)
+        assert r.status_code in (201, 409), r.text
+        lag = query(url, lag_q)
+        if lag:
+            found["lag"] = lag
+        q = query(url, quantile_q)
+        if q and q[0]["value"][1] not in ("NaN", "+Inf"):
+            found["quantile"] = float(q[0]["value"][1])
+        time.sleep(0.2)  # pacing of the load, not synchronisation
+    assert "lag" in found, "no dozen_consumer_lag_records series from the make up stack"
+    assert {s["metric"]["job"] for s in found["lag"]} <= {"stock", "factory", "notifier",
+                                                          "retry"}, found["lag"]
+    assert all(float(s["value"][1]) >= 0 for s in found["lag"])
+    assert "quantile" in found, "histogram_quantile of the orders route gave nothing"
+    assert 0 < found["quantile"] < 10, found

@@ -103,6 +103,19 @@ def test_stock_counts_its_records_and_lag(stack, migrated, broker, make_sku):
     lags = samples(fams, "dozen_consumer_lag_records", group="stock", topic="stock.replenished")
     assert lags, "no lag series for the assigned partitions"
     assert all(s.value >= 0 for s in lags)
+
+    # The committed offset per partition: behind the position or at it, and at it once the
+    # auto-commit (every 5 s) has written what was read.
+    def committed_caught_up():
+        f, _ = scrape(stock)
+        pos = {s.labels["partition"]: s.value for s in samples(
+            f, "dozen_consumer_position", group="stock", topic="stock.replenished")}
+        com = {s.labels["partition"]: s.value for s in samples(
+            f, "dozen_consumer_committed_offset", group="stock", topic="stock.replenished")
+            } if "dozen_consumer_committed_offset" in f else {}
+        assert all(0 <= v <= pos[k] for k, v in com.items()), (com, pos)
+        return any(v > 0 and v == pos[k] for k, v in com.items())
+    wait_for(committed_caught_up, 20, "a committed offset that reached the position")
     assert requests.post(stock.url + "/metrics", timeout=5).status_code == 405
 
 
@@ -129,7 +142,7 @@ def start_everything(stack):
 
 def test_domain_series_and_promtool_on_every_service(stack, migrated, make_sku):
     sku, full = make_sku(1, batch=4), make_sku(7)
-    svcs, _, gw = start_everything(stack)
+    svcs, legacy, gw = start_everything(stack)
     sales = svcs["sales"]
     r = requests.post(sales.url + "/orders", json={"sku": sku, "quantity": 1}, timeout=5,
                       headers={"Idempotency-Key": "m-" + sku})
@@ -137,6 +150,10 @@ def test_domain_series_and_promtool_on_every_service(stack, migrated, make_sku):
     r = requests.post(sales.url + "/orders", json={"sku": sku, "quantity": 1}, timeout=5,
                       headers={"Idempotency-Key": "m-" + sku})
     assert r.status_code == 201, r.text  # the stored answer
+    # The legacy factory refuses the first call (503): the factory hands the depletion to
+    # the retry service (verdict retry_later), which redelivers it.
+    assert requests.post(legacy.url + "/admin/mode", json={"fail_next": 1},
+                         timeout=5).status_code == 200
     r = requests.post(sales.url + "/orders", json={"sku": sku, "quantity": 1}, timeout=5)
     assert r.status_code == 409, r.text  # rejected: the depletion reaches the factory
 
@@ -161,6 +178,8 @@ def test_domain_series_and_promtool_on_every_service(stack, migrated, make_sku):
                  producer="sales") is not None
     assert value(fams, "dozen_outbox_oldest_unsent_age_seconds",
                  "dozen_outbox_oldest_unsent_age_seconds", producer="sales") >= 0
+    assert value(fams, "dozen_outbox_publish_errors_total", "dozen_outbox_publish_errors_total",
+                 producer="sales") == 0
 
     fams = wait_for(lambda: (lambda f: f if value(f, "dozen_stock_quantity",
                                                   "dozen_stock_quantity", sku=sku) == 0
@@ -176,6 +195,10 @@ def test_domain_series_and_promtool_on_every_service(stack, migrated, make_sku):
     fams = wait_for(factory_called, 30, "the legacy call and the requested production order")
     assert {s.labels["state"] for s in samples(fams, "dozen_production_orders")} == \
         {"pending", "requested", "delivered", "failed"}
+    assert value(fams, "dozen_consumer_records_total", "dozen_consumer_records_total",
+                 group="factory", topic="stock.depleted", verdict="retry_later") == 1
+    assert value(fams, "dozen_consumer_records_total", "dozen_consumer_records_total",
+                 group="factory", topic="stock.depleted", verdict="done") >= 1
 
     def sms_counted():
         f, _ = scrape(svcs["notifier"])
@@ -185,6 +208,9 @@ def test_domain_series_and_promtool_on_every_service(stack, migrated, make_sku):
     assert value(fams, "dozen_sms_sends_total", "dozen_sms_sends_total", outcome="error") == 1
     assert value(fams, "dozen_sms_sends_total", "dozen_sms_sends_total",
                  outcome="rate_limited") == 0
+    assert value(fams, "dozen_sms_sends_total", "dozen_sms_sends_total", outcome="uncertain") == 0
+    assert {s.labels["outcome"] for s in samples(fams, "dozen_sms_sends_total")} == \
+        {"sent", "failed", "rate_limited", "error", "uncertain"}
     assert value(fams, "dozen_sms_send_duration_seconds",
                  "dozen_sms_send_duration_seconds_count") == 2
     assert value(fams, "dozen_subscribers_active", "dozen_subscribers_active") >= 1
@@ -195,6 +221,7 @@ def test_domain_series_and_promtool_on_every_service(stack, migrated, make_sku):
     # The retry service's gauges come from its tables: one row waiting (due in an hour, so
     # the scheduler leaves it alone) and one dead letter, for a group of this test only.
     group = "metrics-" + uuid.uuid4().hex[:8]
+    gone = "metrics-gone-" + uuid.uuid4().hex[:8]
     far = int(time.time() * 1000) + 3600 * 1000
     try:
         migrated.execute(
@@ -218,9 +245,36 @@ def test_domain_series_and_promtool_on_every_service(stack, migrated, make_sku):
         assert value(fams, "dozen_retry_dead_letters", "dozen_retry_dead_letters", group=group,
                      reason="max_attempts") == 1
         assert value(fams, "dozen_retry_overdue_seconds", "dozen_retry_overdue_seconds") == 0
+
+        # A row due now, past its attempts: the scheduler gives it up at once.
+        now = int(time.time() * 1000)
+        migrated.execute(
+            "INSERT INTO retry_pending (group_id, original_topic, original_partition, "
+            "original_offset, retry_partition, retry_offset, retry_timestamp, headers, attempt, "
+            "max_attempts, not_before, reason, error, first_failed_at, due_at) VALUES "
+            "(%s, 'stock.depleted', 0, 1, 0, 900000003, 1, '\\x01', 6, 5, %s, "
+            "'factory_unavailable', '', %s, %s)", (gone, now, now, now))
+
+        def retry_outcomes():
+            f, _ = scrape(svcs["retry"])
+            if "dozen_retry_given_up" not in f:  # made by the first give-up
+                return None
+            return f if value(f, "dozen_retry_given_up_total", "dozen_retry_given_up_total",
+                              group=gone, reason="max_attempts") == 1 else None
+        fams = wait_for(retry_outcomes, 15, "the given-up row in dozen_retry_given_up_total")
+        # The factory's depletion, redelivered once after the legacy factory's 503.
+        assert value(fams, "dozen_retry_redelivered_total", "dozen_retry_redelivered_total",
+                     group="factory") >= 1
+        assert value(fams, "dozen_retry_lateness_seconds",
+                     "dozen_retry_lateness_seconds_count") >= 2
+        late = [x for x in samples(fams, "dozen_retry_lateness_seconds")
+                if x.name.endswith("_bucket")]
+        assert late and late[-1].labels["le"] == "+Inf" and late[-1].value >= 2
     finally:
         migrated.execute("DELETE FROM retry_pending WHERE group_id = %s", (group,))
         migrated.execute("DELETE FROM retry_dead_letters WHERE group_id = %s", (group,))
+        migrated.execute("DELETE FROM retry_pending WHERE group_id = %s", (gone,))
+        migrated.execute("DELETE FROM retry_dead_letters WHERE group_id = %s", (gone,))
     # Gone from the table: the series drops to 0 instead of keeping its last value.
     wait_for(lambda: value(scrape(svcs["retry"])[0], "dozen_retry_pending",
                            "dozen_retry_pending", group=group,

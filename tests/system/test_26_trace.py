@@ -1,12 +1,15 @@
 """Trace context through Kafka: a W3C traceparent on an order request goes with its events
 (ce_traceparent and traceparent headers) and on into the consumers, whose log lines carry
-its trace_id; LOG_FORMAT=json writes the same lines as JSON objects."""
+its trace_id, and on to the SMS gateway with the back-in-stock alert the restock sends;
+LOG_FORMAT=json writes the same lines as JSON objects."""
 
 import json
+import random
 
 import requests
 
 from conftest import events_for, read_topic, wait_assigned, wait_for
+from test_16_notifier import SMS_FROM, SMS_SID, SMS_TOKEN, subscribe_ok
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TP = f"00-{TRACE}-00f067aa0ba902b7-01"
@@ -32,7 +35,14 @@ def test_trace_goes_from_the_request_through_kafka_to_the_consumers(stack, broke
     stock = stack.stock().start()
     factory = stack.factory(legacy, LOG_FORMAT="json").start()
     sales = stack.sales().start()
+    # A subscriber of the SKU: the restock's back-in-stock SMS goes on in the same trace.
+    gateway = stack.sms_gateway(SMS_ACCOUNT_SID=SMS_SID, SMS_AUTH_TOKEN=SMS_TOKEN).start()
+    notifier = stack.notifier(stack.open_data().start(), gateway, SMS_FROM=SMS_FROM,
+                              LOG_LEVEL="debug").start()
+    phone = "+8210" + "".join(random.choice("0123456789") for _ in range(8))
+    subscribe_ok(notifier, phone, skus=[sku])
     wait_assigned(factory)
+    wait_assigned(notifier)
 
     r = order(sales, sku, 2, TP)
     assert r.status_code == 201, r.text
@@ -71,6 +81,25 @@ def test_trace_goes_from_the_request_through_kafka_to_the_consumers(stack, broke
     assert trace_of(rep["headers"]["ce_traceparent"]) == TRACE2
     wait_for(lambda: f"trace_id={TRACE2}" in stock.log(), 30,
              "the stock service's lines for the replenishment with the order's trace_id")
+
+    # The notifier's alert for the replenishment: its row keeps the trace, its request to
+    # the gateway carries it (a span of its own), and so does the sender's log line.
+    def alerts():
+        r = requests.get(gateway.url + "/messages", params={"to": phone}, timeout=5)
+        assert r.status_code == 200, r.text
+        return [m for m in r.json()["messages"] if sku in m["body"]]
+    [sms] = wait_for(alerts, 30, "the back-in-stock SMS at the gateway")
+    assert sms["traceparent"] is not None, "the SMS request carried no traceparent"
+    assert trace_of(sms["traceparent"]) == TRACE2
+    assert sms["traceparent"] not in (TP2, rep["headers"]["ce_traceparent"]), \
+        "the sender's own span, not the record's"
+    [(row_tp,)] = stack.pg.query(
+        "SELECT d.traceparent FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id "
+        "WHERE s.phone = %s AND d.kind = 'restock'", (phone,))
+    assert trace_of(row_tp) == TRACE2
+    sent = wait_for(lambda: [l for l in notifier.log().splitlines() if "sms_sent " in l], 30,
+                    "the notifier's sms_sent line")
+    assert f"trace_id={TRACE2}" in sent[0], sent[0]
 
     # A request without a traceparent starts a trace of its own.
     r = order(sales, make_sku(3), 1)

@@ -32,7 +32,7 @@ static sg_state_t *new_state(const struct sg_mode *m)
 static int send_to(sg_state_t *st, const char *to, const char *body, int64_t at_ms)
 {
     static unsigned long long n;
-    struct sg_send s = { to, "+15005550006", body, strlen(body), NULL };
+    struct sg_send s = { to, "+15005550006", body, strlen(body), NULL, NULL };
     char sid[SG_SID_LEN + 1];
 
     snprintf(sid, sizeof(sid), "SM%032llx", ++n);
@@ -253,7 +253,8 @@ static void test_messages_listed(void **state)
     list = json_object_get(r, "messages");
     assert_int_equal(json_array_size(list), 3);     /* only the accepted ones */
     m = json_array_get(list, 0);
-    assert_int_equal(json_object_size(m), 5);
+    assert_int_equal(json_object_size(m), 6);
+    assert_true(json_is_null(json_object_get(m, "traceparent")));   /* the send had none */
     assert_int_equal(strlen(json_string_value(json_object_get(m, "sid"))), SG_SID_LEN);
     assert_string_equal(json_string_value(json_object_get(m, "to")), "+821012341234");
     assert_string_equal(json_string_value(json_object_get(m, "from")), "+15005550006");
@@ -285,6 +286,39 @@ static void test_messages_listed(void **state)
     json_decref(r);
     assert_int_equal(stat_of(st, "accepted") + stat_of(st, "failed") + stat_of(st, "refused") +
                      stat_of(st, "rejected"), 0);
+    state_free(st);
+}
+
+/* A send's traceparent header is kept as received, made printable and bounded. */
+static void test_messages_keep_traceparent(void **state)
+{
+    static const char tp[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    char sid[SG_SID_LEN + 1] = "SM00000000000000000000000000000001", odd[200];
+    struct sg_send s = { "+821012341234", "+15005550006", "hi", 2, NULL, tp };
+    sg_state_t *st = new_state(&defaults);
+    json_t *r, *list;
+    const char *v;
+
+    (void)state;
+    assert_int_equal(state_send(st, sid, &s, 1), SG_ACCEPTED);
+    memset(odd, 'a', sizeof(odd) - 1);
+    odd[sizeof(odd) - 1] = '\0';
+    odd[3] = '"';
+    odd[4] = '\x01';
+    s.traceparent = odd;
+    sid[SG_SID_LEN - 1] = '2';
+    assert_int_equal(state_send(st, sid, &s, 2), SG_ACCEPTED);
+    r = state_messages(st, NULL);
+    assert_non_null(r);
+    list = json_object_get(r, "messages");
+    assert_int_equal(json_array_size(list), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0),
+                                                          "traceparent")), tp);
+    v = json_string_value(json_object_get(json_array_get(list, 1), "traceparent"));
+    assert_non_null(v);
+    assert_int_equal(strlen(v), SG_TRACEPARENT_MAX - 1);
+    assert_memory_equal(v, "aaa??aaa", 8);
+    json_decref(r);
     state_free(st);
 }
 
@@ -521,7 +555,7 @@ static void test_queued_not_dated(void **state)
     const int64_t now = util_now_ms();
     sg_state_t *st = new_state(&defaults);
     struct sg_list_args a;
-    struct sg_send s = { "+821012341234", "+15005550006", "late", 4, NULL };
+    struct sg_send s = { "+821012341234", "+15005550006", "late", 4, NULL, NULL };
     json_t *list, *m;
     char day[16], b[64];
     int more;
@@ -610,8 +644,8 @@ static void test_callbacks_due(void **state)
 {
     sg_state_t *st = new_state(&defaults);
     struct sg_send s = { "+821012341234", "+15005550006", "hi", 2,
-                         "http://127.0.0.1:1/sms/status/1?token=x" };
-    struct sg_send plain = { "+821012341234", "+15005550006", "no callback", 11, NULL };
+                         "http://127.0.0.1:1/sms/status/1?token=x", NULL };
+    struct sg_send plain = { "+821012341234", "+15005550006", "no callback", 11, NULL, NULL };
     struct sg_callback due[4];
     int64_t t = 5000000;
 
@@ -644,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_fail_next),
         cmocka_unit_test(test_fail_rate_seeded),
         cmocka_unit_test(test_messages_listed),
+        cmocka_unit_test(test_messages_keep_traceparent),
         cmocka_unit_test(test_messages_bounded_by_count),
         cmocka_unit_test(test_messages_bounded_by_bytes),
         cmocka_unit_test(test_twilio_list),

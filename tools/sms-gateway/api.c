@@ -132,6 +132,7 @@ static void post_message(const http_request_t *req, http_response_t *res, void *
         twilio_error(res, 400, code, err);
         goto done;
     }
+    s.traceparent = http_header(req, "traceparent");
 
     now = util_now_ms();
     phone_mask(s.to, to, sizeof(to));

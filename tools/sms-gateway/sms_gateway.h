@@ -22,6 +22,8 @@
 #define SG_MESSAGES_MAX     100000      /* messages kept for GET /messages */
 #define SG_THROTTLES_MAX    1000        /* 429s kept for GET /throttles */
 #define SG_RETRY_AFTER_MAX  3600        /* seconds: the retry_after knob's highest */
+#define SG_TRACEPARENT_MAX  64          /* a send's traceparent kept, with its NUL (a W3C
+                                         * version 00 value is 55 bytes) */
 #define SG_TEXT_BYTES_MAX   (64L * 1024 * 1024) /* and at most this much From + Body text */
 #define SG_SEED_MAX         9007199254740991LL  /* 2^53 - 1: exact in any JSON reader */
 #define SG_PAGE_SIZE_DEFAULT 50         /* the list's PageSize, as Twilio */
@@ -90,6 +92,8 @@ struct sg_send {
     const char *body;
     size_t body_chars;    /* Unicode code points */
     const char *status_callback;  /* StatusCallback, or NULL */
+    const char *traceparent;      /* the request's traceparent header, or NULL (kept and
+                                   * shown by GET /messages: what the sender propagated) */
 };
 
 /* The query parameters of a list (GET .../Messages.json) as given; NULL when absent. */
@@ -226,8 +230,10 @@ void state_count(sg_state_t *st, enum sg_outcome o);
  */
 int state_send(sg_state_t *st, const char *sid, const struct sg_send *s, int64_t at_ms);
 
-/* {"messages": [{"sid", "to", "from", "body", "at"}]}, oldest first, only those to to
- * when it is not NULL. Returns a new reference, or NULL when out of memory. */
+/* {"messages": [{"sid", "to", "from", "body", "at", "traceparent"}]}, oldest first, only
+ * those to to when it is not NULL; traceparent is the send's header (at most
+ * SG_TRACEPARENT_MAX - 1 bytes of it, anything but printable ASCII as '?') or null.
+ * Returns a new reference, or NULL when out of memory. */
 json_t *state_messages(sg_state_t *st, const char *to);
 
 /*

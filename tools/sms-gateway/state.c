@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "httpc.h"
 #include "phone.h"
 #include "util.h"
 
@@ -21,6 +22,7 @@ struct msg_rec {
     char *text;                  /* owned: From, a NUL, Body, a NUL[, StatusCallback, a
                                   * NUL] */
     size_t text_len;             /* bytes allocated for text */
+    char traceparent[SG_TRACEPARENT_MAX]; /* printable; "": the send had none */
     int has_callback;
     int cb_stage;                /* the last status posted: 0 none, 1 sent, 2 delivered */
 };
@@ -256,6 +258,9 @@ int state_send(sg_state_t *st, const char *sid, const struct sg_send *s, int64_t
         m->at_ms = at_ms;
         m->sent_ms = at_ms + mode->queue_ms;
         m->delivered_ms = mode->deliver_ms > 0 ? m->sent_ms + mode->deliver_ms : -1;
+        snprintf(m->traceparent, sizeof(m->traceparent), "%s",
+                 s->traceparent != NULL ? s->traceparent : "");
+        httpc_printable(m->traceparent);
         m->has_callback = clen > 0;
         m->cb_stage = 0;
         if (m->has_callback)
@@ -278,8 +283,9 @@ static json_t *msg_json(const struct msg_rec *m)
 
     if (util_rfc3339(m->at_ms, at, sizeof(at)) != 0)
         at[0] = '\0';
-    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "sid", m->sid, "to", m->to,
-                     "from", m->text, "body", m->text + strlen(m->text) + 1, "at", at);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?}", "sid", m->sid, "to", m->to,
+                     "from", m->text, "body", m->text + strlen(m->text) + 1, "at", at,
+                     "traceparent", m->traceparent[0] != '\0' ? m->traceparent : NULL);
 }
 
 json_t *state_messages(sg_state_t *st, const char *to)
