@@ -46,6 +46,24 @@ def test_not_ready_with_the_reason_while_postgres_is_down(stack, migrated):
         wait_for(lambda: get(svc, "/readyz")[0] == 200, 30, f"{svc.name} to be ready again")
 
 
+def test_not_ready_while_the_relay_fails(stack, migrated):
+    """PostgreSQL answers and Kafka is there, but the relay's own query fails (its table
+    renamed away under it): /readyz names the relay, and is ready again once the relay
+    works."""
+    sales = stack.sales().start()
+    assert get(sales, "/readyz") == (200, {"status": "ok"})
+    migrated.execute("ALTER TABLE outbox RENAME TO outbox_away")
+    try:
+        wait_for(lambda: get(sales, "/readyz")[0] == 503, 20, "sales /readyz to say not ready")
+        status, body = get(sales, "/readyz")
+        assert body["status"] == "unavailable"
+        assert body["reason"].startswith("outbox relay"), body
+        assert get(sales, "/livez") == (200, {"status": "live"})
+    finally:
+        migrated.execute("ALTER TABLE outbox_away RENAME TO outbox")
+    wait_for(lambda: get(sales, "/readyz")[0] == 200, 30, "sales to be ready again")
+
+
 def test_not_ready_when_kafka_is_gone(migrated, workdir):
     """A broker of this test's own, stopped under a running stock service: /readyz turns 503
     with a reason naming Kafka within the metadata bound (15 s, plus a check interval),
