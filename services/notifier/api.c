@@ -439,6 +439,7 @@ const http_route_t api_routes[] = {
     { "GET", "/bulletins/{date}", get_bulletin },
     /* the public sign-up (signup_api.c): no admin token, the SMS code is the proof */
     { "GET", "/signup", signup_get_page },
+    { "GET", "/signup/products", signup_get_products },
     { "POST", "/signup", signup_post_code },
     { "POST", "/signup/confirm", signup_post_confirm },
     { "POST", "/unsubscribe", signup_post_code },

@@ -18,6 +18,7 @@
 #define SIGNUP_SALT_BYTES 16
 #define SIGNUP_HASH_HEX 65          /* hex SHA-256 with the NUL */
 #define SIGNUP_CLIENT_MAX 64        /* bytes of a client address, with the NUL */
+#define SIGNUP_PRODUCTS_MAX 500     /* products GET /signup/products lists */
 #define TWILIO_OPTED_OUT 21610      /* "Attempt to send to unsubscribed recipient" */
 
 /* SIGNUP_* settings (signup_config_read). */
@@ -132,6 +133,11 @@ int signup_store_confirm(PGconn *conn, const char *phone, enum signup_purpose pu
                          const struct signup_config *lim, json_t **out, long long *left,
                          char *errstr, size_t errstr_size);
 
+/* The products a person may ask alerts for: {"products": [{"sku": ...}, ...]} from the
+ * shared `inventory` table, by SKU, at most SIGNUP_PRODUCTS_MAX (a new reference), or NULL
+ * with errstr. */
+json_t *signup_store_products(PGconn *conn, char *errstr, size_t errstr_size);
+
 /* Opts out the active subscriber of phone (by: "page", "stop" or "provider") and cancels
  * its open deliveries, in one transaction. Returns 1 when one was active, 0 when none,
  * -1 with errstr. For the STOP webhook, and for the sender on Twilio's 21610. */
@@ -147,6 +153,7 @@ int signup_store_opt_out(PGconn *conn, const char *phone, const char *by,
 void signup_post_code(const http_request_t *req, http_response_t *res, void *ctx);
 void signup_post_confirm(const http_request_t *req, http_response_t *res, void *ctx);
 void signup_post_inbound(const http_request_t *req, http_response_t *res, void *ctx);
+void signup_get_products(const http_request_t *req, http_response_t *res, void *ctx);
 void signup_get_page(const http_request_t *req, http_response_t *res, void *ctx);
 
 #endif

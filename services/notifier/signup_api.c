@@ -23,6 +23,27 @@ void signup_get_page(const http_request_t *req, http_response_t *res, void *ctx)
     asset_serve(res, signup_html_start, signup_html_end, "text/html; charset=utf-8");
 }
 
+/* GET /signup/products: what the page offers as back-in-stock alerts. */
+void signup_get_products(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    struct notifier *n = ctx;
+    json_t *list = NULL;
+    PGconn *conn;
+    char err[512];
+
+    (void)req;
+    conn = db_acquire(n->db, (int)n->cfg.db_wait_ms, err, sizeof(err));
+    if (conn != NULL)
+        list = signup_store_products(conn, err, sizeof(err));
+    if (list == NULL) {
+        log_error("signup_products_failed error=%s", LOG_Q(err));
+        http_error(res, 503, "database unavailable, try again");
+    } else {
+        http_json(res, 200, list);
+    }
+    db_release(n->db, conn);
+}
+
 static enum signup_purpose purpose_of(const http_request_t *req)
 {
     return strncmp(req->path, "/unsubscribe", 12) == 0 ? SIGNUP_UNSUBSCRIBE : SIGNUP_SUBSCRIBE;

@@ -284,3 +284,38 @@ int signup_store_opt_out(PGconn *conn, const char *phone, const char *by,
     }
     return ret;
 }
+
+/* The sign-up's product list reads `inventory` directly, as sales does for GET /products
+ * (docs/decisions.md: "The sign-up checks SKUs against the inventory"). */
+json_t *signup_store_products(PGconn *conn, char *errstr, size_t errstr_size)
+{
+    char limit[24];
+    const char *p[1] = { limit };
+    PGresult *res;
+    json_t *list = NULL, *out = NULL, *row;
+    int i;
+
+    snprintf(limit, sizeof(limit), "%d", SIGNUP_PRODUCTS_MAX);
+    res = db_query(conn, "SELECT sku FROM inventory ORDER BY sku LIMIT $1::int", 1, p, NULL,
+                   errstr, errstr_size);
+    if (res == NULL)
+        return NULL;
+    if ((list = json_array()) == NULL)
+        goto oom;
+    for (i = 0; i < PQntuples(res); i++) {
+        row = json_pack("{s:s}", "sku", PQgetvalue(res, i, 0));
+        if (row == NULL || json_array_append_new(list, row) != 0)   /* steals row */
+            goto oom;
+    }
+    out = json_pack("{s:o}", "products", list);   /* steals list, even on failure */
+    list = NULL;
+    if (out == NULL)
+        goto oom;
+    PQclear(res);
+    return out;
+oom:
+    util_errf(errstr, errstr_size, "out of memory");
+    json_decref(list);
+    PQclear(res);
+    return NULL;
+}
