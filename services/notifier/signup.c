@@ -196,3 +196,28 @@ enum signup_limit signup_limited(long long by_phone, long long by_client,
         return SIGNUP_LIMIT_CLIENT;
     return SIGNUP_ALLOWED;
 }
+
+json_t *signup_skus_unique(json_t *skus)
+{
+    json_t *out = json_array(), *v, *w;
+    size_t i, j;
+    int seen;
+
+    if (out == NULL)
+        return NULL;
+    json_array_foreach(skus, i, v) {
+        seen = 0;
+        json_array_foreach(out, j, w) {
+            if (json_equal(v, w)) {
+                seen = 1;
+                break;
+            }
+        }
+        /* json_array_append takes a new reference of v: skus keeps its own */
+        if (!seen && json_array_append(out, v) != 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}

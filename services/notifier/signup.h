@@ -98,6 +98,13 @@ signup_verdict_t signup_decide(int has_row, const char *salt, const char *hash, 
                                int64_t expires_ms, int64_t now_ms, long long max_attempts,
                                const char *code);
 
+/* The SKUs of a sign-up without repeats, in the order first given: a new array (the
+ * caller's reference; its elements are shared with skus, which stays the caller's), or
+ * NULL when out of memory. skus is an array of strings (api_subscriber_fields checked it,
+ * NOTIFIER_SKUS_MAX at most, so the quadratic scan is cheap). A repeated SKU is not an
+ * error: it asks for the same alert twice, and one alert is what it gets. */
+json_t *signup_skus_unique(json_t *skus);
+
 /* signup_store.c: SQL (db_query: not prepared, since these run a few times a minute) */
 
 typedef struct signup_code_row {
@@ -137,6 +144,11 @@ int signup_store_confirm(PGconn *conn, const char *phone, enum signup_purpose pu
  * shared `inventory` table, by SKU, at most SIGNUP_PRODUCTS_MAX (a new reference), or NULL
  * with errstr. */
 json_t *signup_store_products(PGconn *conn, char *errstr, size_t errstr_size);
+
+/* The SKUs of skus_text (a JSON array of strings) that are not in `inventory`, sorted:
+ * *unknown is a new array (empty when every one exists). Returns 0, or -1 with errstr. */
+int signup_store_unknown_skus(PGconn *conn, const char *skus_text, json_t **unknown,
+                              char *errstr, size_t errstr_size);
 
 /* Opts out the active subscriber of phone (by: "page", "stop" or "provider") and cancels
  * its open deliveries, in one transaction. Returns 1 when one was active, 0 when none,

@@ -12,6 +12,7 @@
 #include "asset.h"
 #include "log.h"
 #include "phone.h"
+#include "strbuf.h"
 #include "util.h"
 
 ASSET_EMBED(signup_html, "services/notifier/web/signup.html");
@@ -44,6 +45,29 @@ void signup_get_products(const http_request_t *req, http_response_t *res, void *
     db_release(n->db, conn);
 }
 
+/* The 422 for SKUs that are not products: {"error": "...", "unknown_skus": [...]}; takes
+ * unknown. */
+static void unknown_skus(http_response_t *res, json_t *unknown)
+{
+    strbuf_t sb;
+    json_t *sku, *body;
+    size_t i;
+
+    strbuf_init(&sb, 0);
+    strbuf_adds(&sb, json_array_size(unknown) == 1 ? "no such product: " : "no such products: ");
+    json_array_foreach(unknown, i, sku)
+        strbuf_addf(&sb, "%s%s", i > 0 ? ", " : "", json_string_value(sku));
+    strbuf_adds(&sb, " (GET /signup/products lists them)");
+    body = sb.failed ? NULL : json_pack("{s:s, s:o}", "error", sb.buf, "unknown_skus", unknown);
+    if (body == NULL)   /* json_pack's "o" took unknown even when it failed */
+        http_error(res, 500, "out of memory");
+    else
+        http_json(res, 422, body);
+    if (sb.failed)
+        json_decref(unknown);
+    strbuf_release(&sb);
+}
+
 static enum signup_purpose purpose_of(const http_request_t *req)
 {
     return strncmp(req->path, "/unsubscribe", 12) == 0 ? SIGNUP_UNSUBSCRIBE : SIGNUP_SUBSCRIBE;
@@ -55,13 +79,14 @@ static void client_of(const http_request_t *req, char *out, size_t out_size)
         snprintf(out, out_size, "unknown");
 }
 
-/* POST /signup {phone, name?, skus?}, POST /unsubscribe {phone}: sends a code. */
+/* POST /signup {phone, name?, skus?}, POST /unsubscribe {phone}: sends a code. Every SKU
+ * must be in `inventory` (else a 422 naming the others, and no code); repeats count once. */
 void signup_post_code(const http_request_t *req, http_response_t *res, void *ctx)
 {
     struct notifier *n = ctx;
     const struct signup_config *c = &n->cfg.signup;
     enum signup_purpose purpose = purpose_of(req);
-    json_t *body = NULL, *skus = NULL;
+    json_t *body = NULL, *skus = NULL, *unique = NULL, *unknown = NULL;
     const char *phone = NULL, *name = "";
     char *skus_text = NULL, client[SIGNUP_CLIENT_MAX], masked[PHONE_MASK_MAX];
     char code[SIGNUP_CODE_DIGITS + 1], salt[2 * SIGNUP_SALT_BYTES + 1], hash[SIGNUP_HASH_HEX];
@@ -85,7 +110,11 @@ void signup_post_code(const http_request_t *req, http_response_t *res, void *ctx
             goto done;
         }
     }
-    skus_text = skus != NULL ? json_dumps(skus, JSON_COMPACT) : strdup("[]");
+    if (skus != NULL && (unique = signup_skus_unique(skus)) == NULL) {
+        http_error(res, 500, "out of memory");
+        goto done;
+    }
+    skus_text = unique != NULL ? json_dumps(unique, JSON_COMPACT) : strdup("[]");
     if (skus_text == NULL) {
         http_error(res, 500, "out of memory");
         goto done;
@@ -101,6 +130,18 @@ void signup_post_code(const http_request_t *req, http_response_t *res, void *ctx
     conn = db_acquire(n->db, (int)n->cfg.db_wait_ms, err, sizeof(err));
     if (conn == NULL)
         goto db_failed;
+    /* before the limits: a typo costs no code from the number's hourly allowance */
+    if (json_array_size(unique) > 0) {
+        if (signup_store_unknown_skus(conn, skus_text, &unknown, err, sizeof(err)) != 0)
+            goto db_failed;
+        if (json_array_size(unknown) > 0) {
+            log_info("signup_unknown_skus phone=%s client=%s unknown=%zu", masked, client,
+                     json_array_size(unknown));
+            unknown_skus(res, unknown);
+            unknown = NULL;
+            goto done;
+        }
+    }
     limited = signup_store_code_put(conn, phone, purpose, salt, hash, c->code_ttl_ms, name,
                                     skus_text, client, c, &by_phone, &by_client, err,
                                     sizeof(err));
@@ -145,6 +186,8 @@ done:
     sms_client_free(sms);
     db_release(n->db, conn);
     free(skus_text);
+    json_decref(unknown);
+    json_decref(unique);
     json_decref(body);
 }
 

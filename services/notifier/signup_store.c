@@ -319,3 +319,34 @@ oom:
     PQclear(res);
     return NULL;
 }
+
+int signup_store_unknown_skus(PGconn *conn, const char *skus_text, json_t **unknown,
+                              char *errstr, size_t errstr_size)
+{
+    const char *p[1] = { skus_text };
+    PGresult *res;
+    int i, ret = -1;
+
+    *unknown = NULL;
+    res = db_query(conn,
+        "SELECT DISTINCT t.sku FROM jsonb_array_elements_text($1::jsonb) AS t(sku) "
+        "WHERE NOT EXISTS (SELECT 1 FROM inventory i WHERE i.sku = t.sku) ORDER BY t.sku",
+        1, p, NULL, errstr, errstr_size);
+    if (res == NULL)
+        return -1;
+    if ((*unknown = json_array()) == NULL)
+        goto oom;
+    for (i = 0; i < PQntuples(res); i++) {
+        if (json_array_append_new(*unknown, json_string(PQgetvalue(res, i, 0))) != 0)
+            goto oom;
+    }
+    ret = 0;
+    goto done;
+oom:
+    util_errf(errstr, errstr_size, "out of memory");
+    json_decref(*unknown);
+    *unknown = NULL;
+done:
+    PQclear(res);
+    return ret;
+}

@@ -1,5 +1,6 @@
 /* test_notifier_signup: the sign-up's pure parts (services/notifier/signup.c): codes and
- * their hashes, the verdict on a typed code, STOP words, Twilio's webhook signature. */
+ * their hashes, the verdict on a typed code, STOP words, Twilio's webhook signature, the
+ * SKUs of a sign-up without repeats. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -163,6 +164,30 @@ static void test_twilio_signature_order(void **state)
     form_free(&b);
 }
 
+static void test_skus_unique(void **state)
+{
+    json_t *in = json_pack("[s,s,s,s,s]", "glazed", "chocolate", "glazed", "Glazed",
+                           "chocolate");
+    json_t *out, *empty = json_array(), *none;
+    char *text;
+
+    (void)state;
+    out = signup_skus_unique(in);
+    assert_non_null(out);
+    text = json_dumps(out, JSON_COMPACT);
+    /* the first of each, in the order given; SKUs are case-sensitive */
+    assert_string_equal(text, "[\"glazed\",\"chocolate\",\"Glazed\"]");
+    assert_int_equal(json_array_size(in), 5);   /* the input is left as it was */
+    free(text);
+    none = signup_skus_unique(empty);
+    assert_non_null(none);
+    assert_int_equal(json_array_size(none), 0);
+    json_decref(none);
+    json_decref(empty);
+    json_decref(out);
+    json_decref(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -174,6 +199,7 @@ int main(void)
         cmocka_unit_test(test_opted_out_error),
         cmocka_unit_test(test_twilio_signature),
         cmocka_unit_test(test_twilio_signature_order),
+        cmocka_unit_test(test_skus_unique),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
