@@ -299,3 +299,58 @@ def test_a_signed_stop_reply_opts_the_number_out(stack, migrated):
     r = inbound(notifier, form, twilio_signature(SMS_TOKEN, url, form))
     assert r.status_code == 200, r.text
     assert subscriber(migrated, phone)[:2] == (False, "stop")
+
+
+# --------------------------------------------------------------------------------------
+# Back-in-stock alerts: the products to choose from, and only those
+
+def test_the_products_route_lists_the_inventory_without_a_token(stack, migrated, make_sku):
+    """GET /signup/products, public: {"products": [{"sku": ...}]}, sorted, from inventory.
+    The prefix sorts early, so that the SKUs of other tests in the session cannot push
+    these past the list's limit of 500."""
+    _, notifier = signup_stack(stack)
+    made = sorted([make_sku(5, prefix="a46"), make_sku(0, prefix="a46")])
+    r = requests.get(notifier.url + "/signup/products", timeout=10)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json", r.text
+    products = r.json()["products"]
+    assert all(set(p) == {"sku"} for p in products), products
+    skus = [p["sku"] for p in products]
+    assert skus == sorted(skus) and len(skus) <= 500, skus
+    # a sold-out product is still one to be alerted about
+    assert [s for s in skus if s in made] == made, skus
+
+
+def test_an_unknown_sku_is_a_422_and_no_code_is_sent(stack, migrated, make_sku):
+    gw, notifier = signup_stack(stack)
+    phone = "+821046000801"
+    known = make_sku(5, prefix="a46")
+    status, body = post(notifier, "/signup",
+                        {"phone": phone, "skus": [known, "no-such-doughnut", "glazd", "glazd"]})
+    assert status == 422, body
+    assert body["unknown_skus"] == ["glazd", "no-such-doughnut"], body
+    assert "glazd" in body["error"] and "no-such-doughnut" in body["error"], body
+    assert known not in body["error"], body
+    time.sleep(SETTLE)
+    assert codes_to(gw, phone) == [], "an SMS went out for a refused sign-up"
+    assert migrated.query("SELECT count(*) FROM signup_codes WHERE phone = %s",
+                          (phone,))[0][0] == 0
+    # nor did it count against the number's hourly codes
+    assert migrated.query("SELECT count(*) FROM signup_requests WHERE phone = %s",
+                          (phone,))[0][0] == 0
+
+
+def test_a_known_sku_is_on_the_subscriber_after_the_code(stack, migrated, make_sku):
+    """A repeated SKU counts once; the subscription carries the SKU once confirmed."""
+    gw, notifier = signup_stack(stack)
+    phone = "+821046000901"
+    known = make_sku(5, prefix="a46")
+    status, body = post(notifier, "/signup", {"phone": phone, "skus": [known, known]})
+    assert status == 202, body
+    assert migrated.query("SELECT skus FROM signup_codes WHERE phone = %s",
+                          (phone,))[0][0] == [known]
+    status, body = post(notifier, "/signup/confirm",
+                        {"phone": phone, "code": next_code(gw, phone, 0)})
+    assert status == 201 and body["skus"] == [known], body
+    assert migrated.query("SELECT k.sku FROM subscriber_skus k JOIN subscribers s "
+                          "ON s.id = k.subscriber_id WHERE s.phone = %s "
+                          "AND s.opted_out_at IS NULL", (phone,)) == [(known,)]
