@@ -60,6 +60,12 @@ async function activePhones() {
   return r.body.subscribers.map((s) => s.phone);
 }
 
+// The active subscriber whose masked number is masked (GET /subscribers), or undefined.
+async function activeSubscriber(masked) {
+  const r = await api("GET", `${NOTIFIER}/subscribers`, undefined, admin);
+  return r.body.subscribers.find((s) => s.phone === masked);
+}
+
 async function shot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, name), fullPage: true });
 }
@@ -145,16 +151,38 @@ const tests = {
     await page.close();
   },
 
-  // Sign up with the code from the SMS stand-in; a wrong code is refused.
+  // Sign up with the code from the SMS stand-in, with back-in-stock alerts ticked from the
+  // product list; a wrong code is refused. Then the list failing to load: the bulletin alone.
   async signup(ctx) {
     const phone = "+821055500001";
+    const products = (await api("GET", `${NOTIFIER}/signup/products`)).body.products.map((p) => p.sku);
+    assert.ok(products.includes("glazed") && products.includes("chocolate"), `products: ${products}`);
     const page = await ctx.newPage();
+    // the list arrives late: the form below it must not move when it does
+    let release;
+    const held = new Promise((r) => { release = r; });
+    await page.route("**/signup/products", async (route) => { await held; await route.continue(); });
     await page.goto(`${NOTIFIER}/signup`);
     const sec = page.locator("#subscribe");
+    const alerts = sec.getByRole("group", { name: "Back-in-stock alerts" });
+    await alerts.getByText("Loading the products…").waitFor();
+    const send = sec.getByRole("button", { name: "Send me a code" });
+    const y0 = (await send.boundingBox()).y;
+    release();
+    await alerts.getByRole("checkbox", { name: "glazed", exact: true }).waitFor();
+    assert.equal(Math.round((await send.boundingBox()).y), Math.round(y0), "the form moved when the list arrived");
+    await page.unroute("**/signup/products");
+    // the page lists exactly the products
+    const boxes = await alerts.getByRole("checkbox").evaluateAll((bs) => bs.map((b) => b.value));
+    assert.deepEqual(boxes, products);
     await sec.getByLabel("Phone number").fill(phone);
-    await sec.getByLabel("Back-in-stock alerts for").fill("glazed, chocolate");
+    // the keyboard alone: Tab to a product, Space ticks it
+    await alerts.getByRole("checkbox", { name: "chocolate", exact: true }).focus();
+    await page.keyboard.press("Space");
+    await alerts.getByRole("checkbox", { name: "glazed", exact: true }).check();
+    assert.ok(await alerts.getByRole("checkbox", { name: "chocolate", exact: true }).isChecked());
     const before = (await codes(phone)).length;
-    await sec.getByRole("button", { name: "Send me a code" }).click();
+    await send.click();
     await sec.locator(".msg", { hasText: "We sent a code to +82******0001" }).waitFor();
     const code = await nextCode(phone, before);
     const wrong = code === "000000" ? "111111" : "000000";
@@ -165,12 +193,36 @@ const tests = {
     await sec.getByLabel("Code from the SMS").fill(code);
     await sec.getByRole("button", { name: "Confirm" }).click();
     await sec.locator(".msg", { hasText: "You are subscribed, with alerts for chocolate, glazed" }).waitFor();
-    assert.ok((await activePhones()).includes("+82******0001"));
+    const sub = await activeSubscriber("+82******0001");
+    assert.ok(sub, "not subscribed");
+    assert.deepEqual(sub.skus, ["chocolate", "glazed"]);
     // the same code again is spent
     const reuse = await api("POST", `${NOTIFIER}/signup/confirm`, { phone, code });
     assert.equal(reuse.status, 410);
     await shot(page, "signup.png");
+    // a phone's width: nothing wider than the screen
+    await page.setViewportSize({ width: 360, height: 740 });
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 360, `the page is ${wide}px wide on a 360px screen`);
     await page.close();
+
+    // the list cannot be loaded: said plainly, and the bulletin alone still works
+    const alone = "+821055500091";
+    const p2 = await ctx.newPage();
+    await p2.route("**/signup/products", (route) => route.fulfill({
+      status: 503, contentType: "application/json", body: '{"error": "database unavailable, try again"}' }));
+    await p2.goto(`${NOTIFIER}/signup`);
+    const s2 = p2.locator("#subscribe");
+    await s2.getByText("The products could not be loaded, so alerts cannot be chosen now").waitFor();
+    assert.equal(await s2.getByRole("checkbox").count(), 0);
+    await s2.getByLabel("Phone number").fill(alone);
+    const before2 = (await codes(alone)).length;
+    await s2.getByRole("button", { name: "Send me a code" }).click();
+    await s2.getByLabel("Code from the SMS").fill(await nextCode(alone, before2));
+    await s2.getByRole("button", { name: "Confirm" }).click();
+    await s2.locator(".msg", { hasText: "You are subscribed. Reply STOP" }).waitFor();
+    assert.deepEqual((await activeSubscriber("+82******0091")).skus, []);
+    await p2.close();
   },
 
   // A code past its time is refused, even the right one.
