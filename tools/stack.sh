@@ -17,7 +17,11 @@
 # INSTANCE_ID (1: the services' static consumer group membership; with INSTANCES=N, instance
 # k is INSTANCE_ID k), INSTANCES (1..9: how many of each service, see below),
 # KAFKA=cluster (a three-node Apache Kafka cluster, tools/kafka/kafka.sh cluster, with topics
-# created at replication 3 and min.insync.replicas 2).
+# created at replication 3 and min.insync.replicas 2), NETNS_INSTANCE, NETNS_PATH and
+# NETNS_DATABASE_URL (together: start that one instance, say sales.2, inside the network
+# namespace at NETNS_PATH with that DATABASE_URL; the chaos suite's `cut` nemesis, which
+# made the namespace and forwards the instance's port, Kafka and PostgreSQL into it, see
+# tests/netcut.py; a change to them restarts that instance).
 #
 # Several instances (INSTANCES=N): instance k of a service listens on its port + 100*(k-1)
 # (sales 8080, 8180, 8280 ...; stock 8081, 8181 ...), has INSTANCE_ID k, and its pid file and
@@ -61,6 +65,8 @@ UP_TIMEOUT=${UP_TIMEOUT:-60}
 INSTANCE=${INSTANCE_ID:-1}
 INSTANCES=${INSTANCES:-1}
 [[ "$INSTANCES" =~ ^[1-9]$ ]] || { printf 'stack: INSTANCES must be 1 to 9 (got %s)\n' "$INSTANCES" >&2; exit 1; }
+[ -z "${NETNS_INSTANCE:-}" ] || { [ -e "${NETNS_PATH:-}" ] && [ -n "${NETNS_DATABASE_URL:-}" ]; } ||
+    { printf 'stack: NETNS_INSTANCE=%s needs NETNS_PATH (a namespace; got %s) and NETNS_DATABASE_URL\n' "$NETNS_INSTANCE" "${NETNS_PATH:-}" >&2; exit 1; }
 # Started in this order (the stand-ins of the outside world first), stopped in reverse.
 SERVICES=(legacy-factory open-data sms-gateway retry sales stock factory notifier)
 # The legacy factory the factory service calls: the stand-in unless the environment names
@@ -180,17 +186,20 @@ stop_pid() {
 }
 
 # start_bg NAME ARG...: starts BIN/NAME ARG... in its own session, with the variables in
-# the array START_ENV added to its environment and its output appended to its log.
+# the array START_ENV added to its environment and its output appended to its log; inside
+# the network namespace NETNS_PATH when NAME is NETNS_INSTANCE (nsenter execs the program,
+# so the pid is still the program's).
 START_ENV=()
 DEV_BROKER_ENV=()
 start_bg() {
     local name=$1; shift
-    local pid i
+    local pid i wrap=()
+    [ "$name" != "${NETNS_INSTANCE:-}" ] || wrap=(nsenter --net="$NETNS_PATH" --)
     # The settings go through the environment of a subshell that execs the program, never
     # through a command line (env VAR=... would show the admin token in ps for a moment).
     (
         [ ${#START_ENV[@]} -eq 0 ] || export "${START_ENV[@]}"
-        exec setsid "$BIN/$(prog_of "$name")" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null
+        exec setsid "${wrap[@]}" "$BIN/$(prog_of "$name")" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null
     ) &
     pid=$!
     echo "$pid" >"$PIDS/$name.pid"
@@ -461,7 +470,9 @@ EOF
         for ((k = 1; k <= n; k++)); do
             name=$(inst_name "$svc" "$k")
             port=$(port_of "$svc" "$k")
-            settings=$(settings_of "$svc"; [ "$n" = 1 ] || echo "INSTANCE_ID=$k")
+            settings=$(settings_of "$svc"; [ "$n" = 1 ] || echo "INSTANCE_ID=$k"
+                       [ "$name" != "${NETNS_INSTANCE:-}" ] ||
+                           printf 'NETNS_PATH=%s\nNETNS_DATABASE_URL=%s\n' "$NETNS_PATH" "$NETNS_DATABASE_URL")
             if pid_alive "$name" && { [ $restart = 1 ] || [ "$BIN/$svc" -nt "$PIDS/$name.pid" ] ||
                                       [ "$settings" != "$(cat "$SETTINGS/$name" 2>/dev/null)" ]; }; then
                 stop_pid "$name"
@@ -475,6 +486,7 @@ EOF
                                 INSTANCE_ID="$k")
                     [ "$svc" != factory ] || START_ENV+=(FACTORY_CALLBACK_URL="http://127.0.0.1:$port")
                 fi
+                [ "$name" != "${NETNS_INSTANCE:-}" ] || START_ENV+=(DATABASE_URL="$NETNS_DATABASE_URL")
                 start_bg "$name"
                 say "started $name (pid $(cat "$PIDS/$name.pid"), port $port)"
             fi

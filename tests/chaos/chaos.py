@@ -20,6 +20,9 @@ import requests
 from confluent_kafka import Consumer, TopicPartition
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import netcut  # noqa: E402  (tests/netcut.py: the `cut` nemesis's namespaces)
+
 RUN = os.environ["RUN_DIR"]
 DURATION = int(os.environ["CHAOS_DURATION"])
 SEED = int(os.environ["CHAOS_SEED"])
@@ -233,18 +236,19 @@ def healthy():
     return True
 
 
-def wait_recovered(limit=120):
-    """Seconds until every instance is ready and an order is answered, or None."""
+def wait_recovered(limit=120, probe=1):
+    """Seconds until every instance is ready and an order is answered (by sales instance
+    probe), or None."""
     t = time.time()
     while time.time() - t < limit:
         if healthy():
             try:
-                r = requests.post(url("sales", 1) + "/orders", timeout=5,
+                r = requests.post(url("sales", probe) + "/orders", timeout=5,
                                   json={"sku": SKUS[0], "quantity": 1,
                                         "customer": "probe-" + uuid.uuid4().hex[:12]})
                 HIST.add(kind="order", start=now(), end=now(), status=r.status_code,
                          body=json.loads(r.request.body), answer=r.json(), headers=None,
-                         key=None, inst=1)
+                         key=None, inst=probe)
                 if r.status_code in (201, 409):
                     return round(time.time() - t, 1)
             except (requests.RequestException, ValueError):
@@ -253,14 +257,14 @@ def wait_recovered(limit=120):
     return None
 
 
-def fault(kind, target, action, undo, hold):
+def fault(kind, target, action, undo, hold, probe=1):
     f = {"kind": kind, "target": target, "start": round(now(), 1)}
     print("chaos: t=%6.1fs fault %s %s (hold %.0fs)" % (now(), kind, target, hold), flush=True)
     action()
     STOP.wait(hold) if kind != "sigstop" else time.sleep(hold)
     undo()
     f["end"] = round(now(), 1)
-    f["recovered"] = wait_recovered()
+    f["recovered"] = wait_recovered(probe=probe)
     print("chaos: t=%6.1fs healed %s %s, recovered in %s s" % (now(), kind, target,
                                                                  f["recovered"]), flush=True)
     FAULTS.append(f)
@@ -296,7 +300,9 @@ def controller_node():
 
 def nemesis(seed, deadline):
     rng = random.Random(seed)
-    kinds = ["sigkill", "sigstop", "postgres"]
+    # "cut" is drawn whether or not this machine can make one (then it is passed over), so
+    # that a seed means the same schedule everywhere.
+    kinds = ["sigkill", "sigstop", "postgres", "cut"]
     if KAFKA_KIND == "cluster":
         kinds += ["broker", "broker-controller"]
     # The first fault after a quiet start, then one after another with gaps.
@@ -316,6 +322,13 @@ def nemesis(seed, deadline):
                 # Longer than the consumer session (6 s) and the leader lease (3 s + 3 s).
                 fault(kind, name, lambda: os.kill(pid, signal.SIGSTOP),
                       lambda: os.kill(pid, signal.SIGCONT), rng.uniform(8, 15))
+        elif kind == "cut":
+            if CUT.pg is None:
+                continue
+            # Longer than tcp_user_timeout (10 s) now and then: the instance's connections
+            # fail, not just wait, and it must make new ones once the way is back.
+            fault(kind, CUT.name, lambda: CUT.pg.blackhole(True),
+                  lambda: CUT.pg.blackhole(False), rng.uniform(8, 15), probe=CUT.k)
         elif kind == "postgres":
             fault(kind, "postgresql", lambda: pg_ctl("stop", "-m", "immediate"), stack_up,
                   rng.uniform(2, 8))
@@ -328,6 +341,87 @@ def nemesis(seed, deadline):
                   lambda: pid and os.kill(pid, signal.SIGKILL),
                   lambda: kafka_cluster("start", str(node)), rng.uniform(5, 15))
         STOP.wait(rng.uniform(5, 15))
+
+
+class Cuttable:
+    """The instance the `cut` nemesis cuts off from PostgreSQL: the last sales instance
+    (the only one when INSTANCES=1, so that every order meets the cut and the checker sees
+    its 503s and timeouts), restarted by tools/stack.sh inside a namespace of
+    tests/netcut.py's. The NETNS_* variables stay in this process's environment, so every
+    later `stack.sh up` (the sigkill and postgres nemeses' heal) starts it there again.
+    pg is None when the cut is skipped; why says why."""
+
+    def __init__(self):
+        self.k = INSTANCES
+        self.name = inst_name("sales", self.k)
+        self.pg = None
+        self.why = None
+
+    def setup(self):
+        self.why = netcut.available()
+        if self.why:
+            print("chaos: cut skipped: %s" % self.why, flush=True)
+            return
+        c = Consumer({"bootstrap.servers": ENV["KAFKA_BOOTSTRAP"], "group.id": "chaos-cut"})
+        try:
+            md = c.list_topics(timeout=30)
+            brokers = sorted({(b.host, b.port) for b in md.brokers.values()} |
+                             set(netcut.brokers_of(ENV["KAFKA_BOOTSTRAP"])))
+        finally:
+            c.close()
+        self.pg = netcut.PgCut(int(os.environ["PGPORT"]), brokers)
+        stop_pid(self.name)       # it holds the port the forwarder is to listen on
+        self.pg.expose(BASE_PORT["sales"] + 100 * (self.k - 1))
+        os.environ.update(NETNS_INSTANCE=self.name, NETNS_PATH=self.pg.svc_ns.path,
+                          NETNS_DATABASE_URL=self.pg.database_url(ENV["DATABASE_URL"]))
+        if stack_up() != 0:
+            raise SystemExit("chaos: %s did not start in its namespace: see %s" % (
+                self.name, os.path.join(RUN, "logs", self.name + ".log")))
+        pid = pid_of(self.name)
+        if os.readlink("/proc/%d/ns/net" % pid) != os.readlink(self.pg.svc_ns.path):
+            raise SystemExit("chaos: %s (pid %d) is not in its namespace" % (self.name, pid))
+        print("chaos: %s (pid %d) runs in a network namespace of its own, reaching "
+              "PostgreSQL at %s: the cut nemesis can cut it off" % (
+                  self.name, pid, netcut.DB_IP), flush=True)
+
+    def teardown(self):
+        """Stops the instance (while Kafka still reaches it, so that it stops cleanly), then
+        the forwarders and the namespaces. run.sh's `stack.sh down` finds it gone."""
+        if self.pg is None:
+            return
+        self.pg.blackhole(False)
+        stop_pid(self.name)
+        self.pg.close()
+        self.pg = None
+        for v in ("NETNS_INSTANCE", "NETNS_PATH", "NETNS_DATABASE_URL"):
+            os.environ.pop(v, None)
+
+
+CUT = Cuttable()
+
+
+def stop_pid(name, wait_s=15):
+    """SIGTERM to the instance's pid (if it runs a dozen program), SIGKILL after wait_s."""
+    pid = pid_of(name)
+    if pid is None:
+        return
+    try:
+        if os.path.basename(os.readlink("/proc/%d/exe" % pid)) != name.split(".")[0]:
+            return
+        os.kill(pid, signal.SIGTERM)
+    except OSError:
+        return
+    deadline = time.time() + wait_s
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def pid_of_broker(node):
@@ -634,6 +728,14 @@ def percentile(xs, p):
 
 
 def main():
+    try:
+        CUT.setup()
+        return run()
+    finally:
+        CUT.teardown()
+
+
+def run():
     rng = random.Random(SEED)
     setup(rng)
     deadline = now() + DURATION
@@ -678,6 +780,8 @@ def main():
                                               max(lat or [0]), percentile(lat_f, 50),
                                               percentile(lat_f, 99), len(lat_f)),
         "faults: %d %s" % (len(FAULTS), json.dumps(kinds, sort_keys=True)),
+        "cut: %s" % ("skipped (%s)" % CUT.why if CUT.why else
+                     "%s runs in a namespace of its own" % CUT.name),
     ]
     for f in FAULTS:
         lines.append("  t=%7.1f..%7.1f s  %-17s %-16s recovered in %s s" % (
