@@ -472,7 +472,8 @@ EOF
             port=$(port_of "$svc" "$k")
             settings=$(settings_of "$svc"; [ "$n" = 1 ] || echo "INSTANCE_ID=$k"
                        [ "$name" != "${NETNS_INSTANCE:-}" ] ||
-                           printf 'NETNS_PATH=%s\nNETNS_DATABASE_URL=%s\n' "$NETNS_PATH" "$NETNS_DATABASE_URL")
+                           printf 'NETNS_PATH=%s\nNETNS_DATABASE_URL_SHA256=%s\n' "$NETNS_PATH" \
+                                  "$(printf '%s' "$NETNS_DATABASE_URL" | sha256sum | cut -d' ' -f1)")
             if pid_alive "$name" && { [ $restart = 1 ] || [ "$BIN/$svc" -nt "$PIDS/$name.pid" ] ||
                                       [ "$settings" != "$(cat "$SETTINGS/$name" 2>/dev/null)" ]; }; then
                 stop_pid "$name"
