@@ -620,10 +620,12 @@ int kafka_consumer_run(const kafka_consumer_opts_t *opts, const volatile int *st
         if (msg == NULL)
             continue;
         if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            int fatal = msg->err == RD_KAFKA_RESP_ERR__FATAL;
+
             kafka_consumer_log_error(opts->group, msg);
-            if (msg->err == RD_KAFKA_RESP_ERR__FATAL)
-                util_sleep_ms(1000, stop); /* every poll would say the same */
             rd_kafka_message_destroy(msg);
+            if (fatal && kafka_consumer_rejoin(&rk, &join, stop) != 0)
+                break; /* stopped while joining again */
             continue;
         }
 
@@ -785,6 +787,29 @@ done:
         rd_kafka_conf_destroy(conf);
     free(st);
     return ret;
+}
+
+int kafka_consumer_rejoin(rd_kafka_t **rk, const kafka_consumer_join_t *j,
+                          const volatile int *stop)
+{
+    char reason[512] = "", err[512];
+
+    if (*rk != NULL) {
+        rd_kafka_fatal_error(*rk, reason, sizeof(reason));
+        log_error("kafka_consumer_fatal group=%s error=%s action=rejoin", j->group,
+                  LOG_Q(reason));
+        kafka_consumer_leave(*rk);
+        *rk = NULL;
+    }
+    while (!*stop) {
+        if ((*rk = kafka_consumer_join(j, err, sizeof(err))) != NULL) {
+            log_info("kafka_consumer_rejoined group=%s", j->group);
+            return 0;
+        }
+        log_error("kafka_consumer_rejoin_failed group=%s error=%s", j->group, LOG_Q(err));
+        util_sleep_ms(1000, stop);
+    }
+    return -1;
 }
 
 void kafka_consumer_leave(rd_kafka_t *rk)

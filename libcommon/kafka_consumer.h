@@ -166,6 +166,16 @@ rd_kafka_t *kafka_consumer_join(const kafka_consumer_join_t *j, char *errstr,
  * move to another member at once) and destroys it. Accepts NULL. */
 void kafka_consumer_leave(rd_kafka_t *rk);
 
+/* After a fatal error (librdkafka's _FATAL: say a static member fenced by the
+ * coordinator, FENCED_INSTANCE_ID, after its session timed out during a broker's restart)
+ * the client is of no more use and the member would stay out of the group for ever. Logs
+ * kafka_consumer_fatal with librdkafka's reason, closes *rk and joins again with j, once a
+ * second until it succeeds or *stop. What was processed but not committed is delivered
+ * again (at least once). Returns 0 with the new client in *rk, or -1 when stopped (*rk
+ * NULL). */
+int kafka_consumer_rejoin(rd_kafka_t **rk, const kafka_consumer_join_t *j,
+                          const volatile int *stop);
+
 /* Logs an error the consumer reported instead of a record (kafka_consume_error); reaching
  * the end of a partition is not one. */
 void kafka_consumer_log_error(const char *group, const rd_kafka_message_t *msg);

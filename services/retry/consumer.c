@@ -32,6 +32,8 @@ struct consumer {
     kafka_consumer_t *thread;     /* runs consumer_run */
     const volatile int *stop;     /* the thread's stop flag, set when consumer_run starts */
     int outstanding;        /* dead-letter reports still expected (this thread only) */
+    char read_ahead[16];          /* the join's queued.min.messages (consumer_join_opts) */
+    const char *defaults[2][2];   /* the join's defaults, pointing at read_ahead */
 };
 
 /* Reads one record into row: valid, or marked invalid with the reason. */
@@ -283,18 +285,12 @@ done:
     }
 }
 
-/* Creates the consumer client and subscribes it to `retry`. Returns a new client (the
- * caller closes it with kafka_consumer_leave), or NULL with errstr. */
-static rd_kafka_t *consumer_new(struct consumer *c, char *errstr, size_t errstr_size)
+/* How the member of `retry`'s group is made (at start, and again after a fatal error):
+ * j points into c, which outlives it. */
+static void consumer_join_opts(struct consumer *c, kafka_consumer_join_t *j)
 {
     const struct config *cfg = &c->r->cfg;
     static const char *const topics[] = { RETRY_TOPIC };
-    char read_ahead[16];
-    const char *defaults[2][2] = {
-        { "queued.min.messages", read_ahead },
-        { "queued.max.messages.kbytes", READ_AHEAD_KBYTES },
-    };
-    kafka_consumer_join_t j;
 
     /* A bounded read-ahead, so that what waits on `retry` waits on the broker, not here.
      * librdkafka's defaults prefetch up to 100,000 records a partition (queued.min.messages)
@@ -308,20 +304,33 @@ static rd_kafka_t *consumer_new(struct consumer *c, char *errstr, size_t errstr_
      * read-ahead must hold about a second of storing, or intake and with it lateness
      * suffer: with 1,000, some 1,700 records a second were stored instead of 17,000. The
      * operator's KAFKA_QUEUED_MIN_MESSAGES and KAFKA_QUEUED_MAX_MESSAGES_KBYTES still win. */
-    snprintf(read_ahead, sizeof(read_ahead), "%d",
+    snprintf(c->read_ahead, sizeof(c->read_ahead), "%d",
              2 * cfg->batch > READ_AHEAD_MSGS ? 2 * cfg->batch : READ_AHEAD_MSGS);
-    memset(&j, 0, sizeof(j));
-    j.bootstrap = cfg->kafka_bootstrap;
-    j.client_id = RETRY_SERVICE;
-    j.group = cfg->group;
-    j.topics = topics;
-    j.ntopics = 1;
+    c->defaults[0][0] = "queued.min.messages";
+    c->defaults[0][1] = c->read_ahead;
+    c->defaults[1][0] = "queued.max.messages.kbytes";
+    c->defaults[1][1] = READ_AHEAD_KBYTES;
+    memset(j, 0, sizeof(*j));
+    j->bootstrap = cfg->kafka_bootstrap;
+    j->client_id = RETRY_SERVICE;
+    j->group = cfg->group;
+    j->topics = topics;
+    j->ntopics = 1;
     /* Offsets are committed by hand, after the rows are durable (nothing to commit on
      * revoke: every batch is committed before the next poll). */
-    j.auto_commit = 0;
-    j.defaults = (const char *const (*)[2])defaults;
-    j.ndefaults = 2;
-    j.instance_id = cfg->svc.instance_id;
+    j->auto_commit = 0;
+    j->defaults = (const char *const (*)[2])c->defaults;
+    j->ndefaults = 2;
+    j->instance_id = cfg->svc.instance_id;
+}
+
+/* Creates the consumer client and subscribes it to `retry`. Returns a new client (the
+ * caller closes it with kafka_consumer_leave), or NULL with errstr. */
+static rd_kafka_t *consumer_new(struct consumer *c, char *errstr, size_t errstr_size)
+{
+    kafka_consumer_join_t j;
+
+    consumer_join_opts(c, &j);
     return kafka_consumer_join(&j, errstr, errstr_size);
 }
 
@@ -357,9 +366,12 @@ static int consumer_run(void *ctx, const volatile int *stop, char *errstr,
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, POLL_MS);
         size_t good = 0;
 
+        int fatal = 0;
+
         /* Whatever is already fetched joins the batch, up to its size. */
         while (msg != NULL) {
             if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                fatal = fatal || msg->err == RD_KAFKA_RESP_ERR__FATAL;
                 kafka_consumer_log_error(cfg->group, msg);
                 rd_kafka_message_destroy(msg);
             } else {
@@ -369,10 +381,17 @@ static int consumer_run(void *ctx, const volatile int *stop, char *errstr,
                 break;
             msg = rd_kafka_consumer_poll(rk, 0);
         }
-        if (good > 0)
-            handle_batch(c, rk, dlq, msgs, rows, good);
+        if (good > 0 && !fatal)
+            handle_batch(c, rk, dlq, msgs, rows, good); /* a fenced member cannot commit */
         for (size_t i = 0; i < good; i++)
             rd_kafka_message_destroy(msgs[i]);
+        if (fatal) {
+            kafka_consumer_join_t j;
+
+            consumer_join_opts(c, &j);
+            if (kafka_consumer_rejoin(&rk, &j, c->stop) != 0)
+                break;
+        }
     }
     ret = 0;
 done:

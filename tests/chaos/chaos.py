@@ -225,23 +225,29 @@ def stack_up():
                           timeout=300).returncode
 
 
-def healthy():
+def unready():
+    """None when every instance answers /healthz 200, else the first that does not and
+    why (its reason, or the error of the request)."""
     for s in SERVICES:
         for k in range(1, INSTANCES + 1):
             try:
-                if requests.get(url(s, k) + "/healthz", timeout=2).status_code != 200:
-                    return False
-            except requests.RequestException:
-                return False
-    return True
+                r = requests.get(url(s, k) + "/healthz", timeout=2)
+            except requests.RequestException as e:
+                return "%s: %s" % (inst_name(s, k), type(e).__name__)
+            if r.status_code != 200:
+                return "%s: %d %s" % (inst_name(s, k), r.status_code, r.text.strip()[:160])
+    return None
 
 
 def wait_recovered(limit=120, probe=1):
-    """Seconds until every instance is ready and an order is answered (by sales instance
-    probe), or None."""
+    """(seconds until every instance is ready and an order is answered by sales instance
+    probe, None), or (None, what was still wrong at the limit)."""
     t = time.time()
+    why = None
     while time.time() - t < limit:
-        if healthy():
+        why = unready()
+        if why is None:
+            why = "the probe order to %s got no 201/409" % inst_name("sales", probe)
             try:
                 r = requests.post(url("sales", probe) + "/orders", timeout=5,
                                   json={"sku": SKUS[0], "quantity": 1,
@@ -250,11 +256,11 @@ def wait_recovered(limit=120, probe=1):
                          body=json.loads(r.request.body), answer=r.json(), headers=None,
                          key=None, inst=probe)
                 if r.status_code in (201, 409):
-                    return round(time.time() - t, 1)
+                    return round(time.time() - t, 1), None
             except (requests.RequestException, ValueError):
                 pass
         time.sleep(0.5)
-    return None
+    return None, why
 
 
 def fault(kind, target, action, undo, hold, probe=1):
@@ -264,9 +270,10 @@ def fault(kind, target, action, undo, hold, probe=1):
     STOP.wait(hold) if kind != "sigstop" else time.sleep(hold)
     undo()
     f["end"] = round(now(), 1)
-    f["recovered"] = wait_recovered(probe=probe)
-    print("chaos: t=%6.1fs healed %s %s, recovered in %s s" % (now(), kind, target,
-                                                                 f["recovered"]), flush=True)
+    f["recovered"], f["not_ready"] = wait_recovered(probe=probe)
+    print("chaos: t=%6.1fs healed %s %s, recovered in %s s%s" % (
+        now(), kind, target, f["recovered"],
+        "" if f["not_ready"] is None else " (still: %s)" % f["not_ready"]), flush=True)
     FAULTS.append(f)
 
 
@@ -756,7 +763,7 @@ def run():
         t.join(DURATION + 120)
     STOP.set()
     nem.join(600)
-    if not healthy():
+    if unready() is not None:
         stack_up()        # a fault that was healing when the workload stopped
     work_end = now()
     report = {"seed": SEED, "duration_s": DURATION, "instances": INSTANCES,
@@ -789,8 +796,9 @@ def run():
                      "%s runs in a namespace of its own" % CUT.name),
     ]
     for f in FAULTS:
-        lines.append("  t=%7.1f..%7.1f s  %-17s %-16s recovered in %s s" % (
-            f["start"], f["end"], f["kind"], f["target"], f["recovered"]))
+        lines.append("  t=%7.1f..%7.1f s  %-17s %-16s recovered in %s s%s" % (
+            f["start"], f["end"], f["kind"], f["target"], f["recovered"],
+            "" if f["not_ready"] is None else " (still: %s)" % f["not_ready"]))
     lines.append("settled in %s s; events: orders %s, stock.depleted %s, stock.replenished %s; "
                  "dead letters %s; SMS accepted %s; bulletins %s" % (
                      report.get("settle_s"), report.get("orders_events"),
