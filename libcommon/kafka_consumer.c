@@ -79,6 +79,18 @@ static void commit_stored(rd_kafka_t *rk, const char *group, const char *why)
                  rd_kafka_err2name(err));
 }
 
+/* The committed entry of topic/partition in st, or NULL. */
+static struct committed_offset *committed_find(struct consumer_state *st, const char *topic,
+                                               int32_t partition)
+{
+    int k;
+
+    for (k = 0; k < st->ncommitted; k++)
+        if (st->committed[k].partition == partition && strcmp(st->committed[k].topic, topic) == 0)
+            return &st->committed[k];
+    return NULL;
+}
+
 /* Remembers what the broker acknowledged of a commit (auto-commit, or ours on revoke and at
  * shutdown), for the committed-offset gauge: the position runs ahead of it until the next
  * commit. A failed commit, or a partition without an offset, changes nothing. */
@@ -86,21 +98,18 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
     struct consumer_state *st = opaque;
-    int i, k;
+    int i;
 
     (void)rk;
     if (st == NULL || offsets == NULL || err != RD_KAFKA_RESP_ERR_NO_ERROR)
         return;
     for (i = 0; i < offsets->cnt; i++) {
         const rd_kafka_topic_partition_t *p = &offsets->elems[i];
-        struct committed_offset *c = NULL;
+        struct committed_offset *c;
 
         if (p->err != RD_KAFKA_RESP_ERR_NO_ERROR || p->offset < 0)
             continue;
-        for (k = 0; k < st->ncommitted && c == NULL; k++)
-            if (st->committed[k].partition == p->partition &&
-                strcmp(st->committed[k].topic, p->topic) == 0)
-                c = &st->committed[k];
+        c = committed_find(st, p->topic, p->partition);
         if (c == NULL && st->ncommitted < COMMITTED_MAX) {
             c = &st->committed[st->ncommitted++];
             snprintf(c->topic, sizeof(c->topic), "%s", p->topic);
@@ -115,13 +124,10 @@ static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * when none is known. On the polling thread only. */
 static int64_t committed_of(rd_kafka_t *rk, const char *topic, int32_t partition)
 {
-    const struct consumer_state *st = rd_kafka_opaque(rk);
-    int k;
+    struct consumer_state *st = rd_kafka_opaque(rk);
+    const struct committed_offset *c = st != NULL ? committed_find(st, topic, partition) : NULL;
 
-    for (k = 0; st != NULL && k < st->ncommitted; k++)
-        if (st->committed[k].partition == partition && strcmp(st->committed[k].topic, topic) == 0)
-            return st->committed[k].offset;
-    return -1;
+    return c != NULL ? c->offset : -1;
 }
 
 /* Applies the group's decision. For the eager protocol the whole assignment is replaced;
