@@ -286,7 +286,7 @@ done:
 }
 
 /* How the member of `retry`'s group is made (at start, and again after a fatal error):
- * j points into c, which outlives it. */
+ * j points into c, which outlives it. kafka_consumer_join subscribes it to `retry`. */
 static void consumer_join_opts(struct consumer *c, kafka_consumer_join_t *j)
 {
     const struct config *cfg = &c->r->cfg;
@@ -324,16 +324,6 @@ static void consumer_join_opts(struct consumer *c, kafka_consumer_join_t *j)
     j->instance_id = cfg->svc.instance_id;
 }
 
-/* Creates the consumer client and subscribes it to `retry`. Returns a new client (the
- * caller closes it with kafka_consumer_leave), or NULL with errstr. */
-static rd_kafka_t *consumer_new(struct consumer *c, char *errstr, size_t errstr_size)
-{
-    kafka_consumer_join_t j;
-
-    consumer_join_opts(c, &j);
-    return kafka_consumer_join(&j, errstr, errstr_size);
-}
-
 /* The loop: returns 0 after a clean stop, or -1 with errstr when a client could not be
  * created. */
 static int consumer_run(void *ctx, const volatile int *stop, char *errstr,
@@ -345,6 +335,7 @@ static int consumer_run(void *ctx, const volatile int *stop, char *errstr,
     rd_kafka_message_t **msgs = calloc(cap, sizeof(*msgs));
     store_row_t *rows = calloc(cap, sizeof(*rows));
     rd_kafka_t *rk = NULL, *dlq = NULL;
+    kafka_consumer_join_t join;
     int ret = -1;
 
     c->stop = stop;
@@ -356,7 +347,8 @@ static int consumer_run(void *ctx, const volatile int *stop, char *errstr,
                              deliver_report, &c->outstanding, errstr, errstr_size);
     if (dlq == NULL)
         goto done;
-    rk = consumer_new(c, errstr, errstr_size);
+    consumer_join_opts(c, &join);
+    rk = kafka_consumer_join(&join, errstr, errstr_size);
     if (rk == NULL)
         goto done;
     log_info("kafka_consumer_started group=%s topic=%s batch=%zu", cfg->group, RETRY_TOPIC,
@@ -385,13 +377,8 @@ static int consumer_run(void *ctx, const volatile int *stop, char *errstr,
             handle_batch(c, rk, dlq, msgs, rows, good); /* a fenced member cannot commit */
         for (size_t i = 0; i < good; i++)
             rd_kafka_message_destroy(msgs[i]);
-        if (fatal) {
-            kafka_consumer_join_t j;
-
-            consumer_join_opts(c, &j);
-            if (kafka_consumer_rejoin(&rk, &j, c->stop) != 0)
-                break;
-        }
+        if (fatal && kafka_consumer_rejoin(&rk, &join, c->stop) != 0)
+            break;
     }
     ret = 0;
 done:
