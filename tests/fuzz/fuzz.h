@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
+
+#include "http_int.h"
 
 /* A property that must hold for every input: a failure aborts, which libFuzzer reports as
  * a crash and saves the input. */
@@ -80,6 +83,20 @@ static inline int fuzz_printable(const char *s, size_t len)
             return 0;
     }
     return 1;
+}
+
+/* The JSON error answer that an error text makes (http_error_body: what http_error sends,
+ * the text quoting whatever the input held) exists and serialises. */
+static inline void fuzz_check_error_body(const char *why)
+{
+    json_t *body = http_error_body(why);
+    char *text;
+
+    FUZZ_CHECK(body != NULL);
+    text = json_dumps(body, JSON_COMPACT);
+    FUZZ_CHECK(text != NULL);
+    free(text);
+    json_decref(body);
 }
 
 #endif

@@ -14,19 +14,6 @@
 
 #include "factory.h"
 #include "fuzz.h"
-#include "http_int.h"
-
-static void check_error_answer(const char *why)
-{
-    json_t *body = http_error_body(why); /* what http_error(res, 400, "%s", why) sends */
-    char *text;
-
-    FUZZ_CHECK(body != NULL);
-    text = json_dumps(body, JSON_COMPACT);
-    FUZZ_CHECK(text != NULL);
-    free(text);
-    json_decref(body);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -51,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FUZZ_CHECK(in.product_id[0] == '\0' && in.count == 0);
         FUZZ_CHECK(why[0] != '\0');
-        check_error_answer(why);
+        fuzz_check_error_body(why); /* what http_error(res, 400, "%s", why) sends */
     }
 
     token = fuzz_cstr(data, size);

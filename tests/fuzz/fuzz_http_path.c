@@ -76,16 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
     }
-    {
-        json_t *body = http_error_body(raw); /* error texts may quote the path */
-        char *text;
-
-        FUZZ_CHECK(body != NULL);
-        text = json_dumps(body, JSON_COMPACT);
-        FUZZ_CHECK(text != NULL);
-        free(text);
-        json_decref(body);
-    }
+    fuzz_check_error_body(raw); /* error texts may quote the path */
     free(buf);
     free(raw);
     free(target);
