@@ -243,7 +243,7 @@ static json_t *req_json(const struct req_rec *r)
 
 json_t *state_requests(od_state_t *st)
 {
-    json_t *list = json_array(), *ret = NULL;
+    json_t *list = json_array();
     size_t i;
     int oom = list == NULL;
 
@@ -255,10 +255,5 @@ json_t *state_requests(od_state_t *st)
               != 0;
     }
     standin_unlock(st->si);
-    if (!oom) {
-        ret = json_pack("{s:o}", "requests", list); /* "o" steals list, also on failure */
-        list = NULL;
-    }
-    json_decref(list);
-    return ret;
+    return standin_listing("requests", list, oom);
 }

@@ -290,7 +290,7 @@ static json_t *msg_json(const struct msg_rec *m)
 
 json_t *state_messages(sg_state_t *st, const char *to)
 {
-    json_t *list = json_array(), *ret = NULL;
+    json_t *list = json_array();
     size_t i;
     int oom = list == NULL;
 
@@ -303,12 +303,7 @@ json_t *state_messages(sg_state_t *st, const char *to)
             oom = json_array_append_new(list, msg_json(m)) != 0;
     }
     standin_unlock(st->si);
-    if (!oom) {
-        ret = json_pack("{s:o}", "messages", list); /* "o" steals list, also on failure */
-        list = NULL;
-    }
-    json_decref(list);
-    return ret;
+    return standin_listing("messages", list, oom);
 }
 
 /* The i-th newest message (0: the newest). Lock held, i < len. */
@@ -452,7 +447,7 @@ long long state_throttle(sg_state_t *st, int64_t now_ms)
 
 json_t *state_throttles(sg_state_t *st)
 {
-    json_t *list = json_array(), *ret = NULL;
+    json_t *list = json_array();
     char at[32];
     size_t i, k;
     int oom = list == NULL;
@@ -467,12 +462,7 @@ json_t *state_throttles(sg_state_t *st)
                                     (json_int_t)st->throttles[k].retry_after)) != 0;
     }
     standin_unlock(st->si);
-    if (!oom) {
-        ret = json_pack("{s:o}", "throttles", list); /* "o" steals list, also on failure */
-        list = NULL;
-    }
-    json_decref(list);
-    return ret;
+    return standin_listing("throttles", list, oom);
 }
 
 size_t state_callbacks_due(sg_state_t *st, int64_t now_ms, struct sg_callback *out,

@@ -336,6 +336,15 @@ static standin_t *standin_of(void *ctx)
     return *(standin_t **)ctx;
 }
 
+json_t *standin_listing(const char *name, json_t *list, int oom)
+{
+    if (oom) {
+        json_decref(list);
+        return NULL;
+    }
+    return json_pack("{s:o}", name, list); /* "o" steals list, also on failure */
+}
+
 void standin_reply_json(http_response_t *res, json_t *body)
 {
     if (body == NULL)

@@ -142,6 +142,10 @@ void standin_post_reset(const http_request_t *req, http_response_t *res, void *c
  * memory). */
 void standin_reply_mode(standin_t *si, http_response_t *res);
 
+/* A state listing's answer: {name: list}, list stolen; NULL (list released) when oom says
+ * building the list ran out of memory, or the object cannot be made. */
+json_t *standin_listing(const char *name, json_t *list, int oom);
+
 /* Sets a 200 with body (a new reference, stolen), or a 500 "out of memory" when it is
  * NULL: for the answers built by a json_pack or a state listing. */
 void standin_reply_json(http_response_t *res, json_t *body);
