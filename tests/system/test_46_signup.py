@@ -114,6 +114,17 @@ def fire(n, request):
 # --------------------------------------------------------------------------------------
 # The limits, under concurrency
 
+def assert_limited(answers, accepted, refusal):
+    """Of parallel code requests' answers, exactly `accepted` were 202 and every other one
+    a 429 whose error names the limit (refusal)."""
+    statuses = sorted(a[0] for a in answers)
+    assert set(statuses) <= {202, 429}, answers
+    assert statuses.count(202) == accepted, statuses
+    for status, body in answers:
+        if status == 429:
+            assert refusal in body["error"], body
+
+
 def test_parallel_code_requests_for_one_number_send_no_more_than_its_limit(stack, migrated):
     """20 requests for one number at once, each from a client of its own (so that only the
     number's limit can refuse them): exactly SIGNUP_CODES_PER_NUMBER (5) are accepted and
@@ -122,12 +133,7 @@ def test_parallel_code_requests_for_one_number_send_no_more_than_its_limit(stack
     phone = "+821046000001"
     answers = fire(20, lambda i: post(notifier, "/signup", {"phone": phone},
                                       source=f"127.0.0.{10 + i}"))
-    statuses = sorted(a[0] for a in answers)
-    assert set(statuses) <= {202, 429}, answers
-    assert statuses.count(202) == 5, statuses
-    for status, body in answers:
-        if status == 429:
-            assert "too many codes for this number" in body["error"], body
+    assert_limited(answers, 5, "too many codes for this number")
     wait_for(lambda: len(codes_to(gw, phone)) >= 5, 10, "the 5 accepted codes' SMS")
     time.sleep(SETTLE)
     assert len(codes_to(gw, phone)) == 5
@@ -143,12 +149,7 @@ def test_parallel_code_requests_from_one_client_send_no_more_than_its_limit(stac
     phones = [f"+8210460001{i:02d}" for i in range(20)]
     answers = fire(20, lambda i: post(notifier, "/signup", {"phone": phones[i]},
                                       source="127.0.0.7"))
-    statuses = sorted(a[0] for a in answers)
-    assert set(statuses) <= {202, 429}, answers
-    assert statuses.count(202) == 6, statuses
-    for status, body in answers:
-        if status == 429:
-            assert "too many requests from this address" in body["error"], body
+    assert_limited(answers, 6, "too many requests from this address")
     wait_for(lambda: len([m for m in messages(gw) if m["to"] in phones]) >= 6, 10,
              "the 6 accepted codes' SMS")
     time.sleep(SETTLE)
