@@ -69,6 +69,7 @@ typedef struct svc_config_spec {
     int pool_def;                /* DB_POOL_SIZE default */
     int pool_min;                /* DB_POOL_SIZE minimum (at least 1) */
     int outbox;                  /* 1: the service has a relay, read OUTBOX_POLL_INTERVAL */
+    int threads_def;             /* HTTP_THREADS default; 0: HTTP_DEFAULT_THREADS */
 } svc_config_spec_t;
 
 #define SVC_POOL_MAX 256

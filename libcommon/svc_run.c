@@ -36,8 +36,9 @@ int svc_config_read(const svc_config_spec_t *spec, svc_config_t *out,
                         &out->db_statement_timeout_ms, errstr, errstr_size) != 0 ||
         cfg_duration_ms("DB_LEADER_LEASE", "3s", 1000, 60000, &out->db_leader_lease_ms,
                         errstr, errstr_size) != 0 ||
-        cfg_int("HTTP_THREADS", HTTP_DEFAULT_THREADS, 1, 256, &threads, errstr,
-                errstr_size) != 0 ||
+        cfg_int("HTTP_THREADS",
+                spec->threads_def > 0 ? spec->threads_def : HTTP_DEFAULT_THREADS, 1, 256,
+                &threads, errstr, errstr_size) != 0 ||
         cfg_duration_ms("HTTP_REQUEST_TIMEOUT", "10s", 100, 600000,
                         &out->http_request_timeout_ms, errstr, errstr_size) != 0 ||
         cfg_int("HTTP_MAX_CONNECTIONS", 0, 0, 1000000, &max_conns, errstr,

@@ -7,7 +7,14 @@
  * So the window adapts to the load by itself: it is as long as the batch before. Each
  * order's answer is the one it would have had alone (store_place_batch). Orders of other
  * SKUs never wait for each other here. A SKU's slot exists only while some order of it is
- * here, so the table holds at most as many slots as there are request threads. */
+ * here, so the table holds at most as many slots as there are request threads.
+ *
+ * Batches of different SKUs are then combined too (a second level): at most `statements`
+ * statements run at once; a SKU's batch that finds them all running queues, and when one
+ * ends, the batches queued meanwhile go together in the next one (store_place_group), up
+ * to COMBINE_GROUP_MAX orders. Again no delay when fewer are running, and the window is
+ * as long as the statement before. Since a SKU has one batch at a time, the SKUs of a
+ * statement are distinct. */
 #include "sales.h"
 
 #include <pthread.h>
@@ -32,25 +39,47 @@ struct slot {
     struct slot *next;          /* in its bucket */
 };
 
+/* A SKU's batch at the second level: its leader's, on that leader's stack. */
+struct group_item {
+    struct waiter **batch;
+    size_t n;
+    pthread_cond_t *cv;   /* its leader's */
+    enum waiter_state state;
+    struct group_item *next;
+    /* when W_LEAD: the statement's batches, this one first */
+    struct group_item *members[COMBINE_GROUP_MAX];
+    size_t nmembers;
+};
+
 struct combine {
     pthread_mutex_t mu;
     struct slot *buckets[NBUCKETS];
+    int statements_max;       /* statements of several SKUs at once; 0: no second level */
+    int statements;           /* running now */
+    struct group_item *ghead, *gtail; /* batches waiting for a statement */
     metric_t *m_batch; /* dozen_orders_batch_size, NULL without metrics */
+    metric_t *m_skus;  /* dozen_orders_statement_skus */
 };
 
 static const double batch_buckets[] = { 1, 2, 4, 8, 16, 32, 64 };
 
-combine_t *combine_new(metrics_t *metrics)
+combine_t *combine_new(metrics_t *metrics, int statements)
 {
     combine_t *c = calloc(1, sizeof(*c));
 
     if (c == NULL)
         return NULL;
-    if (metrics != NULL)
+    c->statements_max = statements > 0 ? statements : 0;
+    if (metrics != NULL) {
         c->m_batch = metrics_histogram(metrics, "dozen_orders_batch_size",
                                        "Orders without an Idempotency-Key placed together "
                                        "in one statement (1: alone).", NULL, batch_buckets,
                                        sizeof(batch_buckets) / sizeof(batch_buckets[0]));
+        c->m_skus = metrics_histogram(metrics, "dozen_orders_statement_skus",
+                                      "SKUs whose orders one statement placed (1: one SKU).",
+                                      NULL, batch_buckets,
+                                      sizeof(batch_buckets) / sizeof(batch_buckets[0]));
+    }
     if (pthread_mutex_init(&c->mu, NULL) != 0) {
         free(c);
         return NULL;
@@ -94,15 +123,21 @@ static struct slot *slot_find(combine_t *c, const char *sku, struct slot ***link
     return *l;
 }
 
-/* Runs one batch on a connection of its own. */
-static void run_batch(db_pool_t *pool, int wait_ms, struct waiter **batch, size_t n)
+/* Runs the batches of items (one SKU each, distinct SKUs, at most COMBINE_GROUP_MAX orders
+ * in all, or one batch of up to COMBINE_BATCH_MAX) on a connection of their own: one
+ * statement when it can. */
+static void run_batches(db_pool_t *pool, int wait_ms, struct group_item *const *items,
+                        size_t nitems)
 {
-    store_batch_order_t orders[COMBINE_BATCH_MAX];
+    store_batch_order_t orders[COMBINE_BATCH_MAX > COMBINE_GROUP_MAX ? COMBINE_BATCH_MAX
+                                                                     : COMBINE_GROUP_MAX];
     char err[256];
+    size_t n = 0;
     PGconn *conn = db_acquire(pool, wait_ms, err, sizeof(err));
 
-    for (size_t i = 0; i < n; i++)
-        orders[i] = batch[i]->order;
+    for (size_t k = 0; k < nitems; k++)
+        for (size_t i = 0; i < items[k]->n; i++)
+            orders[n++] = items[k]->batch[i]->order;
     if (conn == NULL) {
         for (size_t i = 0; i < n; i++) {
             orders[i].ret = -1;
@@ -110,11 +145,94 @@ static void run_batch(db_pool_t *pool, int wait_ms, struct waiter **batch, size_
             order_outcome_clear(orders[i].out);
         }
     } else {
-        store_place_batch(conn, orders, n);
+        if (nitems == 1)
+            store_place_batch(conn, orders, n);
+        else
+            store_place_group(conn, orders, n);
         db_release(pool, conn);
     }
+    n = 0;
+    for (size_t k = 0; k < nitems; k++)
+        for (size_t i = 0; i < items[k]->n; i++)
+            items[k]->batch[i]->order = orders[n++];
+}
+
+/* With c->mu held and batches queued: the first of them leads the next statement, with
+ * the ones after it that fit. */
+static void group_form(combine_t *c)
+{
+    struct group_item *lead = c->ghead;
+    size_t total = 0;
+
+    lead->nmembers = 0;
+    while (c->ghead != NULL && lead->nmembers < COMBINE_GROUP_MAX &&
+           (lead->nmembers == 0 || total + c->ghead->n <= COMBINE_GROUP_MAX)) {
+        struct group_item *g = c->ghead;
+
+        c->ghead = g->next;
+        lead->members[lead->nmembers++] = g;
+        total += g->n;
+    }
+    if (c->ghead == NULL)
+        c->gtail = NULL;
+    lead->state = W_LEAD;
+    pthread_cond_signal(lead->cv);
+}
+
+static int all_fast(struct waiter *const *batch, size_t n)
+{
     for (size_t i = 0; i < n; i++)
-        batch[i]->order = orders[i];
+        if (!batch[i]->order.fast)
+            return 0;
+    return 1;
+}
+
+/* Places a SKU's batch (its leader's cv: cv), alone or with other SKUs' batches. */
+static void place_batch(combine_t *c, db_pool_t *pool, int wait_ms, pthread_cond_t *cv,
+                        struct waiter **batch, size_t n)
+{
+    struct group_item me;
+
+    memset(&me, 0, sizeof(me));
+    me.batch = batch;
+    me.n = n;
+    me.cv = cv;
+    me.state = W_QUEUED;
+    if (c->statements_max == 0 || !all_fast(batch, n)) {
+        struct group_item *alone = &me;
+
+        metric_observe(c->m_skus, 1);
+        run_batches(pool, wait_ms, &alone, 1);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (c->gtail != NULL)
+        c->gtail->next = &me;
+    else
+        c->ghead = &me;
+    c->gtail = &me;
+    if (c->statements < c->statements_max) {
+        c->statements++; /* the queue was empty: we lead, alone */
+        group_form(c);
+    }
+    while (me.state == W_QUEUED)
+        pthread_cond_wait(cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+    if (me.state != W_LEAD)
+        return; /* placed by the statement we were in */
+
+    metric_observe(c->m_skus, (double)me.nmembers);
+    run_batches(pool, wait_ms, me.members, me.nmembers);
+    pthread_mutex_lock(&c->mu);
+    for (size_t k = 1; k < me.nmembers; k++) {
+        me.members[k]->state = W_DONE;
+        pthread_cond_signal(me.members[k]->cv);
+    }
+    if (c->ghead != NULL)
+        group_form(c); /* the statement passes on to the batches that queued meanwhile */
+    else
+        c->statements--;
+    pthread_mutex_unlock(&c->mu);
 }
 
 int combine_place(combine_t *c, db_pool_t *pool, int wait_ms, const order_request_t *req,
@@ -176,7 +294,7 @@ int combine_place(combine_t *c, db_pool_t *pool, int wait_ms, const order_reques
 
     if (me.state == W_LEAD) {
         metric_observe(c->m_batch, (double)n);
-        run_batch(pool, wait_ms, batch, n);
+        place_batch(c, pool, wait_ms, &me.cv, batch, n);
         pthread_mutex_lock(&c->mu);
         for (size_t i = 1; i < n; i++) {
             batch[i]->state = W_DONE;

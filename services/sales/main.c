@@ -3,18 +3,28 @@
 
 #include <string.h>
 
+#include "cfg.h"
 #include "svc.h"
 
 static const svc_config_spec_t settings = {
     .port_var = "SALES_PORT", .port_def = 8080, .pool_def = 16, .pool_min = 1, .outbox = 1,
+    /* A handler of an order waits in the combiner (combine.c) rather than for a database
+     * connection of its own, so more threads than connections make bigger batches rather
+     * than a longer queue for the connections. */
+    .threads_def = 64,
 };
 
 static void config_read(struct config *c)
 {
     char err[256];
 
-    if (svc_config_read(&settings, &c->svc, err, sizeof(err)) != 0)
+    long long statements;
+
+    if (svc_config_read(&settings, &c->svc, err, sizeof(err)) != 0 ||
+        cfg_int("COMBINE_STATEMENTS", COMBINE_STATEMENTS_DEFAULT, 0, 256, &statements, err,
+                sizeof(err)) != 0)
         svc_die(SALES_SERVICE, "%s", err);
+    c->combine_statements = (int)statements;
     c->db_wait_ms = c->svc.db_wait_ms;
 }
 
@@ -22,7 +32,8 @@ static void describe(void *ctx, strbuf_t *line)
 {
     const struct sales *s = ctx;
 
-    strbuf_addf(line, " db_pool=%d", s->cfg.svc.db_pool_size);
+    strbuf_addf(line, " db_pool=%d combine_statements=%d", s->cfg.svc.db_pool_size,
+                s->cfg.combine_statements);
 }
 
 int main(void)
@@ -36,7 +47,7 @@ int main(void)
     if ((s.metrics = metrics_new()) == NULL)
         svc_die(SALES_SERVICE, "out of memory");
     sales_metrics_init(s.metrics);
-    if ((s.combine = combine_new(s.metrics)) == NULL)
+    if ((s.combine = combine_new(s.metrics, s.cfg.combine_statements)) == NULL)
         svc_die(SALES_SERVICE, "out of memory");
 
     /* HTTP stops first (no new orders), then the relay publishes what they wrote. */

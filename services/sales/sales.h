@@ -23,6 +23,7 @@
 
 struct config {
     svc_config_t svc;           /* the common settings (svc_config_read) */
+    int combine_statements;     /* COMBINE_STATEMENTS: see combine_new */
     long long db_wait_ms;       /* = svc.db_wait_ms, where the routes read it */
 };
 
@@ -150,6 +151,15 @@ int store_prepare_order(store_batch_order_t *o, char *errstr, size_t errstr_size
  * not be finished after the commit (out of memory): its requester looks it up. */
 void store_place_batch(PGconn *conn, store_batch_order_t *orders, size_t n);
 
+/* Places n prepared orders of up to COMBINE_GROUP_MAX SKUs, each SKU's orders together and
+ * in arrival order, no SKU's orders in two places, with the answers store_place_batch
+ * would give each SKU's orders. When every order is fast, one statement for all of them
+ * (order_group): the SKUs whose level covers their sum are taken in it, the others placed
+ * one by one after it; when that statement fails and the connection still works (a
+ * deadlock with another instance, say), SKU by SKU with store_place_batch. When the
+ * connection dies with it on its way, every order gets STORE_COMMIT_UNKNOWN. */
+void store_place_group(PGconn *conn, store_batch_order_t *orders, size_t n);
+
 /* Looks an order up. Returns 1 and a new reference in *order, 0 when there is no such
  * order, -1 with errstr on a database error. */
 int store_get_order(PGconn *conn, const char *id, json_t **order,
@@ -170,11 +180,15 @@ json_t *store_list_products(PGconn *conn, char *errstr, size_t errstr_size);
 
 /* combine.c: concurrent orders of one SKU, applied together (flat combining) */
 
-#define COMBINE_BATCH_MAX 64 /* orders applied in one statement, at most */
+#define COMBINE_BATCH_MAX 64  /* orders of one SKU applied in one statement, at most */
+#define COMBINE_GROUP_MAX 64  /* orders (and so SKUs) in one statement of several SKUs */
+#define COMBINE_STATEMENTS_DEFAULT 4
 
 /* Returns a new combiner (free it with combine_free), or NULL if out of memory. With
- * metrics (borrowed, must outlive it) it keeps dozen_orders_batch_size there. */
-combine_t *combine_new(metrics_t *metrics);
+ * metrics (borrowed, must outlive it) it keeps dozen_orders_batch_size and
+ * dozen_orders_statement_skus there. statements: how many statements of several SKUs may
+ * run at once (0: none, each SKU's batch is its own statement). */
+combine_t *combine_new(metrics_t *metrics, int statements);
 
 /* Frees c, which no thread may be using. Accepts NULL. */
 void combine_free(combine_t *c);

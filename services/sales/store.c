@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "trace.h"
 #include "util.h"
 
@@ -50,6 +51,32 @@ const db_stmt_t store_stmts[] = {
       " SELECT $11, $12, $1, u.ce_id, $13, $14, u.ce_time,"
       " replace(u.payload, $15, (d.quantity + u.after)::text), u.traceparent FROM d, u) "
       "SELECT quantity FROM d", 16 },
+    /* Batches of several SKUs in one statement (store_place_group): $1/$2 each SKU and the
+     * sum of its orders, $3.. one element per order, its SKU first. Only the SKUs whose
+     * level covers their sum are decremented, and only their orders written; the rows
+     * returned say which. The rows are locked in SKU order first (k), so that two such
+     * statements never wait for each other in a circle, and every order's rows go in in
+     * arrival order (ordinality), so that a SKU's events keep the order of its levels. */
+    { "order_group",
+      "WITH s AS (SELECT * FROM unnest($1::text[], $2::int[]) AS s(sku, total)),"
+      " k AS MATERIALIZED (SELECT i.sku FROM inventory i JOIN s ON s.sku = i.sku"
+      " WHERE i.quantity >= s.total ORDER BY i.sku FOR UPDATE OF i),"
+      " d AS (UPDATE inventory i SET quantity = i.quantity - s.total, updated_at = now()"
+      " FROM s JOIN k ON k.sku = s.sku WHERE i.sku = s.sku AND i.quantity >= s.total"
+      " RETURNING i.sku, i.quantity),"
+      " u AS (SELECT * FROM unnest($3::text[], $4::uuid[], $5::int[], $6::text[],"
+      " $7::bigint[], $8::uuid[], $9::timestamptz[], $10::text[], $11::text[])"
+      " WITH ORDINALITY AS u(sku, id, q, customer, after, ce_id, ce_time, payload,"
+      " traceparent, n)),"
+      " o AS (INSERT INTO orders (id, sku, quantity, status, customer, remaining)"
+      " SELECT u.id, u.sku, u.q, $17, u.customer, d.quantity + u.after"
+      " FROM d JOIN u ON u.sku = d.sku ORDER BY u.n),"
+      " e AS (INSERT INTO outbox (producer, topic, msg_key, ce_id, ce_type, ce_source,"
+      " ce_time, payload, traceparent)"
+      " SELECT $12, $13, u.sku, u.ce_id, $14, $15, u.ce_time,"
+      " replace(u.payload, $16, (d.quantity + u.after)::text), u.traceparent"
+      " FROM d JOIN u ON u.sku = d.sku ORDER BY u.n) "
+      "SELECT sku, quantity FROM d", 17 },
     /* Whether a server process still runs (store_order_settled). */
     { "session_alive", "SELECT 1 FROM pg_stat_activity WHERE pid = $1::int", 1 },
     /* The shop page's list: sales owns the decrement, so it reads the same rows. */
@@ -377,53 +404,100 @@ static void place_one_by_one(PGconn *conn, store_batch_order_t *orders, size_t n
     trace_begin(mine[0] != '\0' ? mine : NULL, strlen(mine));
 }
 
-/* The one statement. Returns 1 when every order was taken (each out completed), 0 when
- * nothing was written, -1 with errstr on a database error (nothing written), or
- * STORE_COMMIT_UNKNOWN with errstr when the connection died with the statement on its way:
- * outside a transaction block the statement is its own COMMIT, so every order of the batch
- * may or may not be committed (each out keeps the answer it would have, level aside). */
-static int place_together(PGconn *conn, store_batch_order_t *orders, size_t n,
-                          char *errstr, size_t errstr_size)
+/* The per-order arrays of a batch, a[0..8]: SKU, order id, quantity, customer, the
+ * quantities after it (of the later orders of its SKU: the batch holds each SKU's orders
+ * together, in arrival order), ce_id, ce_time, event, traceparent. Returns 0, or -1 out of
+ * memory. */
+#define ORDER_ARRAYS 9
+static int order_arrays(const store_batch_order_t *orders, size_t n, strbuf_t *a)
 {
-    strbuf_t a[8] = { STRBUF_INIT, STRBUF_INIT, STRBUF_INIT, STRBUF_INIT,
-                      STRBUF_INIT, STRBUF_INIT, STRBUF_INIT, STRBUF_INIT };
-    const event_out_t *ev0 = &orders[0].out->events[0];
-    const char *params[16];
-    char total[16];
-    PGresult *res = NULL;
-    long long sum = 0, after = 0, level;
-    int ret = -1, fail = 0, pid = PQbackendPID(conn);
+    long long after = 0;
+    int fail = 0;
 
-    for (size_t i = 0; i < n; i++)
-        sum += orders[i].req->quantity;
     for (size_t i = 0; i < n; i++) {
         const store_batch_order_t *o = &orders[i];
         const char *tp = o->meta.traceparent;
 
         after = 0;
-        for (size_t j = i + 1; j < n; j++)
+        for (size_t j = i + 1; j < n && strcmp(orders[j].req->sku, o->req->sku) == 0; j++)
             after += orders[j].req->quantity;
-        fail |= db_array_add_text(&a[0], json_string_value(json_object_get(o->out->body,
+        fail |= db_array_add_text(&a[0], o->req->sku);
+        fail |= db_array_add_text(&a[1], json_string_value(json_object_get(o->out->body,
                                                                           "order_id")));
-        fail |= db_array_add_int64(&a[1], o->req->quantity);
-        fail |= db_array_add_text(&a[2], o->req->has_customer ? o->req->customer : NULL);
-        fail |= db_array_add_int64(&a[3], after);
-        fail |= db_array_add_text(&a[4], o->meta.id);
-        fail |= db_array_add_text(&a[5], o->meta.time);
-        fail |= db_array_add_text(&a[6], o->out->events[0].text);
-        fail |= db_array_add_text(&a[7], tp[0] != '\0' ? tp : NULL);
+        fail |= db_array_add_int64(&a[2], o->req->quantity);
+        fail |= db_array_add_text(&a[3], o->req->has_customer ? o->req->customer : NULL);
+        fail |= db_array_add_int64(&a[4], after);
+        fail |= db_array_add_text(&a[5], o->meta.id);
+        fail |= db_array_add_text(&a[6], o->meta.time);
+        fail |= db_array_add_text(&a[7], o->out->events[0].text);
+        fail |= db_array_add_text(&a[8], tp[0] != '\0' ? tp : NULL);
     }
-    for (size_t k = 0; k < 8; k++)
+    for (size_t k = 0; k < ORDER_ARRAYS; k++)
         fail |= db_array_finish(&a[k]);
-    if (fail) {
+    return fail ? -1 : 0;
+}
+
+/* After the commit: each order's answer gets the level after it, as if it had been alone
+ * (level: the SKU's level after the n orders, all of one SKU). */
+static void finish_run(store_batch_order_t *orders, size_t n, long long level)
+{
+    long long after = 0;
+
+    for (size_t i = 0; i < n; i++)
+        after += orders[i].req->quantity;
+    for (size_t i = 0; i < n; i++) {
+        after -= orders[i].req->quantity;
+        if (json_object_set_new(orders[i].out->body, "remaining",
+                                json_integer(level + after)) != 0) {
+            /* out of memory after the commit: as a lost answer, looked up (and found) */
+            orders[i].ret = STORE_COMMIT_UNKNOWN;
+            snprintf(orders[i].err, sizeof(orders[i].err), "out of memory");
+        }
+    }
+}
+
+/* A batch statement went out and failed (res NULL): STORE_COMMIT_UNKNOWN, each order
+ * carrying the server process, when the connection died with it on its way (outside a
+ * transaction block the statement is its own COMMIT, so all or none are committed), else
+ * -1 (nothing written). */
+static int batch_failed(PGconn *conn, store_batch_order_t *orders, size_t n)
+{
+    int pid = PQbackendPID(conn);
+
+    if (PQstatus(conn) != CONNECTION_BAD)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        orders[i].out->backend_pid = pid;
+    return STORE_COMMIT_UNKNOWN;
+}
+
+/* The one statement of one SKU (order_batch). Returns 1 when every order was taken (each
+ * out completed), 0 when nothing was written (short, or no such SKU), -1 with errstr on a
+ * database error (nothing written), or STORE_COMMIT_UNKNOWN with errstr (batch_failed). */
+static int place_together(PGconn *conn, store_batch_order_t *orders, size_t n,
+                          char *errstr, size_t errstr_size)
+{
+    strbuf_t a[ORDER_ARRAYS];
+    const event_out_t *ev0 = &orders[0].out->events[0];
+    const char *params[16];
+    char total[24];
+    PGresult *res = NULL;
+    long long sum = 0;
+    int ret = -1;
+
+    for (size_t k = 0; k < ORDER_ARRAYS; k++)
+        strbuf_init(&a[k], 0);
+    for (size_t i = 0; i < n; i++)
+        sum += orders[i].req->quantity;
+    if (order_arrays(orders, n, a) != 0) {
         snprintf(errstr, errstr_size, "out of memory");
         goto done;
     }
     snprintf(total, sizeof(total), "%lld", sum);
     params[0] = orders[0].req->sku;
     params[1] = total;
-    for (size_t k = 0; k < 8; k++)
-        params[2 + k] = a[k].buf;
+    for (size_t k = 1; k < ORDER_ARRAYS; k++)
+        params[1 + k] = a[k].buf;
     params[10] = SALES_SERVICE;
     params[11] = ev0->spec->topic;
     params[12] = ev0->spec->type;
@@ -432,11 +506,7 @@ static int place_together(PGconn *conn, store_batch_order_t *orders, size_t n,
     params[15] = orders[0].out->state;
     res = db_exec(conn, "order_batch", 16, params, NULL, errstr, errstr_size);
     if (res == NULL) {
-        if (PQstatus(conn) == CONNECTION_BAD) {
-            ret = STORE_COMMIT_UNKNOWN;
-            for (size_t i = 0; i < n; i++)
-                orders[i].out->backend_pid = pid;
-        }
+        ret = batch_failed(conn, orders, n);
         goto done;
     }
     if (PQntuples(res) != 1) {
@@ -444,24 +514,95 @@ static int place_together(PGconn *conn, store_batch_order_t *orders, size_t n,
         goto done;
     }
     outbox_wake(SALES_SERVICE);
-    level = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    after = sum;
-    for (size_t i = 0; i < n; i++) {
-        after -= orders[i].req->quantity;
-        /* the answer's level: the one after this order, as if it had been alone */
-        if (json_object_set_new(orders[i].out->body, "remaining",
-                                json_integer(level + after)) != 0) {
-            /* out of memory after the commit: as a lost answer, looked up (and found) */
-            orders[i].ret = STORE_COMMIT_UNKNOWN;
-            snprintf(orders[i].err, sizeof(orders[i].err), "out of memory");
-        }
-    }
+    finish_run(orders, n, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
     ret = 1;
 done:
     PQclear(res);
-    for (size_t k = 0; k < 8; k++)
+    for (size_t k = 0; k < ORDER_ARRAYS; k++)
         strbuf_release(&a[k]);
     return ret;
+}
+
+/* The one statement of several SKUs (order_group): runs[r] is where run r (the orders of
+ * one SKU, no SKU in two runs) starts, runs[nruns] = n. Returns 1 with placed[r] = 1 for
+ * each run whose orders were all taken (answers completed) and 0 for each run of which
+ * nothing was written, or -1 / STORE_COMMIT_UNKNOWN with errstr as place_together. */
+static int place_group(PGconn *conn, store_batch_order_t *orders, size_t n,
+                       const size_t *runs, size_t nruns, int *placed,
+                       char *errstr, size_t errstr_size)
+{
+    strbuf_t a[ORDER_ARRAYS], skus = STRBUF_INIT, sums = STRBUF_INIT;
+    const event_out_t *ev0 = &orders[0].out->events[0];
+    const char *params[17];
+    PGresult *res = NULL;
+    int ret = -1, fail;
+
+    for (size_t k = 0; k < ORDER_ARRAYS; k++)
+        strbuf_init(&a[k], 0);
+    fail = order_arrays(orders, n, a);
+    for (size_t r = 0; r < nruns; r++) {
+        long long sum = 0;
+
+        for (size_t i = runs[r]; i < runs[r + 1]; i++)
+            sum += orders[i].req->quantity;
+        fail |= db_array_add_text(&skus, orders[runs[r]].req->sku);
+        fail |= db_array_add_int64(&sums, sum);
+        placed[r] = 0;
+    }
+    fail |= db_array_finish(&skus);
+    fail |= db_array_finish(&sums);
+    if (fail) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto done;
+    }
+    params[0] = skus.buf;
+    params[1] = sums.buf;
+    for (size_t k = 0; k < ORDER_ARRAYS; k++)
+        params[2 + k] = a[k].buf;
+    params[11] = SALES_SERVICE;
+    params[12] = ev0->spec->topic;
+    params[13] = ev0->spec->type;
+    params[14] = SALES_SOURCE;
+    params[15] = STORE_LEVEL_PLACEHOLDER_TEXT;
+    params[16] = orders[0].out->state;
+    res = db_exec(conn, "order_group", 17, params, NULL, errstr, errstr_size);
+    if (res == NULL) {
+        ret = batch_failed(conn, orders, n);
+        goto done;
+    }
+    for (int row = 0; row < PQntuples(res); row++) {
+        const char *sku = PQgetvalue(res, row, 0);
+
+        for (size_t r = 0; r < nruns; r++)
+            if (!placed[r] && strcmp(orders[runs[r]].req->sku, sku) == 0) {
+                placed[r] = 1;
+                finish_run(&orders[runs[r]], runs[r + 1] - runs[r],
+                           strtoll(PQgetvalue(res, row, 1), NULL, 10));
+                break;
+            }
+    }
+    if (PQntuples(res) > 0)
+        outbox_wake(SALES_SERVICE);
+    ret = 1;
+done:
+    PQclear(res);
+    strbuf_release(&skus);
+    strbuf_release(&sums);
+    for (size_t k = 0; k < ORDER_ARRAYS; k++)
+        strbuf_release(&a[k]);
+    return ret;
+}
+
+/* Every order of the batch gets ret (-1 or STORE_COMMIT_UNKNOWN) and err; after -1 nothing
+ * happened, so the answers go. */
+static void batch_fail_all(store_batch_order_t *orders, size_t n, int ret, const char *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        orders[i].ret = ret;
+        snprintf(orders[i].err, sizeof(orders[i].err), "%s", err);
+        if (ret != STORE_COMMIT_UNKNOWN)
+            order_outcome_clear(orders[i].out);
+    }
 }
 
 void store_place_batch(PGconn *conn, store_batch_order_t *orders, size_t n)
@@ -479,21 +620,61 @@ void store_place_batch(PGconn *conn, store_batch_order_t *orders, size_t n)
             break; /* short, or no such SKU: one by one says which */
         case STORE_COMMIT_UNKNOWN:
             /* each order is looked up by its requester (out->order_id, out kept) */
-            for (size_t i = 0; i < n; i++) {
-                orders[i].ret = STORE_COMMIT_UNKNOWN;
-                snprintf(orders[i].err, sizeof(orders[i].err), "%s", err);
-            }
+            batch_fail_all(orders, n, STORE_COMMIT_UNKNOWN, err);
             return;
         default:
-            for (size_t i = 0; i < n; i++) {
-                orders[i].ret = -1;
-                snprintf(orders[i].err, sizeof(orders[i].err), "%s", err);
-                order_outcome_clear(orders[i].out);
-            }
+            batch_fail_all(orders, n, -1, err);
             return;
         }
     }
     place_one_by_one(conn, orders, n);
+}
+
+void store_place_group(PGconn *conn, store_batch_order_t *orders, size_t n)
+{
+    size_t runs[COMBINE_GROUP_MAX + 1], nruns = 0;
+    int placed[COMBINE_GROUP_MAX], fast = n > 0;
+    char err[256];
+
+    for (size_t i = 0; i < n; i++) {
+        fast &= orders[i].fast;
+        if (i == 0 || strcmp(orders[i].req->sku, orders[i - 1].req->sku) != 0) {
+            if (nruns == COMBINE_GROUP_MAX) {
+                fast = 0; /* more runs than the caller may give: each one alone */
+                break;
+            }
+            runs[nruns++] = i;
+        }
+    }
+    runs[nruns] = n;
+    if (!fast || nruns < 2) {
+        for (size_t r = 0; r < nruns; r++)
+            store_place_batch(conn, &orders[runs[r]], runs[r + 1] - runs[r]);
+        return;
+    }
+    switch (place_group(conn, orders, n, runs, nruns, placed, err, sizeof(err))) {
+    case 1:
+        /* the runs it could not take: short, or no such SKU; one by one says which */
+        for (size_t r = 0; r < nruns; r++)
+            if (!placed[r])
+                place_one_by_one(conn, &orders[runs[r]], runs[r + 1] - runs[r]);
+        return;
+    case STORE_COMMIT_UNKNOWN:
+        batch_fail_all(orders, n, STORE_COMMIT_UNKNOWN, err);
+        return;
+    default:
+        /* nothing was written; on a live connection (a deadlock with another instance's
+         * statement, say) each SKU goes its own way */
+        if (PQstatus(conn) != CONNECTION_OK) {
+            batch_fail_all(orders, n, -1, err);
+            return;
+        }
+        log_warn("order_group_failed skus=%zu orders=%zu error=%s: placed SKU by SKU",
+                 nruns, n, LOG_Q(err));
+        for (size_t r = 0; r < nruns; r++)
+            store_place_batch(conn, &orders[runs[r]], runs[r + 1] - runs[r]);
+        return;
+    }
 }
 
 int store_order_settled(PGconn *conn, const char *id, int pid, json_t **order,

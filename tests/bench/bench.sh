@@ -182,10 +182,11 @@ PROBLEMS=()
 # field LINE NAME: the value of NAME=value in LINE.
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; }
 
-# batch_stats: "sum count" of sales' dozen_orders_batch_size (orders, statements).
+# batch_stats: "sum count": orders placed in batches (dozen_orders_batch_size_sum) and the
+# statements that placed them (dozen_orders_statement_skus_count).
 batch_stats() {
     curl -fsS --max-time 5 "$SALES_URL/metrics" 2>/dev/null | awk '
-        /^dozen_orders_batch_size_sum/ { s = $2 } /^dozen_orders_batch_size_count/ { c = $2 }
+        /^dozen_orders_batch_size_sum/ { s = $2 } /^dozen_orders_statement_skus_count/ { c = $2 }
         END { printf "%d %d\n", s, c }'
 }
 

@@ -1,6 +1,6 @@
-"""Concurrent orders of one SKU are placed together (services/sales/combine.c), each with
-the answer it would have had alone: no oversell, levels that follow one serial order, one
-event per order carrying its own level."""
+"""Concurrent orders of one SKU are placed together (services/sales/combine.c), and so are
+the batches of several SKUs, each order with the answer it would have had alone: no
+oversell, levels that follow one serial order, one event per order carrying its own level."""
 
 import random
 import threading
@@ -11,6 +11,72 @@ from conftest import events_for, read_topic, wait_for, unsent_outbox
 from test_24_leader_failover import gauge
 
 PLACEHOLDER = "7777777777771"  # store.c's level placeholder, spelled by a customer
+
+
+def post_at_once(sales, orders):
+    """POSTs every order from its own thread, all released together; the answers."""
+    n = len(orders)
+    barrier = threading.Barrier(n)
+    answers = [None] * n
+
+    def order(i):
+        barrier.wait(timeout=30)
+        with requests.Session() as s:
+            answers[i] = s.post(sales.url + "/orders", json=orders[i], timeout=60)
+
+    threads = [threading.Thread(target=order, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert all(a is not None for a in answers), "some requests did not finish"
+    return answers
+
+
+def check_serial(migrated, sku, stock, taken, short):
+    """One serial order explains every answer of sku: sorted by the level they left, each
+    taken order started from the level the one before it left; each refused one saw a
+    level of that chain that did not cover it. Returns the level."""
+    level = migrated.query("SELECT quantity FROM inventory WHERE sku = %s", (sku,))[0][0]
+    assert level == stock - sum(o["quantity"] for o, _ in taken) >= 0
+    chain = sorted(taken, key=lambda t: -t[1]["remaining"])
+    before = stock
+    seen_levels = {stock}
+    for o, a in chain:
+        assert a["quantity"] == o["quantity"] and a["sku"] == sku
+        assert a["remaining"] == before - o["quantity"], (before, o, a)
+        before = a["remaining"]
+        seen_levels.add(before)
+    assert before == level
+    for o, a in short:
+        assert a["available"] < o["quantity"], (o, a)
+        assert a["available"] in seen_levels, (o, a, sorted(seen_levels))
+    return level
+
+
+def check_events(migrated, broker, skus, taken, short):
+    """One event per answered order, each with its own order's level and customer, and a
+    SKU's events on its partition in the order of the levels they carry."""
+    wait_for(lambda: unsent_outbox(migrated) == 0, 30, "the outbox to drain")
+    want = len(taken) + len(short)
+    recs = read_topic(broker, "orders",
+                      until=lambda rs: len(events_for(rs, "sku", skus)) >= want, settle=1.0)
+    mine = events_for(recs, "sku", skus)
+    assert len({r["headers"]["ce_id"] for r in mine}) == len(mine) == want
+    done = {r["value"]["order_id"]: r for r in mine
+            if r["headers"]["ce_type"] == "order.completed"}
+    assert len(done) == len(taken)
+    for o, a in taken:
+        ev = done[a["order_id"]]["value"]
+        assert ev["remaining"] == a["remaining"] and ev["quantity"] == o["quantity"]
+        assert ev.get("customer") == o.get("customer")
+    rejected = [r for r in mine if r["headers"]["ce_type"] == "order.rejected"]
+    assert len(rejected) == len(short)
+    for sku in skus:
+        levels = [r["value"]["remaining"] for r in mine
+                  if r["headers"]["ce_type"] == "order.completed" and
+                  r["value"]["sku"] == sku]
+        assert levels == sorted(levels, reverse=True), (sku, levels)
 
 
 def test_concurrent_orders_of_one_sku_are_combined_exactly(sales, migrated, broker, make_sku):
@@ -26,43 +92,14 @@ def test_concurrent_orders_of_one_sku_are_combined_exactly(sales, migrated, brok
         if i == 5:
             body["customer"] = PLACEHOLDER  # must not be mistaken for the level
         orders.append(body)
-    barrier = threading.Barrier(n)
-    answers = [None] * n
-
-    def order(i):
-        barrier.wait(timeout=30)
-        with requests.Session() as s:
-            answers[i] = s.post(sales.url + "/orders", json=orders[i], timeout=60)
-
-    threads = [threading.Thread(target=order, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert all(a is not None for a in answers), "some requests did not finish"
+    answers = post_at_once(sales, orders)
     codes = [a.status_code for a in answers]
     assert set(codes) <= {201, 409}, codes
 
     taken = [(orders[i], answers[i].json()) for i in range(n) if codes[i] == 201]
     short = [(orders[i], answers[i].json()) for i in range(n) if codes[i] == 409]
     assert taken and short, codes
-    level = migrated.query("SELECT quantity FROM inventory WHERE sku = %s", (sku,))[0][0]
-    assert level == stock - sum(o["quantity"] for o, _ in taken) >= 0
-
-    # One serial order explains every answer: sorted by the level they left, each taken
-    # order started from the level the one before it left.
-    chain = sorted(taken, key=lambda t: -t[1]["remaining"])
-    before = stock
-    seen_levels = {stock}
-    for o, a in chain:
-        assert a["quantity"] == o["quantity"] and a["sku"] == sku
-        assert a["remaining"] == before - o["quantity"], (before, o, a)
-        before = a["remaining"]
-        seen_levels.add(before)
-    assert before == level
-    for o, a in short:
-        assert a["available"] < o["quantity"], (o, a)
-        assert a["available"] in seen_levels, (o, a, sorted(seen_levels))
+    check_serial(migrated, sku, stock, taken, short)
 
     # They were combined: orders placed in one statement share its transaction's start.
     starts = migrated.query("SELECT count(DISTINCT created_at), count(*) FROM orders "
@@ -72,23 +109,49 @@ def test_concurrent_orders_of_one_sku_are_combined_exactly(sales, migrated, brok
     # ... and sales says so: more orders than statements in dozen_orders_batch_size.
     assert gauge(sales, "dozen_orders_batch_size_sum") > gauge(sales,
                                                                "dozen_orders_batch_size_count")
+    check_events(migrated, broker, [sku], taken, short)
 
-    # One event per order, each with its own order's level and customer.
-    wait_for(lambda: unsent_outbox(migrated) == 0, 30, "the outbox to drain")
-    want = len(taken) + len(short)
-    recs = read_topic(broker, "orders",
-                      until=lambda rs: len(events_for(rs, "sku", [sku])) >= want, settle=1.0)
-    mine = events_for(recs, "sku", [sku])
-    assert len({r["headers"]["ce_id"] for r in mine}) == len(mine) == len(taken) + len(short)
-    done = {r["value"]["order_id"]: r for r in mine
-            if r["headers"]["ce_type"] == "order.completed"}
-    assert len(done) == len(taken)
-    for o, a in taken:
-        ev = done[a["order_id"]]["value"]
-        assert ev["remaining"] == a["remaining"] and ev["quantity"] == o["quantity"]
-        assert ev.get("customer") == o.get("customer")
-    rejected = [r for r in mine if r["headers"]["ce_type"] == "order.rejected"]
-    assert len(rejected) == len(short)
+
+def test_orders_of_several_skus_share_statements_exactly(sales, migrated, broker, make_sku):
+    """Batches of different SKUs go in one statement (COMBINE_STATEMENTS): some SKUs run
+    short in it and are placed one by one after it, an unknown SKU is a 404, and every
+    other answer is still the one it would have had alone."""
+    rnd = random.Random(18)
+    stocks = {make_sku(stock): stock for stock in (12, 20, 35, 60, 400, 400, 400, 400)}
+    skus = list(stocks)
+    unknown = "no-such-" + skus[0]
+    orders = []
+    for i in range(240):
+        body = {"sku": skus[i % len(skus)], "quantity": rnd.randint(1, 3)}
+        if i % 5 == 0:
+            body["customer"] = f"customer-{i}"
+        orders.append(body)
+    orders += [{"sku": unknown, "quantity": 1} for _ in range(6)]
+    skus_before = (gauge(sales, "dozen_orders_statement_skus_sum"),
+                   gauge(sales, "dozen_orders_statement_skus_count"))
+    answers = post_at_once(sales, orders)
+    codes = [a.status_code for a in answers]
+    for o, c in zip(orders, codes):
+        assert c in ((404,) if o["sku"] == unknown else (201, 409)), (o, c)
+
+    taken_all, short_all = [], []
+    for sku, stock in stocks.items():
+        taken = [(orders[i], answers[i].json()) for i in range(len(orders))
+                 if orders[i]["sku"] == sku and codes[i] == 201]
+        short = [(orders[i], answers[i].json()) for i in range(len(orders))
+                 if orders[i]["sku"] == sku and codes[i] == 409]
+        check_serial(migrated, sku, stock, taken, short)
+        if stock < 60:
+            assert short, f"{sku} (stock {stock}) never ran short"
+        taken_all += taken
+        short_all += short
+    assert migrated.query("SELECT count(*) FROM orders WHERE sku = %s", (unknown,))[0][0] == 0
+
+    # Statements placed the orders of more than one SKU.
+    placed = gauge(sales, "dozen_orders_statement_skus_sum") - skus_before[0]
+    statements = gauge(sales, "dozen_orders_statement_skus_count") - skus_before[1]
+    assert statements > 0 and placed > statements, (placed, statements)
+    check_events(migrated, broker, skus, taken_all, short_all)
 
 
 def test_a_lone_order_is_not_delayed(sales, make_sku):
