@@ -33,17 +33,22 @@ struct waiter {
     struct waiter *next;
 };
 
+struct group_item;
+
 struct slot {
     char sku[SKU_MAX + 1];
     struct waiter *head, *tail; /* queued behind the batch in progress */
+    struct group_item *open;    /* its batch while that waits for a statement: an order
+                                 * that arrives then joins it */
     struct slot *next;          /* in its bucket */
 };
 
 /* A SKU's batch at the second level: its leader's, on that leader's stack. */
 struct group_item {
-    struct waiter **batch;
+    struct waiter **batch;  /* room for COMBINE_BATCH_MAX */
     size_t n;
     pthread_cond_t *cv;   /* its leader's */
+    struct slot *slot;
     enum waiter_state state;
     struct group_item *next;
     /* when W_LEAD: the statement's batches, this one first */
@@ -126,8 +131,8 @@ static struct slot *slot_find(combine_t *c, const char *sku, struct slot ***link
 /* Runs the batches of items (one SKU each, distinct SKUs, at most COMBINE_GROUP_MAX orders
  * in all, or one batch of up to COMBINE_BATCH_MAX) on a connection of their own: one
  * statement when it can. */
-static void run_batches(db_pool_t *pool, int wait_ms, struct group_item *const *items,
-                        size_t nitems)
+static void run_batches(combine_t *c, db_pool_t *pool, int wait_ms,
+                        struct group_item *const *items, size_t nitems)
 {
     store_batch_order_t orders[COMBINE_BATCH_MAX > COMBINE_GROUP_MAX ? COMBINE_BATCH_MAX
                                                                      : COMBINE_GROUP_MAX];
@@ -135,9 +140,12 @@ static void run_batches(db_pool_t *pool, int wait_ms, struct group_item *const *
     size_t n = 0;
     PGconn *conn = db_acquire(pool, wait_ms, err, sizeof(err));
 
-    for (size_t k = 0; k < nitems; k++)
+    metric_observe(c->m_skus, (double)nitems);
+    for (size_t k = 0; k < nitems; k++) {
+        metric_observe(c->m_batch, (double)items[k]->n);
         for (size_t i = 0; i < items[k]->n; i++)
             orders[n++] = items[k]->batch[i]->order;
+    }
     if (conn == NULL) {
         for (size_t i = 0; i < n; i++) {
             orders[i].ret = -1;
@@ -170,6 +178,8 @@ static void group_form(combine_t *c)
         struct group_item *g = c->ghead;
 
         c->ghead = g->next;
+        if (g->slot->open == g)
+            g->slot->open = NULL; /* sealed: later orders of its SKU wait for the next */
         lead->members[lead->nmembers++] = g;
         total += g->n;
     }
@@ -187,58 +197,51 @@ static int all_fast(struct waiter *const *batch, size_t n)
     return 1;
 }
 
-/* Places a SKU's batch (its leader's cv: cv), alone or with other SKUs' batches. */
-static void place_batch(combine_t *c, db_pool_t *pool, int wait_ms, pthread_cond_t *cv,
-                        struct waiter **batch, size_t n)
+/* With c->mu held, which it drops while the statement runs: places a SKU's batch (me),
+ * alone or with other SKUs' batches. While it waits for a statement, orders of its SKU
+ * may join it. */
+static void place_batch(combine_t *c, db_pool_t *pool, int wait_ms, struct group_item *me)
 {
-    struct group_item me;
-
-    memset(&me, 0, sizeof(me));
-    me.batch = batch;
-    me.n = n;
-    me.cv = cv;
-    me.state = W_QUEUED;
-    if (c->statements_max == 0 || !all_fast(batch, n)) {
-        struct group_item *alone = &me;
-
-        metric_observe(c->m_skus, 1);
-        run_batches(pool, wait_ms, &alone, 1);
+    me->state = W_QUEUED;
+    if (c->statements_max == 0 || !all_fast(me->batch, me->n)) {
+        pthread_mutex_unlock(&c->mu);
+        run_batches(c, pool, wait_ms, &me, 1);
+        pthread_mutex_lock(&c->mu);
         return;
     }
-    pthread_mutex_lock(&c->mu);
     if (c->gtail != NULL)
-        c->gtail->next = &me;
+        c->gtail->next = me;
     else
-        c->ghead = &me;
-    c->gtail = &me;
+        c->ghead = me;
+    c->gtail = me;
+    me->slot->open = me;
     if (c->statements < c->statements_max) {
         c->statements++; /* the queue was empty: we lead, alone */
         group_form(c);
     }
-    while (me.state == W_QUEUED)
-        pthread_cond_wait(cv, &c->mu);
-    pthread_mutex_unlock(&c->mu);
-    if (me.state != W_LEAD)
+    while (me->state == W_QUEUED)
+        pthread_cond_wait(me->cv, &c->mu);
+    if (me->state != W_LEAD)
         return; /* placed by the statement we were in */
 
-    metric_observe(c->m_skus, (double)me.nmembers);
-    run_batches(pool, wait_ms, me.members, me.nmembers);
+    pthread_mutex_unlock(&c->mu);
+    run_batches(c, pool, wait_ms, me->members, me->nmembers);
     pthread_mutex_lock(&c->mu);
-    for (size_t k = 1; k < me.nmembers; k++) {
-        me.members[k]->state = W_DONE;
-        pthread_cond_signal(me.members[k]->cv);
+    for (size_t k = 1; k < me->nmembers; k++) {
+        me->members[k]->state = W_DONE;
+        pthread_cond_signal(me->members[k]->cv);
     }
     if (c->ghead != NULL)
         group_form(c); /* the statement passes on to the batches that queued meanwhile */
     else
         c->statements--;
-    pthread_mutex_unlock(&c->mu);
 }
 
 int combine_place(combine_t *c, db_pool_t *pool, int wait_ms, const order_request_t *req,
                   order_outcome_t *out, char *errstr, size_t errstr_size)
 {
     struct waiter me, *batch[COMBINE_BATCH_MAX];
+    struct group_item item;
     struct slot *s, **link;
     size_t n = 0;
 
@@ -269,6 +272,13 @@ int combine_place(combine_t *c, db_pool_t *pool, int wait_ms, const order_reques
         *link = s;
         me.state = W_LEAD; /* no batch runs: placed at once, alone */
         batch[n++] = &me;
+    } else if (me.order.fast && s->open != NULL && s->head == NULL &&
+               s->open->n < COMBINE_BATCH_MAX) {
+        /* Its batch waits for a statement and nobody waits behind it: join, as its last. */
+        s->open->batch[s->open->n++] = &me;
+        me.state = W_QUEUED;
+        while (me.state == W_QUEUED)
+            pthread_cond_wait(&me.cv, &c->mu);
     } else {
         /* A batch of this SKU runs: wait for it, then either the first in the queue
          * (which places the queue) or placed by that first one. */
@@ -290,13 +300,15 @@ int combine_place(combine_t *c, db_pool_t *pool, int wait_ms, const order_reques
                 s->tail = NULL;
         }
     }
-    pthread_mutex_unlock(&c->mu);
 
     if (me.state == W_LEAD) {
-        metric_observe(c->m_batch, (double)n);
-        place_batch(c, pool, wait_ms, &me.cv, batch, n);
-        pthread_mutex_lock(&c->mu);
-        for (size_t i = 1; i < n; i++) {
+        memset(&item, 0, sizeof(item));
+        item.batch = batch;
+        item.n = n;
+        item.cv = &me.cv;
+        item.slot = s;
+        place_batch(c, pool, wait_ms, &item);
+        for (size_t i = 1; i < item.n; i++) {
             batch[i]->state = W_DONE;
             pthread_cond_signal(&batch[i]->cv);
         }
@@ -308,8 +320,8 @@ int combine_place(combine_t *c, db_pool_t *pool, int wait_ms, const order_reques
             *link = s->next;
             free(s);
         }
-        pthread_mutex_unlock(&c->mu);
     }
+    pthread_mutex_unlock(&c->mu);
     pthread_cond_destroy(&me.cv);
     if (me.order.ret != 0)
         snprintf(errstr, errstr_size, "%s", me.order.err);

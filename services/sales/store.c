@@ -457,13 +457,11 @@ static void finish_run(store_batch_order_t *orders, size_t n, long long level)
 }
 
 /* A batch statement went out and failed (res NULL): STORE_COMMIT_UNKNOWN, each order
- * carrying the server process, when the connection died with it on its way (outside a
- * transaction block the statement is its own COMMIT, so all or none are committed), else
- * -1 (nothing written). */
-static int batch_failed(PGconn *conn, store_batch_order_t *orders, size_t n)
+ * carrying the server process pid (read before the statement: a dead connection forgets
+ * it), when the connection died with it on its way (outside a transaction block the
+ * statement is its own COMMIT, so all or none are committed), else -1 (nothing written). */
+static int batch_failed(PGconn *conn, int pid, store_batch_order_t *orders, size_t n)
 {
-    int pid = PQbackendPID(conn);
-
     if (PQstatus(conn) != CONNECTION_BAD)
         return -1;
     for (size_t i = 0; i < n; i++)
@@ -483,7 +481,7 @@ static int place_together(PGconn *conn, store_batch_order_t *orders, size_t n,
     char total[24];
     PGresult *res = NULL;
     long long sum = 0;
-    int ret = -1;
+    int ret = -1, pid = PQbackendPID(conn);
 
     for (size_t k = 0; k < ORDER_ARRAYS; k++)
         strbuf_init(&a[k], 0);
@@ -506,7 +504,7 @@ static int place_together(PGconn *conn, store_batch_order_t *orders, size_t n,
     params[15] = orders[0].out->state;
     res = db_exec(conn, "order_batch", 16, params, NULL, errstr, errstr_size);
     if (res == NULL) {
-        ret = batch_failed(conn, orders, n);
+        ret = batch_failed(conn, pid, orders, n);
         goto done;
     }
     if (PQntuples(res) != 1) {
@@ -535,7 +533,7 @@ static int place_group(PGconn *conn, store_batch_order_t *orders, size_t n,
     const event_out_t *ev0 = &orders[0].out->events[0];
     const char *params[17];
     PGresult *res = NULL;
-    int ret = -1, fail;
+    int ret = -1, fail, pid = PQbackendPID(conn);
 
     for (size_t k = 0; k < ORDER_ARRAYS; k++)
         strbuf_init(&a[k], 0);
@@ -567,7 +565,7 @@ static int place_group(PGconn *conn, store_batch_order_t *orders, size_t n,
     params[16] = orders[0].out->state;
     res = db_exec(conn, "order_group", 17, params, NULL, errstr, errstr_size);
     if (res == NULL) {
-        ret = batch_failed(conn, orders, n);
+        ret = batch_failed(conn, pid, orders, n);
         goto done;
     }
     for (int row = 0; row < PQntuples(res); row++) {

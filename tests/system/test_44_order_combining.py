@@ -5,16 +5,20 @@ oversell, levels that follow one serial order, one event per order carrying its 
 import random
 import threading
 
+import psycopg2
 import requests
 
 from conftest import events_for, read_topic, wait_for, unsent_outbox
 from test_24_leader_failover import gauge
+from test_31_commit_unknown import orders_in_flight
 
 PLACEHOLDER = "7777777777771"  # store.c's level placeholder, spelled by a customer
 
 
-def post_at_once(sales, orders):
-    """POSTs every order from its own thread, all released together; the answers."""
+def post_at_once(sales, orders, in_flight=None):
+    """POSTs every order from its own thread, all released together; the answers. With
+    in_flight (ready, then): calls then() once ready() is true (or after 30 s, failing),
+    before it waits for the answers."""
     n = len(orders)
     barrier = threading.Barrier(n)
     answers = [None] * n
@@ -27,10 +31,26 @@ def post_at_once(sales, orders):
     threads = [threading.Thread(target=order, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
+    if in_flight is not None:
+        ready, then = in_flight
+        try:
+            wait_for(ready, 30, "the orders to be held up in sales")
+        finally:
+            then()
     for t in threads:
         t.join(timeout=120)
     assert all(a is not None for a in answers), "some requests did not finish"
     return answers
+
+
+def sales_busy(sales, n):
+    """Whether sales handles at least n requests now: its in-flight gauge says so, or every
+    HTTP thread is taken, so that /metrics is not answered within a second."""
+    try:
+        requests.get(sales.url + "/healthz", timeout=1)
+    except requests.RequestException:
+        return True
+    return orders_in_flight(sales) >= n
 
 
 def check_serial(migrated, sku, stock, taken, short):
@@ -129,7 +149,23 @@ def test_orders_of_several_skus_share_statements_exactly(sales, migrated, broker
     orders += [{"sku": unknown, "quantity": 1} for _ in range(6)]
     skus_before = (gauge(sales, "dozen_orders_statement_skus_sum"),
                    gauge(sales, "dozen_orders_statement_skus_count"))
-    answers = post_at_once(sales, orders)
+    # The SKUs' rows stay locked until every statement sales may run at once
+    # (COMBINE_STATEMENTS, 4) waits for them and more orders than that are in sales: the
+    # batches behind those statements queue for the next ones.
+    lock = psycopg2.connect(migrated.url)
+
+    def held_up():
+        waiting = migrated.query("SELECT count(*) FROM pg_stat_activity WHERE "
+                                 "wait_event_type = 'Lock' AND pid <> %s",
+                                 (lock.get_backend_pid(),))[0][0]
+        return waiting >= 4 and sales_busy(sales, 16)
+
+    try:
+        lock.cursor().execute("SELECT sku FROM inventory WHERE sku = ANY(%s) FOR UPDATE",
+                              (skus,))
+        answers = post_at_once(sales, orders, in_flight=(held_up, lock.rollback))
+    finally:
+        lock.close()
     codes = [a.status_code for a in answers]
     for o, c in zip(orders, codes):
         assert c in ((404,) if o["sku"] == unknown else (201, 409)), (o, c)
