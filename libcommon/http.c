@@ -74,6 +74,18 @@ struct http_server {
     pthread_t reaper;
     pthread_mutex_t err_lock;     /* guards last_error: MHD logs from any thread */
     char last_error[512];         /* last message from MHD, for start-up errors */
+    /* Workers (opts.workers > 0): route handlers run on them, their connections suspended
+     * meanwhile, so that a blocking handler holds a worker, not an I/O thread with the
+     * other connections it serves. */
+    pthread_t *workers;
+    int nworkers;                 /* started */
+    pthread_mutex_t jobs_lock;    /* guards the queue, jobs, jobs_closed, workers_stop */
+    pthread_cond_t jobs_wake;     /* a job queued, or the workers are to stop */
+    pthread_cond_t jobs_idle;     /* jobs fell to 0 */
+    struct request_ctx *job_head, *job_tail;
+    int jobs;                     /* queued or running, until its connection is resumed */
+    int jobs_closed;              /* stopping: handlers run on the I/O threads again */
+    int workers_stop;
 };
 
 /*
@@ -91,6 +103,18 @@ struct request_ctx {
     int too_large;      /* the body exceeded HTTP_MAX_BODY and is being discarded */
     char *body;         /* HTTP_MAX_BODY + 1 bytes once data arrives, NUL-terminated */
     size_t body_len;
+    /* A route's call on a worker: queued (JOB_QUEUED, its connection suspended), then
+     * JOB_DONE with res filled; the access handler, called again after the resume,
+     * answers. */
+    enum { JOB_NONE, JOB_QUEUED, JOB_DONE } job;
+    struct MHD_Connection *conn;
+    const http_route_t *route;
+    const char *route_label;
+    http_request_t req;
+    http_response_t res;
+    char *segs;         /* the path's segments, which req.params point into; owned */
+    int64_t start_ms;
+    struct request_ctx *next; /* in the job queue */
 };
 
 /* Copies s into out as a log value (LOG_Q: quoted, escaped, cut), so a client cannot break
@@ -349,9 +373,125 @@ static void count_request(struct http_server *srv, const char *route, const char
 }
 
 /* Routes a complete request and queues the answer. */
+/* Runs a route's handler in the request's span: in the caller's trace (a W3C traceparent
+ * header) or a new one. */
+static void call_route(struct http_server *srv, const http_route_t *route,
+                       const http_request_t *req, http_response_t *res)
+{
+    const char *tp = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "traceparent");
+
+    trace_begin(tp, tp != NULL ? strlen(tp) : 0);
+    route->fn(req, res, srv->ctx);
+    trace_end();
+}
+
+/* Sends what a route's handler left in res (or closes the connection when it asked to
+ * drop it); *status gets the status counted. */
+static enum MHD_Result route_answer(struct MHD_Connection *conn, const char *log_method,
+                                    const char *log_path, http_response_t *res, int *status)
+{
+    *status = res->body != NULL ? res->status : MHD_HTTP_INTERNAL_SERVER_ERROR;
+    if (res->drop) {
+        /* MHD_NO from the access handler closes the connection without a response. */
+        json_decref(res->body);
+        res->body = NULL;
+        free(res->text);
+        res->text = NULL;
+        log_debug("http_request_dropped method=%s path=%s", log_method, log_path);
+        return MHD_NO;
+    }
+    /* the handler may have filled the fixed buffers to the brim */
+    res->location[sizeof(res->location) - 1] = '\0';
+    res->www_authenticate[sizeof(res->www_authenticate) - 1] = '\0';
+    return send_response(conn, log_method, log_path, res, NULL);
+}
+
+/* With workers: suspends conn and queues its route's call (req copied, segs owned from
+ * now on). Returns 1, or 0 when the call is to run here (no workers, or stopping). */
+static int job_queue(struct http_server *srv, struct MHD_Connection *conn,
+                     struct request_ctx *rctx, const http_route_t *route,
+                     const http_request_t *req, char *segs, int64_t start_ms)
+{
+    if (srv->nworkers == 0)
+        return 0;
+    pthread_mutex_lock(&srv->jobs_lock);
+    if (srv->jobs_closed) {
+        pthread_mutex_unlock(&srv->jobs_lock);
+        return 0;
+    }
+    rctx->job = JOB_QUEUED;
+    rctx->conn = conn;
+    rctx->route = route;
+    rctx->route_label = route->pattern;
+    rctx->req = *req;
+    memset(&rctx->res, 0, sizeof(rctx->res));
+    rctx->segs = segs;
+    rctx->start_ms = start_ms;
+    rctx->next = NULL;
+    /* suspended before a worker can see it, so that its resume never comes first */
+    MHD_suspend_connection(conn);
+    if (srv->job_tail != NULL)
+        srv->job_tail->next = rctx;
+    else
+        srv->job_head = rctx;
+    srv->job_tail = rctx;
+    srv->jobs++;
+    pthread_cond_signal(&srv->jobs_wake);
+    pthread_mutex_unlock(&srv->jobs_lock);
+    return 1;
+}
+
+static void *worker_main(void *arg)
+{
+    struct http_server *srv = arg;
+
+    pthread_mutex_lock(&srv->jobs_lock);
+    for (;;) {
+        struct request_ctx *rctx;
+
+        while (srv->job_head == NULL && !srv->workers_stop)
+            pthread_cond_wait(&srv->jobs_wake, &srv->jobs_lock);
+        if (srv->job_head == NULL)
+            break; /* stopping, and nothing left */
+        rctx = srv->job_head;
+        srv->job_head = rctx->next;
+        if (srv->job_head == NULL)
+            srv->job_tail = NULL;
+        pthread_mutex_unlock(&srv->jobs_lock);
+
+        call_route(srv, rctx->route, &rctx->req, &rctx->res);
+        __atomic_store_n(&rctx->job, JOB_DONE, __ATOMIC_RELEASE);
+        /* From here MHD may call the access handler again on its own thread, which
+         * answers and may free rctx: nothing of it is touched after the resume. */
+        MHD_resume_connection(rctx->conn);
+
+        pthread_mutex_lock(&srv->jobs_lock);
+        if (--srv->jobs == 0)
+            pthread_cond_broadcast(&srv->jobs_idle);
+    }
+    pthread_mutex_unlock(&srv->jobs_lock);
+    return NULL;
+}
+
+/* The access handler's call after a worker ran the route: answers and counts it. */
+static enum MHD_Result job_finish(struct http_server *srv, struct MHD_Connection *conn,
+                                  struct request_ctx *rctx, const char *log_method,
+                                  const char *log_path)
+{
+    int status;
+    enum MHD_Result ret = route_answer(conn, log_method, log_path, &rctx->res, &status);
+
+    count_request(srv, rctx->route_label, rctx->req.method, status, rctx->start_ms);
+    metric_add(srv->in_flight, -1);
+    free(rctx->segs);
+    rctx->segs = NULL;
+    rctx->job = JOB_NONE;
+    return ret;
+}
+
 static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *conn,
                                 const char *method, struct request_ctx *rctx,
-                                const char *log_method, const char *log_path)
+                                const char *log_method, const char *log_path, int *queued)
 {
     char *seg[HTTP_MAX_SEGMENTS];
     char allow[128] = "";
@@ -457,29 +597,12 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     req.body_len = rctx->body_len;
     req.conn = conn;
     route_label = route->pattern;
-    /* The request's span: in the caller's trace (a W3C traceparent header) or a new one. */
-    {
-        const char *tp = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
-
-        trace_begin(tp, tp != NULL ? strlen(tp) : 0);
+    if (job_queue(srv, conn, rctx, route, &req, buf, start_ms)) {
+        *queued = 1; /* answered by route_answer once a worker has run it */
+        return MHD_YES;
     }
-    route->fn(&req, &res, srv->ctx);
-    trace_end();
-    status = res.body != NULL ? res.status : MHD_HTTP_INTERNAL_SERVER_ERROR;
-    if (res.drop) {
-        /* MHD_NO from the access handler closes the connection without a response. */
-        json_decref(res.body);
-        res.body = NULL;
-        free(res.text);
-        res.text = NULL;
-        log_debug("http_request_dropped method=%s path=%s", log_method, log_path);
-        ret = MHD_NO;
-        goto done;
-    }
-    /* the handler may have filled the fixed buffers to the brim */
-    res.location[sizeof(res.location) - 1] = '\0';
-    res.www_authenticate[sizeof(res.www_authenticate) - 1] = '\0';
-    ret = send_response(conn, log_method, log_path, &res, NULL);
+    call_route(srv, route, &req, &res);
+    ret = route_answer(conn, log_method, log_path, &res, &status);
 
 done:
     count_request(srv, route_label, method, status, start_ms);
@@ -629,12 +752,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     if (rctx->too_large)
         return send_too_large(conn, safe_method, safe_path);
-    {
+    if (rctx->job != JOB_NONE) {
         enum MHD_Result r;
 
-        conn_set_busy(srv, conn, 1);
-        r = dispatch(srv, conn, method, rctx, safe_method, safe_path);
+        if (__atomic_load_n(&rctx->job, __ATOMIC_ACQUIRE) != JOB_DONE)
+            return MHD_YES; /* not resumed by its worker yet: MHD calls again */
+        r = job_finish(srv, conn, rctx, safe_method, safe_path);
         conn_set_busy(srv, conn, 0);
+        return r;
+    }
+    {
+        enum MHD_Result r;
+        int queued = 0;
+
+        conn_set_busy(srv, conn, 1);
+        r = dispatch(srv, conn, method, rctx, safe_method, safe_path, &queued);
+        if (!queued)
+            conn_set_busy(srv, conn, 0); /* else when its answer goes (job_finish) */
         return r;
     }
 }
@@ -680,6 +814,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     if (rctx == NULL)
         return;
+    if (rctx->job == JOB_DONE) {
+        /* answered never (the connection went first): what the handler left */
+        json_decref(rctx->res.body);
+        free(rctx->res.text);
+    }
+    free(rctx->segs);
     free(rctx->body);
     free(rctx->raw_path);
     free(rctx);
@@ -827,6 +967,60 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 /* ---------------------------------------------------------------------------------- */
 /* Server */
 
+static void workers_stop(struct http_server *srv);
+
+/* Starts n workers (the lock and conditions too). Returns 0, or -1 with errstr and nothing
+ * left running. */
+static int workers_start(struct http_server *srv, int n, char *errstr, size_t errstr_size)
+{
+    if (pthread_mutex_init(&srv->jobs_lock, NULL) != 0) {
+        util_errf(errstr, errstr_size, "cannot create a mutex");
+        return -1;
+    }
+    if (pthread_cond_init(&srv->jobs_wake, NULL) != 0) {
+        pthread_mutex_destroy(&srv->jobs_lock);
+        util_errf(errstr, errstr_size, "cannot create a condition variable");
+        return -1;
+    }
+    if (pthread_cond_init(&srv->jobs_idle, NULL) != 0) {
+        pthread_cond_destroy(&srv->jobs_wake);
+        pthread_mutex_destroy(&srv->jobs_lock);
+        util_errf(errstr, errstr_size, "cannot create a condition variable");
+        return -1;
+    }
+    srv->workers = calloc((size_t)n, sizeof(*srv->workers));
+    if (srv->workers == NULL) {
+        util_errf(errstr, errstr_size, "out of memory");
+    } else {
+        for (; srv->nworkers < n; srv->nworkers++)
+            if (pthread_create(&srv->workers[srv->nworkers], NULL, &worker_main, srv) != 0)
+                break;
+        if (srv->nworkers == n)
+            return 0;
+        util_errf(errstr, errstr_size, "cannot start HTTP worker %d of %d",
+                  srv->nworkers + 1, n);
+    }
+    workers_stop(srv);
+    return -1;
+}
+
+/* Ends the workers (none may have a job) and frees what workers_start made. */
+static void workers_stop(struct http_server *srv)
+{
+    pthread_mutex_lock(&srv->jobs_lock);
+    srv->workers_stop = 1;
+    pthread_cond_broadcast(&srv->jobs_wake);
+    pthread_mutex_unlock(&srv->jobs_lock);
+    for (int i = 0; i < srv->nworkers; i++)
+        pthread_join(srv->workers[i], NULL);
+    free(srv->workers);
+    srv->workers = NULL;
+    srv->nworkers = 0;
+    pthread_cond_destroy(&srv->jobs_idle);
+    pthread_cond_destroy(&srv->jobs_wake);
+    pthread_mutex_destroy(&srv->jobs_lock);
+}
+
 http_server_t *http_server_start(const char *bind_addr, int port,
                                  const http_route_t *routes, size_t nroutes,
                                  http_health_fn health, void *ctx,
@@ -964,12 +1158,14 @@ http_server_t *http_server_start_opts(const http_server_opts_t *opts,
             goto done;
         }
         flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+        if (opts->workers > 0)
+            flags |= MHD_ALLOW_SUSPEND_RESUME;
     }
 
-    /* Thread per connection has no pool: leave the option out rather than pass 0,
-     * which libmicrohttpd answers with a warning in every stand-in's log. */
+    /* Thread per connection has no pool, and one thread is the daemon's own: leave the
+     * option out rather than pass 0 or 1, which libmicrohttpd answers with a warning. */
     struct MHD_OptionItem pool[] = {
-        { threads > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+        { threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
           (intptr_t)threads, NULL },
         { MHD_OPTION_END, 0, NULL },
     };
@@ -998,11 +1194,18 @@ http_server_t *http_server_start_opts(const http_server_opts_t *opts,
         goto done;
     }
     srv->running = 1;
-    log_info("http_server_listening bind=%s port=%d model=%s threads=%d "
+    if (!opts->thread_per_connection && opts->workers > 0 &&
+        workers_start(srv, opts->workers > HTTP_MAX_WORKERS ? HTTP_MAX_WORKERS
+                                                            : opts->workers,
+                      errstr, errstr_size) != 0) {
+        MHD_stop_daemon(srv->daemon); /* no job was queued: nothing is suspended */
+        goto done;
+    }
+    log_info("http_server_listening bind=%s port=%d model=%s threads=%d workers=%d "
              "max_connections=%d max_per_client=%d request_timeout_ms=%lld", bind_addr,
              http_server_port(srv), opts->thread_per_connection ? "thread-per-connection"
                                                                 : "epoll",
-             threads, max_conns, per_client, timeout_ms);
+             threads, srv->nworkers, max_conns, per_client, timeout_ms);
     ret = srv;
     srv = NULL; /* ownership passed to the caller */
 
@@ -1042,9 +1245,21 @@ void http_server_stop(http_server_t *srv)
 {
     if (srv == NULL)
         return;
+    /* With workers: no more jobs (handlers run on the I/O threads from now on), and the
+     * ones queued or running end and resume their connections, before the daemon goes:
+     * it would free the requests of suspended connections under their handlers. */
+    if (srv->workers != NULL) {
+        pthread_mutex_lock(&srv->jobs_lock);
+        srv->jobs_closed = 1;
+        while (srv->jobs > 0)
+            pthread_cond_wait(&srv->jobs_idle, &srv->jobs_lock);
+        pthread_mutex_unlock(&srv->jobs_lock);
+    }
     /* Joins the listening thread and every connection (or pool) thread, so running
      * handlers end before this returns; every connection is closed (and unlinked) then. */
     MHD_stop_daemon(srv->daemon);
+    if (srv->workers != NULL)
+        workers_stop(srv);
     pthread_mutex_lock(&srv->conns_lock);
     srv->stopping = 1;
     pthread_cond_signal(&srv->reaper_wake);

@@ -16,6 +16,7 @@
 
 /* Defaults of http_server_opts_t's limits (svc.c reads them from HTTP_* variables). */
 #define HTTP_DEFAULT_THREADS         16
+#define HTTP_MAX_WORKERS             256
 #define HTTP_DEFAULT_REQUEST_TIMEOUT_MS 10000
 #define HTTP_FD_RESERVE              256  /* descriptors kept for Kafka, PostgreSQL, files */
 
@@ -82,6 +83,13 @@ typedef struct http_server_opts {
                                   * handlers sleep on purpose to play a slow system);
                                   * 0: epoll with a pool of `threads` threads */
     int threads;                 /* pool size; 0: HTTP_DEFAULT_THREADS */
+    int workers;                 /* epoll only: 0, handlers run on the pool's threads (one
+                                  * that blocks holds up the other connections its thread
+                                  * serves); else that many threads (at most
+                                  * HTTP_MAX_WORKERS) run the routes' handlers, in arrival
+                                  * order, each connection suspended while its handler
+                                  * runs. /livez, /readyz, /healthz and /metrics are always
+                                  * answered on the pool's threads. */
     long long request_timeout_ms; /* deadline for a whole request, from its first byte (or
                                   * the end of the previous answer on the connection) to
                                   * the end of its body, and again for sending the answer;

@@ -54,6 +54,8 @@ typedef struct svc_config {
                                   * relay, retry scheduler) keeps its lock, default 3s,
                                   * 1 s to 60 s (db.h, leader leases) */
     int http_threads;            /* HTTP_THREADS: the HTTP server's pool, default 16, 1..256 */
+    int http_workers;            /* HTTP_WORKERS: threads for the routes' handlers, 0..256
+                                  * (http_server_opts_t.workers) */
     long long http_request_timeout_ms; /* HTTP_REQUEST_TIMEOUT: deadline for one whole
                                   * request (headers and body), default 10s, 100 ms..10 min */
     int http_max_connections;    /* HTTP_MAX_CONNECTIONS: 0 (default) = as many as file
@@ -69,14 +71,15 @@ typedef struct svc_config_spec {
     int pool_def;                /* DB_POOL_SIZE default */
     int pool_min;                /* DB_POOL_SIZE minimum (at least 1) */
     int outbox;                  /* 1: the service has a relay, read OUTBOX_POLL_INTERVAL */
-    int threads_def;             /* HTTP_THREADS default; 0: HTTP_DEFAULT_THREADS */
+    int workers_def;             /* HTTP_WORKERS default (0: handlers on the pool) */
 } svc_config_spec_t;
 
 #define SVC_POOL_MAX 256
 
 /* Reads the common settings into *out, in this order: DATABASE_URL, KAFKA_BOOTSTRAP,
  * HTTP_BIND, spec->port_var, DB_POOL_SIZE, DB_WAIT, TOPICS_WAIT, OUTBOX_POLL_INTERVAL,
- * INSTANCE_ID, DB_STATEMENT_TIMEOUT, DB_LEADER_LEASE, HTTP_THREADS, HTTP_REQUEST_TIMEOUT,
+ * INSTANCE_ID, DB_STATEMENT_TIMEOUT, DB_LEADER_LEASE, HTTP_THREADS, HTTP_WORKERS,
+ * HTTP_REQUEST_TIMEOUT,
  * HTTP_MAX_CONNECTIONS, HTTP_MAX_CONNECTIONS_PER_CLIENT.
  * Returns 0, or -1 with errstr naming the first variable that is missing or bad (cfg.h's
  * messages: "SALES_PORT: 'eighty' is not an integer"). */

@@ -15,7 +15,7 @@
 int svc_config_read(const svc_config_spec_t *spec, svc_config_t *out,
                     char *errstr, size_t errstr_size)
 {
-    long long pool, threads, max_conns, per_client;
+    long long pool, threads, workers, max_conns, per_client;
 
     memset(out, 0, sizeof(*out));
     if (cfg_str("DATABASE_URL", NULL, &out->database_url, errstr, errstr_size) != 0 ||
@@ -36,9 +36,10 @@ int svc_config_read(const svc_config_spec_t *spec, svc_config_t *out,
                         &out->db_statement_timeout_ms, errstr, errstr_size) != 0 ||
         cfg_duration_ms("DB_LEADER_LEASE", "3s", 1000, 60000, &out->db_leader_lease_ms,
                         errstr, errstr_size) != 0 ||
-        cfg_int("HTTP_THREADS",
-                spec->threads_def > 0 ? spec->threads_def : HTTP_DEFAULT_THREADS, 1, 256,
-                &threads, errstr, errstr_size) != 0 ||
+        cfg_int("HTTP_THREADS", HTTP_DEFAULT_THREADS, 1, 256, &threads, errstr,
+                errstr_size) != 0 ||
+        cfg_int("HTTP_WORKERS", spec->workers_def, 0, HTTP_MAX_WORKERS, &workers, errstr,
+                errstr_size) != 0 ||
         cfg_duration_ms("HTTP_REQUEST_TIMEOUT", "10s", 100, 600000,
                         &out->http_request_timeout_ms, errstr, errstr_size) != 0 ||
         cfg_int("HTTP_MAX_CONNECTIONS", 0, 0, 1000000, &max_conns, errstr,
@@ -47,6 +48,7 @@ int svc_config_read(const svc_config_spec_t *spec, svc_config_t *out,
                 errstr_size) != 0)
         return -1;
     out->http_threads = (int)threads;
+    out->http_workers = (int)workers;
     out->http_max_connections = (int)max_conns;
     out->http_max_per_client = (int)per_client;
     if (out->instance_id[0] == '\0') {
@@ -256,6 +258,7 @@ int svc_run(const svc_t *s, char *errstr, size_t errstr_size)
     ho.ctx = s->ctx;
     ho.metrics = s->metrics;
     ho.threads = c->http_threads;
+    ho.workers = c->http_workers;
     ho.request_timeout_ms = c->http_request_timeout_ms;
     ho.max_connections = c->http_max_connections;
     ho.max_per_client = c->http_max_per_client;

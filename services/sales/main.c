@@ -8,10 +8,11 @@
 
 static const svc_config_spec_t settings = {
     .port_var = "SALES_PORT", .port_def = 8080, .pool_def = 16, .pool_min = 1, .outbox = 1,
-    /* A handler of an order waits in the combiner (combine.c) rather than for a database
-     * connection of its own, so more threads than connections make bigger batches rather
-     * than a longer queue for the connections. */
-    .threads_def = 64,
+    /* An order's handler blocks while its batch runs (combine.c). On workers, a blocked
+     * handler holds no I/O thread, so that every connection's orders reach the combiner
+     * however the connections fell on the pool's threads; and more handlers than database
+     * connections make bigger batches rather than a longer queue. */
+    .workers_def = 64,
 };
 
 static void config_read(struct config *c)

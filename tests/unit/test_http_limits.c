@@ -1,7 +1,8 @@
 /* Unit tests for the HTTP server's limits (libcommon/http.c): the deadline for a whole
  * request that a trickling client cannot extend, the per-client connection cap, oversize
- * headers answered with a JSON 431, and /livez and /readyz (with the reason when not
- * ready). Plain sockets, so that the client can be as slow or as rude as it likes. */
+ * headers answered with a JSON 431, /livez and /readyz (with the reason when not ready),
+ * and workers: a blocked handler does not hold up the other connections of its I/O
+ * thread. Plain sockets, so that the client can be as slow or as rude as it likes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,52 @@ static int ready(void *ctx, char *errstr, size_t errstr_size)
 }
 
 static const http_route_t routes[] = { { "GET", "/hello", h_ok } };
+
+/* GET /block: waits until released (test_workers_*). */
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+static int g_blocked, g_released;
+
+static void h_block(const http_request_t *req, http_response_t *res, void *ctx)
+{
+    (void)req;
+    (void)ctx;
+    pthread_mutex_lock(&g_mu);
+    g_blocked++;
+    pthread_cond_broadcast(&g_cv);
+    while (!g_released)
+        pthread_cond_wait(&g_cv, &g_mu);
+    pthread_mutex_unlock(&g_mu);
+    http_json(res, 200, json_pack("{s:s}", "blocked", "no more"));
+}
+
+static void release(int released)
+{
+    pthread_mutex_lock(&g_mu);
+    g_released = released;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* Waits (5 s at most) until n handlers of GET /block are waiting. */
+static void wait_blocked(int n)
+{
+    int64_t until = util_mono_ms() + 5000;
+
+    pthread_mutex_lock(&g_mu);
+    while (g_blocked < n && util_mono_ms() < until) {
+        pthread_mutex_unlock(&g_mu);
+        poll(NULL, 0, 5);
+        pthread_mutex_lock(&g_mu);
+    }
+    assert_int_equal(g_blocked, n);
+    pthread_mutex_unlock(&g_mu);
+}
+
+static const http_route_t block_routes[] = {
+    { "GET", "/hello", h_ok },
+    { "GET", "/block", h_block },
+};
 
 static http_server_t *start(long long timeout_ms, int per_client)
 {
@@ -282,6 +330,91 @@ static void test_small_limit_with_more_threads(void **state)
     http_server_stop(srv);
 }
 
+static http_server_t *start_workers(int workers)
+{
+    http_server_opts_t o;
+    char err[256] = "";
+    http_server_t *srv;
+
+    memset(&o, 0, sizeof(o));
+    o.bind_addr = "127.0.0.1";
+    o.routes = block_routes;
+    o.nroutes = 2;
+    o.threads = 1; /* one I/O thread: every connection is its */
+    o.workers = workers;
+    srv = http_server_start_opts(&o, err, sizeof(err));
+    if (srv == NULL)
+        fail_msg("http_server_start_opts: %s", err);
+    return srv;
+}
+
+static const char block_req[] = "GET /block HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+static const char hello_req[] = "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+static void test_workers_free_the_io_thread(void **state)
+{
+    http_server_t *srv;
+    char buf[4096];
+    int blocked_fd;
+
+    (void)state;
+    g_blocked = 0;
+    release(0);
+    srv = start_workers(2);
+    blocked_fd = dial(http_server_port(srv));
+    send_all(blocked_fd, block_req, strlen(block_req));
+    wait_blocked(1);
+    /* The one I/O thread is free: another connection is answered meanwhile, and so are
+     * the probes. Without workers this would wait for the blocked handler. */
+    assert_int_equal(exchange(http_server_port(srv), hello_req, buf, sizeof(buf)), 200);
+    assert_non_null(strstr(buf, "world"));
+    assert_int_equal(exchange(http_server_port(srv), "GET /livez HTTP/1.1\r\nHost: x\r\n"
+                              "Connection: close\r\n\r\n", buf, sizeof(buf)), 200);
+    release(1);
+    /* ... and the blocked one gets its own answer once its handler returns. */
+    assert_true(read_until_close(blocked_fd, buf, sizeof(buf), 5000) > 0);
+    assert_int_equal(atoi_status(buf), 200);
+    assert_non_null(strstr(buf, "no more"));
+    close(blocked_fd);
+    http_server_stop(srv);
+}
+
+static void *release_later(void *arg)
+{
+    (void)arg;
+    poll(NULL, 0, 200);
+    release(1);
+    return NULL;
+}
+
+static void test_workers_stop_waits_for_running_handlers(void **state)
+{
+    http_server_t *srv;
+    pthread_t t;
+    char buf[4096];
+    int fds[3];
+
+    (void)state;
+    g_blocked = 0;
+    release(0);
+    srv = start_workers(2);
+    /* two handlers running, one request queued behind them */
+    for (int i = 0; i < 3; i++) {
+        fds[i] = dial(http_server_port(srv));
+        send_all(fds[i], block_req, strlen(block_req));
+    }
+    wait_blocked(2);
+    assert_int_equal(pthread_create(&t, NULL, &release_later, NULL), 0);
+    http_server_stop(srv); /* returns once every handler has (ASan: no request freed under
+                            * a handler) */
+    pthread_join(t, NULL);
+    assert_int_equal(g_blocked, 3);
+    for (int i = 0; i < 3; i++) {
+        read_until_close(fds[i], buf, sizeof(buf), 5000);
+        close(fds[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,6 +423,8 @@ int main(void)
         cmocka_unit_test(test_oversize_headers_get_json_431),
         cmocka_unit_test(test_livez_readyz),
         cmocka_unit_test(test_small_limit_with_more_threads),
+        cmocka_unit_test(test_workers_free_the_io_thread),
+        cmocka_unit_test(test_workers_stop_waits_for_running_handlers),
     };
 
     log_init("test_http_limits");
