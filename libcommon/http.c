@@ -106,13 +106,14 @@ struct request_ctx {
     /* A route's call on a worker: queued (JOB_QUEUED, its connection suspended), then
      * JOB_DONE with res filled; the access handler, called again after the resume,
      * answers. */
-    enum { JOB_NONE, JOB_QUEUED, JOB_DONE } job;
+    enum { JOB_NONE, JOB_QUEUED, JOB_DONE, JOB_ANSWERED } job;
     struct MHD_Connection *conn;
     const http_route_t *route;
     const char *route_label;
     http_request_t req;
     http_response_t res;
     char *segs;         /* the path's segments, which req.params point into; owned */
+    enum MHD_Result answered; /* JOB_ANSWERED: what the answer's call returned */
     int64_t start_ms;
     struct request_ctx *next; /* in the job queue */
 };
@@ -485,7 +486,8 @@ static enum MHD_Result job_finish(struct http_server *srv, struct MHD_Connection
     metric_add(srv->in_flight, -1);
     free(rctx->segs);
     rctx->segs = NULL;
-    rctx->job = JOB_NONE;
+    rctx->job = JOB_ANSWERED; /* its handler never runs again (see on_request) */
+    rctx->answered = ret;
     return ret;
 }
 
@@ -755,6 +757,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rctx->job != JOB_NONE) {
         enum MHD_Result r;
 
+        if (rctx->job == JOB_ANSWERED) {
+            /* libmicrohttpd 0.9.75 may call once more after the answer is queued, when
+             * the daemon stops: never run the handler twice; the answer queued, if it
+             * was, goes on. */
+            log_debug("http_request_called_after_answer method=%s path=%s", safe_method,
+                      safe_path);
+            return rctx->answered;
+        }
         if (__atomic_load_n(&rctx->job, __ATOMIC_ACQUIRE) != JOB_DONE)
             return MHD_YES; /* not resumed by its worker yet: MHD calls again */
         r = job_finish(srv, conn, rctx, safe_method, safe_path);
