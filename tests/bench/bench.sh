@@ -329,7 +329,8 @@ REPORT=$RUN/report.md
         "sales includes its outbox relay; other: the rest of the machine, such as other" \
         "users' processes), and per order in µs; backlog: sales' outbox rows not yet" \
         "published when the run ended; batch: orders per statement (sales'" \
-        "dozen_orders_batch_size); waits: the active client backends' wait events," \
+        "dozen_orders_batch_size_sum over dozen_orders_statement_skus_count); waits: the" \
+        "active client backends' wait events," \
         "sampled every 100 ms (CPU: waiting for nothing)."
     say ""
     say "| run | sales | PostgreSQL | broker | wrk/pgbench | other | idle | sales µs/order | PostgreSQL µs/order | backlog | batch | waits |"
