@@ -1,20 +1,20 @@
-/* combine: concurrent orders of one SKU applied together (flat combining).
+/* combine: concurrent orders applied together (flat combining), at two levels.
  *
- * Orders of a SKU are placed one batch at a time in this process. An order whose SKU has
- * no batch running is placed at once, alone: no delay under low load. Orders that arrive
- * while a batch of their SKU runs queue up; when it ends, the first of them takes the whole
- * queue (up to COMBINE_BATCH_MAX) and places it with store_place_batch, in arrival order.
- * So the window adapts to the load by itself: it is as long as the batch before. Each
- * order's answer is the one it would have had alone (store_place_batch). Orders of other
- * SKUs never wait for each other here. A SKU's slot exists only while some order of it is
- * here, so the table holds at most as many slots as there are request threads.
+ * Per SKU: orders of a SKU are placed one batch at a time in this process. An order whose
+ * SKU has no batch is its batch's first. Orders that arrive while a batch of their SKU
+ * runs queue up; when it ends, the first of them takes the whole queue (up to
+ * COMBINE_BATCH_MAX) as the next batch, in arrival order. So the window adapts to the
+ * load by itself: it is as long as the batch before. A SKU's slot exists only while some
+ * order of it is here, so the table holds at most as many slots as there are request
+ * threads.
  *
- * Batches of different SKUs are then combined too (a second level): at most `statements`
- * statements run at once; a SKU's batch that finds them all running queues, and when one
- * ends, the batches queued meanwhile go together in the next one (store_place_group), up
- * to COMBINE_GROUP_MAX orders. Again no delay when fewer are running, and the window is
- * as long as the statement before. Since a SKU has one batch at a time, the SKUs of a
- * statement are distinct. */
+ * Across SKUs: at most `statements` statements run at once. A batch that finds fewer
+ * running is placed at once (no delay under low load); otherwise it queues, orders of its
+ * SKU that arrive meanwhile join it, and when a statement ends the batches queued
+ * meanwhile go together in the next one (store_place_group), up to COMBINE_GROUP_MAX
+ * orders. Since a SKU has one batch at a time, the SKUs of a statement are distinct. Each
+ * order's answer is the one it would have had alone (store_place_batch,
+ * store_place_group). */
 #include "sales.h"
 
 #include <pthread.h>

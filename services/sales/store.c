@@ -404,12 +404,23 @@ static void place_one_by_one(PGconn *conn, store_batch_order_t *orders, size_t n
     trace_begin(mine[0] != '\0' ? mine : NULL, strlen(mine));
 }
 
-/* The per-order arrays of a batch, a[0..8]: SKU, order id, quantity, customer, the
- * quantities after it (of the later orders of its SKU: the batch holds each SKU's orders
- * together, in arrival order), ce_id, ce_time, event, traceparent. Returns 0, or -1 out of
- * memory. */
+/* The quantities of n orders. */
+static long long quantity_sum(const store_batch_order_t *orders, size_t n)
+{
+    long long sum = 0;
+
+    for (size_t i = 0; i < n; i++)
+        sum += orders[i].req->quantity;
+    return sum;
+}
+
+/* The per-order arrays of a batch, a[0..8]: SKU (only with_sku; else a[0] stays empty),
+ * order id, quantity, customer, the quantities after it (of the later orders of its SKU:
+ * the batch holds each SKU's orders together, in arrival order), ce_id, ce_time, event,
+ * traceparent. Returns 0, or -1 out of memory. */
 #define ORDER_ARRAYS 9
-static int order_arrays(const store_batch_order_t *orders, size_t n, strbuf_t *a)
+static int order_arrays(const store_batch_order_t *orders, size_t n, int with_sku,
+                        strbuf_t *a)
 {
     long long after = 0;
     int fail = 0;
@@ -421,7 +432,8 @@ static int order_arrays(const store_batch_order_t *orders, size_t n, strbuf_t *a
         after = 0;
         for (size_t j = i + 1; j < n && strcmp(orders[j].req->sku, o->req->sku) == 0; j++)
             after += orders[j].req->quantity;
-        fail |= db_array_add_text(&a[0], o->req->sku);
+        if (with_sku)
+            fail |= db_array_add_text(&a[0], o->req->sku);
         fail |= db_array_add_text(&a[1], json_string_value(json_object_get(o->out->body,
                                                                           "order_id")));
         fail |= db_array_add_int64(&a[2], o->req->quantity);
@@ -441,10 +453,8 @@ static int order_arrays(const store_batch_order_t *orders, size_t n, strbuf_t *a
  * (level: the SKU's level after the n orders, all of one SKU). */
 static void finish_run(store_batch_order_t *orders, size_t n, long long level)
 {
-    long long after = 0;
+    long long after = quantity_sum(orders, n);
 
-    for (size_t i = 0; i < n; i++)
-        after += orders[i].req->quantity;
     for (size_t i = 0; i < n; i++) {
         after -= orders[i].req->quantity;
         if (json_object_set_new(orders[i].out->body, "remaining",
@@ -469,6 +479,21 @@ static int batch_failed(PGconn *conn, int pid, store_batch_order_t *orders, size
     return STORE_COMMIT_UNKNOWN;
 }
 
+/* The batch statements' last six parameters: the events' producer, topic, type and
+ * source, the level placeholder, and the orders' status (one outcome for all: taken). */
+#define EVENT_PARAMS 6
+static void event_params(const store_batch_order_t *orders, const char **p)
+{
+    const event_out_t *ev0 = &orders[0].out->events[0];
+
+    p[0] = SALES_SERVICE;
+    p[1] = ev0->spec->topic;
+    p[2] = ev0->spec->type;
+    p[3] = SALES_SOURCE;
+    p[4] = STORE_LEVEL_PLACEHOLDER_TEXT;
+    p[5] = orders[0].out->state;
+}
+
 /* The one statement of one SKU (order_batch). Returns 1 when every order was taken (each
  * out completed), 0 when nothing was written (short, or no such SKU), -1 with errstr on a
  * database error (nothing written), or STORE_COMMIT_UNKNOWN with errstr (batch_failed). */
@@ -476,33 +501,25 @@ static int place_together(PGconn *conn, store_batch_order_t *orders, size_t n,
                           char *errstr, size_t errstr_size)
 {
     strbuf_t a[ORDER_ARRAYS];
-    const event_out_t *ev0 = &orders[0].out->events[0];
-    const char *params[16];
+    const char *params[1 + ORDER_ARRAYS + EVENT_PARAMS];
     char total[24];
     PGresult *res = NULL;
-    long long sum = 0;
     int ret = -1, pid = PQbackendPID(conn);
 
     for (size_t k = 0; k < ORDER_ARRAYS; k++)
         strbuf_init(&a[k], 0);
-    for (size_t i = 0; i < n; i++)
-        sum += orders[i].req->quantity;
-    if (order_arrays(orders, n, a) != 0) {
+    if (order_arrays(orders, n, 0, a) != 0) {
         snprintf(errstr, errstr_size, "out of memory");
         goto done;
     }
-    snprintf(total, sizeof(total), "%lld", sum);
-    params[0] = orders[0].req->sku;
+    snprintf(total, sizeof(total), "%lld", quantity_sum(orders, n));
+    params[0] = orders[0].req->sku; /* in place of the SKU array */
     params[1] = total;
     for (size_t k = 1; k < ORDER_ARRAYS; k++)
         params[1 + k] = a[k].buf;
-    params[10] = SALES_SERVICE;
-    params[11] = ev0->spec->topic;
-    params[12] = ev0->spec->type;
-    params[13] = SALES_SOURCE;
-    params[14] = STORE_LEVEL_PLACEHOLDER_TEXT;
-    params[15] = orders[0].out->state;
-    res = db_exec(conn, "order_batch", 16, params, NULL, errstr, errstr_size);
+    event_params(orders, &params[1 + ORDER_ARRAYS]);
+    res = db_exec(conn, "order_batch", 1 + ORDER_ARRAYS + EVENT_PARAMS, params, NULL,
+                  errstr, errstr_size);
     if (res == NULL) {
         ret = batch_failed(conn, pid, orders, n);
         goto done;
@@ -530,21 +547,17 @@ static int place_group(PGconn *conn, store_batch_order_t *orders, size_t n,
                        char *errstr, size_t errstr_size)
 {
     strbuf_t a[ORDER_ARRAYS], skus = STRBUF_INIT, sums = STRBUF_INIT;
-    const event_out_t *ev0 = &orders[0].out->events[0];
-    const char *params[17];
+    const char *params[2 + ORDER_ARRAYS + EVENT_PARAMS];
     PGresult *res = NULL;
     int ret = -1, fail, pid = PQbackendPID(conn);
 
     for (size_t k = 0; k < ORDER_ARRAYS; k++)
         strbuf_init(&a[k], 0);
-    fail = order_arrays(orders, n, a);
+    fail = order_arrays(orders, n, 1, a);
     for (size_t r = 0; r < nruns; r++) {
-        long long sum = 0;
-
-        for (size_t i = runs[r]; i < runs[r + 1]; i++)
-            sum += orders[i].req->quantity;
         fail |= db_array_add_text(&skus, orders[runs[r]].req->sku);
-        fail |= db_array_add_int64(&sums, sum);
+        fail |= db_array_add_int64(&sums, quantity_sum(&orders[runs[r]],
+                                                       runs[r + 1] - runs[r]));
         placed[r] = 0;
     }
     fail |= db_array_finish(&skus);
@@ -557,13 +570,9 @@ static int place_group(PGconn *conn, store_batch_order_t *orders, size_t n,
     params[1] = sums.buf;
     for (size_t k = 0; k < ORDER_ARRAYS; k++)
         params[2 + k] = a[k].buf;
-    params[11] = SALES_SERVICE;
-    params[12] = ev0->spec->topic;
-    params[13] = ev0->spec->type;
-    params[14] = SALES_SOURCE;
-    params[15] = STORE_LEVEL_PLACEHOLDER_TEXT;
-    params[16] = orders[0].out->state;
-    res = db_exec(conn, "order_group", 17, params, NULL, errstr, errstr_size);
+    event_params(orders, &params[2 + ORDER_ARRAYS]);
+    res = db_exec(conn, "order_group", 2 + ORDER_ARRAYS + EVENT_PARAMS, params, NULL,
+                  errstr, errstr_size);
     if (res == NULL) {
         ret = batch_failed(conn, pid, orders, n);
         goto done;
