@@ -107,10 +107,8 @@ struct request_ctx {
      * JOB_DONE with res filled; the access handler, called again after the resume,
      * answers. */
     enum { JOB_NONE, JOB_QUEUED, JOB_DONE, JOB_ANSWERED } job;
-    struct MHD_Connection *conn;
     const http_route_t *route;
-    const char *route_label;
-    http_request_t req;
+    http_request_t req; /* req.conn: its connection */
     http_response_t res;
     char *segs;         /* the path's segments, which req.params point into; owned */
     enum MHD_Result answered; /* JOB_ANSWERED: what the answer's call returned */
@@ -373,7 +371,6 @@ static void count_request(struct http_server *srv, const char *route, const char
                    (double)(util_mono_ms() - start_ms) / 1000.0);
 }
 
-/* Routes a complete request and queues the answer. */
 /* Runs a route's handler in the request's span: in the caller's trace (a W3C traceparent
  * header) or a new one. */
 static void call_route(struct http_server *srv, const http_route_t *route,
@@ -409,9 +406,9 @@ static enum MHD_Result route_answer(struct MHD_Connection *conn, const char *log
 
 /* With workers: suspends conn and queues its route's call (req copied, segs owned from
  * now on). Returns 1, or 0 when the call is to run here (no workers, or stopping). */
-static int job_queue(struct http_server *srv, struct MHD_Connection *conn,
-                     struct request_ctx *rctx, const http_route_t *route,
-                     const http_request_t *req, char *segs, int64_t start_ms)
+static int job_queue(struct http_server *srv, struct request_ctx *rctx,
+                     const http_route_t *route, const http_request_t *req, char *segs,
+                     int64_t start_ms)
 {
     if (srv->nworkers == 0)
         return 0;
@@ -421,16 +418,14 @@ static int job_queue(struct http_server *srv, struct MHD_Connection *conn,
         return 0;
     }
     rctx->job = JOB_QUEUED;
-    rctx->conn = conn;
     rctx->route = route;
-    rctx->route_label = route->pattern;
     rctx->req = *req;
     memset(&rctx->res, 0, sizeof(rctx->res));
     rctx->segs = segs;
     rctx->start_ms = start_ms;
     rctx->next = NULL;
     /* suspended before a worker can see it, so that its resume never comes first */
-    MHD_suspend_connection(conn);
+    MHD_suspend_connection(req->conn);
     if (srv->job_tail != NULL)
         srv->job_tail->next = rctx;
     else
@@ -464,7 +459,7 @@ static void *worker_main(void *arg)
         __atomic_store_n(&rctx->job, JOB_DONE, __ATOMIC_RELEASE);
         /* From here MHD may call the access handler again on its own thread, which
          * answers and may free rctx: nothing of it is touched after the resume. */
-        MHD_resume_connection(rctx->conn);
+        MHD_resume_connection(rctx->req.conn);
 
         pthread_mutex_lock(&srv->jobs_lock);
         if (--srv->jobs == 0)
@@ -482,7 +477,7 @@ static enum MHD_Result job_finish(struct http_server *srv, struct MHD_Connection
     int status;
     enum MHD_Result ret = route_answer(conn, log_method, log_path, &rctx->res, &status);
 
-    count_request(srv, rctx->route_label, rctx->req.method, status, rctx->start_ms);
+    count_request(srv, rctx->route->pattern, rctx->req.method, status, rctx->start_ms);
     metric_add(srv->in_flight, -1);
     free(rctx->segs);
     rctx->segs = NULL;
@@ -491,6 +486,8 @@ static enum MHD_Result job_finish(struct http_server *srv, struct MHD_Connection
     return ret;
 }
 
+/* Routes a complete request and queues the answer, or (*queued = 1) hands the route's
+ * call to a worker (job_queue), job_finish answering later. */
 static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *conn,
                                 const char *method, struct request_ctx *rctx,
                                 const char *log_method, const char *log_path, int *queued)
@@ -599,7 +596,7 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
     req.body_len = rctx->body_len;
     req.conn = conn;
     route_label = route->pattern;
-    if (job_queue(srv, conn, rctx, route, &req, buf, start_ms)) {
+    if (job_queue(srv, rctx, route, &req, buf, start_ms)) {
         *queued = 1; /* answered by route_answer once a worker has run it */
         return MHD_YES;
     }
