@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -70,17 +71,17 @@ static void release(int released)
     pthread_mutex_unlock(&g_mu);
 }
 
-/* Waits (5 s at most) until n handlers of GET /block are waiting. */
+/* Waits (5 s at most) until n handlers of GET /block are waiting: each arrival signals
+ * g_cv. */
 static void wait_blocked(int n)
 {
-    int64_t until = util_mono_ms() + 5000;
+    struct timespec until;
 
+    clock_gettime(CLOCK_REALTIME, &until); /* g_cv's clock */
+    until.tv_sec += 5;
     pthread_mutex_lock(&g_mu);
-    while (g_blocked < n && util_mono_ms() < until) {
-        pthread_mutex_unlock(&g_mu);
-        poll(NULL, 0, 5);
-        pthread_mutex_lock(&g_mu);
-    }
+    while (g_blocked < n && pthread_cond_timedwait(&g_cv, &g_mu, &until) == 0)
+        ;
     assert_int_equal(g_blocked, n);
     pthread_mutex_unlock(&g_mu);
 }
@@ -90,24 +91,31 @@ static const http_route_t block_routes[] = {
     { "GET", "/block", h_block },
 };
 
-static http_server_t *start(long long timeout_ms, int per_client)
+/* Starts a server on 127.0.0.1 with o (its bind address set here), or fails the test. */
+static http_server_t *start_opts(http_server_opts_t *o)
 {
-    http_server_opts_t o;
     char err[256] = "";
     http_server_t *srv;
 
+    o->bind_addr = "127.0.0.1";
+    srv = http_server_start_opts(o, err, sizeof(err));
+    if (srv == NULL)
+        fail_msg("http_server_start_opts: %s", err);
+    return srv;
+}
+
+static http_server_t *start(long long timeout_ms, int per_client)
+{
+    http_server_opts_t o;
+
     memset(&o, 0, sizeof(o));
-    o.bind_addr = "127.0.0.1";
     o.routes = routes;
     o.nroutes = 1;
     o.health = ready;
     o.threads = 2;
     o.request_timeout_ms = timeout_ms;
     o.max_per_client = per_client;
-    srv = http_server_start_opts(&o, err, sizeof(err));
-    if (srv == NULL)
-        fail_msg("http_server_start_opts: %s", err);
-    return srv;
+    return start_opts(&o);
 }
 
 static int dial(int port)
@@ -311,19 +319,16 @@ static void test_livez_readyz(void **state)
 static void test_small_limit_with_more_threads(void **state)
 {
     http_server_opts_t o;
-    char err[256] = "", buf[4096];
+    char buf[4096];
     http_server_t *srv;
 
     (void)state;
     memset(&o, 0, sizeof(o));
-    o.bind_addr = "127.0.0.1";
     o.routes = routes;
     o.nroutes = 1;
     o.threads = 8;
     o.max_connections = 2;
-    srv = http_server_start_opts(&o, err, sizeof(err));
-    if (srv == NULL)
-        fail_msg("http_server_start_opts: %s", err);
+    srv = start_opts(&o);
     assert_int_equal(exchange(http_server_port(srv),
                               "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
                               buf, sizeof(buf)), 200);
@@ -333,19 +338,13 @@ static void test_small_limit_with_more_threads(void **state)
 static http_server_t *start_workers(int workers)
 {
     http_server_opts_t o;
-    char err[256] = "";
-    http_server_t *srv;
 
     memset(&o, 0, sizeof(o));
-    o.bind_addr = "127.0.0.1";
     o.routes = block_routes;
     o.nroutes = 2;
     o.threads = 1; /* one I/O thread: every connection is its */
     o.workers = workers;
-    srv = http_server_start_opts(&o, err, sizeof(err));
-    if (srv == NULL)
-        fail_msg("http_server_start_opts: %s", err);
-    return srv;
+    return start_opts(&o);
 }
 
 static const char block_req[] = "GET /block HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
