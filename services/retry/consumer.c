@@ -357,7 +357,6 @@ static int consumer_run(void *ctx, const volatile int *stop, char *errstr,
     while (!*c->stop) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, POLL_MS);
         size_t good = 0;
-
         int fatal = 0;
 
         /* Whatever is already fetched joins the batch, up to its size. */
