@@ -121,7 +121,7 @@ static int parts_fill(kafka_reader_t *r, const rd_kafka_metadata_topic_t *mt, ch
         p->from = o->from != NULL ? o->from[i] : o->start;
     }
     r->n = n;
-    if (o->partitions == NULL) /* metadata does not promise partitions in id order */
+    if (o->partitions == NULL && r->n > 1) /* metadata does not promise id order */
         qsort(r->parts, r->n, sizeof(*r->parts), part_cmp);
     for (i = 0; i < r->n; i++) {
         struct part *p = &r->parts[i];

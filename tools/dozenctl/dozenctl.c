@@ -421,7 +421,8 @@ static int cmd_topics(int argc, char **argv)
             nrows++;
         }
     }
-    qsort(rows, nrows, sizeof(*rows), topic_row_cmp);
+    if (nrows > 1)
+        qsort(rows, nrows, sizeof(*rows), topic_row_cmp);
     if (describe_rows(ses.rk, rows, nrows, errstr, sizeof(errstr)) != 0)
         fprintf(stderr, "dozenctl: live topic configuration unavailable (shown as '?'): %s\n",
                 errstr);

@@ -487,6 +487,15 @@ static int parse_lag(const char *s, long long *out)
     return 0;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define lsan_disable() __lsan_disable()
+#define lsan_enable() __lsan_enable()
+#else
+#define lsan_disable() ((void)0)
+#define lsan_enable() ((void)0)
+#endif
+
 /* A handle of its own for the group admin calls (ListGroups, DescribeGroups): a dev broker
  * that has neither leaves librdkafka 2.0's consumer handle unable to close, so these go
  * through a producer handle that is destroyed without waiting. */
@@ -500,7 +509,12 @@ static rd_kafka_t *admin_client(const char *bootstrap)
         fprintf(stderr, "dozenctl groups: %s\n", errstr);
         return NULL;
     }
+    /* librdkafka 2.0.2 loses one block (176 bytes) of a handle it made when that handle's
+     * ListConsumerGroups met a broker without ListGroups (the dev broker): not ours to free,
+     * so LeakSanitizer is told to ignore what the handle's creation allocates. */
+    lsan_disable();
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    lsan_enable();
     if (rk == NULL) {
         rd_kafka_conf_destroy(conf);
         fprintf(stderr, "dozenctl groups: %s\n", errstr);

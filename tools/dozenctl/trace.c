@@ -1162,7 +1162,8 @@ int cmd_trace(int argc, char **argv)
         goto done;
     }
 
-    qsort(t.steps, t.n, sizeof(*t.steps), step_cmp);
+    if (t.n > 1) /* qsort wants a real array, even of none */
+        qsort(t.steps, t.n, sizeof(*t.steps), step_cmp);
     if (as_json) {
         json_t *arr = json_array();
         char *text;
